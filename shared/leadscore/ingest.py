@@ -119,8 +119,9 @@ class IngestApi:
 
         body = self._read_json(request, MAX_EVENT_BYTES)
         source_id = self._source_for(request, body)
+        # Server-side senders (curl, SDKs) are not bots: only the message's own context.userAgent counts.
         result = self.collector.collect([body], source_id=source_id, received_at=self.clock(),
-                                        expected_type=message_type, user_agent=request.user_agent)
+                                        expected_type=message_type)
         self.counters.add(result)
         if result.rejected:
             problem = result.rejected[0]
@@ -138,8 +139,7 @@ class IngestApi:
         except InvalidMessage as problem:
             self._reject(request, problem.reason, problem.field, source_id)
             raise HttpError(400, "invalid_batch", str(problem), field=problem.field) from None
-        result = self.collector.collect(messages, source_id=source_id, received_at=self.clock(),
-                                        user_agent=request.user_agent, indexed=True)
+        result = self.collector.collect(messages, source_id=source_id, received_at=self.clock(), indexed=True)
         self.counters.add(result)
         answer: dict[str, Any] = {"success": True, "accepted": result.accepted, "duplicates": result.duplicates}
         if result.rejected:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -271,3 +271,61 @@ class Store:
             self.client.transact_write_items(TransactItems=actions)
         except self.client.exceptions.TransactionCanceledException as error:
             raise TransactionConflict("an item of the transaction changed since it was read") from error
+
+    # --- decay (the due-time index) -------------------------------------------------------
+
+    DUE_INDEX = "DueIndex"
+
+    def query_due(self, until: str, *, page_size: int = 500) -> Iterator[Item]:
+        """Contacts whose decay re-evaluation is due by `until` (ISO time), oldest first.
+
+        A Query on the sparse `DueIndex` (only contacts with decaying touches carry `due_pk`),
+        which projects what the re-evaluation needs: one item read per due contact, however
+        large the table.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": self.DUE_INDEX,
+            "KeyConditionExpression": "due_pk = :due AND due_at <= :until",
+            "ExpressionAttributeValues": marshal({":due": "DUE", ":until": until}),
+            "Limit": page_size,
+        }
+        while True:
+            answer = self.client.query(**kwargs)
+            for raw in answer.get("Items", []):
+                yield unmarshal(raw)
+            if "LastEvaluatedKey" not in answer:
+                return
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def update_versioned(self, pk: str, sk: str, expected_version: int, set_values: Mapping[str, Any],
+                         remove: Iterable[str] = ()) -> None:
+        """SET / REMOVE some attributes if `ver` is still `expected_version`; bumps `ver`.
+
+        One UpdateItem (1 WCU per KB of the item). Raises VersionConflict otherwise.
+        """
+        names: dict[str, str] = {"#ver": "ver"}
+        values: dict[str, Any] = {":expected": expected_version, ":next": expected_version + 1}
+        sets = ["#ver = :next"]
+        for index, (name, value) in enumerate(set_values.items()):
+            names[f"#s{index}"] = name
+            values[f":s{index}"] = value
+            sets.append(f"#s{index} = :s{index}")
+        expression = "SET " + ", ".join(sets)
+        removals = []
+        for index, name in enumerate(remove):
+            names[f"#r{index}"] = name
+            removals.append(f"#r{index}")
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal({"pk": pk, "sk": sk}),
+                UpdateExpression=expression,
+                ConditionExpression="#ver = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=marshal(values),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as error:
+            raise VersionConflict(f"{pk} changed since it was read") from error

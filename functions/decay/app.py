@@ -1,0 +1,19 @@
+"""Decay: on a schedule, re-value contacts whose decaying touches are due."""
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from leadscore import runtime
+from leadscore.decay import run_decay
+from leadscore.observability import logger, metrics
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = run_decay(runtime.store(), runtime.config(), runtime.now())
+    metrics.add_metric(name="ContactsDecayed", unit=MetricUnit.Count, value=result.written)
+    logger.info("decay run", extra=asdict(result))
+    return asdict(result)

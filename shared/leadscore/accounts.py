@@ -1,0 +1,267 @@
+"""Account scoring (pure): roll contacts up, decay as of now, explain, move the state machine.
+
+The account item keeps compact entries for its highest contacts (`tracked_contacts`, a
+few more than the top K that count), each with the per-rule points and the decaying
+touches needed to value it at any moment. So an account is valued without reading its
+contacts: a contact change costs the same for an account of 5 contacts as of 10,000.
+A contact outside the tracked set re-enters on its next change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+STATES = ("below_threshold", "sdr_ready", "routed", "accepted", "recycled", "disqualified", "excluded")
+EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
+
+
+def _round(value: float) -> float:
+    return round(value + 0.0, 2)
+
+
+@dataclass
+class ContactEntry:
+    """What an account remembers of one contact."""
+
+    key: str
+    version: int
+    email: str | None = None
+    title: str | None = None
+    name: str | None = None
+    persona: str = "user"
+    fit: float = 0.0
+    # rule -> [category, non-decaying points, [[epoch, points], ...] decaying touches]
+    rules: dict[str, list[Any]] = field(default_factory=dict)
+    recent: list[list[float]] = field(default_factory=list)  # [[epoch, points]] inside the velocity window
+    last_engaged: float | None = None
+    excluded: str | None = None  # e.g. "unsubscribed": scored, never counted towards routing
+
+    def to_json(self) -> dict[str, Any]:
+        return {"c": self.key, "v": self.version, "em": self.email, "ti": self.title, "nm": self.name,
+                "p": self.persona, "f": self.fit, "r": self.rules, "rc": self.recent, "le": self.last_engaged,
+                "x": self.excluded}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContactEntry:
+        return cls(key=data["c"], version=int(data["v"]), email=data.get("em"), title=data.get("ti"),
+                   name=data.get("nm"), persona=data.get("p") or "user", fit=float(data.get("f") or 0),
+                   rules=dict(data.get("r") or {}), recent=list(data.get("rc") or []),
+                   last_engaged=data.get("le"), excluded=data.get("x"))
+
+    def engagement_hits(self, scoring: Any, now: datetime) -> list[tuple[str, str, float, str | None]]:
+        """(rule, category, points as of now, decay arithmetic) for each rule of this contact."""
+        from leadscore.rules import decay_factor
+
+        moment = now.timestamp()
+        hits = []
+        for rule, (category, base, touches) in self.rules.items():
+            points = float(base)
+            details = []
+            for epoch, touch_points in touches:
+                factor = decay_factor(scoring, category, max(0.0, moment - epoch))
+                points += touch_points * factor
+                if factor < 1:
+                    details.append(f"{touch_points:g} x {factor:.4f}")
+            hits.append((rule, category, points, ("decayed: " + " + ".join(details)) if details else None))
+        return hits
+
+    def engagement(self, scoring: Any, now: datetime) -> float:
+        return sum(points for _, _, points, _ in self.engagement_hits(scoring, now))
+
+    def velocity(self, scoring: Any, now: datetime) -> float:
+        since = (now - timedelta(days=scoring.velocity_days)).timestamp()
+        return sum(points for epoch, points in self.recent if epoch >= since)
+
+
+def persona_of(scoring: Any, seniority: str | None) -> str:
+    for persona, levels in scoring.account.personas.items():
+        if seniority and seniority in levels:
+            return str(persona)
+    return "user"
+
+
+def entry_from_contact(scoring: Any, item: Mapping[str, Any], now: datetime) -> ContactEntry:
+    """Summarise a contact item (its stored ledger) into the account's entry for it."""
+    from leadscore.rules import ContactState, derive_traits, score
+
+    state = ContactState.from_json(item.get("lg"))
+    traits = derive_traits(scoring, state.traits)
+    categories = {rule.id: rule.category for rule in scoring.engagement}
+    card = score(scoring, state, now)
+    rules: dict[str, list[Any]] = {}
+    decaying = set(scoring.decay)
+    for hit in card.breakdown:
+        if hit.category == "fit" or hit.rule not in categories and hit.rule in {r.id for r in scoring.fit}:
+            continue
+        ledger = state.rules.get(hit.rule)
+        if ledger is not None and hit.category in decaying:
+            touches = [[float(t), float(p)] for t, p in ledger.touches]
+            rules[hit.rule] = [hit.category, float(ledger.base), touches]
+        else:
+            rules[hit.rule] = [hit.category, float(hit.points), []]
+    since = (now - timedelta(days=scoring.velocity_days)).timestamp()
+    by_day: dict[int, float] = {}
+    last_engaged: float | None = None
+    for ledger in state.rules.values():
+        for epoch, points in ledger.touches:
+            if points > 0:
+                last_engaged = max(last_engaged or 0.0, float(epoch))
+            if epoch >= since:
+                day = int(epoch // 86400 * 86400)
+                by_day[day] = by_day.get(day, 0.0) + float(points)
+    return ContactEntry(
+        key=item["ck"], version=int(item.get("ver") or 0), email=item.get("em"), title=item.get("title"),
+        name=item.get("name"), persona=persona_of(scoring, traits.get("seniority")), fit=float(card.fit),
+        rules=rules, recent=[[float(d), round(p, 4)] for d, p in sorted(by_day.items())],
+        last_engaged=last_engaged or (float(item["lastEng"]) if item.get("lastEng") else None),
+        excluded="unsubscribed" if item.get("unsub") else None,
+    )
+
+
+@dataclass
+class AccountCard:
+    fit: float
+    engagement: float
+    bonus: float
+    score: float
+    velocity: float
+    breakdown: list[dict[str, Any]]
+    contacts: list[dict[str, Any]]  # the counted top contacts, highest first
+
+
+def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[ContactEntry], now: datetime) -> AccountCard:
+    """Account fit + persona-weighted, capped engagement of the top K contacts + committee bonus.
+
+    The breakdown's points (rounded) sum exactly to the score shown.
+    """
+    from leadscore.rules import evaluate_fit
+
+    settings = scoring.account
+    breakdown: list[dict[str, Any]] = []
+    fit_hits = evaluate_fit(scoring, settings.fit, account_traits_for_rules(traits))
+    for hit in fit_hits:
+        breakdown.append({"rule": hit.rule, "category": "account_fit", "points": _round(hit.points),
+                          "contactId": None, **({"detail": hit.detail} if hit.detail else {})})
+
+    valued = [(entry, entry.engagement(scoring, now)) for entry in entries if not entry.excluded]
+    valued.sort(key=lambda pair: (-pair[1], pair[0].key))
+    counted = [(entry, value) for entry, value in valued[: settings.top_contacts] if value > 0]
+    contacts: list[dict[str, Any]] = []
+    velocity = 0.0
+    for entry, value in counted:
+        weight = float(settings.persona_weights.get(entry.persona, 1.0))
+        capped = min(value, float(settings.contact_cap))
+        scale = weight * capped / value
+        for rule, category, points, detail in entry.engagement_hits(scoring, now):
+            share = _round(points * scale)
+            if share:
+                line = {"rule": rule, "category": category, "points": share, "contactId": entry.key}
+                if detail or scale != 1:
+                    line["detail"] = "; ".join(filter(None, [detail, f"x {scale:.4f} (persona {entry.persona}"
+                                                                    f" weight {weight:g}, cap {settings.contact_cap})"
+                                                         if scale != 1 else None]))
+                breakdown.append(line)
+        velocity += entry.velocity(scoring, now) * weight
+        contacts.append({"contactId": entry.key, "email": entry.email, "title": entry.title, "name": entry.name,
+                         "persona": entry.persona, "score": _round(entry.fit + value),
+                         "engagement": _round(value)})
+
+    committee = settings.committee
+    since = (now - timedelta(days=committee.recent_days)).timestamp()
+    personas = {entry.persona for entry, _ in counted if (entry.last_engaged or 0) >= since}
+    bonus = 0.0
+    if committee.points and len(personas) >= committee.min_personas:
+        bonus = float(committee.points)
+        breakdown.append({"rule": "buying_committee", "category": "committee", "points": _round(bonus),
+                          "contactId": None, "detail": f"personas engaged in {committee.recent_days} days: "
+                                                         f"{', '.join(sorted(personas))}"})
+    fit = _round(sum(line["points"] for line in breakdown if line["category"] == "account_fit"))
+    total = _round(sum(line["points"] for line in breakdown))
+    return AccountCard(fit=fit, engagement=_round(total - fit - bonus), bonus=_round(bonus), score=total,
+                       velocity=_round(velocity), breakdown=breakdown, contacts=contacts)
+
+
+def account_traits_for_rules(traits: Mapping[str, Any]) -> dict[str, Any]:
+    """Group traits as sent, with the Spec's aliases filled so one rule fits both spellings."""
+    merged = dict(traits)
+    if "employees" not in merged and isinstance(merged.get("employee_count"), int | float | str):
+        merged["employees"] = merged["employee_count"]
+    return merged
+
+
+def exclusion_of(scoring: Any, account_id: str, traits: Mapping[str, Any]) -> str | None:
+    """Why an account is never routed (customer, open opportunity, own domain...), or None."""
+    rules = scoring.account.exclusions
+    lifecycle = str(traits.get("lifecycle") or "").strip().lower()
+    if lifecycle and lifecycle in {str(x).lower() for x in rules.lifecycles}:
+        return lifecycle
+    if account_id.lower() in {str(d).lower() for d in rules.own_domains}:
+        return "own_domain"
+    return None
+
+
+@dataclass
+class Transition:
+    state: str
+    cycle: int
+    reason: str | None = None
+
+
+def next_state(scoring: Any, *, state: str, cycle: int, score: float, excluded: str | None,
+               cooldown_until: str | None = None, now: datetime) -> Transition:
+    """The account state machine with hysteresis.
+
+    below_threshold/recycled --score >= sdr_ready--> sdr_ready (a new cycle)
+    sdr_ready/routed --score < requalify_below--> recycled
+    Excluded accounts are scored but never SDR-ready; disqualified and accepted are left to
+    people (sales feedback), not to the score.
+    """
+    thresholds = scoring.account.thresholds
+    if state == "disqualified":
+        return Transition(state, cycle)
+    if excluded:
+        return Transition("excluded", cycle, excluded)
+    if state == "excluded":
+        state = "below_threshold"  # the exclusion was lifted: earn your way in like anyone
+    if state in ("below_threshold", "recycled"):
+        cooling = cooldown_until is not None and now.isoformat() < cooldown_until
+        if score >= thresholds.sdr_ready and not cooling:
+            return Transition("sdr_ready", cycle + 1, "crossed sdr_ready")
+        return Transition(state, cycle)
+    if state in ("sdr_ready", "routed") and score < thresholds.requalify_below:
+        return Transition("recycled", cycle, "fell below requalify_below")
+    return Transition(state, cycle)
+
+
+def traits_from_contact(item: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Firmographics a contact brings: (its company traits, its last group call's traits)."""
+    from leadscore.rules import ContactState
+
+    profile = ContactState.from_json(item.get("lg")).traits
+    company_traits: dict[str, Any] = {}
+    company = profile.get("company")
+    if isinstance(company, dict):
+        for source, target in (("name", "name"), ("industry", "industry"), ("employee_count", "employees"),
+                               ("employees", "employees"), ("domain", "domain"), ("website", "website")):
+            if company.get(source) is not None:
+                company_traits[target] = company[source]
+    address = profile.get("address")
+    if isinstance(address, dict) and address.get("country"):
+        company_traits["address"] = {"country": address["country"]}
+    group: dict[str, Any] = {}
+    if item.get("gtr"):
+        try:
+            loaded = json.loads(item["gtr"])
+            group = loaded if isinstance(loaded, dict) else {}
+        except ValueError:
+            group = {}
+    return company_traits, group
+
+
+def effective_traits(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The account's traits: what its group calls said, else what its contacts' profiles say."""
+    return {**(stored.get("company") or {}), **(stored.get("group") or {})}

@@ -1,0 +1,447 @@
+"""Aggregation on the table's stream: events fold into contacts, contacts into accounts.
+
+Exactly once in effect, whatever the stream redelivers:
+- An event record is applied to its contact only if its sequence number is above the
+  contact's `seq` watermark. Events share their contact's partition key, so DynamoDB
+  Streams delivers them on one shard in write order; a replayed or bisected batch only
+  carries records at or below the watermark for contacts already written.
+- Every contact and account write is conditional on the version read (`ver`), so two
+  Lambdas on different shards never lose each other's update: the loser re-reads.
+
+Cost per stream batch: one BatchGetItem for the distinct contacts, one write per distinct
+contact (a two-item transaction only when an identity merge happens), and the account
+roll-up's one read and one write per distinct account (see accounts.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from leadscore.collect import event_from_item
+from leadscore.model import TrackingEvent
+from leadscore.storage import PROFILE, Store, VersionConflict, contact_pk, pad_sequence, unmarshal
+
+MAX_ATTEMPTS = 8
+MAX_FORWARD_HOPS = 4
+
+
+@dataclass
+class StreamRecord:
+    """The parts of a DynamoDB stream record the aggregation needs."""
+
+    sequence: str  # as delivered (the batch item identifier)
+    name: str  # INSERT | MODIFY | REMOVE
+    keys: tuple[str, str]
+    new: dict[str, Any] | None
+    old: dict[str, Any] | None
+
+    @property
+    def padded(self) -> str:
+        return pad_sequence(self.sequence)
+
+    @classmethod
+    def parse(cls, record: Mapping[str, Any]) -> StreamRecord:
+        body = record["dynamodb"]
+        keys = unmarshal(body["Keys"])
+        return cls(
+            sequence=str(body["SequenceNumber"]),
+            name=record.get("eventName", ""),
+            keys=(keys["pk"], keys["sk"]),
+            new=unmarshal(body["NewImage"]) if body.get("NewImage") else None,
+            old=unmarshal(body["OldImage"]) if body.get("OldImage") else None,
+        )
+
+    @property
+    def is_event(self) -> bool:
+        return self.name == "INSERT" and self.keys[1].startswith("E#") and self.new is not None
+
+    @property
+    def is_contact(self) -> bool:
+        return self.keys[0].startswith("C#") and self.keys[1] == PROFILE and self.name in ("INSERT", "MODIFY")
+
+    @property
+    def is_account(self) -> bool:
+        return self.keys[0].startswith("A#") and self.keys[1] == PROFILE and self.name in ("INSERT", "MODIFY")
+
+
+@dataclass
+class ContactUpdate:
+    """A contact item being rebuilt from its stored form and the batch's events."""
+
+    key: str
+    item: dict[str, Any]
+    version: int | None
+    state: Any
+    merged: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
+
+    @property
+    def contact_key(self) -> str:
+        return self.key
+
+
+def _contact_key(pk: str) -> str:
+    return pk[2:]
+
+
+def _linked_keys(event: TrackingEvent) -> list[str]:
+    """Contacts an identify/alias says are the same person as the event's own contact."""
+    own = event.contact_key
+    linked: list[str] = []
+    if event.type == "identify" and event.user_id:
+        if event.anonymous_id:
+            linked.append(f"a:{event.anonymous_id}")
+        if event.email:
+            linked.append(f"e:{event.email}")
+    elif event.type == "alias" and event.previous_id:
+        linked += [f"a:{event.previous_id}", f"u:{event.previous_id}"]
+    return [key for key in dict.fromkeys(linked) if key != own]
+
+
+class ContactAggregator:
+    """Folds the event records of a stream batch into their contacts."""
+
+    def __init__(self, store: Store, config: Any, now: datetime) -> None:
+        self.store = store
+        self.config = config
+        self.now = now
+
+    # -- public ---------------------------------------------------------------------------
+
+    def apply(self, records: Iterable[StreamRecord]) -> dict[str, list[str]]:
+        """Apply event records; returns {contact pk: [sequence numbers]} of contacts that failed."""
+        by_contact: dict[str, list[StreamRecord]] = defaultdict(list)
+        for record in records:
+            if record.is_event:
+                by_contact[record.keys[0]].append(record)
+        if not by_contact:
+            return {}
+        prefetched = self.store.get_many((pk, PROFILE) for pk in by_contact)
+        failed: dict[str, list[str]] = {}
+        for pk, contact_records in by_contact.items():
+            item = prefetched.get((pk, PROFILE))
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    self._apply_contact(pk, item, contact_records)
+                    break
+                except VersionConflict:
+                    item = self.store.get(pk)
+                    if attempt == MAX_ATTEMPTS - 1:
+                        failed[pk] = [r.sequence for r in contact_records]
+        return failed
+
+    # -- one contact -------------------------------------------------------------------------
+
+    def _apply_contact(self, pk: str, item: dict[str, Any] | None, records: list[StreamRecord]) -> None:
+        watermark = (item or {}).get("seq", "")
+        fresh = sorted((r for r in records if r.padded > watermark), key=lambda r: r.padded)
+        if not fresh:
+            return  # a replay: everything here was applied before
+        events = [event_from_item(r.new or {}) for r in fresh]
+        new_watermark = fresh[-1].padded
+        if item and item.get("into"):
+            self._forward(item, events, new_watermark)
+            return
+        update = self._load(_contact_key(pk), item)
+        self._fold(update, events)
+        update.item["seq"] = new_watermark
+        self._write(update)
+
+    def _load(self, key: str, item: dict[str, Any] | None) -> ContactUpdate:
+        from leadscore.rules import ContactState
+
+        item = dict(item) if item else {"pk": contact_pk(key), "sk": PROFILE, "k": "C", "ck": key,
+                                        "first": self.now.isoformat()}
+        return ContactUpdate(key=key, item=item, version=item.get("ver"), state=ContactState.from_json(item.get("lg")))
+
+    def _fold(self, update: ContactUpdate, events: list[TrackingEvent]) -> None:
+        from leadscore.rules import apply_event, merge_states
+
+        links = [key for event in events for key in _linked_keys(event)]
+        if links:
+            self._merge(update, links, merge_states)
+        for event in events:
+            if event.bot:
+                continue
+            apply_event(self.config.scoring, update.state, event)
+            self._remember_identity(update.item, event)
+
+    def _merge(self, update: ContactUpdate, links: list[str], merge_states: Any) -> None:
+        """Fold anonymous / email-only contacts into this one, once, and point them here.
+
+        A linked contact that does not exist yet gets a stub pointing here, so its later
+        events (a pixel hit with only the anonymous id) are forwarded, not lost.
+        """
+        from leadscore.rules import ContactState
+
+        found = self.store.get_many((contact_pk(key), PROFILE) for key in links)
+        for key in dict.fromkeys(links):
+            other = found.get((contact_pk(key), PROFILE))
+            if other and other.get("into"):
+                continue  # already part of someone: first link wins
+            version = other.get("ver") if other else None
+            if other:
+                merge_states(self.config.scoring, update.state, ContactState.from_json(other.get("lg")))
+                for attribute in ("acct", "acctSrc", "gtr", "em"):
+                    if other.get(attribute) and not update.item.get(attribute):
+                        update.item[attribute] = other[attribute]
+                stub = {**other, "into": update.key, "ver": (version or 0) + 1, "upd": self.now.isoformat()}
+                # its points now live in the target: the stub no longer counts anywhere
+                for attribute in ("fit", "eng", "score", "vel", "acct", "due_pk", "due_at"):
+                    stub.pop(attribute, None)
+            else:
+                stub = {"pk": contact_pk(key), "sk": PROFILE, "k": "C", "ck": key, "into": update.key,
+                        "ver": 1, "upd": self.now.isoformat()}
+            update.merged.append((stub, version))
+
+    @staticmethod
+    def _remember_identity(item: dict[str, Any], event: TrackingEvent) -> None:
+        """Keep who the contact is and which account it belongs to (group > company > email)."""
+        if event.user_id:
+            item["uid"] = event.user_id
+        if event.email:
+            item["em"] = event.email
+        if event.type == "identify":
+            title = event.traits.get("title")
+            if isinstance(title, str):
+                item["title"] = title[:200]
+            name = event.traits.get("name") or " ".join(
+                str(event.traits[k]) for k in ("firstName", "lastName") if event.traits.get(k))
+            if name:
+                item["name"] = str(name)[:200]
+        if not event.account_hint:
+            return
+        if event.type == "group":
+            item["acct"], item["acctSrc"] = event.account_hint, "group"
+            item["gtr"] = json.dumps(event.traits, separators=(",", ":"), default=str)[:4000] if event.traits else None
+        elif item.get("acctSrc") != "group":
+            item["acct"], item["acctSrc"] = event.account_hint, "profile"
+
+    def _scored(self, update: ContactUpdate) -> dict[str, Any]:
+        from leadscore.rules import next_decay_at, score
+
+        card = score(self.config.scoring, update.state, self.now)
+        item = update.item
+        item.update(
+            lg=update.state.to_json(),
+            fit=card.fit,
+            eng=card.engagement,
+            score=card.score,
+            vel=card.velocity,
+            life=card.lifecycle,
+            ver=(update.version or 0) + 1,
+            upd=self.now.isoformat(),
+        )
+        due = next_decay_at(self.config.scoring, update.state, self.now)
+        if due is not None:
+            item["due_pk"], item["due_at"] = "DUE", due.isoformat()
+        else:
+            item.pop("due_pk", None)
+            item.pop("due_at", None)
+        return item
+
+    def _write(self, update: ContactUpdate) -> None:
+        item = self._scored(update)
+        if update.merged:
+            self.store.put_versioned_many([(item, update.version), *update.merged])
+        else:
+            self.store.put_versioned(item, update.version)
+
+    def _forward(self, stub: dict[str, Any], events: list[TrackingEvent], watermark: str) -> None:
+        """Events of a merged contact score on the contact it was merged into."""
+        target_key = stub["into"]
+        target = self.store.get(contact_pk(target_key))
+        hops = 0
+        while target and target.get("into") and hops < MAX_FORWARD_HOPS:
+            target_key = target["into"]
+            target = self.store.get(contact_pk(target_key))
+            hops += 1
+        update = self._load(target_key, target)
+        self._fold(update, events)
+        moved_stub = {**stub, "seq": watermark, "ver": (stub.get("ver") or 0) + 1, "upd": self.now.isoformat()}
+        update.merged.append((moved_stub, stub.get("ver")))
+        self._write(update)
+
+
+class AccountAggregator:
+    """Rolls contact changes of a stream batch into their accounts: one write per account."""
+
+    def __init__(self, store: Store, config: Any, now: datetime) -> None:
+        self.store = store
+        self.config = config
+        self.now = now
+
+    def apply(self, records: Iterable[StreamRecord]) -> dict[str, list[str]]:
+        """Returns {account pk: [sequence numbers]} for accounts that could not be written."""
+        from leadscore.accounts import entry_from_contact, traits_from_contact
+
+        changes: dict[str, list[tuple[str, Any, Any]]] = defaultdict(list)
+        sequences: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            if not record.is_contact or record.new is None:
+                continue
+            new, old = record.new, record.old or {}
+            new_account = None if new.get("into") else new.get("acct")
+            old_account = old.get("acct")
+            if new_account:
+                entry = entry_from_contact(self.config.scoring, new, self.now)
+                changes[new_account].append(("upsert", entry, traits_from_contact(new)))  # type: ignore[arg-type]
+                sequences[new_account].append(record.sequence)
+            if old_account and old_account != new_account:
+                changes[old_account].append(("remove", (new["ck"], int(new.get("ver") or 0)), ({}, {})))
+                sequences[old_account].append(record.sequence)
+        if not changes:
+            return {}
+        from leadscore.storage import account_pk
+
+        prefetched = self.store.get_many((account_pk(account), PROFILE) for account in changes)
+        failed: dict[str, list[str]] = {}
+        for account, account_changes in changes.items():
+            pk = account_pk(account)
+            item = prefetched.get((pk, PROFILE))
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    self._apply_account(account, item, account_changes)
+                    break
+                except VersionConflict:
+                    item = self.store.get(pk)
+                    if attempt == MAX_ATTEMPTS - 1:
+                        failed[pk] = sequences[account]
+        return failed
+
+    def _apply_account(self, account_id: str, item: dict[str, Any] | None,
+                       changes: list[tuple[str, Any, Any]]) -> None:
+        from leadscore.accounts import EXTRA_TRACKED, ContactEntry
+
+        from leadscore.storage import account_pk
+
+        version = item.get("ver") if item else None
+        current = dict(item) if item else {"pk": account_pk(account_id), "sk": PROFILE, "k": "A", "id": account_id,
+                                           "state": "below_threshold", "cycle": 0, "first": self.now.isoformat()}
+        entries = {e["c"]: ContactEntry.from_json(e) for e in json.loads(current.get("top") or "[]")}
+        traits = json.loads(current.get("tr") or "{}")
+        for kind, payload, contact_traits in changes:
+            if kind == "upsert":
+                known = entries.get(payload.key)
+                if known is None or known.version < payload.version:
+                    entries[payload.key] = payload
+                # a group call (the account speaking for itself) beats what a contact's profile says
+                company, group = contact_traits
+                traits["company"] = {**traits.get("company", {}), **company}
+                traits["group"] = {**traits.get("group", {}), **group}
+            else:
+                key, contact_version = payload
+                if key in entries and entries[key].version <= contact_version:
+                    del entries[key]
+        scoring = self.config.scoring
+        keep = scoring.account.top_contacts + EXTRA_TRACKED
+        ranked = sorted(entries.values(), key=lambda e: (-e.engagement(scoring, self.now), e.key))[:keep]
+        current["top"] = json.dumps([e.to_json() for e in ranked], separators=(",", ":"))
+        current["tr"] = json.dumps(traits, separators=(",", ":"), default=str)
+        self._rescore(account_id, current, ranked)
+        if item is not None and all(item.get(k) == current.get(k) for k in
+                                    ("top", "tr", "score", "fit", "eng", "bonus", "vel", "state", "cycle", "thr")):
+            return  # nothing moved (a replay): no write, no event
+        current["ver"] = (version or 0) + 1
+        current["upd"] = self.now.isoformat()
+        self.store.put_versioned(current, version)
+
+    def _rescore(self, account_id: str, current: dict[str, Any], entries: list[Any]) -> None:
+        rescore_account(self.config.scoring, account_id, current, entries, self.now)
+
+
+def rescore_account(scoring: Any, account_id: str, current: dict[str, Any], entries: list[Any],
+                    now: datetime) -> None:
+    """Value the account as of `now` and move its state machine (mutates the item)."""
+    from leadscore.accounts import account_card, exclusion_of, next_state
+
+    from leadscore.accounts import effective_traits
+
+    traits = effective_traits(json.loads(current.get("tr") or "{}"))
+    card = account_card(scoring, traits, entries, now)
+    excluded = exclusion_of(scoring, account_id, traits)
+    transition = next_state(scoring, state=current.get("state") or "below_threshold",
+                            cycle=int(current.get("cycle") or 0), score=card.score, excluded=excluded,
+                            cooldown_until=current.get("cooldown"), now=now)
+    if transition.state != current.get("state") or transition.cycle != current.get("cycle"):
+        current["stateAt"] = now.isoformat()
+        current["stateWhy"] = transition.reason
+    current.update(thr=scoring.account.thresholds.sdr_ready, fit=card.fit, eng=card.engagement, bonus=card.bonus, score=card.score, vel=card.velocity,
+                   state=transition.state, cycle=transition.cycle, excl=excluded,
+                   name=str(traits.get("name")) if traits.get("name") else current.get("name"),
+                   domain=account_id if "." in account_id else traits.get("domain"))
+
+
+STATE_EVENTS = {
+    "sdr_ready": "Account SDR Ready",
+    "recycled": "Account Recycled",
+    "disqualified": "Account Disqualified",
+    "routed": "Account Routed",
+}
+
+
+def state_changes(records: Iterable[StreamRecord], now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """The bus events an account batch causes: transitions as they happened, and one
+    coalesced `Account Score Changed` per account per batch."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    first_old: dict[str, dict[str, Any]] = {}
+    last_new: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if not record.is_account or record.new is None:
+            continue
+        new, old = record.new, record.old or {}
+        pk = record.keys[0]
+        first_old.setdefault(pk, old)
+        last_new[pk] = new
+        if new.get("state") != old.get("state") or new.get("cycle") != old.get("cycle"):
+            detail_type = STATE_EVENTS.get(str(new.get("state")))
+            if detail_type:
+                events.append((detail_type, _detail(new, now, previousState=old.get("state") or "below_threshold")))
+    for pk, new in last_new.items():
+        old = first_old[pk]
+        if new.get("score") != old.get("score"):
+            events.append(("Account Score Changed", _detail(new, now, previousScore=old.get("score") or 0)))
+    return events
+
+
+def _detail(account: Mapping[str, Any], now: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "accountId": account.get("id"),
+        "name": account.get("name"),
+        "domain": account.get("domain"),
+        "score": account.get("score"),
+        "fit": account.get("fit"),
+        "engagement": account.get("eng"),
+        "committeeBonus": account.get("bonus"),
+        "velocity": account.get("vel"),
+        "threshold": account.get("thr"),
+        "state": account.get("state"),
+        "cycle": account.get("cycle"),
+        "time": now.isoformat(),
+        **extra,
+    }
+
+
+def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, config: Any, publisher: Any,
+                  now: datetime) -> list[str]:
+    """Run the three folds over one stream batch; returns the sequence numbers that failed.
+
+    Each fold is idempotent, so a record reported failed (and everything after it, which
+    Lambda redelivers) is safe to apply again.
+    """
+    records = [StreamRecord.parse(r) for r in raw_records]
+    failed: list[str] = []
+    for fold in (ContactAggregator(store, config, now), AccountAggregator(store, config, now)):
+        for sequences in fold.apply(records).values():
+            failed.extend(sequences)
+    changes = state_changes(records, now)
+    if changes:
+        try:
+            publisher.publish(changes)
+        except Exception:  # noqa: BLE001 - report the account records; the retry republishes
+            failed.extend(r.sequence for r in records if r.is_account)
+    return sorted(set(failed), key=pad_sequence)

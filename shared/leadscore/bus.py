@@ -1,0 +1,53 @@
+"""Publishing state changes on the project's EventBridge bus."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+SOURCE = "leadscore"
+_CHUNK = 10  # PutEvents takes at most 10 entries
+
+
+class PublishError(Exception):
+    """Some entries were refused; the caller retries (consumers dedupe on account + cycle)."""
+
+
+class BusPublisher:
+    def __init__(self, bus_name: str, client: Any = None) -> None:
+        self.bus_name = bus_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("events")
+        return self._client
+
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        """Put (detail-type, detail) pairs in chunks of 10; raise if any entry failed."""
+        for start in range(0, len(events), _CHUNK):
+            entries = [
+                {"EventBusName": self.bus_name, "Source": SOURCE, "DetailType": detail_type,
+                 "Detail": json.dumps(detail, separators=(",", ":"), default=str)}
+                for detail_type, detail in events[start:start + _CHUNK]
+            ]
+            answer = self.client.put_events(Entries=entries)
+            if answer.get("FailedEntryCount"):
+                failed = [e.get("ErrorCode") for e in answer.get("Entries", []) if e.get("ErrorCode")]
+                raise PublishError(f"{answer['FailedEntryCount']} events were not published: {failed}")
+        return len(events)
+
+
+class MemoryPublisher:
+    """An in-memory stand-in for unit tests."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        self.events.extend(events)
+        return len(events)
