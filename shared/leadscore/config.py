@@ -78,7 +78,7 @@ def _check_regex(value: str) -> str:
     try:
         compile_pattern(value)
     except re.error as exc:
-        raise ValueError(f"bad regex {value!r}: {exc}") from None
+        raise ValueError(f"bad regex '{value}': {exc}") from None
     return value
 
 
@@ -530,7 +530,9 @@ class ScoringConfig(_Model):
                         f"no engagement rule has category {category!r} (categories: {_names(categories)})",
                     )
                 )
-        for persona, levels in self.account.personas.items():
+        # Without seniority patterns, levels can only come from a sent `seniority` trait,
+        # so any name is plausible; with them, a level they cannot produce is a typo.
+        for persona, levels in self.account.personas.items() if self.seniority else ():
             for i, level in enumerate(levels):
                 if level not in self.seniority:
                     problems.append(
@@ -698,6 +700,10 @@ class SourcesConfig(_Model):
 # -------------------------------------------------------------------------- loading
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans and duplicate keys as errors.
 
@@ -712,9 +718,7 @@ class _Loader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise _DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key if isinstance(key, str | int | float | bool) else id(key))
         return super().construct_mapping(node, deep=deep)
 
@@ -742,8 +746,10 @@ def _read_yaml(path: Path, label: str) -> tuple[Any, yaml.Node | None]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}" if mark else "(file)"
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         col = f" (column {mark.column + 1})" if mark else ""
+        if isinstance(exc, _DuplicateKey):
+            raise ConfigError(label, where, f"{exc.problem}{col}") from None
+        problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise ConfigError(label, where, f"YAML syntax error: {problem}{col}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(label, "(file)", f"YAML syntax error: {exc}") from None
@@ -845,6 +851,15 @@ _MESSAGES = {
     "model_attributes_type": "expected a mapping",
 }
 
+_BOUNDS = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_short": "must not be empty",
+    "too_short": "needs at least {min_length} item(s)",
+}
+
 
 def _problems(exc: ValidationError, model: type[BaseModel], root: yaml.Node | None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
@@ -863,6 +878,9 @@ def _problems(exc: ValidationError, model: type[BaseModel], root: yaml.Node | No
             reason = _MESSAGES[kind]
             if kind != "missing":
                 reason += f", got {_short(err.get('input'))}"
+        elif kind in _BOUNDS:
+            bounds = {k: _num(v) if isinstance(v, int | float) else v for k, v in ctx.items()}
+            reason = _BOUNDS[kind].format(**bounds) + f", got {_short(err.get('input'))}"
         elif kind == "literal_error":
             reason = f"expected {ctx.get('expected')}, got {_short(err.get('input'))}"
         else:

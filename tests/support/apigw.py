@@ -202,7 +202,9 @@ def http_event(
     return event
 
 
-def form_event(path: str, fields: Mapping[str, Any] | Sequence[tuple[str, Any]], **kwargs: Any) -> dict[str, Any]:
+def form_event(
+    path: str, fields: Mapping[str, Any] | Sequence[tuple[str, Any]], **kwargs: Any
+) -> dict[str, Any]:
     """A POST of an HTML form (application/x-www-form-urlencoded; base64-encoded as API Gateway does)."""
     headers = {"content-type": "application/x-www-form-urlencoded", **(kwargs.pop("headers", None) or {})}
     return http_event("POST", path, body=urlencode(fields, doseq=True), headers=headers, **kwargs)

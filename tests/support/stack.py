@@ -168,7 +168,12 @@ def expand_template(
             if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
                 props[key] = LOCAL_URI_PREFIX + props[key]
     translator = Translator(_PolicyMap(), Parser(), boto_session=boto3.Session(region_name=region))
-    return translator.translate(template, parameter_values=dict(parameters or {}), passthrough_metadata=True)
+    try:
+        return translator.translate(
+            template, parameter_values=dict(parameters or {}), passthrough_metadata=True
+        )
+    finally:
+        translator.metrics.publish()  # to the dummy publisher: keeps its destructor quiet
 
 
 def _local_path(base: Path, s3_key_or_uri: Any) -> Path | None:
@@ -236,7 +241,9 @@ class TemplateStack:
         path = Path(template_path)
         if not path.is_absolute():
             path = (REPO_ROOT / path) if not path.exists() else path.resolve()
-        stack = cls(path, stack_name, region, session or boto3.Session(region_name=region), endpoint_url, parameters)
+        stack = cls(
+            path, stack_name, region, session or boto3.Session(region_name=region), endpoint_url, parameters
+        )
         stack._build()
         return stack
 
@@ -268,7 +275,10 @@ class TemplateStack:
         with contextlib.suppress(Exception):
             self.account_id = self.client("sts").get_caller_identity()["Account"]
         resources = self.template["Resources"]
-        # Names and ARNs first, so that properties can refer to any resource.
+        # Names and ARNs first, so that properties can refer to any resource: a first pass
+        # with default names, a second one resolving names that refer to other resources.
+        for logical_id, resource in resources.items():
+            self.resources[logical_id] = self._physical(logical_id, resource, resolve=False)
         for logical_id, resource in resources.items():
             self.resources[logical_id] = self._physical(logical_id, resource)
         for logical_id, resource in resources.items():
@@ -289,9 +299,11 @@ class TemplateStack:
                 self.functions[logical_id] = self._function_spec(logical_id)
         self._setup_delivery()
 
-    def _physical(self, logical_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+    def _physical(self, logical_id: str, resource: Mapping[str, Any], resolve: bool = True) -> dict[str, Any]:
         kind = resource["Type"]
-        props = resource.get("Properties") or {}
+        props = dict(resource.get("Properties") or {})
+        if not resolve:
+            props = {k: v for k, v in props.items() if not isinstance(v, dict | list)}
         acct, region = self.account_id, self.region
         default_name = f"{self.stack_name}-{logical_id}"
         info: dict[str, Any] = {"type": kind}
@@ -680,9 +692,7 @@ class TemplateStack:
                     self._stream_mappings.append(self._stream_mapping(spec, name, props))
                 elif event["Type"] in BUS_EVENT_TYPES:
                     bus_names.add(_bus_name(props.get("EventBusName")))
-        bus_names.update(
-            i["name"] for i in self.resources.values() if i["type"] == "AWS::Events::EventBus"
-        )
+        bus_names.update(i["name"] for i in self.resources.values() if i["type"] == "AWS::Events::EventBus")
         for bus in sorted(bus_names):
             self._tap_bus(bus)
 
@@ -719,7 +729,10 @@ class TemplateStack:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rule = f"local-tap-{self._token}"
         events.put_rule(
-            Name=rule, EventBusName=bus, EventPattern=json.dumps({"account": [self.account_id]}), State="ENABLED"
+            Name=rule,
+            EventBusName=bus,
+            EventPattern=json.dumps({"account": [self.account_id]}),
+            State="ENABLED",
         )
         events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "local-runner", "Arn": arn}])
         self._bus_taps[bus] = url
@@ -805,7 +818,12 @@ class TemplateStack:
         return count
 
     def _deliver_stream(
-        self, mapping: _StreamMapping, shard_id: str, batch: list[dict[str, Any]], retries_left: int, raise_errors: bool
+        self,
+        mapping: _StreamMapping,
+        shard_id: str,
+        batch: list[dict[str, Any]],
+        retries_left: int,
+        raise_errors: bool,
     ) -> None:
         pending = batch
         invocations = 0
@@ -922,11 +940,15 @@ class TemplateStack:
                 for message in messages:
                     event = json.loads(message["Body"])
                     event.pop("ingestion-time", None)
+                    if not event.get("account"):  # moto's SQS target leaves it out
+                        event["account"] = self.account_id
                     event["_bus"] = bus
                     drained.append(event)
                 sqs.delete_message_batch(
                     QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                    ],
                 )
         for event in drained:
             bus = event.pop("_bus")
@@ -951,7 +973,17 @@ class TemplateStack:
     def _deliver_bus_event(self, bus: str, event: dict[str, Any], raise_errors: bool) -> None:
         lambda_event = {
             k: event.get(k)
-            for k in ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+            for k in (
+                "version",
+                "id",
+                "detail-type",
+                "source",
+                "account",
+                "time",
+                "region",
+                "resources",
+                "detail",
+            )
         }
         for logical_id, name in self.rules_matching(lambda_event, bus):
             props = self.functions[logical_id].events[name]["Properties"]
@@ -968,12 +1000,24 @@ class TemplateStack:
                         )
 
     def put_event(
-        self, detail_type: str, detail: Mapping[str, Any], *, source: str = "local.test", bus: str | None = None
+        self,
+        detail_type: str,
+        detail: Mapping[str, Any],
+        *,
+        source: str = "local.test",
+        bus: str | None = None,
     ) -> str:
         """Put one event on a bus of the stack (the only custom bus by default); returns its id."""
         name = bus or next(i["name"] for i in self.resources.values() if i["type"] == "AWS::Events::EventBus")
         result = self.client("events").put_events(
-            Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": name}]
+            Entries=[
+                {
+                    "Source": source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": name,
+                }
+            ]
         )
         if result.get("FailedEntryCount"):
             raise RuntimeError(f"put_events failed: {result['Entries']}")
@@ -991,7 +1035,9 @@ class TemplateStack:
                 props = ev["Properties"]
                 url = self._queue_url_of(props["Queue"])
                 if url is None:
-                    raise TemplateError(f"{spec.logical_id}.{name}: queue {props['Queue']} is not in the stack")
+                    raise TemplateError(
+                        f"{spec.logical_id}.{name}: queue {props['Queue']} is not in the stack"
+                    )
                 batch_size = min(int(props.get("BatchSize", 10)), 10)
                 report = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
                 while True:
@@ -1019,7 +1065,10 @@ class TemplateStack:
                     if done:
                         sqs.delete_message_batch(
                             QueueUrl=url,
-                            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                            Entries=[
+                                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                for i, m in enumerate(done)
+                            ],
                         )
         return count
 

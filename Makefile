@@ -1,0 +1,56 @@
+# Developer entry points. Everything runs from the project's virtualenv, created on demand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := check
+
+PYTHON ?= python3
+VENV ?= .venv
+PY = $(VENV)/bin/python
+SAM = $(VENV)/bin/sam
+STAMP = $(VENV)/.installed-dev
+REGION ?= us-east-1
+
+# Local tools never talk to AWS: a region for the validators, no telemetry.
+export AWS_DEFAULT_REGION ?= $(REGION)
+export SAM_CLI_TELEMETRY = 0
+
+# `sam build` needs a Python of the runtime's version (3.12) on PATH. Prefer one that runs;
+# else a pyenv installation of 3.12 (a pyenv shim alone does not count).
+PY312_PATH := $(shell \
+  if python3.12 --version >/dev/null 2>&1; then echo "$$PATH"; exit 0; fi; \
+  root="$$(pyenv root 2>/dev/null)"; \
+  for dir in "$$root"/versions/3.12*/bin; do \
+    if [ -x "$$dir/python3.12" ]; then echo "$$dir:$$PATH"; exit 0; fi; \
+  done; \
+  echo "$$PATH")
+
+.PHONY: install test lint typecheck validate-config validate-template check build
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create the virtualenv and install the package with its dev tools
+
+test: install ## the whole test suite (pytest exits non-zero when no test ran)
+	$(PY) -m pytest
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: install ## mypy on the layer
+	$(PY) -m mypy
+
+validate-config: install ## the shipped rules files
+	$(PY) -m leadscore.config validate config
+
+validate-template: install ## sam validate --lint and cfn-lint
+	$(SAM) validate --lint --template-file template.yaml --region $(AWS_DEFAULT_REGION)
+	$(VENV)/bin/cfn-lint template.yaml
+
+check: lint typecheck validate-config validate-template test ## everything CI runs
+
+build: install ## sam build (the layer and the functions, for arm64)
+	PATH="$(PY312_PATH)" $(SAM) build --template-file template.yaml

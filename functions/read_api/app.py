@@ -1,0 +1,15 @@
+"""Read API (IAM-authorized): explain an account's or a contact's score as of now."""
+
+from typing import Any
+
+from leadscore import runtime
+from leadscore.http import Request
+from leadscore.observability import logger, metrics
+from leadscore.read import ReadApi
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    api = ReadApi(runtime.store(), runtime.config(), clock=runtime.now)
+    return api.handle(Request.from_event(event))

@@ -1,0 +1,56 @@
+"""Shared fixtures: fake AWS credentials for every test, moto, and the stack of template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.support.stack import TemplateStack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO_ROOT / "template.yaml"
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    "SAM_CLI_TELEMETRY": "0",
+}
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Every test runs with fake credentials in us-east-1 and no profile or endpoint of the machine."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(REPO_ROOT / ".no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(REPO_ROOT / ".no-aws-credentials"))
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    return AWS_ENV
+
+
+@pytest.fixture
+def aws(aws_env: dict[str, str]) -> Iterator[None]:
+    """moto for the duration of the test (every service, fresh state)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def stack(aws: None) -> TemplateStack:
+    """The stack of template.yaml, created in moto (see tests/support/stack.py)."""
+    from tests.support.stack import TemplateStack
+
+    return TemplateStack.create(TEMPLATE)

@@ -1,0 +1,519 @@
+"""template.yaml: it validates, the stack built from it on moto is what the design needs,
+and the local runner (tests/support/stack.py) delivers as AWS would.
+
+The runner's own tests use a small template of fake handlers (tests/support/fixtures)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.apigw import (
+    decode_body,
+    form_event,
+    http_event,
+    iam_authorizer,
+    lambda_context,
+    route_params,
+)
+from tests.support.stack import HandlerError, TemplateStack, load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "template.yaml"
+FIXTURE_TEMPLATE = REPO_ROOT / "tests" / "support" / "fixtures" / "template.yaml"
+BIN = Path(sys.executable).parent
+
+INGESTION_ROUTES = {
+    "POST /v1/batch",
+    "POST /v1/track",
+    "POST /v1/identify",
+    "POST /v1/page",
+    "POST /v1/group",
+    "POST /v1/alias",
+    "GET /v1/pixel.gif",
+    "POST /v1/forms/{formId}",
+    "GET /v1/projects/{writeKey}/settings",
+}
+IAM_ROUTES = {"GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}"}
+
+
+def _tool_env() -> dict[str, str]:
+    return {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+
+
+# ---------------------------------------------------------------- validation
+
+
+def test_sam_validate_lint_passes() -> None:
+    # Given the SAM CLI of the project's virtualenv (installed by `make install`)
+    sam = BIN / "sam"
+    assert sam.exists(), f"sam CLI not found next to {sys.executable}: run `make install`"
+    # When the template is validated with its linter
+    result = subprocess.run(
+        [str(sam), "validate", "--lint", "--template-file", str(TEMPLATE), "--region", "us-east-1"],
+        capture_output=True,
+        text=True,
+        env=_tool_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    # Then it is valid
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=_tool_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+# ---------------------------------------------------------------- the template itself
+
+
+@pytest.fixture(scope="module")
+def sam_template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def test_functions_run_python312_on_arm64_with_both_layers(sam_template: dict[str, Any]) -> None:
+    globals_ = sam_template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Tracing"] == "Active"
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}, {"Ref": "ConfigLayer"}]
+    shared = sam_template["Resources"]["SharedLayer"]
+    assert shared["Properties"]["ContentUri"] == "shared/"
+    assert shared["Metadata"]["BuildMethod"] == "python3.12"
+    config = sam_template["Resources"]["ConfigLayer"]
+    assert config["Properties"]["ContentUri"] == "config/"
+    assert "Metadata" not in config  # no build: the files land in /opt as they are
+    for name, function in _functions(sam_template).items():
+        code_uri = function["Properties"]["CodeUri"]
+        assert code_uri.startswith("functions/"), name
+
+
+def test_routes(sam_template: dict[str, Any]) -> None:
+    routes: dict[str, dict[str, Any]] = {}
+    for function in _functions(sam_template).values():
+        for event in (function["Properties"].get("Events") or {}).values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                assert props["ApiId"] == {"Ref": "Api"}
+                routes[f"{props['Method']} {props['Path']}"] = props
+    assert set(routes) >= INGESTION_ROUTES
+    assert set(routes) >= IAM_ROUTES
+    for route in IAM_ROUTES:
+        assert routes[route]["Auth"]["Authorizer"] == "AWS_IAM", route
+    for route in INGESTION_ROUTES:
+        assert "Auth" not in routes[route], route  # public: the write key is checked by the code
+    api = sam_template["Resources"]["Api"]["Properties"]
+    assert api["Auth"]["EnableIamAuthorizer"] is True
+    assert api["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsOrigins"}
+
+
+def test_every_stream_and_queue_source_has_bounded_retries_and_a_failure_destination(
+    sam_template: dict[str, Any],
+) -> None:
+    sources = 0
+    queues = sam_template["Resources"]
+    for name, function in _functions(sam_template).items():
+        timeout = function["Properties"].get("Timeout", sam_template["Globals"]["Function"]["Timeout"])
+        for event_name, event in (function["Properties"].get("Events") or {}).items():
+            props = event["Properties"]
+            where = f"{name}.{event_name}"
+            if event["Type"] in ("DynamoDB", "Kinesis"):
+                sources += 1
+                assert 0 <= props["MaximumRetryAttempts"] <= 100, where
+                assert props["BisectBatchOnFunctionError"] is True, where
+                assert "ReportBatchItemFailures" in props["FunctionResponseTypes"], where
+                on_failure = props["DestinationConfig"]["OnFailure"]
+                assert on_failure["Type"] in ("SQS", "SNS", "S3"), where
+                assert on_failure["Destination"], where
+            elif event["Type"] == "SQS":
+                sources += 1
+                assert "ReportBatchItemFailures" in props["FunctionResponseTypes"], where
+                queue = queues[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
+                assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1, where
+                assert queue.get("VisibilityTimeout", 30) >= 6 * timeout, where
+            elif event["Type"] in ("EventBridgeRule", "CloudWatchEvent"):
+                assert props["RetryPolicy"]["MaximumRetryAttempts"] >= 0, where
+                assert props["DeadLetterConfig"], where
+    assert sources >= 1
+
+
+def test_aggregate_reads_the_table_stream(sam_template: dict[str, Any]) -> None:
+    props = sam_template["Resources"]["AggregateFunction"]["Properties"]["Events"]["TableStream"][
+        "Properties"
+    ]
+    assert props["Stream"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["AggregateFailureQueue", "Arn"]
+    }
+
+
+# ---------------------------------------------------------------- the stack on moto
+
+
+def test_table_is_built_from_the_template(stack: TemplateStack) -> None:
+    ddb = boto3.client("dynamodb")
+    name = stack.name_of("Table")
+    table = ddb.describe_table(TableName=name)["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {
+        ("pk", "HASH"),
+        ("sk", "RANGE"),
+    }
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["LatestStreamArn"] == stack.resources["Table"]["stream_arn"]
+    (due,) = [ix for ix in table["GlobalSecondaryIndexes"] if ix["IndexName"] == "DueIndex"]
+    assert {(k["AttributeName"], k["KeyType"]) for k in due["KeySchema"]} == {
+        ("due_pk", "HASH"),
+        ("due_at", "RANGE"),
+    }
+    assert due["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+    backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_bus_and_queues_exist(stack: TemplateStack) -> None:
+    bus = boto3.client("events").describe_event_bus(Name=stack.name_of("EventBus"))
+    assert bus["Name"] == "leadscore-events"
+    sqs = boto3.client("sqs")
+    for logical_id in ("AggregateFailureQueue", "BusDeadLetterQueue"):
+        attributes = sqs.get_queue_attributes(QueueUrl=stack.url_of(logical_id), AttributeNames=["All"])[
+            "Attributes"
+        ]
+        assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+        assert attributes["QueueArn"] == stack.resources[logical_id]["arn"]
+
+
+def test_function_specs_carry_the_real_names(stack: TemplateStack) -> None:
+    assert {
+        "CollectFunction",
+        "ScoreFromBusFunction",
+        "AggregateFunction",
+        "DecayFunction",
+        "ReadApiFunction",
+    } <= set(stack.functions)
+    for spec in stack.functions.values():
+        env = spec.environment
+        assert env["TABLE_NAME"] == stack.name_of("Table")
+        assert env["EVENT_BUS_NAME"] == stack.name_of("EventBus")
+        assert env["LEADSCORE_CONFIG_DIR"] == str(REPO_ROOT / "config")
+        assert env["POWERTOOLS_SERVICE_NAME"] == "leadscore"
+        assert env["EVENT_RETENTION_DAYS"] == "400"
+        assert spec.handler == "app.lambda_handler"
+        assert spec.code_uri.parent == REPO_ROOT / "functions"
+        assert REPO_ROOT / "shared" in spec.layer_paths
+    aggregate = stack.functions["AggregateFunction"]
+    assert aggregate.timeout == 60
+    stream = aggregate.events["TableStream"]["Properties"]
+    assert stream["Stream"] == stack.resources["Table"]["stream_arn"]
+    assert (
+        stream["DestinationConfig"]["OnFailure"]["Destination"]
+        == stack.resources["AggregateFailureQueue"]["arn"]
+    )
+    rule = stack.functions["ScoreFromBusFunction"].events["TrackingEvent"]["Properties"]
+    assert rule["EventBusName"] == "leadscore-events"
+    assert stack.rules_matching({"detail-type": "Tracking Event", "detail": {}}, "leadscore-events") == [
+        ("ScoreFromBusFunction", "TrackingEvent")
+    ]
+    assert (
+        stack.rules_matching({"detail-type": "Account Score Changed", "detail": {}}, "leadscore-events") == []
+    )
+    described = stack.describe()
+    assert described["Table"]["name"] == stack.name_of("Table")
+    assert described["AggregateFailureQueue"]["url"] == stack.url_of("AggregateFailureQueue")
+
+
+def test_stack_parameters_can_be_overridden(aws: None) -> None:
+    stack = TemplateStack.create(TEMPLATE, stack_name="other", parameters={"EventRetentionDays": 30})
+    assert stack.name_of("EventBus") == "other-events"
+    assert stack.functions["CollectFunction"].environment["EVENT_RETENTION_DAYS"] == "30"
+
+
+# ---------------------------------------------------------------- the local runner (fixture template)
+
+
+@pytest.fixture
+def fx(aws: None) -> Iterator[TemplateStack]:
+    yield TemplateStack.create(FIXTURE_TEMPLATE, stack_name="fx")
+
+
+def _put(stack: TemplateStack, table: str, **attributes: str) -> None:
+    stack.client("dynamodb").put_item(
+        TableName=stack.name_of(table), Item={k: {"S": v} for k, v in attributes.items()}
+    )
+
+
+def test_stream_records_have_the_lambda_dynamodb_event_shape(fx: TemplateStack) -> None:
+    # Given an item written and then changed
+    _put(fx, "Records", pk="C#1", sk="P", name="first")
+    _put(fx, "Records", pk="C#1", sk="P", name="second")
+    # When the runner delivers the stream
+    counts = fx.pump()
+    # Then the handler got one batch in Lambda's shape, INSERT then MODIFY with both images
+    assert counts["stream_records"] == 2
+    (batch,) = fx.module("RecorderFunction").BATCHES
+    insert, modify = batch["Records"]
+    assert insert["eventName"] == "INSERT" and modify["eventName"] == "MODIFY"
+    assert insert["eventSource"] == "aws:dynamodb"
+    assert insert["eventVersion"] == "1.1"
+    assert insert["awsRegion"] == "us-east-1"
+    assert insert["eventSourceARN"] == fx.resources["Records"]["stream_arn"]
+    ddb = modify["dynamodb"]
+    assert set(ddb) == {
+        "ApproximateCreationDateTime",
+        "Keys",
+        "NewImage",
+        "OldImage",
+        "SequenceNumber",
+        "SizeBytes",
+        "StreamViewType",
+    }
+    assert isinstance(ddb["ApproximateCreationDateTime"], int)
+    assert ddb["Keys"] == {"pk": {"S": "C#1"}, "sk": {"S": "P"}}
+    assert ddb["OldImage"]["name"] == {"S": "first"} and ddb["NewImage"]["name"] == {"S": "second"}
+    assert ddb["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert int(ddb["SequenceNumber"]) > int(insert["dynamodb"]["SequenceNumber"])
+    assert "OldImage" not in insert["dynamodb"]
+    json.dumps(batch)  # plain JSON, as Lambda passes it
+    # And nothing is delivered twice
+    assert fx.pump()["stream_records"] == 0
+
+
+def test_stream_batches_follow_the_batch_size(fx: TemplateStack) -> None:
+    for i in range(5):
+        _put(fx, "Records", pk=f"C#{i}", sk="P")
+    fx.pump()
+    assert [len(b["Records"]) for b in fx.module("RecorderFunction").BATCHES] == [2, 2, 1]
+
+
+def test_partial_failure_is_redelivered_from_the_first_failed_sequence_number(fx: TemplateStack) -> None:
+    # Given three records, the second reported failed the first time it is seen
+    _put(fx, "Flaky", pk="a")
+    _put(fx, "Flaky", pk="b", poison="yes")
+    _put(fx, "Flaky", pk="c")
+    # When delivered
+    fx.pump()
+    # Then the batch is retried from b on, as Lambda does, and nothing is given up
+    assert fx.module("FailOnceFunction").CALLS == [["a", "b", "c"], ["b", "c"]]
+    assert fx.dead_letters == []
+
+
+def test_exhausted_retries_go_to_the_on_failure_queue(fx: TemplateStack) -> None:
+    # Given a record that always fails (MaximumRetryAttempts: 2) followed by a good one
+    _put(fx, "Records", pk="bad", sk="P", fail="always")
+    _put(fx, "Records", pk="good", sk="P")
+    fx.pump()
+    batches = fx.module("RecorderFunction").BATCHES
+    # Then it was tried 1 + 2 times, then its batch info went to the OnFailure queue
+    assert [[r["dynamodb"]["Keys"]["pk"]["S"] for r in b["Records"]] for b in batches] == [
+        ["bad", "good"]
+    ] * 3
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=fx.url_of("StreamFailures"), MaxNumberOfMessages=10
+    )
+    (message,) = messages["Messages"]
+    info = json.loads(message["Body"])
+    assert info["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert info["requestContext"]["approximateInvokeCount"] == 3
+    batch_info = info["DDBStreamBatchInfo"]
+    assert batch_info["batchSize"] == 2
+    assert batch_info["startSequenceNumber"] == batches[0]["Records"][0]["dynamodb"]["SequenceNumber"]
+    assert batch_info["streamArn"] == fx.resources["Records"]["stream_arn"]
+    # And later records still flow
+    _put(fx, "Records", pk="later", sk="P")
+    fx.pump()
+    assert batches[-1]["Records"][0]["dynamodb"]["Keys"]["pk"]["S"] == "later"
+
+
+def test_handler_exceptions_raise_by_default(fx: TemplateStack) -> None:
+    _put(fx, "Flaky", pk="x", crash="yes")
+    with pytest.raises(HandlerError) as raised:
+        fx.pump()
+    assert raised.value.logical_id == "FailOnceFunction"
+    assert isinstance(raised.value.error, RuntimeError)
+
+
+def test_function_errors_bisect_the_batch_when_not_raised(fx: TemplateStack) -> None:
+    # Given x, y (crashes the handler), z in one batch (MaximumRetryAttempts: 1)
+    _put(fx, "Flaky", pk="x")
+    _put(fx, "Flaky", pk="y", crash="yes")
+    _put(fx, "Flaky", pk="z")
+    # When delivered with Lambda's error handling
+    fx.pump(raise_errors=False)
+    # Then the batch is split in two and the crashing half given up after its retry
+    assert fx.module("FailOnceFunction").CALLS == [["x", "y", "z"], ["x"], ["y", "z"]]
+    assert len(fx.errors) == 2
+    (dead,) = fx.dead_letters
+    assert dead["function"] == "FailOnceFunction"
+    assert dead["message"]["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert dead["message"]["responseContext"]["functionError"] == "Unhandled"
+
+
+def test_bus_events_reach_matching_rules_only(fx: TemplateStack) -> None:
+    # Given two items: the recorder puts "Thing Happened" with items [Z-0, <sku>] for each
+    _put(fx, "Records", pk="1", sk="P", sku="A-1")
+    _put(fx, "Records", pk="2", sk="P", sku="B-1")
+    # And an event of another type
+    fx.put_event("Something Else", {"items": [{"sku": "A-9"}]})
+    # When the stack is pumped
+    counts = fx.pump()
+    # Then the bus handler got the one event with an item whose sku starts with A-
+    events = fx.module("BusRecorderFunction").EVENTS
+    assert [e["detail"]["items"][1]["sku"] for e in events] == ["A-1"]
+    (event,) = events
+    assert set(event) == {
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    }
+    assert event["account"] == fx.account_id
+    assert event["source"] == "fixture.recorder"
+    # And every event on the bus was seen
+    assert counts["bus_events"] == 3
+    assert sorted(e["detail-type"] for e in fx.bus_log) == [
+        "Something Else",
+        "Thing Happened",
+        "Thing Happened",
+    ]
+
+
+def test_functions_see_the_template_environment_only_while_they_run(fx: TemplateStack) -> None:
+    fx.put_event("Thing Happened", {"items": [{"sku": "A-2"}]})
+    fx.pump()
+    (seen,) = fx.module("BusRecorderFunction").SEEN_ENV
+    assert seen["GREETING"] == "hello"
+    assert seen["ORIGINS"] == "https://a.example,https://b.example"
+    assert seen["config"] == "greeting: from the config layer\n"  # /opt -> the config layer's folder
+    assert seen["function_name"] == "fx-BusRecorderFunction"
+    assert 0 < seen["remaining"] <= 10_000
+    assert "GREETING" not in os.environ
+    assert fx.functions["BusRecorderFunction"].environment["EVENT_BUS_NAME"] == "fx-bus"
+
+
+def test_plain_rules_deliver_to_their_fifo_queue(fx: TemplateStack) -> None:
+    fx.put_event("Thing Routed", {"account": "acme.com"})
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=fx.url_of("Routed"), MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
+    (message,) = messages
+    assert json.loads(message["Body"])["detail"] == {"account": "acme.com"}
+    assert message["Attributes"]["MessageGroupId"] == "things"
+    assert fx.url_of("Routed").endswith(".fifo")
+
+
+def test_queue_sources_keep_failed_messages(fx: TemplateStack) -> None:
+    sqs = boto3.client("sqs")
+    for body in ("ok", "fail"):
+        sqs.send_message(QueueUrl=fx.url_of("Work"), MessageBody=body)
+    counts = fx.pump()
+    assert counts["queue_messages"] == 2
+    assert sorted(fx.module("QueueWorkerFunction").BODIES) == ["fail", "ok"]
+    attributes = sqs.get_queue_attributes(QueueUrl=fx.url_of("Work"), AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"  # back after its visibility timeout
+
+
+def test_run_schedule_sends_a_scheduled_event_at_the_given_time(fx: TemplateStack) -> None:
+    result = fx.run_schedule("TickFunction", now=datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
+    assert result["time"] == "2026-11-22T10:00:00Z"
+    assert result["detail-type"] == "Scheduled Event"
+    assert result["resources"][0].startswith("arn:aws:events:us-east-1:")
+
+
+def test_invoke_restores_the_environment_after_an_error(fx: TemplateStack) -> None:
+    with pytest.raises(KeyError):
+        fx.invoke("TickFunction", {})
+    assert "GREETING" not in os.environ
+    assert str(fx.functions["TickFunction"].code_uri) not in sys.path
+
+
+# ---------------------------------------------------------------- API Gateway events
+
+
+def test_http_event_is_payload_format_2() -> None:
+    event = http_event(
+        "post",
+        "/v1/track?x=1",
+        body={"type": "track"},
+        headers={"X-Custom": ["a", "b"], "Cookie": "s=1; t=2"},
+        query={"x": "2", "y": "3"},
+        basic_user="wk_123",
+    )
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "POST /v1/track"
+    assert event["rawPath"] == "/v1/track"
+    assert event["rawQueryString"] == "x=1&x=2&y=3"
+    assert event["queryStringParameters"] == {"x": "1,2", "y": "3"}
+    assert event["headers"]["x-custom"] == "a,b"
+    assert event["headers"]["content-type"] == "application/json"
+    assert event["headers"]["authorization"] == "Basic d2tfMTIzOg=="
+    assert event["cookies"] == ["s=1", "t=2"] and "cookie" not in event["headers"]
+    assert json.loads(event["body"]) == {"type": "track"} and event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["http"]["method"] == "POST" and context["http"]["sourceIp"] == "203.0.113.7"
+    assert "Chrome" in context["http"]["userAgent"]
+    assert context["stage"] == "$default" and context["routeKey"] == "POST /v1/track"
+    assert isinstance(context["timeEpoch"], int)
+    assert "pathParameters" not in event
+
+
+def test_form_posts_are_base64_encoded_and_routes_fill_path_parameters() -> None:
+    event = form_event(
+        "/v1/forms/contact-us",
+        {"email": "jo@acme.com", "title": "VP Sales"},
+        route_key="POST /v1/forms/{formId}",
+    )
+    assert event["isBase64Encoded"] is True
+    assert decode_body(event) == b"email=jo%40acme.com&title=VP+Sales"
+    assert event["pathParameters"] == {"formId": "contact-us"}
+    assert event["routeKey"] == "POST /v1/forms/{formId}"
+    pixel = http_event("GET", "/v1/pixel.gif", query={"k": "wk", "e": "Email Opened"})
+    assert "body" not in pixel and pixel["queryStringParameters"] == {"k": "wk", "e": "Email Opened"}
+    signed = http_event(
+        "GET", "/v1/accounts/acme.com", route_key="GET /v1/accounts/{accountId}", authorizer=iam_authorizer()
+    )
+    assert signed["requestContext"]["authorizer"]["iam"]["accountId"] == "123456789012"
+    assert route_params("GET /v1/projects/{writeKey}/settings", "/v1/projects/k1/settings") == {
+        "writeKey": "k1"
+    }
+
+
+def test_lambda_context() -> None:
+    context = lambda_context("collect", timeout_s=3)
+    assert context.function_name == "collect"
+    assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:collect"
+    assert 0 < context.get_remaining_time_in_millis() <= 3000
+    assert context.aws_request_id != lambda_context().aws_request_id

@@ -1,0 +1,1 @@
+"""Test support: the stack built from template.yaml on moto, event builders, a pattern matcher."""
