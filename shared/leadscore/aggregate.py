@@ -138,9 +138,11 @@ class ContactAggregator:
 
     def _apply_contact(self, pk: str, item: dict[str, Any] | None, records: list[StreamRecord]) -> None:
         watermark = (item or {}).get("seq", "")
-        fresh = sorted((r for r in records if r.padded > watermark), key=lambda r: r.padded)
+        # Bot hits are stored for audit but change nothing, so they need no watermark either.
+        fresh = sorted((r for r in records if r.padded > watermark and not (r.new or {}).get("bot")),
+                       key=lambda r: r.padded)
         if not fresh:
-            return  # a replay: everything here was applied before
+            return  # a replay (everything here was applied before), or only bots
         events = [event_from_item(r.new or {}) for r in fresh]
         new_watermark = fresh[-1].padded
         if item and item.get("into"):
@@ -165,8 +167,6 @@ class ContactAggregator:
         if links:
             self._merge(update, links, merge_states)
         for event in events:
-            if event.bot:
-                continue
             apply_event(self.config.scoring, update.state, event)
             self._remember_identity(update.item, event)
 

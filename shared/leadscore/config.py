@@ -133,7 +133,7 @@ NonNegative = Annotated[float, Field(ge=0)]
 class _Model(BaseModel):
     # strict: YAML already yields real numbers and booleans, so a quoted "10" or a bare
     # `yes` is a mistake worth reporting rather than coercing.
-    model_config = ConfigDict(extra="forbid", strict=True, ignored_types=(cached_property,))
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, ignored_types=(cached_property,))
 
 
 # ----------------------------------------------------------------------- conditions

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 # The 43-byte transparent 1x1 GIF every pixel in the wild answers with.
-PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 
 
 class HttpError(Exception):

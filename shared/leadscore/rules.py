@@ -612,8 +612,12 @@ def _number(value: Any) -> float | None:
     if isinstance(value, int | float):
         x = float(value)
     elif isinstance(value, str):
+        text = value.strip()
+        # Most trait strings are words: skip the costly failed float() for them.
+        if not text or not (text[0].isdigit() or text[0] in "+-."):
+            return None
         try:
-            x = float(value.strip().replace(",", ""))
+            x = float(text.replace(",", ""))
         except ValueError:
             return None
     else:
