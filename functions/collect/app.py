@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-
 from leadscore import runtime
 from leadscore.collect import Collector
 from leadscore.http import Request

@@ -4,7 +4,6 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-
 from leadscore import runtime
 from leadscore.decay import run_decay
 from leadscore.observability import logger, metrics

@@ -4,7 +4,6 @@ from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-
 from leadscore import runtime
 from leadscore.collect import Collector
 from leadscore.observability import logger, metrics

@@ -133,7 +133,8 @@ class AccountCard:
     contacts: list[dict[str, Any]]  # the counted top contacts, highest first
 
 
-def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[ContactEntry], now: datetime) -> AccountCard:
+def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[ContactEntry],
+                 now: datetime) -> AccountCard:
     """Account fit + persona-weighted, capped engagement of the top K contacts + committee bonus.
 
     The breakdown's points (rounded) sum exactly to the score shown.

@@ -289,7 +289,7 @@ class AccountAggregator:
             old_account = old.get("acct")
             if new_account:
                 entry = entry_from_contact(self.config.scoring, new, self.now)
-                changes[new_account].append(("upsert", entry, traits_from_contact(new)))  # type: ignore[arg-type]
+                changes[new_account].append(("upsert", entry, traits_from_contact(new)))
                 sequences[new_account].append(record.sequence)
             if old_account and old_account != new_account:
                 changes[old_account].append(("remove", (new["ck"], int(new.get("ver") or 0)), ({}, {})))
@@ -316,12 +316,12 @@ class AccountAggregator:
     def _apply_account(self, account_id: str, item: dict[str, Any] | None,
                        changes: list[tuple[str, Any, Any]]) -> None:
         from leadscore.accounts import EXTRA_TRACKED, ContactEntry
-
         from leadscore.storage import account_pk
 
         version = item.get("ver") if item else None
-        current = dict(item) if item else {"pk": account_pk(account_id), "sk": PROFILE, "k": "A", "id": account_id,
-                                           "state": "below_threshold", "cycle": 0, "first": self.now.isoformat()}
+        current: dict[str, Any] = dict(item) if item else {
+            "pk": account_pk(account_id), "sk": PROFILE, "k": "A", "id": account_id,
+            "state": "below_threshold", "cycle": 0, "first": self.now.isoformat()}
         entries = {e["c"]: ContactEntry.from_json(e) for e in json.loads(current.get("top") or "[]")}
         traits = json.loads(current.get("tr") or "{}")
         for kind, payload, contact_traits in changes:
@@ -357,9 +357,7 @@ class AccountAggregator:
 def rescore_account(scoring: Any, account_id: str, current: dict[str, Any], entries: list[Any],
                     now: datetime) -> None:
     """Value the account as of `now` and move its state machine (mutates the item)."""
-    from leadscore.accounts import account_card, exclusion_of, next_state
-
-    from leadscore.accounts import effective_traits
+    from leadscore.accounts import account_card, effective_traits, exclusion_of, next_state
 
     traits = effective_traits(json.loads(current.get("tr") or "{}"))
     card = account_card(scoring, traits, entries, now)
@@ -370,7 +368,8 @@ def rescore_account(scoring: Any, account_id: str, current: dict[str, Any], entr
     if transition.state != current.get("state") or transition.cycle != current.get("cycle"):
         current["stateAt"] = now.isoformat()
         current["stateWhy"] = transition.reason
-    current.update(thr=scoring.account.thresholds.sdr_ready, fit=card.fit, eng=card.engagement, bonus=card.bonus, score=card.score, vel=card.velocity,
+    current.update(thr=scoring.account.thresholds.sdr_ready, fit=card.fit, eng=card.engagement, bonus=card.bonus,
+                   score=card.score, vel=card.velocity,
                    state=transition.state, cycle=transition.cycle, excl=excluded,
                    name=str(traits.get("name")) if traits.get("name") else current.get("name"),
                    domain=account_id if "." in account_id else traits.get("domain"))

@@ -172,7 +172,7 @@ class Match(_Model):
             found.append("min/max")
         return found
 
-    def _condition_problems(self, allow_buckets: bool = False) -> list[tuple[Loc, str]]:
+    def _condition_problems(self) -> list[tuple[Loc, str]]:
         problems: list[tuple[Loc, str]] = []
         if self.min is not None and self.max is not None and self.min > self.max:
             problems.append((("min",), f"min ({_num(self.min)}) is above max ({_num(self.max)})"))

@@ -95,10 +95,7 @@ def parse_message(
     # (analytics-ruby, Java, Go): that names the sender, not a visitor, and crawlerdetect
     # flags it, which would silently stop every back-end event from scoring.
     header_names_visitor = not isinstance(context.get("library"), Mapping)
-    if context_user_agent:
-        bot = is_bot(context_user_agent)
-    else:
-        bot = header_names_visitor and is_bot(header_user_agent)
+    bot = is_bot(context_user_agent) if context_user_agent else header_names_visitor and is_bot(header_user_agent)
 
     if user_id:
         contact_key = f"u:{user_id}"

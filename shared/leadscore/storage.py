@@ -263,7 +263,8 @@ class Store:
         actions = []
         for item, expected in writes:
             condition, values = self._version_condition(expected)
-            put: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item), "ConditionExpression": condition}
+            put: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item),
+                                   "ConditionExpression": condition}
             if values:
                 put["ExpressionAttributeValues"] = values
             actions.append({"Put": put})

@@ -48,7 +48,8 @@ class Pipeline:
 
     def read(self, path: str, **kwargs: Any) -> tuple[int, Any]:
         route = "GET /v1/accounts/{accountId}" if path.startswith("/v1/accounts/") else "GET /v1/contacts/{contactId}"
-        response = self.stack.invoke("ReadApiFunction", http_event("GET", path, route_key=route, now=self.now, **kwargs))
+        event = http_event("GET", path, route_key=route, now=self.now, **kwargs)
+        response = self.stack.invoke("ReadApiFunction", event)
         return response["statusCode"], json_body(response)
 
     def contact(self, contact_id: str) -> dict[str, Any]:

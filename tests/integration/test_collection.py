@@ -77,7 +77,8 @@ class TestExactlyOnce:
         message = {"userId": "u-d", "event": "Demo Link Clicked", "messageId": "m-1"}
         pipeline.send("track", message)
         pipeline.send("track", message)  # an SDK retry
-        pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "e": "Demo Link Clicked", "uid": "u-d", "mid": "m-1"})
+        pixel = {"k": WEB_KEY, "e": "Demo Link Clicked", "uid": "u-d", "mid": "m-1"}
+        pipeline.http("GET", "/v1/pixel.gif", query=pixel)
         batch = pipeline.http("POST", "/v1/batch", body={"batch": [{"type": "track", **message}]}, basic_user=WEB_KEY)
         assert json_body(batch)["duplicates"] == 1
         pipeline.settle()
