@@ -23,7 +23,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: install test lint typecheck validate-config validate-template check build
+.PHONY: install test lint typecheck validate-config validate-template check build demo
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,6 @@ check: lint typecheck validate-config validate-template test ## everything CI ru
 
 build: install ## sam build (the layer and the functions, for arm64)
 	PATH="$(PY312_PATH)" $(SAM) build --template-file template.yaml
+
+demo: install ## replay the sample journeys (events/journeys) on the local stack (moto) and show what an SDR would get
+	$(PY) -m local.demo

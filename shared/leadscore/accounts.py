@@ -34,8 +34,9 @@ class ContactEntry:
     name: str | None = None
     persona: str = "user"
     fit: float = 0.0
-    # rule -> [category, non-decaying points, [[epoch, points], ...] decaying touches]
-    rules: dict[str, list[Any]] = field(default_factory=dict)
+    # rule -> {"b": base, "t": [[epoch, points]...], "n": hits} (the engine's ledger), or
+    # {"c": category, "p": points, "d": detail} for counter buckets
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     recent: list[list[float]] = field(default_factory=list)  # [[epoch, points]] inside the velocity window
     last_engaged: float | None = None
     excluded: str | None = None  # e.g. "unsubscribed": scored, never counted towards routing
@@ -53,24 +54,37 @@ class ContactEntry:
                    last_engaged=data.get("le"), excluded=data.get("x"))
 
     def engagement_hits(self, scoring: Any, now: datetime) -> list[tuple[str, str, float, str | None]]:
-        """(rule, category, points as of now, decay arithmetic) for each rule of this contact."""
-        from leadscore.rules import decay_factor
+        """(rule, category, points as of now, arithmetic) for each rule of this contact,
+        valued by the engine itself so account and contact explanations agree."""
+        from leadscore.rules import RuleLedger, rule_value
 
-        moment = now.timestamp()
         hits = []
-        for rule, (category, base, touches) in self.rules.items():
-            points = float(base)
-            details = []
-            for epoch, touch_points in touches:
-                factor = decay_factor(scoring, category, max(0.0, moment - epoch))
-                points += touch_points * factor
-                if factor < 1:
-                    details.append(f"{touch_points:g} x {factor:.4f}")
-            hits.append((rule, category, points, ("decayed: " + " + ".join(details)) if details else None))
+        for rule, stored in self.rules.items():
+            if "p" in stored:  # a counter bucket (site visits): a fixed number until the contact changes
+                hits.append((rule, stored["c"], float(stored["p"]), stored.get("d")))
+                continue
+            ledger = RuleLedger(base=float(stored.get("b", 0)), touches=[list(t) for t in stored.get("t", [])],
+                                count=int(stored.get("n", 0)))
+            hit = rule_value(scoring, rule, ledger, now)
+            if hit is not None:
+                hits.append((hit.rule, hit.category, hit.points, hit.detail))
         return hits
 
     def engagement(self, scoring: Any, now: datetime) -> float:
         return sum(points for _, _, points, _ in self.engagement_hits(scoring, now))
+
+    def contribution(self, scoring: Any, now: datetime) -> float:
+        """What this contact can add to its account: engagement, capped, persona-weighted."""
+        value = self.engagement(scoring, now)
+        if self.excluded or value <= 0:
+            return 0.0
+        weight = float(scoring.account.persona_weights.get(self.persona, 1.0))
+        return weight * min(value, float(scoring.account.contact_cap))
+
+    @property
+    def public_id(self) -> str:
+        """The id the read API takes: the userId, the email, or the anonymous id."""
+        return self.key.split(":", 1)[1]
 
     def velocity(self, scoring: Any, now: datetime) -> float:
         since = (now - timedelta(days=scoring.velocity_days)).timestamp()
@@ -78,31 +92,26 @@ class ContactEntry:
 
 
 def persona_of(scoring: Any, seniority: str | None) -> str:
-    for persona, levels in scoring.account.personas.items():
-        if seniority and seniority in levels:
-            return str(persona)
-    return "user"
+    return str(scoring.account.persona(seniority))
 
 
 def entry_from_contact(scoring: Any, item: Mapping[str, Any], now: datetime) -> ContactEntry:
-    """Summarise a contact item (its stored ledger) into the account's entry for it."""
+    """Summarise a contact item into the account's entry for it: the engine's ledgers (so
+    the account can value them at any later moment) and the contact's profile."""
     from leadscore.rules import ContactState, derive_traits, score
 
     state = ContactState.from_json(item.get("lg"))
     traits = derive_traits(scoring, state.traits)
-    categories = {rule.id: rule.category for rule in scoring.engagement}
     card = score(scoring, state, now)
-    rules: dict[str, list[Any]] = {}
-    decaying = set(scoring.decay)
+    rules: dict[str, dict[str, Any]] = {}
+    for rule_id, ledger in state.rules.items():
+        rule = scoring.rules_by_id.get(rule_id)
+        if rule is not None and rule.counter is None:
+            rules[rule_id] = {"b": round(ledger.base, 4), "t": ledger.touches, "n": ledger.count}
     for hit in card.breakdown:
-        if hit.category == "fit" or hit.rule not in categories and hit.rule in {r.id for r in scoring.fit}:
-            continue
-        ledger = state.rules.get(hit.rule)
-        if ledger is not None and hit.category in decaying:
-            touches = [[float(t), float(p)] for t, p in ledger.touches]
-            rules[hit.rule] = [hit.category, float(ledger.base), touches]
-        else:
-            rules[hit.rule] = [hit.category, float(hit.points), []]
+        rule = scoring.rules_by_id.get(hit.rule)
+        if rule is not None and rule.counter is not None:
+            rules[hit.rule] = {"c": hit.category, "p": hit.points, "d": hit.detail}
     since = (now - timedelta(days=scoring.velocity_days)).timestamp()
     by_day: dict[int, float] = {}
     last_engaged: float | None = None
@@ -111,13 +120,13 @@ def entry_from_contact(scoring: Any, item: Mapping[str, Any], now: datetime) -> 
             if points > 0:
                 last_engaged = max(last_engaged or 0.0, float(epoch))
             if epoch >= since:
-                day = int(epoch // 86400 * 86400)
+                day = int(epoch // 3600 * 3600)  # hourly buckets: bounded size, velocity off by < 1 h
                 by_day[day] = by_day.get(day, 0.0) + float(points)
     return ContactEntry(
         key=item["ck"], version=int(item.get("ver") or 0), email=item.get("em"), title=item.get("title"),
         name=item.get("name"), persona=persona_of(scoring, traits.get("seniority")), fit=float(card.fit),
         rules=rules, recent=[[float(d), round(p, 4)] for d, p in sorted(by_day.items())],
-        last_engaged=last_engaged or (float(item["lastEng"]) if item.get("lastEng") else None),
+        last_engaged=last_engaged,
         excluded="unsubscribed" if item.get("unsub") else None,
     )
 
@@ -143,14 +152,13 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
 
     settings = scoring.account
     breakdown: list[dict[str, Any]] = []
-    fit_hits = evaluate_fit(scoring, settings.fit, account_traits_for_rules(traits))
+    fit_hits = evaluate_fit(scoring, settings.fit, account_traits_for_rules(scoring, traits))
     for hit in fit_hits:
         breakdown.append({"rule": hit.rule, "category": "account_fit", "points": _round(hit.points),
                           "contactId": None, **({"detail": hit.detail} if hit.detail else {})})
 
-    valued = [(entry, entry.engagement(scoring, now)) for entry in entries if not entry.excluded]
-    valued.sort(key=lambda pair: (-pair[1], pair[0].key))
-    counted = [(entry, value) for entry, value in valued[: settings.top_contacts] if value > 0]
+    ranked = sorted(((entry.contribution(scoring, now), entry) for entry in entries), key=lambda p: (-p[0], p[1].key))
+    counted = [(entry, entry.engagement(scoring, now)) for worth, entry in ranked[: settings.top_contacts] if worth > 0]
     contacts: list[dict[str, Any]] = []
     velocity = 0.0
     for entry, value in counted:
@@ -160,14 +168,14 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
         for rule, category, points, detail in entry.engagement_hits(scoring, now):
             share = _round(points * scale)
             if share:
-                line = {"rule": rule, "category": category, "points": share, "contactId": entry.key}
+                line = {"rule": rule, "category": category, "points": share, "contactId": entry.public_id}
                 if detail or scale != 1:
                     line["detail"] = "; ".join(filter(None, [detail, f"x {scale:.4f} (persona {entry.persona}"
                                                                     f" weight {weight:g}, cap {settings.contact_cap})"
                                                          if scale != 1 else None]))
                 breakdown.append(line)
         velocity += entry.velocity(scoring, now) * weight
-        contacts.append({"contactId": entry.key, "email": entry.email, "title": entry.title, "name": entry.name,
+        contacts.append({"contactId": entry.public_id, "email": entry.email, "title": entry.title, "name": entry.name,
                          "persona": entry.persona, "score": _round(entry.fit + value),
                          "engagement": _round(value)})
 
@@ -186,12 +194,15 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
                        velocity=_round(velocity), breakdown=breakdown, contacts=contacts)
 
 
-def account_traits_for_rules(traits: Mapping[str, Any]) -> dict[str, Any]:
-    """Group traits as sent, with the Spec's aliases filled so one rule fits both spellings."""
+def account_traits_for_rules(scoring: Any, traits: Mapping[str, Any]) -> dict[str, Any]:
+    """Group traits as sent, with the Spec's aliases filled so one rule fits both spellings,
+    and the derived traits (country_code...) the contact rules also see."""
+    from leadscore.rules import derive_traits
+
     merged = dict(traits)
     if "employees" not in merged and isinstance(merged.get("employee_count"), int | float | str):
         merged["employees"] = merged["employee_count"]
-    return merged
+    return derive_traits(scoring, merged)
 
 
 def exclusion_of(scoring: Any, account_id: str, traits: Mapping[str, Any]) -> str | None:

@@ -16,6 +16,8 @@ roll-up's one read and one write per distinct account (see accounts.py).
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,8 +28,13 @@ from leadscore.collect import event_from_item
 from leadscore.model import TrackingEvent
 from leadscore.storage import PROFILE, Store, VersionConflict, contact_pk, pad_sequence, unmarshal
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 MAX_FORWARD_HOPS = 4
+
+
+def _back_off(attempt: int) -> None:
+    """Full jitter: writers racing on one hot item spread out instead of colliding again."""
+    time.sleep(random.uniform(0, min(0.01 * 2**attempt, 1.0)))
 
 
 @dataclass
@@ -102,6 +109,14 @@ def _linked_keys(event: TrackingEvent) -> list[str]:
     return [key for key in dict.fromkeys(linked) if key != own]
 
 
+def _unsubscribed_from_everything(event: TrackingEvent) -> bool:
+    """`Unsubscribed` with `all: true` (or scope/list "all"): excluded from routing for good."""
+    if event.type != "track" or (event.event or "").strip().lower() != "unsubscribed":
+        return False
+    props = event.properties
+    return props.get("all") is True or str(props.get("scope") or props.get("list") or "").lower() == "all"
+
+
 class ContactAggregator:
     """Folds the event records of a stream batch into their contacts."""
 
@@ -129,9 +144,11 @@ class ContactAggregator:
                     self._apply_contact(pk, item, contact_records)
                     break
                 except VersionConflict:
-                    item = self.store.get(pk)
                     if attempt == MAX_ATTEMPTS - 1:
                         failed[pk] = [r.sequence for r in contact_records]
+                        break
+                    _back_off(attempt)
+                    item = self.store.get(pk)
         return failed
 
     # -- one contact -------------------------------------------------------------------------
@@ -173,8 +190,9 @@ class ContactAggregator:
     def _merge(self, update: ContactUpdate, links: list[str], merge_states: Any) -> None:
         """Fold anonymous / email-only contacts into this one, once, and point them here.
 
-        A linked contact that does not exist yet gets a stub pointing here, so its later
-        events (a pixel hit with only the anonymous id) are forwarded, not lost.
+        A linked id with no contact yet gets a stub pointing here, so its later events (a
+        pixel hit with only the anonymous id, a form with only the email) are forwarded. That
+        costs one two-item transaction, once per person, on the identify that links them.
         """
         from leadscore.rules import ContactState
 
@@ -203,6 +221,8 @@ class ContactAggregator:
         """Keep who the contact is and which account it belongs to (group > company > email)."""
         if event.user_id:
             item["uid"] = event.user_id
+        if _unsubscribed_from_everything(event):
+            item["unsub"] = True
         if event.email:
             item["em"] = event.email
         if event.type == "identify":
@@ -308,9 +328,11 @@ class AccountAggregator:
                     self._apply_account(account, item, account_changes)
                     break
                 except VersionConflict:
-                    item = self.store.get(pk)
                     if attempt == MAX_ATTEMPTS - 1:
                         failed[pk] = sequences[account]
+                        break
+                    _back_off(attempt)
+                    item = self.store.get(pk)
         return failed
 
     def _apply_account(self, account_id: str, item: dict[str, Any] | None,
@@ -339,7 +361,7 @@ class AccountAggregator:
                     del entries[key]
         scoring = self.config.scoring
         keep = scoring.account.top_contacts + EXTRA_TRACKED
-        ranked = sorted(entries.values(), key=lambda e: (-e.engagement(scoring, self.now), e.key))[:keep]
+        ranked = sorted(entries.values(), key=lambda e: (-e.contribution(scoring, self.now), e.key))[:keep]
         current["top"] = json.dumps([e.to_json() for e in ranked], separators=(",", ":"))
         current["tr"] = json.dumps(traits, separators=(",", ":"), default=str)
         self._rescore(account_id, current, ranked)

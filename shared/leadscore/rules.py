@@ -707,7 +707,7 @@ def _ledger_doc(ledger: RuleLedger) -> dict[str, Any]:
 
 def _compact(x: float) -> float | int:
     # Whole numbers without ".0": most epochs and points are, and the item stays smaller.
-    x = round(x, 4)
+    x = round(float(x), 4)
     return int(x) if x.is_integer() else x
 
 
@@ -718,3 +718,12 @@ def _ledger_from(doc: Mapping[str, Any]) -> RuleLedger:
         count=int(doc.get("n", 0)),
         recent=[float(t) for t in doc.get("q", ())],
     )
+
+
+def rule_value(cfg: ScoringConfig, rule_id: str, ledger: RuleLedger, now: datetime) -> Hit | None:
+    """One engagement rule's points from a ledger as of `now` (decay and cap applied), the
+    same arithmetic as `score`; None for a rule no longer in the configuration."""
+    rule = cfg.rules_by_id.get(rule_id)
+    if rule is None or rule.counter is not None:
+        return None
+    return _engagement_hit(cfg, rule, ledger, _epoch(now))

@@ -192,7 +192,8 @@ def test_table_is_built_from_the_template(stack: TemplateStack) -> None:
         ("due_pk", "HASH"),
         ("due_at", "RANGE"),
     }
-    assert due["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    assert due["Projection"]["ProjectionType"] == "INCLUDE"
+    assert {"lg", "ver", "ck"} <= set(due["Projection"]["NonKeyAttributes"])
     ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
     backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]

@@ -1,0 +1,288 @@
+"""Builders of API Gateway HTTP API (payload format 2.0) events and a fake Lambda context.
+
+The events follow what API Gateway sends to a Lambda proxy integration:
+https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html
+
+- header names are lowercased, repeated values comma-joined; cookies move to `cookies`;
+- `queryStringParameters` joins repeated keys with commas and is absent without a query;
+- `pathParameters` is absent on routes without parameters;
+- bodies are base64-encoded (`isBase64Encoded: true`) unless their content type is textual
+  (text/*, JSON, XML, JavaScript): an HTML form post arrives base64-encoded.
+"""
+
+from __future__ import annotations
+
+import base64 as b64
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+CHROME_UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_API_ID = "local"
+DEFAULT_REGION = "us-east-1"
+
+_TEXTUAL = re.compile(r"^(text/|application/(json|javascript|xml|x-yaml|yaml)|.*\+(json|xml))", re.IGNORECASE)
+
+
+def is_textual(content_type: str | None) -> bool:
+    """Whether API Gateway passes a body of this content type as text (not base64)."""
+    if not content_type:
+        return True
+    return bool(_TEXTUAL.match(content_type.split(";", 1)[0].strip()))
+
+
+def basic_auth(user: str, password: str = "") -> str:
+    """The value of an `authorization` header for HTTP Basic auth (Segment: write key, no password)."""
+    return "Basic " + b64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def route_params(route_key: str, path: str) -> dict[str, str] | None:
+    """Path parameters of `path` under a route template such as "POST /v1/forms/{formId}"."""
+    template = route_key.split(" ", 1)[-1]
+    pattern = "^"
+    for part in re.split(r"(\{[^}]+\})", template):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            if name.endswith("+"):
+                pattern += f"(?P<{name[:-1]}>.+)"
+            else:
+                pattern += f"(?P<{name}>[^/]+)"
+        else:
+            pattern += re.escape(part)
+    match = re.match(pattern + "$", path)
+    if match is None:
+        raise ValueError(f"path {path!r} does not fit route {route_key!r}")
+    return {k: v for k, v in match.groupdict().items()} or None
+
+
+def _query_string(query: Mapping[str, Any] | Sequence[tuple[str, Any]] | str | None) -> str:
+    if query is None:
+        return ""
+    if isinstance(query, str):
+        return query.lstrip("?")
+    return urlencode(query, doseq=True)
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | Mapping[str, Any] | list[Any] | None = None,
+    headers: Mapping[str, str | Sequence[str]] | None = None,
+    query: Mapping[str, Any] | Sequence[tuple[str, Any]] | str | None = None,
+    path_parameters: Mapping[str, str] | None = None,
+    route_key: str | None = None,
+    base64: bool | None = None,
+    basic_user: str | None = None,
+    source_ip: str = "203.0.113.7",
+    user_agent: str = CHROME_UA,
+    cookies: Sequence[str] | None = None,
+    authorizer: Mapping[str, Any] | None = None,
+    stage: str = "$default",
+    api_id: str = DEFAULT_API_ID,
+    account_id: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload format 2.0 event, as a Lambda proxy integration receives it.
+
+    `path` may carry a query string ("/v1/pixel.gif?k=abc"), merged before `query`.
+    `body` given as a dict or list is sent as JSON (content-type application/json unless set).
+    `route_key` defaults to "METHOD path"; give the template's route ("POST /v1/forms/{formId}")
+    and `path_parameters` are taken from the path unless given.
+    `base64` forces `isBase64Encoded`; by default it follows the content type as API Gateway does.
+    `authorizer` is placed in `requestContext.authorizer` (e.g. {"iam": {...}} for AWS_IAM routes).
+    """
+    method = method.upper()
+    split = urlsplit(path)
+    raw_path = split.path or "/"
+    raw_query = "&".join(q for q in (split.query, _query_string(query)) if q)
+
+    hdrs: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        joined = value if isinstance(value, str) else ",".join(value)
+        key = name.lower()
+        hdrs[key] = f"{hdrs[key]},{joined}" if key in hdrs else joined
+
+    raw_body: bytes | None
+    if body is None:
+        raw_body = None
+    elif isinstance(body, bytes):
+        raw_body = body
+    elif isinstance(body, str):
+        raw_body = body.encode("utf-8")
+    else:
+        raw_body = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        hdrs.setdefault("content-type", "application/json")
+    if raw_body is not None:
+        hdrs.setdefault("content-length", str(len(raw_body)))
+
+    if basic_user is not None:
+        hdrs.setdefault("authorization", basic_auth(basic_user))
+    domain = f"{api_id}.execute-api.{region}.amazonaws.com"
+    hdrs.setdefault("host", domain)
+    hdrs.setdefault("user-agent", user_agent)
+    hdrs.setdefault("accept", "*/*")
+    hdrs.setdefault("x-forwarded-for", source_ip)
+    hdrs.setdefault("x-forwarded-port", "443")
+    hdrs.setdefault("x-forwarded-proto", "https")
+    hdrs.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}")
+
+    cookie_list = list(cookies or [])
+    if "cookie" in hdrs:
+        cookie_list += [c.strip() for c in hdrs.pop("cookie").replace(",", ";").split(";") if c.strip()]
+
+    route = route_key or f"{method} {raw_path}"
+    params: Mapping[str, str] | None = path_parameters
+    if params is None and "{" in route:
+        params = route_params(route, raw_path)
+
+    moment = now or datetime.now(UTC)
+    epoch_ms = int(moment.timestamp() * 1000)
+    request_id = b64.b64encode(uuid.uuid4().bytes[:11]).decode("ascii").replace("+", "A").replace("/", "B")
+    request_context: dict[str, Any] = {
+        "accountId": account_id,
+        "apiId": api_id,
+        "domainName": hdrs["host"],
+        "domainPrefix": hdrs["host"].split(".", 1)[0],
+        "http": {
+            "method": method,
+            "path": raw_path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": hdrs["user-agent"],
+        },
+        "requestId": request_id,
+        "routeKey": route,
+        "stage": stage,
+        "time": moment.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": epoch_ms,
+    }
+    if authorizer is not None:
+        request_context["authorizer"] = dict(authorizer)
+
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": hdrs,
+        "requestContext": request_context,
+        "isBase64Encoded": False,
+    }
+    if cookie_list:
+        event["cookies"] = cookie_list
+    if raw_query:
+        qs: dict[str, str] = {}
+        for key, value in parse_qsl(raw_query, keep_blank_values=True):
+            qs[key] = f"{qs[key]},{value}" if key in qs else value
+        event["queryStringParameters"] = qs
+    if params:
+        event["pathParameters"] = dict(params)
+    if raw_body is not None:
+        encode = base64 if base64 is not None else not is_textual(hdrs.get("content-type"))
+        if not encode:
+            try:
+                event["body"] = raw_body.decode("utf-8")
+            except UnicodeDecodeError:
+                encode = True
+        if encode:
+            event["body"] = b64.b64encode(raw_body).decode("ascii")
+        event["isBase64Encoded"] = encode
+    return event
+
+
+def form_event(
+    path: str, fields: Mapping[str, Any] | Sequence[tuple[str, Any]], **kwargs: Any
+) -> dict[str, Any]:
+    """A POST of an HTML form (application/x-www-form-urlencoded; base64-encoded as API Gateway does)."""
+    headers = {"content-type": "application/x-www-form-urlencoded", **(kwargs.pop("headers", None) or {})}
+    return http_event("POST", path, body=urlencode(fields, doseq=True), headers=headers, **kwargs)
+
+
+def iam_authorizer(account_id: str = DEFAULT_ACCOUNT, user: str = "tester") -> dict[str, Any]:
+    """`requestContext.authorizer` of a request signed with SigV4 on an AWS_IAM route."""
+    return {
+        "iam": {
+            "accessKey": "AKIAIOSFODNN7EXAMPLE",
+            "accountId": account_id,
+            "callerId": "AIDAEXAMPLE",
+            "cognitoIdentity": None,
+            "principalOrgId": None,
+            "userArn": f"arn:aws:iam::{account_id}:user/{user}",
+            "userId": "AIDAEXAMPLE",
+        }
+    }
+
+
+def decode_body(response: Mapping[str, Any]) -> bytes:
+    """The bytes of a Lambda proxy response's body (base64-decoded when flagged)."""
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        return b64.b64decode(body)
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def json_body(response: Mapping[str, Any]) -> Any:
+    return json.loads(decode_body(response))
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str = "fn"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    timeout_s: float = 10.0
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    identity: Any = None
+    client_context: Any = None
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        day = datetime.now(UTC).strftime("%Y/%m/%d")
+        return f"{day}/[{self.function_version}]{self.aws_request_id.replace('-', '')}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = self.timeout_s - (time.monotonic() - self._started)
+        return max(0, int(left * 1000))
+
+
+def lambda_context(
+    name: str = "fn",
+    *,
+    memory_mb: int = 256,
+    timeout_s: float = 10.0,
+    region: str = DEFAULT_REGION,
+    account_id: str = DEFAULT_ACCOUNT,
+) -> LambdaContext:
+    """A fresh fake Lambda context (new request id, remaining time counting down from the timeout)."""
+    return LambdaContext(
+        function_name=name,
+        memory_limit_in_mb=memory_mb,
+        timeout_s=timeout_s,
+        region=region,
+        account_id=account_id,
+    )

@@ -1,0 +1,692 @@
+"""`make demo` / `python -m local.demo`: the sample journeys replayed on the local stack.
+
+moto runs in-process (fake credentials, nothing leaves the machine); the stack is built
+from template.yaml itself (`local.stack`). Every step of every journey in
+`events/journeys/*.json` (format: events/journeys/README.md) is replayed in time order with
+the clock every function reads pinned to the step's time (LEADSCORE_NOW); the table's
+stream, the bus rules and the queues are pumped after each step, and the decay schedule
+(DecayFunction) runs once per simulated day at midnight UTC. Then everything is read back
+through the read API's handler (ReadApiFunction), as a RevOps engineer or an SDR tool would:
+each account's score and why, the top contacts, what an SDR would get, and the state
+changes that went out on the bus.
+
+Exit status: 0 when every step was accepted and no handler failed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+JOURNEYS_DIR = REPO_ROOT / "events" / "journeys"
+TEMPLATE = REPO_ROOT / "template.yaml"
+#: Day 0 of the journeys' "+<N>d HH:MM" offsets (a Monday).
+EPOCH = datetime(2026, 9, 7, tzinfo=UTC)
+#: The report is read the morning after the last step, at this hour (UTC).
+REPORT_HOUR = 9
+DEFAULT_BUS_SOURCE = "com.example.product"
+
+#: Fake credentials and a fixed region: the demo never talks to AWS.
+DEMO_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
+
+SEGMENT_ROUTES = ("/v1/identify", "/v1/track", "/v1/page", "/v1/group", "/v1/alias", "/v1/screen", "/v1/batch")
+STATE_EVENTS = ("Account SDR Ready", "Account Routed", "Account Recycled", "Account Disqualified",
+                "Routing SLA Breached")
+
+
+class JourneyError(ValueError):
+    """A journey file is malformed (names the file and the step)."""
+
+
+# ------------------------------------------------------------------------------ journeys
+
+
+@dataclass
+class Step:
+    journey: str
+    index: int
+    at: datetime
+    route: str
+    body: Any
+    key: str | None = None
+    note: str | None = None
+    source: str | None = None
+    encoding: str = "urlencoded"
+
+    @property
+    def label(self) -> str:
+        return f"{self.journey} step {self.index + 1}"
+
+
+@dataclass
+class Journey:
+    name: str
+    file: str
+    description: str
+    expect: dict[str, Any]
+    steps: list[Step]
+
+
+_OFFSET = re.compile(r"^\+?(?P<days>\d+)d(?:\s+(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?)?$")
+_DURATION = re.compile(
+    r"^\+?P(?:(?P<days>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse_at(text: str, epoch: datetime = EPOCH) -> datetime:
+    """A step's time: "+3d 09:30" (day 3 after the epoch, 09:30 UTC), an ISO-8601 duration
+    from the epoch ("P3DT9H30M"), or an absolute ISO-8601 time with a zone."""
+    value = str(text).strip()
+    for pattern in (_OFFSET, _DURATION):
+        match = pattern.match(value)
+        if match and any(match.group(g) for g in ("days", "h", "m", "s")):
+            parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
+            return epoch + timedelta(days=parts["days"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"'at': {text!r} is neither '+<N>d HH:MM', an ISO-8601 duration nor an ISO time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"'at': {text!r} needs a time zone (e.g. Z)")
+    return moment.astimezone(UTC)
+
+
+def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> list[Journey]:
+    journeys = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError as error:
+            raise JourneyError(f"{path.name}: not JSON ({error})") from None
+        raw_steps = doc.get("steps") if isinstance(doc, dict) else doc
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise JourneyError(f"{path.name}: 'steps' must be a non-empty list")
+        name = str(doc.get("name") or path.stem) if isinstance(doc, dict) else path.stem
+        steps = []
+        for index, raw in enumerate(raw_steps):
+            where = f"{path.name} steps[{index}]"
+            if not isinstance(raw, dict) or "at" not in raw or "route" not in raw:
+                raise JourneyError(f"{where}: a step needs 'at' and 'route'")
+            route = str(raw["route"])
+            if route not in SEGMENT_ROUTES and route not in ("pixel", "bus") and not route.startswith("form:"):
+                raise JourneyError(f"{where}: unknown route {route!r}")
+            if route in SEGMENT_ROUTES + ("pixel",) and not raw.get("key"):
+                raise JourneyError(f"{where}: route {route} needs a write 'key'")
+            try:
+                at = parse_at(raw["at"], epoch)
+            except ValueError as error:
+                raise JourneyError(f"{where}: {error}") from None
+            steps.append(Step(journey=path.stem, index=index, at=at, route=route, body=raw.get("body") or {},
+                              key=raw.get("key"), note=raw.get("note"), source=raw.get("source"),
+                              encoding=str(raw.get("encoding") or "urlencoded")))
+        journeys.append(Journey(name=name, file=path.name, description=str(doc.get("description") or ""),
+                                expect=dict(doc.get("expect") or {}) if isinstance(doc, dict) else {},
+                                steps=steps))
+    if not journeys:
+        raise JourneyError(f"no journeys (*.json) in {directory}")
+    return journeys
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class StepResult:
+    step: Step
+    request: str
+    status: int | str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class DemoResult:
+    start: datetime
+    end: datetime
+    steps: list[StepResult] = field(default_factory=list)
+    decay_runs: int = 0
+    decayed: int = 0
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /v1/accounts/{id} bodies
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /v1/contacts/{id} bodies, by contactId
+    #: GET /v1/accounts/{free-mail domain} status for individuals' domains (404: no such account)
+    free_mail_accounts: dict[str, int] = field(default_factory=dict)
+    journeys: list[Journey] = field(default_factory=list)
+    bus_events: list[dict[str, Any]] = field(default_factory=list)
+    routed: list[dict[str, Any]] = field(default_factory=list)  # messages on the routed queue, if any
+    routing_function: str | None = None
+    errors: list[str] = field(default_factory=list)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(s.ok for s in self.steps)
+
+    def individuals(self) -> list[dict[str, Any]]:
+        return [c for c in self.contacts.values() if not c.get("accountId")]
+
+    def sdr_ready(self) -> list[dict[str, Any]]:
+        return [a for a in self.accounts.values() if a.get("state") == "sdr_ready"]
+
+    def journey_outcome(self, journey: Journey) -> dict[str, Any]:
+        """The account (or the contacts, for individuals) a journey produced."""
+        wanted = set(contacts_of(journey))
+        contacts = [c for c in self.contacts.values()
+                    if wanted & {c.get("contactId"), str(c.get("email") or "").lower()}]
+        account_ids = sorted({c["accountId"] for c in contacts if c.get("accountId")})
+        return {"contacts": contacts, "accounts": [self.accounts[a] for a in account_ids if a in self.accounts]}
+
+
+def contacts_of(journey: Journey) -> list[str]:
+    """The contact ids (userId, else email) a journey's steps name, in order of appearance."""
+    seen: dict[str, None] = {}
+    for step in journey.steps:
+        bodies = step.body.get("batch", []) if step.route == "/v1/batch" else [step.body]
+        for body in bodies:
+            if not isinstance(body, dict):
+                continue
+            ident = body.get("userId") or body.get("uid")
+            if not ident and step.route.startswith("form:"):
+                ident = body.get("email")
+            if not ident:
+                email = (body.get("traits") or {}).get("email") or ((body.get("context") or {}).get("traits")
+                                                                    or {}).get("email")
+                ident = email
+            if ident:
+                seen.setdefault(str(ident).lower() if "@" in str(ident) else str(ident))
+    return list(seen)
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+@contextlib.contextmanager
+def demo_environment() -> Iterator[None]:
+    """Fake credentials and no machine AWS config for the duration; restored afterwards."""
+    saved = {k: os.environ.get(k) for k in (*DEMO_ENV, *UNSET_ENV, "LEADSCORE_NOW", "AWS_CONFIG_FILE",
+                                           "AWS_SHARED_CREDENTIALS_FILE")}
+    try:
+        for name in UNSET_ENV:
+            os.environ.pop(name, None)
+        os.environ.update(DEMO_ENV)
+        os.environ["AWS_CONFIG_FILE"] = os.devnull
+        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class Demo:
+    def __init__(self, stack: Any, journeys: list[Journey], log: Any = None, function_logs: bool = False) -> None:
+        self.stack = stack
+        self.journeys = journeys
+        self.log = log
+        self.now = EPOCH
+        if not function_logs:
+            # The template sets INFO; the demo's own report is what a reader wants to see.
+            for spec in stack.functions.values():
+                spec.environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+
+    # -- clock -------------------------------------------------------------------------------
+
+    def set_clock(self, moment: datetime) -> None:
+        self.now = moment
+        os.environ["LEADSCORE_NOW"] = moment.isoformat()
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def run_step(self, step: Step) -> StepResult:
+        from local.apigw import http_event
+
+        at = step.at.isoformat().replace("+00:00", "Z")
+        if step.route in SEGMENT_ROUTES:
+            body = step.body
+            if step.route == "/v1/batch":
+                body = {**body, "batch": [{"timestamp": at, **m} for m in body.get("batch", [])]}
+            else:
+                body = {"timestamp": at, **body}
+            event = http_event("POST", step.route, body=body, basic_user=step.key, now=self.now)
+            return self._http(step, f"POST {step.route}", event)
+        if step.route == "pixel":
+            query = {"k": step.key, **{k: str(v) for k, v in step.body.items()}}
+            event = http_event("GET", "/v1/pixel.gif", query=query, now=self.now)
+            return self._http(step, "GET /v1/pixel.gif", event, gif=True)
+        if step.route.startswith("form:"):
+            from local.apigw import form_event
+
+            form_id = step.route.split(":", 1)[1]
+            path, route = f"/v1/forms/{form_id}", "POST /v1/forms/{formId}"
+            if step.encoding == "json":
+                event = http_event("POST", path, body=step.body, route_key=route, now=self.now)
+            else:
+                event = form_event(path, step.body, route_key=route, now=self.now,
+                                   headers={"referer": "https://www.leadscore.example/demo"})
+            return self._http(step, f"POST {path}", event)
+        return self._bus(step, at)
+
+    def _http(self, step: Step, request: str, event: dict[str, Any], gif: bool = False) -> StepResult:
+        from local.apigw import decode_body
+
+        answer = self.stack.invoke("CollectFunction", event)
+        status = int(answer.get("statusCode", 0))
+        body = decode_body(answer)
+        ok, detail = 200 <= status < 400, ""
+        if gif:
+            ok = ok and body.startswith(b"GIF")
+        elif status != 303:
+            try:
+                parsed = json.loads(body or b"{}")
+            except ValueError:
+                parsed = {}
+            if parsed.get("rejected"):
+                ok, detail = False, json.dumps(parsed["rejected"])
+            elif not ok:
+                detail = parsed.get("message") or body[:200].decode("utf-8", "replace")
+        else:
+            detail = f"-> {answer.get('headers', {}).get('location')}"
+        return StepResult(step, request, status, ok, detail)
+
+    def _bus(self, step: Step, at: str) -> StepResult:
+        detail = {"timestamp": at, **step.body}
+        name = self.stack.name_of("EventBus")
+        answer = self.stack.client("events").put_events(Entries=[{
+            "EventBusName": name, "Source": step.source or DEFAULT_BUS_SOURCE, "DetailType": "Tracking Event",
+            "Detail": json.dumps(detail), "Time": self.now}])
+        ok = not answer.get("FailedEntryCount")
+        return StepResult(step, f"PutEvents {name} (Tracking Event)", "put" if ok else "failed", ok,
+                          "" if ok else json.dumps(answer.get("Entries")))
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def pump(self, result: DemoResult, what: str) -> None:
+        before = len(self.stack.errors)
+        try:
+            self.stack.pump(raise_errors=False)
+        except Exception as error:  # noqa: BLE001 - reported, the demo goes on
+            result.errors.append(f"{what}: delivery did not settle: {error!r}")
+        for failure in self.stack.errors[before:]:
+            result.errors.append(f"{what}: {failure.logical_id} failed on {failure.source}: {failure.error!r}")
+
+    def run(self) -> DemoResult:
+        started = time.monotonic()
+        steps = sorted((s for j in self.journeys for s in j.steps), key=lambda s: (s.at, s.journey, s.index))
+        first_day = steps[0].at.replace(hour=0, minute=0, second=0, microsecond=0)
+        last_day = steps[-1].at.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = last_day + timedelta(days=1, hours=REPORT_HOUR)
+        result = DemoResult(start=steps[0].at, end=end, journeys=self.journeys, resources=self.stack.describe())
+        day = first_day + timedelta(days=1)
+        queue = list(steps)
+        while queue or day <= end:
+            if queue and queue[0].at < day:
+                step = queue.pop(0)
+                self.set_clock(step.at)
+                try:
+                    outcome = self.run_step(step)
+                except Exception as error:  # noqa: BLE001 - a failed step is reported, the demo goes on
+                    outcome = StepResult(step, step.route, "error", False, repr(error))
+                result.steps.append(outcome)
+                self._print_step(outcome)
+                self.pump(result, step.label)
+            else:
+                self.set_clock(day)
+                answer = self.stack.run_schedule("DecayFunction", day)
+                result.decay_runs += 1
+                result.decayed += int((answer or {}).get("written", 0))
+                self.pump(result, f"decay {day.date()}")
+                day += timedelta(days=1)
+        self.set_clock(end)
+        self.pump(result, "final drain")
+        self._read_back(result)
+        result.bus_events = [e for e in self.stack.bus_log if e.get("detail-type") != "Tracking Event"]
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _print_step(self, outcome: StepResult) -> None:
+        if self.log is None:
+            return
+        step = outcome.step
+        mark = "  " if outcome.ok else "!!"
+        line = (f"{mark}{step.at:%Y-%m-%d %H:%M}  {step.journey:<10} {outcome.request:<34} {outcome.status!s:<5}"
+                f" {step.note or ''}")
+        print(line.rstrip(), file=self.log)
+        if not outcome.ok:
+            print(f"    {outcome.detail}", file=self.log)
+
+    # -- read back through the read API --------------------------------------------------------
+
+    def read(self, path: str) -> tuple[int, Any]:
+        from local.apigw import http_event, iam_authorizer, json_body
+
+        route = "GET /v1/accounts/{accountId}" if path.startswith("/v1/accounts/") else "GET /v1/contacts/{contactId}"
+        answer = self.stack.invoke("ReadApiFunction", http_event("GET", path, route_key=route, now=self.now,
+                                                                 authorizer=iam_authorizer(user="demo")))
+        return int(answer["statusCode"]), json_body(answer)
+
+    def _read_back(self, result: DemoResult) -> None:
+        from urllib.parse import quote
+
+        account_ids: dict[str, None] = {}
+        for journey in self.journeys:
+            for contact_id in contacts_of(journey):
+                status, body = self.read(f"/v1/contacts/{quote(contact_id, safe='@')}")
+                if status == 200:
+                    # an email or anonymous id answers as the contact it joined: keep one per contact
+                    result.contacts.setdefault(body["contactId"], body)
+                    if body.get("accountId"):
+                        account_ids.setdefault(body["accountId"])
+                    elif "@" in str(body.get("email") or ""):
+                        domain = str(body["email"]).rsplit("@", 1)[1]
+                        result.free_mail_accounts[domain] = self.read(f"/v1/accounts/{quote(domain)}")[0]
+                else:
+                    result.errors.append(f"GET /v1/contacts/{contact_id}: {status} {body.get('message')}")
+            expected = journey.expect.get("account")
+            if expected:
+                account_ids.setdefault(expected)
+        for event in self.stack.bus_log:
+            account = (event.get("detail") or {}).get("accountId")
+            if event.get("detail-type", "").startswith("Account") and account:
+                account_ids.setdefault(account)
+        for account_id in account_ids:
+            status, body = self.read(f"/v1/accounts/{quote(account_id)}")
+            if status == 200:
+                result.accounts[account_id] = body
+            else:
+                result.errors.append(f"GET /v1/accounts/{account_id}: {status} {body.get('message')}")
+        self._routing(result)
+
+    def _routing(self, result: DemoResult) -> None:
+        """Routing, when the template has it: a function subscribed to "Account SDR Ready"
+        and the FIFO queue it feeds; the demo reads what landed there."""
+        probe = {"version": "0", "id": "probe", "detail-type": "Account SDR Ready", "source": "leadscore",
+                 "account": self.stack.account_id, "time": self.now.isoformat(), "region": self.stack.region,
+                 "resources": [], "detail": {"accountId": "probe", "state": "sdr_ready"}}
+        subscribed = self.stack.rules_matching(probe)
+        result.routing_function = subscribed[0][0] if subscribed else None
+        if result.routing_function is None:
+            return
+        sqs = self.stack.client("sqs")
+        for info in self.stack.resources.values():
+            if info.get("type") == "AWS::SQS::Queue" and info.get("fifo") and info.get("url"):
+                while True:
+                    page = sqs.receive_message(QueueUrl=info["url"], MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                               AttributeNames=["All"]).get("Messages", [])
+                    if not page:
+                        break
+                    for message in page:
+                        with contextlib.suppress(ValueError):
+                            result.routed.append(json.loads(message["Body"]))
+
+
+def run(journeys_dir: Path = JOURNEYS_DIR, *, log: Any = None, template: Path = TEMPLATE,
+        function_logs: bool = False) -> DemoResult:
+    """Replay the journeys on a fresh in-process moto stack; the result holds what the read API said."""
+    with demo_environment():
+        if importlib.util.find_spec("leadscore") is None:  # not installed: use the layer's source
+            sys.path.insert(0, str(REPO_ROOT / "shared"))
+        from leadscore import runtime
+        from moto import mock_aws
+
+        from local.stack import TemplateStack
+
+        journeys = load_journeys(journeys_dir)
+        runtime.reset()
+        try:
+            with mock_aws():
+                stack = TemplateStack.create(template)
+                return Demo(stack, journeys, log=log, function_logs=function_logs).run()
+        finally:
+            runtime.reset()
+
+
+# ------------------------------------------------------------------------------ the report
+
+
+def sdr_message(account: Mapping[str, Any], routed: bool = False) -> dict[str, Any]:
+    """What the routed queue would carry for this account (PRODUCT.md "The routed queue"),
+    from the read API's answer. SDR, territory and routing times are left empty: they are
+    the Route step's to fill."""
+    reasons = sorted((line for line in account.get("breakdown", []) if line.get("points")),
+                     key=lambda line: -abs(line["points"]))
+    return {
+        "schema": "account-routed/v1",
+        "accountId": account.get("accountId"),
+        "accountName": account.get("name"),
+        "domain": account.get("domain"),
+        "score": account.get("score"),
+        "fit": account.get("fit"),
+        "engagement": account.get("engagement"),
+        "committeeBonus": account.get("committeeBonus"),
+        "velocity": account.get("velocity"),
+        "threshold": account.get("threshold"),
+        "sdr": account.get("sdr"),
+        "territory": None,
+        "routing": None if not routed else "see the routed queue",
+        "reasons": [{"rule": r["rule"], "points": r["points"], "contactId": r.get("contactId")} for r in reasons],
+        "contacts": [{k: c.get(k) for k in ("contactId", "email", "title", "persona", "score")}
+                     for c in account.get("contacts", [])],
+        "sdrReadyAt": account.get("stateSince"),
+        "routedAt": None,
+        "slaDueAt": None,
+        "cycle": account.get("cycle"),
+    }
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:.2f}".rstrip("0").rstrip(".")
+
+
+def _when(text: Any) -> str:
+    if not text:
+        return "-"
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M")
+    return str(text)
+
+
+def report(result: DemoResult, out: Any = None) -> None:
+    def say(text: str = "") -> None:
+        print(text, file=out or sys.stdout)
+
+    steps = len(result.steps)
+    failed = [s for s in result.steps if not s.ok]
+    say()
+    say(f"Replayed {steps} steps of {len(result.journeys)} journeys from {result.start:%Y-%m-%d} to "
+        f"{result.end:%Y-%m-%d} ({failed and f'{len(failed)} FAILED' or 'all accepted'}); the decay job ran "
+        f"{result.decay_runs} times (once a simulated day) and re-valued {result.decayed} contacts.")
+    say(f"Everything below is read through GET /v1/accounts/{{id}} and GET /v1/contacts/{{id}} as of "
+        f"{result.end:%Y-%m-%d %H:%M} UTC.")
+
+    say()
+    say("=" * 100)
+    say("ACCOUNTS")
+    say("=" * 100)
+    for account in sorted(result.accounts.values(), key=lambda a: -float(a.get("score") or 0)):
+        _account_block(say, account, result)
+
+    individuals = result.individuals()
+    if individuals:
+        say()
+        say("=" * 100)
+        say("INDIVIDUALS (free-mail, no company: scored, not part of any account)")
+        say("=" * 100)
+        for contact in individuals:
+            say(f"{contact.get('name') or contact['contactId']} <{contact.get('email')}>  {contact.get('title') or ''}"
+                f"  persona {contact.get('persona')}")
+            say(f"  score {_num(contact['score'])} = fit {_num(contact['fit'])} + engagement "
+                f"{_num(contact['engagement'])}   velocity {_num(contact['velocity'])}   lifecycle "
+                f"{contact['lifecycle']}   account: none")
+            domain = str(contact.get("email") or "").rpartition("@")[2]
+            if domain in result.free_mail_accounts:
+                say(f"  GET /v1/accounts/{domain} -> {result.free_mail_accounts[domain]} (a free-mail domain is "
+                    "not a company)")
+            for line in contact.get("breakdown", []):
+                say(f"    {float(line['points']):+8.2f}  {line['rule']:<28} {line['category']:<9} "
+                    f"{line.get('detail') or ''}".rstrip())
+
+    say()
+    say("=" * 100)
+    say("WHAT AN SDR WOULD GET (and why)")
+    say("=" * 100)
+    ready = result.sdr_ready()
+    if result.routing_function is None:
+        say("Routing to an SDR is not in template.yaml yet (no function subscribes to \"Account SDR Ready\"): "
+            "below is the")
+        say("routed-queue message (schema account-routed/v1) each SDR-ready account will produce; `sdr`, "
+            "`territory`,")
+        say("`routedAt` and `slaDueAt` are the Route step's to fill.")
+    else:
+        say(f"Routing: {result.routing_function} subscribes to \"Account SDR Ready\"; "
+            f"{len(result.routed)} message(s) on the routed queue.")
+    if not ready:
+        say("(no account is SDR-ready)")
+    for account in ready:
+        say()
+        say(f"{account['accountId']}: SDR-ready since {_when(account.get('stateSince'))} (cycle "
+            f"{account.get('cycle')}), score {_num(account['score'])} >= threshold {_num(account['threshold'])}")
+        say(json.dumps(sdr_message(account, routed=result.routing_function is not None), indent=2))
+    for message in result.routed:
+        say(json.dumps(message, indent=2))
+
+    say()
+    say("=" * 100)
+    say("STATE CHANGES ON THE BUS (what other teams can subscribe to)")
+    say("=" * 100)
+    counts = Counter(e.get("detail-type") for e in result.bus_events)
+    say("  " + ", ".join(f"{kind} x{n}" for kind, n in sorted(counts.items())) if counts else "  (none)")
+    for event in result.bus_events:
+        detail = event.get("detail") or {}
+        if event.get("detail-type") in STATE_EVENTS:
+            say(f"  {_when(detail.get('time'))}  {event['detail-type']:<20} {detail.get('accountId'):<12} "
+                f"score {_num(detail.get('score'))} = fit {_num(detail.get('fit'))} + engagement "
+                f"{_num(detail.get('engagement'))} + committee {_num(detail.get('committeeBonus'))}, "
+                f"velocity {_num(detail.get('velocity'))}, {detail.get('previousState')} -> {detail.get('state')}, "
+                f"cycle {detail.get('cycle')}")
+    by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in result.bus_events:
+        if event.get("detail-type") == "Account Score Changed":
+            by_account[str((event.get("detail") or {}).get("accountId"))].append(event["detail"])
+    for account_id, changes in sorted(by_account.items()):
+        scores = [_num(c.get("score")) for c in changes]
+        if len(scores) > 10:
+            scores = [*scores[:3], f"({len(scores) - 8} more)", *scores[-5:]]
+        say(f"  Account Score Changed  {account_id:<12} x{len(changes):<3} {' -> '.join(scores)}  (last "
+            f"{_when(changes[-1].get('time'))})")
+
+    say()
+    say("=" * 100)
+    say("JOURNEYS")
+    say("=" * 100)
+    for journey in result.journeys:
+        outcome = result.journey_outcome(journey)
+        if outcome["accounts"]:
+            got = ", ".join(f"{a['accountId']} {a['state']} ({_num(a['score'])})" for a in outcome["accounts"])
+        else:
+            got = "no account; " + ", ".join(f"{c['contactId']} {c['lifecycle']} ({_num(c['score'])})"
+                                              for c in outcome["contacts"])
+        expected = journey.expect.get("state") or ("no account" if "account" in journey.expect else None)
+        mark = ""
+        if expected:
+            states = {a["state"] for a in outcome["accounts"]} or {"no account"}
+            mark = "  [as expected]" if expected in states else f"  [EXPECTED {expected}]"
+        say(f"  {journey.name:<26} {got}{mark}")
+
+    say()
+    if result.errors or failed:
+        say("PROBLEMS:")
+        for item in failed:
+            say(f"  {item.step.label} ({item.request}): {item.status} {item.detail}")
+        for error in result.errors:
+            say(f"  {error}")
+    say(f"Done in {result.seconds:.1f} s. Stack: {len(result.resources)} resources of template.yaml on moto "
+        "(in-process).")
+
+
+def _account_block(say: Any, account: Mapping[str, Any], result: DemoResult) -> None:
+    say()
+    state = account.get("state")
+    excluded = f" ({account.get('excluded')})" if account.get("excluded") else ""
+    say(f"{account['accountId']}  {account.get('name') or ''}  -  {str(state).upper()}{excluded}"
+        f"  since {_when(account.get('stateSince'))}")
+    say(f"  score {_num(account['score'])} = fit {_num(account['fit'])} + engagement {_num(account['engagement'])}"
+        f" + committee bonus {_num(account.get('committeeBonus'))}   velocity {_num(account['velocity'])}"
+        f"   threshold {_num(account['threshold'])} (requalify below {_num(account.get('requalifyBelow'))})")
+    say("  breakdown (rule, points, contact):")
+    for line in account.get("breakdown", []):
+        contact = line.get("contactId") or ""
+        say(f"    {float(line['points']):+8.2f}  {line['rule']:<28} {line['category']:<11} {contact:<22} "
+            f"{line.get('detail') or ''}".rstrip())
+    total = round(sum(float(line["points"]) for line in account.get("breakdown", [])), 2)
+    say(f"    {total:8.2f}  (sum of the lines)")
+    say("  top contacts:")
+    for contact in account.get("contacts", []):
+        say(f"    {contact.get('name') or '':<16} {contact.get('email') or '':<28} {contact.get('title') or '':<26} "
+            f"{contact.get('persona'):<15} score {_num(contact.get('score'))} (engagement "
+            f"{_num(contact.get('engagement'))})")
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--journeys", type=Path, default=JOURNEYS_DIR, help="folder of journey files (*.json)")
+    parser.add_argument("--quiet", action="store_true", help="do not list the steps as they are replayed")
+    parser.add_argument("--json", action="store_true", help="print the accounts, contacts and bus events as JSON")
+    parser.add_argument("--function-logs", action="store_true", help="show the functions' own (Powertools) logs")
+    args = parser.parse_args(argv)
+    log = None if args.quiet or args.json else sys.stdout
+    if log:
+        print(f"Building the stack of {TEMPLATE.name} on moto (in-process) and replaying "
+              f"{args.journeys.relative_to(REPO_ROOT) if args.journeys.is_relative_to(REPO_ROOT) else args.journeys}"
+              "/*.json ...", file=log)
+    try:
+        result = run(args.journeys, log=log, function_logs=args.function_logs)
+    except JourneyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "ok": result.ok, "asOf": result.end.isoformat(), "accounts": result.accounts,
+            "contacts": result.contacts, "sdrReady": [sdr_message(a) for a in result.sdr_ready()],
+            "busEvents": result.bus_events, "routed": result.routed,
+            "failedSteps": [{"step": s.step.label, "status": s.status, "detail": s.detail}
+                            for s in result.steps if not s.ok],
+            "errors": result.errors}, indent=2, default=str))
+    else:
+        report(result)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Accounts: roll-up, decay with simulated time, the state machine, explanations, cost."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import EMAIL_KEY, Pipeline, vp_identify
+
+
+@contextmanager
+def counting_calls(client: Any) -> Iterator[Counter[str]]:
+    """Count the API calls a boto3 client makes (and the items each touches)."""
+    calls: Counter[str] = Counter()
+
+    def count(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        calls[operation] += 1
+        if operation == "TransactWriteItems":
+            calls["items_written"] += len(params["TransactItems"])
+        elif operation in ("PutItem", "UpdateItem"):
+            calls["items_written"] += 1
+            key = (params.get("Item") or params.get("Key"))["pk"]["S"]
+            calls[f"write:{key[:2]}"] += 1
+        elif operation == "BatchGetItem":
+            calls["keys_read"] += sum(len(t["Keys"]) for t in params["RequestItems"].values())
+        elif operation == "GetItem":
+            calls["keys_read"] += 1
+
+    client.meta.events.register("provide-client-params.dynamodb.*", count)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.*", count)
+
+
+def _store_client() -> Any:
+    from leadscore import runtime
+
+    return runtime.store().client
+
+
+def _group(pipeline: Pipeline, user_id: str, **traits: Any) -> None:
+    pipeline.send("group", {"userId": user_id, "groupId": "acct-1",
+                            "traits": {"name": "Acme Tech", "website": "https://www.acmetech.io", **traits}})
+
+
+def _email_touches(pipeline: Pipeline, user_id: str, opens: int, clicks: int = 0) -> None:
+    for _ in range(opens):
+        pipeline.send("track", {"userId": user_id, "event": "Email Opened"}, key=EMAIL_KEY)
+        pipeline.advance(seconds=1)
+    for _ in range(clicks):
+        pipeline.send("track", {"userId": user_id, "event": "Email Link Clicked"}, key=EMAIL_KEY)
+        pipeline.advance(seconds=1)
+
+
+def _sum(body: dict[str, Any]) -> float:
+    return round(sum(line["points"] for line in body["breakdown"]), 2)
+
+
+class TestDecay:
+    def test_five_email_opens_are_worth_full_points_then_half_one_half_life_after_stale(
+            self, pipeline: Pipeline) -> None:
+        # Given five email opens today
+        opened = pipeline.now
+        _email_touches(pipeline, "u-e", opens=5)
+        pipeline.settle()
+        assert pipeline.contact("u-e")["engagement"] == 25
+        # Then they keep full value up to stale_after_days (30)...
+        pipeline.set_clock(opened + timedelta(days=30))
+        assert pipeline.contact("u-e")["engagement"] == 25
+        # ...and are worth half one half-life (30 days) later, with the arithmetic shown
+        pipeline.set_clock(opened + timedelta(days=60))
+        contact = pipeline.contact("u-e")
+        assert contact["engagement"] == 12.5
+        line = next(b for b in contact["breakdown"] if b["rule"] == "email_opened")
+        assert line["points"] == 12.5 and "0.5^" in line["detail"]
+        assert _sum(contact) == contact["score"]
+        # and ?at= answers as of another moment
+        status, earlier = pipeline.read("/v1/contacts/u-e", query={"at": (opened + timedelta(days=1)).isoformat()})
+        assert status == 200 and earlier["engagement"] == 25
+
+    def test_other_categories_do_not_decay(self, pipeline: Pipeline) -> None:
+        start = pipeline.now
+        pipeline.send("track", {"userId": "u-w", "event": "Webinar Attended"})
+        pipeline.settle()
+        pipeline.set_clock(start + timedelta(days=365))
+        assert pipeline.contact("u-w")["engagement"] == 20
+
+    def test_decay_job_twice_at_the_same_instant_changes_nothing(self, pipeline: Pipeline) -> None:
+        start = pipeline.now
+        for user in ("u-1", "u-2", "u-3"):
+            _email_touches(pipeline, user, opens=3)
+        pipeline.settle()
+        pipeline.set_clock(start + timedelta(days=45))
+        first = pipeline.stack.run_schedule("DecayFunction", pipeline.now)
+        pipeline.settle()
+        assert first["written"] == 3
+        snapshot = pipeline.table_items()
+        second = pipeline.stack.run_schedule("DecayFunction", pipeline.now)
+        pipeline.settle()
+        assert second == {"due": 0, "written": 0, "unchanged": 0, "conflicts": 0}
+        assert pipeline.table_items() == snapshot
+        contact = [i for i in snapshot if i.get("ck") == "u:u-1"][0]
+        assert contact["eng"] == pipeline.contact("u-1")["engagement"] < 15
+
+    def test_decay_reads_grow_with_the_contacts_due_not_the_table(self, pipeline: Pipeline) -> None:
+        start = pipeline.now
+        batch = [{"type": "track", "userId": f"web-{i}", "event": "Webinar Attended"} for i in range(150)]
+        batch += [{"type": "track", "userId": f"mail-{i}", "event": "Email Opened"} for i in range(4)]
+        pipeline.http("POST", "/v1/batch", body={"batch": batch}, basic_user=EMAIL_KEY)
+        pipeline.settle()
+        pipeline.set_clock(start + timedelta(days=40))
+        with counting_calls(_store_client()) as calls:
+            result = pipeline.stack.run_schedule("DecayFunction", pipeline.now)
+        assert result["due"] == 4 and result["written"] == 4
+        assert calls["Scan"] == 0
+        assert calls["Query"] == 1 and calls["keys_read"] == 0  # the index carries what decay needs
+        assert calls["items_written"] == 4
+
+
+class TestAccountStateMachine:
+    def _email_only_account(self, pipeline: Pipeline) -> None:
+        """Account fit 30 + a VP's and a director's email touches + the committee bonus."""
+        pipeline.send("identify", vp_identify("u-vp", "vp@acmetech.io"))
+        pipeline.send("identify", {"userId": "u-dir", "traits": {"email": "dir@acmetech.io",
+                                                                 "title": "Director of Engineering"}})
+        for user in ("u-vp", "u-dir"):
+            _group(pipeline, user, industry="Software", employees=200, address={"country": "US"})
+            _email_touches(pipeline, user, opens=5, clicks=3)
+        pipeline.settle()
+
+    def test_account_rolls_up_with_personas_committee_and_explains_itself(self, pipeline: Pipeline) -> None:
+        self._email_only_account(pipeline)
+        account = pipeline.account("acmetech.io")
+        # fit 30; engagement VP 55 x 1.0 + director 55 x 0.8; committee +15
+        assert (account["fit"], account["engagement"], account["committeeBonus"]) == (30, 99, 15)
+        assert account["score"] == 144 and _sum(account) == account["score"]
+        assert account["state"] == "sdr_ready" and account["cycle"] == 1
+        assert [c["contactId"] for c in account["contacts"]] == ["u-vp", "u-dir"]
+        assert {c["persona"] for c in account["contacts"]} == {"decision_maker", "influencer"}
+        assert account["velocity"] == 99
+        assert len(pipeline.bus("Account SDR Ready")) == 1
+        ready = pipeline.bus("Account SDR Ready")[0]["detail"]
+        assert ready["accountId"] == "acmetech.io" and ready["cycle"] == 1 and ready["score"] == 144
+
+    def test_email_only_account_recycles_as_touches_go_stale_and_must_recross(self, pipeline: Pipeline) -> None:
+        start = pipeline.now
+        self._email_only_account(pipeline)
+        # When sixty days pass (one half-life after stale) and the decay job runs
+        pipeline.set_clock(start + timedelta(days=60))
+        pipeline.stack.run_schedule("DecayFunction", pipeline.now)
+        pipeline.settle()
+        # Then the account falls below requalify_below and is recycled, with its event
+        account = pipeline.account("acmetech.io")
+        assert account["score"] == 30 + 49.5 and account["state"] == "recycled"
+        assert len(pipeline.bus("Account Recycled")) == 1
+        # And a little new engagement (between the two thresholds) does not make it ready again
+        pipeline.send("track", {"userId": "u-vp", "event": "Webinar Attended"})
+        pipeline.settle()
+        account = pipeline.account("acmetech.io")
+        assert 80 <= account["score"] < 100 and account["state"] == "recycled"
+        assert len(pipeline.bus("Account SDR Ready")) == 1
+        # Until it re-crosses sdr_ready: a new cycle, announced once
+        pipeline.send("track", {"userId": "u-vp", "event": "Demo Link Clicked"})
+        pipeline.send("track", {"userId": "u-dir", "event": "Demo Link Clicked"})
+        pipeline.settle()
+        account = pipeline.account("acmetech.io")
+        assert account["state"] == "sdr_ready" and account["cycle"] == 2
+        assert [e["detail"]["cycle"] for e in pipeline.bus("Account SDR Ready")] == [1, 2]
+
+    def test_sdr_ready_is_announced_once_per_cycle(self, pipeline: Pipeline) -> None:
+        self._email_only_account(pipeline)
+        for _ in range(3):
+            pipeline.send("track", {"userId": "u-vp", "event": "Case Study Downloaded"})
+            pipeline.settle()
+        assert len(pipeline.bus("Account SDR Ready")) == 1
+        assert len(pipeline.bus("Account Score Changed")) >= 2
+
+    @pytest.mark.parametrize("lifecycle", ["customer", "opportunity", "competitor", "partner"])
+    def test_excluded_accounts_are_scored_but_never_sdr_ready(self, pipeline: Pipeline, lifecycle: str) -> None:
+        pipeline.send("identify", vp_identify("u-x", "x@acmetech.io"))
+        _group(pipeline, "u-x", industry="Software", employees=200, lifecycle=lifecycle)
+        for name in ("Demo Link Clicked", "Webinar Attended", "Demo Requested", "Case Study Downloaded"):
+            pipeline.send("track", {"userId": "u-x", "event": name})
+        pipeline.settle()
+        account = pipeline.account("acmetech.io")
+        assert account["score"] >= 100
+        assert account["state"] == "excluded" and account["excluded"] == lifecycle
+        assert pipeline.bus("Account SDR Ready") == []
+
+    def test_contacts_unsubscribed_from_everything_do_not_count_towards_routing(self, pipeline: Pipeline) -> None:
+        pipeline.send("identify", vp_identify("u-u", "u@acmetech.io"))
+        pipeline.send("track", {"userId": "u-u", "event": "Demo Requested"})
+        pipeline.settle()
+        assert pipeline.account("acmetech.io")["engagement"] == 50
+        pipeline.send("track", {"userId": "u-u", "event": "Unsubscribed", "properties": {"all": True}},
+                      key=EMAIL_KEY)
+        pipeline.settle()
+        assert pipeline.contact("u-u")["engagement"] == 40  # still scored
+        assert pipeline.account("acmetech.io")["engagement"] == 0
+
+
+class TestCost:
+    def _contacts(self, pipeline: Pipeline, count: int, prefix: str) -> None:
+        for start in range(0, count, 100):
+            batch = [{"type": "identify", "userId": f"{prefix}-{i}",
+                      "traits": {"company": {"domain": "acmetech.io"}, "title": "Engineer"}}
+                     for i in range(start, min(count, start + 100))]
+            pipeline.http("POST", "/v1/batch", body={"batch": batch}, basic_user=EMAIL_KEY)
+        pipeline.settle()
+
+    def _one_change_calls(self, pipeline: Pipeline, user_id: str) -> Counter[str]:
+        pipeline.send("track", {"userId": user_id, "event": "Webinar Attended"})
+        with counting_calls(_store_client()) as calls:
+            pipeline.settle()
+        return calls
+
+    def test_a_contact_change_costs_the_same_for_5_or_2000_contacts(self, pipeline: Pipeline) -> None:
+        self._contacts(pipeline, 5, "small")
+        small = self._one_change_calls(pipeline, "small-1")
+        self._contacts(pipeline, 2000, "big")
+        big = self._one_change_calls(pipeline, "big-1")
+        assert small == big
+        # one read of the contact, one contact write, one read and one write of the account
+        assert big["items_written"] == 2 and big["keys_read"] == 2 and big["Query"] == big["Scan"] == 0
+
+    def test_a_burst_for_one_account_in_one_batch_is_one_account_write(self, pipeline: Pipeline) -> None:
+        self._contacts(pipeline, 100, "burst")
+        batch = [{"type": "track", "userId": f"burst-{i}", "event": "Webinar Attended"} for i in range(100)]
+        pipeline.http("POST", "/v1/batch", body={"batch": batch}, basic_user=EMAIL_KEY)
+        with counting_calls(_store_client()) as calls:
+            pipeline.settle()
+        assert calls["write:C#"] == 100  # one per contact
+        assert calls["write:A#"] == 1  # the 100 contact changes arrive in one stream batch
+        assert len(pipeline.bus("Account Score Changed")) <= 3
+
+    def test_1000_concurrent_contact_changes_for_one_account_end_in_the_exact_sum(
+            self, pipeline: Pipeline, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Ten Lambdas roll 1,000 contacts into one account at once (top K = 1,000 so every
+        contact counts): optimistic locking must lose none of them."""
+        import shutil
+
+        import yaml
+
+        from leadscore.aggregate import AccountAggregator, StreamRecord
+        from leadscore.storage import Store
+
+        shutil.copytree(pipeline.stack.functions["CollectFunction"].environment["LEADSCORE_CONFIG_DIR"], tmp_path,
+                        dirs_exist_ok=True)
+        scoring = yaml.safe_load((tmp_path / "scoring.yaml").read_text())
+        scoring["account"]["top_contacts"] = 1000
+        scoring["account"]["committee"]["points"] = 0
+        (tmp_path / "scoring.yaml").write_text(yaml.safe_dump(scoring))
+        from leadscore.config import load_config
+
+        config = load_config(tmp_path)
+        table = pipeline.stack.name_of("Table")
+        now = pipeline.now
+        from leadscore.rules import ContactState, RuleLedger
+
+        ledger = ContactState(rules={"webinar_attended": RuleLedger(touches=[[now.timestamp(), 20]], count=1)})
+        records = []
+        for i in range(1000):
+            item = {"pk": f"C#u:c-{i}", "sk": "P", "k": "C", "ck": f"u:c-{i}", "ver": 1, "acct": "big.io",
+                    "lg": ledger.to_json()}
+            records.append(StreamRecord(sequence=str(10**20 + i), name="INSERT", keys=(item["pk"], "P"),
+                                        new=item, old=None))
+        failures: list[Any] = []
+
+        def lambda_worker(chunk: list[StreamRecord]) -> None:
+            try:
+                failures.extend(AccountAggregator(Store(table), config, now).apply(chunk).values())
+            except Exception as error:  # noqa: BLE001 - surfaced by the assertion below
+                failures.append(error)
+
+        threads = [threading.Thread(target=lambda_worker, args=(records[i::10],)) for i in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        from leadscore.read import ReadApi
+
+        account = ReadApi(Store(table), config, clock=lambda: now).account("big.io", now)
+        assert len(account["contacts"]) == 1000
+        assert account["engagement"] == 1000 * 20 * 0.5  # every contact, weight of persona "user"
+        assert _sum(account) == account["score"]

@@ -1,0 +1,186 @@
+"""`make demo`: the sample journeys (events/journeys) replayed on the stack of template.yaml.
+
+The demo runs once in-process (its own moto, its own clock) and these tests check what it
+read back through the read API against what config/scoring.yaml says the journeys are worth.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import demo
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def result() -> demo.DemoResult:
+    return demo.run()
+
+
+@pytest.fixture(scope="module")
+def scoring() -> Any:
+    from leadscore.config import load_config
+
+    return load_config(REPO_ROOT / "config").scoring
+
+
+def _sum(body: dict[str, Any]) -> float:
+    return round(sum(line["points"] for line in body["breakdown"]), 2)
+
+
+def _by_contact(account: dict[str, Any]) -> dict[str | None, float]:
+    totals: dict[str | None, float] = {}
+    for line in account["breakdown"]:
+        if line["category"] not in ("account_fit", "committee"):
+            totals[line["contactId"]] = round(totals.get(line["contactId"], 0) + line["points"], 2)
+    return totals
+
+
+def _bus(result: demo.DemoResult, detail_type: str, account: str) -> list[dict[str, Any]]:
+    return [e["detail"] for e in result.bus_events
+            if e["detail-type"] == detail_type and e["detail"]["accountId"] == account]
+
+
+def test_every_step_is_accepted_and_nothing_fails(result: demo.DemoResult) -> None:
+    assert [(s.step.label, s.status, s.detail) for s in result.steps if not s.ok] == []
+    assert result.errors == []
+    assert result.ok
+    assert len(result.steps) == sum(len(j.steps) for j in result.journeys)
+    assert result.decay_runs == (result.end.date() - result.start.date()).days
+    assert result.seconds < 30
+
+
+def test_every_breakdown_sums_to_its_score(result: demo.DemoResult) -> None:
+    assert set(result.accounts) == {"acme.com", "globex.com", "initech.com"}
+    for body in [*result.accounts.values(), *result.contacts.values()]:
+        assert _sum(body) == body["score"], body["breakdown"]
+    for account in result.accounts.values():
+        assert round(account["fit"] + account["engagement"] + account["committeeBonus"], 2) == account["score"]
+
+
+def test_acme_is_sdr_ready_after_the_demo_request(result: demo.DemoResult) -> None:
+    acme = result.accounts["acme.com"]
+    assert acme["state"] == "sdr_ready" and acme["cycle"] == 1
+    # account fit: industry Software +15, country US +5 (1,200 employees is outside 50-500)
+    assert acme["fit"] == 20
+    # engagement of each contact, persona-weighted and capped at 80 (scoring.yaml `account`):
+    #   Jo (VP, decision maker x1.0): pricing 15 + case study 10 + demo link 25 = 50
+    #   Sam (Director, influencer x0.8): pricing 15 + 2 visits 3 + webinar 20 + demo form 50 = 88 -> 80 -> 64
+    #   Priya (Senior engineer, user x0.5): 2 visits 3 + email opened 5 = 8 -> 4
+    assert _by_contact(acme) == {"acme-jo": 50, "acme-sam": 64, "acme-priya": 4}
+    # three personas engaged within 30 days: the committee bonus
+    assert acme["committeeBonus"] == 15
+    assert acme["score"] == 20 + 50 + 64 + 4 + 15 == 153
+    assert acme["velocity"] > 0
+    assert [c["contactId"] for c in acme["contacts"]] == ["acme-sam", "acme-jo", "acme-priya"]
+
+    # "Account SDR Ready" went out once, when the demo request crossed the threshold:
+    # 20 + Jo 25 + Sam 64 + Priya 4 + 15 = 128 (before Jo's demo link click)
+    ready = _bus(result, "Account SDR Ready", "acme.com")
+    assert len(ready) == 1
+    assert ready[0]["score"] == 128 and ready[0]["cycle"] == 1
+    assert ready[0]["time"] == "2026-10-31T10:30:00+00:00" == acme["stateSince"]
+    changes = [d["score"] for d in _bus(result, "Account Score Changed", "acme.com")]
+    assert changes[-2:] == [128, 153] and all(score < 100 for score in changes[:-2])
+
+
+def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
+    ready = result.sdr_ready()
+    assert [a["accountId"] for a in ready] == ["acme.com"]
+    message = demo.sdr_message(ready[0])
+    assert message["schema"] == "account-routed/v1"
+    assert message["accountName"] == "Acme" and message["domain"] == "acme.com"
+    assert message["reasons"][0] == {"rule": "form_bottom_of_funnel", "points": 36.36, "contactId": "acme-sam"}
+    assert round(sum(r["points"] for r in message["reasons"]), 2) == message["score"]
+    assert message["contacts"][0]["email"] == "sam.lee@acme.com"
+    assert message["sdr"] is None  # routing is not in the template yet
+
+
+def test_globex_only_opens_emails_stays_below_threshold_and_decays(result: demo.DemoResult, scoring: Any) -> None:
+    from leadscore.rules import decay_factor
+
+    globex = result.accounts["globex.com"]
+    assert globex["state"] == "below_threshold"
+    assert globex["fit"] == 5  # country US; manufacturing, 3,200 employees
+    # four opens (+5 each, email category) valued as of the report: stale after 30 days, then halving
+    opens = [datetime(2026, 9, 7, 8, 5), datetime(2026, 9, 14, 8, 10), datetime(2026, 9, 21, 8, 5),
+             datetime(2026, 9, 28, 8, 30)]
+    now = result.end.timestamp()
+    engagement = sum(5 * decay_factor(scoring, "email", now - o.replace(tzinfo=UTC).timestamp()) for o in opens)
+    assert result.contacts["globex-pat"]["engagement"] == round(engagement, 2)
+    assert globex["engagement"] == round(0.8 * engagement, 2)  # an influencer (IT Manager)
+    assert globex["score"] == round(5 + 0.8 * engagement, 2) < 20
+    assert globex["velocity"] == 0
+    # the daily decay job moved it down, one coalesced event per change
+    decayed = [d["score"] for d in _bus(result, "Account Score Changed", "globex.com")][4:]
+    assert len(decayed) > 20 and decayed == sorted(decayed, reverse=True)
+    assert not _bus(result, "Account SDR Ready", "globex.com")
+
+
+def test_initech_is_a_customer_scored_but_excluded(result: demo.DemoResult) -> None:
+    initech = result.accounts["initech.com"]
+    assert initech["state"] == "excluded" and initech["excluded"] == "customer"
+    # fit: Software 15 + 300 employees 10 + US 5 = 30
+    #   Dana (CTO x1.0): webinar 20 + demo link 25 + demo requested 50 + pricing 15 = 110 -> capped 80
+    #   Omar (Engineering Manager x0.8): pricing 15 + case study 10 + webinar 20 = 45 -> 36
+    #   Lena (Software Engineer x0.5): webinar 20 - 2 support tickets 6 = 14 -> 7
+    assert _by_contact(initech) == {"initech-dana": 80, "initech-omar": 36, "initech-lena": 7}
+    assert initech["score"] == 30 + 80 + 36 + 7 + 15 == 168
+    assert initech["score"] >= initech["threshold"]
+    assert not _bus(result, "Account SDR Ready", "initech.com")
+
+
+def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResult) -> None:
+    alex = result.contacts["ind-alex"]
+    assert alex["accountId"] is None
+    # fit: Founder (c_level) 20 + Canada 5; engagement: pricing 15 + 2 visits 3 + checklist form 5
+    assert (alex["fit"], alex["engagement"], alex["score"], alex["lifecycle"]) == (25, 23, 48, "mql")
+    assert result.free_mail_accounts == {"gmail.com": 404}
+    assert all("gmail" not in account for account in result.accounts)
+    assert [c["contactId"] for c in result.individuals()] == ["ind-alex"]
+
+
+def test_main_prints_the_report_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.main(["--quiet"]) == 0
+    out = capsys.readouterr().out
+    for words in ("acme.com  Acme  -  SDR_READY", "initech.com  Initech  -  EXCLUDED (customer)",
+                  "WHAT AN SDR WOULD GET", '"schema": "account-routed/v1"', "Account SDR Ready x1",
+                  "GET /v1/accounts/gmail.com -> 404"):
+        assert words in out
+
+
+def test_a_failing_step_makes_the_demo_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journey = {"steps": [
+        {"at": "+0d 09:00", "route": "/v1/track", "key": "wk_not_a_key", "body": {"userId": "u", "event": "X"}},
+        {"at": "+0d 09:01", "route": "/v1/batch", "key": "wk_demo_website",
+         "body": {"batch": [{"type": "track", "userId": "u"}]}},
+    ]}
+    (tmp_path / "bad.json").write_text(json.dumps(journey))
+    result = demo.run(tmp_path, log=io.StringIO())
+    assert [(s.status, s.ok) for s in result.steps] == [(401, False), (200, False)]
+    assert demo.main(["--quiet", "--journeys", str(tmp_path)]) == 1
+    assert "PROBLEMS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("at", "expected"), [
+    ("+0d 09:30", datetime(2026, 9, 7, 9, 30, tzinfo=UTC)),
+    ("+42d", datetime(2026, 10, 19, tzinfo=UTC)),
+    ("P1DT2H", datetime(2026, 9, 8, 2, 0, tzinfo=UTC)),
+    ("2026-10-01T12:00:00Z", datetime(2026, 10, 1, 12, 0, tzinfo=UTC)),
+])
+def test_step_times(at: str, expected: datetime) -> None:
+    assert demo.parse_at(at) == expected
+
+
+def test_a_malformed_journey_names_the_file_and_step(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text(json.dumps({"steps": [{"at": "tomorrow", "route": "/v1/track",
+                                                                 "key": "k", "body": {}}]}))
+    with pytest.raises(demo.JourneyError, match=r"broken.json steps\[0\]"):
+        demo.load_journeys(tmp_path)
