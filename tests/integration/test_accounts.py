@@ -248,7 +248,6 @@ class TestCost:
         import shutil
 
         import yaml
-
         from leadscore.aggregate import AccountAggregator, StreamRecord
         from leadscore.storage import Store
 
