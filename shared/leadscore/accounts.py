@@ -10,6 +10,7 @@ A contact outside the tracked set re-enters on its next change.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,18 @@ EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be
 
 def _round(value: float) -> float:
     return round(value + 0.0, 2)
+
+
+def _apportion(values: list[float], total: float) -> list[float]:
+    """Round shares to cents so they add up to the rounded total (largest remainder), so
+    a capped contact shows exactly its cap however its rules split it."""
+    cents = [v * 100 for v in values]
+    floors = [math.floor(c) for c in cents]
+    missing = round(total * 100) - sum(floors)
+    order = sorted(range(len(values)), key=lambda i: cents[i] - floors[i], reverse=True)
+    for i in order[: max(0, min(missing, len(values)))]:
+        floors[i] += 1
+    return [f / 100 for f in floors]
 
 
 @dataclass
@@ -165,8 +178,9 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
         weight = float(settings.persona_weights.get(entry.persona, 1.0))
         capped = min(value, float(settings.contact_cap))
         scale = weight * capped / value
-        for rule, category, points, detail in entry.engagement_hits(scoring, now):
-            share = _round(points * scale)
+        hits = entry.engagement_hits(scoring, now)
+        shares = _apportion([points * scale for _, _, points, _ in hits], weight * capped)
+        for (rule, category, _, detail), share in zip(hits, shares, strict=True):
             if share:
                 line = {"rule": rule, "category": category, "points": share, "contactId": entry.public_id}
                 if detail or scale != 1:
