@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from leadscore.accounts import ContactEntry, account_card, exclusion_of, next_state
 from leadscore.aggregate import StreamRecord, state_changes
 from leadscore.config import load_config
