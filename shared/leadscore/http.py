@@ -92,6 +92,20 @@ class Request:
             return None
         return decoded.partition(":")[0] or None
 
+    def decoded_body(self, limit: int) -> bytes:
+        """The body, gunzipped when the client compressed it (Segment's SDKs may), never
+        inflating past `limit` + 1 bytes so a small bomb cannot exhaust memory."""
+        if self.headers.get("content-encoding", "").strip().lower() != "gzip":
+            return self.body
+        import zlib
+
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            inflated = inflater.decompress(self.body, limit + 1)
+        except zlib.error:
+            raise HttpError(400, "invalid_gzip", "the body is not valid gzip (content-encoding: gzip)") from None
+        return inflated
+
     def json_body(self) -> Any:
         if not self.body.strip():
             raise HttpError(400, "empty_body", "the request has no body; send a JSON object")

@@ -10,10 +10,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from leadscore.collect import Collector, CollectResult
 from leadscore.http import HttpError, Request, gif_response, json_response, redirect_response
@@ -92,12 +91,17 @@ class IngestApi:
             message = f"content type {request.content_type!r} is not supported; send application/json"
             self._reject(request, message, "content-type", None)
             raise HttpError(415, "unsupported_media_type", message)
-        if len(request.body) > limit:
-            message = f"the body is {len(request.body)} bytes; the limit is {limit // 1024} KB"
-            self._reject(request, message, "body", None, raw=request.body[:1024].decode("utf-8", "replace"))
+        try:
+            body = request.decoded_body(limit)
+        except HttpError as problem:
+            self._reject(request, problem.message, "content-encoding", None, raw="")
+            raise
+        if len(body) > limit:
+            message = f"the body is over {limit // 1024} KB ({len(body)} bytes or more)"
+            self._reject(request, message, "body", None, raw=body[:1024].decode("utf-8", "replace"))
             raise HttpError(413, "payload_too_large", message)
         try:
-            return request.json_body()
+            return replace(request, body=body).json_body()
         except HttpError as problem:
             self._reject(request, problem.message, "body", None)
             raise
@@ -300,9 +304,3 @@ def _stage_prefix(request: Request) -> str:
     """The part of the path before /v1 (a named stage), so settings point back at this API."""
     prefix = request.path.split("/v1/", 1)[0]
     return prefix.rstrip("/")
-
-
-def append_query(url: str, **params: str) -> str:
-    parts = urlsplit(url)
-    query = "&".join(filter(None, [parts.query, urlencode(params)]))
-    return urlunsplit(parts._replace(query=query))

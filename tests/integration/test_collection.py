@@ -219,6 +219,20 @@ class TestBadInput:
         assert pipeline.contact("u-1")["engagement"] == 20
         assert len(_rejected(pipeline)) == 2
 
+    def test_gzipped_bodies_are_accepted_and_bad_gzip_is_400(self, pipeline: Pipeline) -> None:
+        import gzip
+
+        batch = {"batch": [{"type": "track", "userId": "u-z", "event": "Webinar Attended"}]}
+        headers = {"content-type": "application/json", "content-encoding": "gzip"}
+        ok = pipeline.http("POST", "/v1/batch", body=gzip.compress(json.dumps(batch).encode()), headers=headers,
+                           basic_user=WEB_KEY, base64=True)
+        assert ok["statusCode"] == 200 and json_body(ok)["accepted"] == 1
+        bad = pipeline.http("POST", "/v1/batch", body=b"not gzip", headers=headers, basic_user=WEB_KEY, base64=True)
+        assert bad["statusCode"] == 400 and json_body(bad)["error"] == "invalid_gzip"
+        bomb = gzip.compress(json.dumps({"batch": [{"p": "x" * 2_000_000}]}).encode())
+        big = pipeline.http("POST", "/v1/batch", body=bomb, headers=headers, basic_user=WEB_KEY, base64=True)
+        assert big["statusCode"] == 413
+
     def test_batch_over_500_kb_is_413(self, pipeline: Pipeline) -> None:
         batch = {"batch": [{"type": "track", "userId": "u", "event": "X", "properties": {"p": "x" * 30_000}}] * 20}
         response = pipeline.http("POST", "/v1/batch", body=batch, basic_user=WEB_KEY)
