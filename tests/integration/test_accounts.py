@@ -105,10 +105,23 @@ class TestDecay:
         snapshot = pipeline.table_items()
         second = pipeline.stack.run_schedule("DecayFunction", pipeline.now)
         pipeline.settle()
-        assert second == {"due": 0, "written": 0, "unchanged": 0, "conflicts": 0}
+        assert second == {"due": 0, "written": 0, "unchanged": 0, "conflicts": 0, "stopped_early": False}
         assert pipeline.table_items() == snapshot
         contact = [i for i in snapshot if i.get("ck") == "u:u-1"][0]
         assert contact["eng"] == pipeline.contact("u-1")["engagement"] < 15
+
+    def test_a_run_out_of_time_leaves_the_rest_due_for_the_next(self, pipeline: Pipeline) -> None:
+        from leadscore import runtime
+        from leadscore.decay import run_decay
+
+        start = pipeline.now
+        _email_touches(pipeline, "u-late", opens=2)
+        pipeline.settle()
+        later = start + timedelta(days=50)
+        stopped = run_decay(runtime.store(), runtime.config(), later, out_of_time=lambda: True)
+        assert stopped.stopped_early and stopped.written == 0
+        finished = run_decay(runtime.store(), runtime.config(), later)
+        assert finished.written == 1 and not finished.stopped_early
 
     def test_decay_reads_grow_with_the_contacts_due_not_the_table(self, pipeline: Pipeline) -> None:
         start = pipeline.now
