@@ -23,7 +23,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: install test lint typecheck validate-config validate-template check build demo
+.PHONY: install test lint typecheck validate-config validate-template check build demo bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,3 +57,6 @@ build: install ## sam build (the layer and the functions, for arm64)
 
 demo: install ## replay the sample journeys (events/journeys) on the local stack (moto) and show what an SDR would get
 	$(PY) -m local.demo
+
+bench: install ## measure the PRODUCT budgets on the local stack (counted AWS calls); exit 1 if one fails
+	$(PY) -m bench.run

@@ -188,7 +188,8 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
                                                                     f" weight {weight:g}, cap {settings.contact_cap})"
                                                          if scale != 1 else None]))
                 breakdown.append(line)
-        velocity += entry.velocity(scoring, now) * weight
+        # capped like engagement, so velocity never outruns what the contact can add
+        velocity += min(entry.velocity(scoring, now), float(settings.contact_cap)) * weight
         contacts.append({"contactId": entry.public_id, "email": entry.email, "title": entry.title, "name": entry.name,
                          "persona": entry.persona, "score": _round(entry.fit + value),
                          "engagement": _round(value)})

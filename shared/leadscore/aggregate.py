@@ -462,7 +462,7 @@ def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, con
     changes = state_changes(records, now)
     if changes:
         try:
-            publisher.publish(changes)
+            publisher.publish(changes, time=now)
         except Exception:  # noqa: BLE001 - report the account records; the retry republishes
             failed.extend(r.sequence for r in records if r.is_account)
     return sorted(set(failed), key=pad_sequence)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 SOURCE = "leadscore"
@@ -27,12 +28,16 @@ class BusPublisher:
             self._client = boto3.client("events")
         return self._client
 
-    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
-        """Put (detail-type, detail) pairs in chunks of 10; raise if any entry failed."""
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int:
+        """Put (detail-type, detail) pairs in chunks of 10; raise if any entry failed.
+
+        `time` stamps the events with the moment the functions saw (the local stack's clock).
+        """
+        stamp = {"Time": time} if time is not None else {}
         for start in range(0, len(events), _CHUNK):
             entries = [
                 {"EventBusName": self.bus_name, "Source": SOURCE, "DetailType": detail_type,
-                 "Detail": json.dumps(detail, separators=(",", ":"), default=str)}
+                 "Detail": json.dumps(detail, separators=(",", ":"), default=str), **stamp}
                 for detail_type, detail in events[start:start + _CHUNK]
             ]
             answer = self.client.put_events(Entries=entries)
@@ -48,6 +53,6 @@ class MemoryPublisher:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def publish(self, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int:
         self.events.extend(events)
         return len(events)

@@ -124,7 +124,7 @@ class ReadApi:
             "threshold": scoring.account.thresholds.sdr_ready,
             "requalifyBelow": scoring.account.thresholds.requalify_below,
             "state": item.get("state", "below_threshold"),
-            "stateSince": item.get("stateAt"),
+            "stateSince": item.get("stateAt") or item.get("first"),
             "cycle": item.get("cycle", 0),
             "excluded": item.get("excl"),
             "traits": traits,

@@ -1,0 +1,254 @@
+"""`make bench` / `python -m bench.run`: measure the PRODUCT budgets and print one table.
+
+Every figure is counted on the local stack of template.yaml (moto, in-process), from the
+calls the functions make: DynamoDB requests and capacity units, EventBridge entries, Lambda
+invocations; CPU time only where a budget is about CPU (rules engine, cold start, compute
+cost). Exit status 1 when any budget fails. Results also go to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT / "shared") not in sys.path:  # the layer, as in Lambda (also when not pip-installed)
+    sys.path.insert(0, str(REPO_ROOT / "shared"))
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+@dataclass
+class Row:
+    section: str
+    metric: str
+    measured: float | str
+    budget: str = ""
+    ok: bool | None = None  # None: for information
+
+    @property
+    def status(self) -> str:
+        return "info" if self.ok is None else "ok" if self.ok else "FAIL"
+
+
+def _fmt(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    if value == int(value) and abs(value) >= 1:
+        return f"{int(value)}"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def budget_row(section: str, metric: str, measured: float, limit: float, unit: str = "") -> Row:
+    return Row(section, metric, measured, f"<= {_fmt(limit)}{unit}", bool(measured <= limit + 1e-9))
+
+
+# ------------------------------------------------------------------ sections
+
+
+def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    from bench.pipeline import Population, run_pipeline
+    from bench.stack import metered_stack
+
+    population = Population(args.contacts, per_account=args.contacts_per_account, mix=args.mix)
+    with metered_stack() as bench:
+        result = run_pipeline(bench, population, args.burst)
+    singles, batched = result.singles, result.batched
+    rows: list[Row] = []
+    s = "1 collection"
+    req_single = singles.per_event(singles.collect.get("ddb_requests", 0))
+    wcu_single = singles.per_event(singles.collect.get("wcu", 0))
+    req_batch = batched.per_event(batched.collect.get("ddb_requests", 0))
+    wcu_batch = batched.per_event(batched.collect.get("wcu", 0))
+    rows += [
+        budget_row(s, f"DynamoDB requests / accepted event, {singles.events} single /v1/track", req_single, 2),
+        budget_row(s, "write units / accepted event, single", wcu_single, 2),
+        budget_row(s, "DynamoDB requests / event, /v1/batch of 100", req_batch, req_single),
+        budget_row(s, "write units / event, /v1/batch of 100", wcu_batch, wcu_single),
+        Row(s, "largest stored event (bytes; one WCU under 1024)", result.item_bytes["event"]),
+        Row(s, "Collect own CPU per single request (ms)", singles.own_cpu_ms.get("CollectFunction", math.nan)),
+        Row(s, "Collect own CPU per batch of 100 (ms)", batched.own_cpu_ms.get("CollectFunction", math.nan)),
+    ]
+
+    s = "2 aggregation"
+    batches = singles.batches + batched.batches
+    contact_ratio = max((b["contact_writes"] / b["contacts"] for b in batches if b["contacts"]), default=0.0)
+    account_ratio = max((b["account_writes"] / b["accounts"] for b in batches if b["accounts"]), default=0.0)
+    read_ratio = max((b["keys_read"] / (b["contacts"] + b["accounts"]) for b in batches
+                      if b["contacts"] + b["accounts"]), default=0.0)
+    stray_reads = sum(b["keys_read"] for b in batches if not b["contacts"] + b["accounts"])
+    rows += [
+        Row(s, "stream batches measured", len(batches)),
+        budget_row(s, "contact writes / distinct contact, per stream batch (max)", contact_ratio, 1),
+        budget_row(s, "account writes / distinct account, per stream batch (max)", account_ratio, 1),
+        budget_row(s, "keys read / distinct keys of the batch (max)", read_ratio, 1),
+        budget_row(s, "keys read by batches with no contact or account to fold", stray_reads, 0),
+    ]
+    if result.burst is not None:
+        limit = math.ceil(result.burst_events / result.stream_batch_size)
+        rows += [
+            budget_row(s, f"burst: account writes, {result.burst_events} events of one account "
+                          f"(<= events / BatchSize {result.stream_batch_size})", result.burst_account_writes, limit),
+            Row(s, "burst: stream batches (Aggregate invocations)",
+                result.burst.invocations.get("AggregateFunction", 0)),
+        ]
+
+    s = "4 state changes"
+    phases = [singles, batched] + ([result.burst] if result.burst else [])
+    worst = max(p.max_score_changed_per_account_per_batch for p in phases)
+    rows += [
+        budget_row(s, "`Account Score Changed` entries per account per stream batch (max)", worst, 1),
+        Row(s, "bus entries / event, singles", singles.per_event(singles.aggregate.get("bus_entries", 0))),
+    ]
+    if result.burst is not None:
+        rows.append(Row(s, f"burst: bus entries for {result.burst_events} events of one account",
+                        result.burst.aggregate.get("bus_entries", 0)))
+
+    s = "7 cost"
+    assumption = (f"{args.contacts} existing contacts, {args.contacts_per_account} per account, one `track` "
+                  f"per contact per phase, sent in contact order ('{args.mix}' mix)")
+    rows.append(Row(s, "assumption", assumption))
+    total_single = sum(result.cost_singles.values())
+    total_batched = sum(result.cost_batched.values())
+    rows.append(budget_row(s, "USD / million single HTTP events, distinct contacts", total_single, 3.50))
+    rows += [Row(s, f"  single: {k}", v) for k, v in result.cost_singles.items()]
+    rows.append(budget_row(s, "USD / million events in /v1/batch of 100, distinct contacts", total_batched, 1.50))
+    rows += [Row(s, f"  batch: {k}", v) for k, v in result.cost_batched.items()]
+    rows.append(Row(s, "USD / million events in /v1/batch of 100, 10 contacts x 10 events per batch",
+                    sum(result.cost_batched_local.values())))
+    raw["pipeline"] = {
+        "population": asdict(population),
+        "singles": asdict(singles), "batched": asdict(batched),
+        "burst": asdict(result.burst) if result.burst else None,
+        "cost_singles": result.cost_singles, "cost_batched": result.cost_batched,
+        "cost_batched_local": result.cost_batched_local, "item_bytes": result.item_bytes,
+    }
+    return rows
+
+
+def decay_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    from bench.decay import run_decay
+
+    s = "3 decay"
+    rows: list[Row] = []
+    figures = [run_decay(size, args.decay_due) for size in args.decay_sizes]
+    for f in figures:
+        rows.append(budget_row(s, f"items read / item due, table of {f.table_contacts} contacts, {f.due} due",
+                               f.items_read_per_due, 1.2))
+    rows.append(budget_row(s, "Scan calls", sum(f.scans for f in figures), 0))
+    if len(figures) > 1:
+        growth = figures[-1].items_read_per_due / figures[0].items_read_per_due
+        rows.append(budget_row(s, f"flat: items read per due at {figures[-1].table_contacts} / at "
+                                  f"{figures[0].table_contacts}", growth, 1.1))
+    raw["decay"] = [asdict(f) for f in figures]
+    return rows
+
+
+def engine_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    from bench.engine import run_engine
+
+    s = "5 rules engine"
+    rows: list[Row] = []
+    figures = run_engine(args.engine_iterations)
+    for f in figures:
+        rows.append(budget_row(s, f"{f.sample}: engine CPU / json.loads CPU ({f.body_bytes} B body)", f.ratio, 3))
+        rows.append(Row(s, f"  {f.sample}: json.loads / engine / parse_message (us)",
+                        f"{f.json_us:.1f} / {f.engine_us:.1f} / {f.parse_us:.1f}"))
+    raw["engine"] = [asdict(f) | {"ratio": f.ratio} for f in figures]
+    return rows
+
+
+def coldstart_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    from bench.coldstart import FUNCTIONS_DIR, run_coldstart, top_imports
+
+    s = "6 cold start"
+    rows: list[Row] = []
+    results = run_coldstart(args.coldstart_runs)
+    for c in results:
+        rows.append(budget_row(s, f"{c.function}: import + {'/'.join(c.clients)} client(s) vs boto3 + same "
+                                  f"({c.function_s * 1000:.0f} / {c.baseline_s * 1000:.0f} ms)", c.ratio, 1.5))
+        if c.ratio > 1.5:
+            c.top_imports = top_imports(FUNCTIONS_DIR / c.function, c.clients)
+            for name, ms in c.top_imports:
+                rows.append(Row(s, f"  {c.function}: import {name} (cumulative ms)", ms))
+    rows.append(Row(s, "first invocation: loading config/*.yaml (ms, median)",
+                    1000 * sorted(c.config_s for c in results)[len(results) // 2]))
+    raw["coldstart"] = [asdict(c) | {"ratio": c.ratio} for c in results]
+    return rows
+
+
+SECTIONS = {
+    "pipeline": pipeline_rows,  # collection, aggregation, state changes, cost (one run)
+    "decay": decay_rows,
+    "engine": engine_rows,
+    "coldstart": coldstart_rows,
+}
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len(r.metric) for r in rows if r.metric != "assumption") + 2
+    print(f"{'metric':<{width}} {'measured':>12}  {'budget':<14} status")
+    section = None
+    for r in sorted(rows, key=lambda r: r.section[:1]):
+        if r.section != section:
+            section = r.section
+            print(f"-- {section} " + "-" * (width + 30 - len(section)))
+        if r.metric == "assumption":
+            print(f"   assumption: {r.measured}")
+            continue
+        print(f"{r.metric:<{width}} {_fmt(r.measured):>12}  {r.budget:<14} {r.status}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=2000,
+                        help="contacts (= events per phase) of the collection/aggregation/cost run (2000)")
+    parser.add_argument("--contacts-per-account", type=int, default=10, help="contacts per account (10)")
+    parser.add_argument("--mix", choices=("typical", "scored"), default="typical",
+                        help="event names: 'typical' (1 in 5 scored) or 'scored' (every event earns points)")
+    parser.add_argument("--burst", type=int, default=2000,
+                        help="events of the one-account burst (2000; PRODUCT speaks of 10000); 0 skips it")
+    parser.add_argument("--decay-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[2000, 10000],
+                        help="table sizes of the decay job, comma separated (2000,10000; try 10000,100000)")
+    parser.add_argument("--decay-due", type=int, default=200, help="contacts due at each size (200)")
+    parser.add_argument("--engine-iterations", type=int, default=2000)
+    parser.add_argument("--coldstart-runs", type=int, default=5, help="fresh interpreters per side (5)")
+    parser.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only these sections")
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file ({RESULTS.name})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows: list[Row] = []
+    raw: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "seconds": {}}
+    for name, section in SECTIONS.items():
+        if args.only and name not in args.only:
+            continue
+        started = time.perf_counter()
+        print(f"bench: {name}...", file=sys.stderr, flush=True)
+        rows += section(args, raw)
+        raw["seconds"][name] = round(time.perf_counter() - started, 1)
+    print_table(rows)
+    failed = [r for r in rows if r.ok is False]
+    raw["rows"] = [asdict(r) | {"status": r.status} for r in rows]
+    raw["failed"] = [r.metric for r in failed]
+    args.json.write_text(json.dumps(raw, indent=2, default=str) + "\n")
+    print(f"\n{len(failed)} budget(s) failed; details in {args.json}" if failed
+          else f"\nall budgets hold; details in {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
