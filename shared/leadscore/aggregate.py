@@ -160,7 +160,9 @@ class ContactAggregator:
                        key=lambda r: r.padded)
         if not fresh:
             return  # a replay (everything here was applied before), or only bots
-        events = [event_from_item(r.new or {}) for r in fresh]
+        # Each event is scored by the rules collection matched (stored as `hits`): the rules
+        # in force when it arrived, and no second matching pass here.
+        events = [(event_from_item(r.new or {}), list((r.new or {}).get("hits") or [])) for r in fresh]
         new_watermark = fresh[-1].padded
         if item and item.get("into"):
             self._forward(item, events, new_watermark)
@@ -177,14 +179,14 @@ class ContactAggregator:
                                         "first": self.now.isoformat()}
         return ContactUpdate(key=key, item=item, version=item.get("ver"), state=ContactState.from_json(item.get("lg")))
 
-    def _fold(self, update: ContactUpdate, events: list[TrackingEvent]) -> None:
+    def _fold(self, update: ContactUpdate, events: list[tuple[TrackingEvent, list[str]]]) -> None:
         from leadscore.rules import apply_event, merge_states
 
-        links = [key for event in events for key in _linked_keys(event)]
+        links = [key for event, _ in events for key in _linked_keys(event)]
         if links:
             self._merge(update, links, merge_states)
-        for event in events:
-            apply_event(self.config.scoring, update.state, event)
+        for event, hits in events:
+            apply_event(self.config.scoring, update.state, event, hits)
             self._remember_identity(update.item, event)
 
     def _merge(self, update: ContactUpdate, links: list[str], merge_states: Any) -> None:
@@ -242,8 +244,9 @@ class ContactAggregator:
             item["acct"], item["acctSrc"] = event.account_hint, "profile"
 
     def _scored(self, update: ContactUpdate) -> dict[str, Any]:
-        from leadscore.rules import next_decay_at, score
+        from leadscore.rules import compact, next_decay_at, score
 
+        compact(self.config.scoring, update.state, self.now)
         card = score(self.config.scoring, update.state, self.now)
         item = update.item
         item.update(
@@ -271,7 +274,7 @@ class ContactAggregator:
         else:
             self.store.put_versioned(item, update.version)
 
-    def _forward(self, stub: dict[str, Any], events: list[TrackingEvent], watermark: str) -> None:
+    def _forward(self, stub: dict[str, Any], events: list[tuple[TrackingEvent, list[str]]], watermark: str) -> None:
         """Events of a merged contact score on the contact it was merged into."""
         target_key = stub["into"]
         target = self.store.get(contact_pk(target_key))

@@ -550,6 +550,33 @@ class ScoringConfig(_Model):
         return tuple((level, tuple(compile_pattern(p) for p in ps)) for level, ps in self.seniority.items())
 
     @cached_property
+    def decaying_rule_ids(self) -> frozenset[str]:
+        """Engagement rules whose touches decay (and so keep their dates)."""
+        return frozenset(r.id for r in self.event_rules if r.category in self.decay)
+
+    @cached_property
+    def _candidates(self) -> dict[tuple[str, str | None], tuple[EngagementRule, ...]]:
+        """Event rules by (message type, case-folded event name); name None = any name."""
+        index: dict[tuple[str, str | None], list[EngagementRule]] = {}
+        for rule in self.event_rules:
+            if rule.when is None or rule.points is None:
+                continue
+            for message_type in rule.when.types:
+                for name in rule.when.events if rule.when.events is not None else (None,):
+                    index.setdefault((message_type, name), []).append(rule)
+        return {key: tuple(rules) for key, rules in index.items()}
+
+    def candidate_rules(self, message_type: str, event_name: str | None) -> tuple[EngagementRule, ...]:
+        """The only rules an event can match, in file order: scoring an event looks at a
+        handful of rules, not all of them."""
+        named = self._candidates.get((message_type, event_name.casefold()), ()) if event_name else ()
+        anonymous = self._candidates.get((message_type, None), ())
+        if not named or not anonymous:
+            return named or anonymous
+        ids = {rule.id for rule in (*named, *anonymous)}
+        return tuple(rule for rule in self.event_rules if rule.id in ids)
+
+    @cached_property
     def event_rules(self) -> tuple[EngagementRule, ...]:
         return tuple(r for r in self.engagement if r.counter is None)
 

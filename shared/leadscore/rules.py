@@ -201,10 +201,12 @@ def matching_rules(cfg: ScoringConfig, event: TrackingEvent) -> list[str]:
     """Ids of the engagement rules an event matches, ignoring caps, limits and counters."""
     if event.type in _NO_ENGAGEMENT or event.bot:
         return []
-    return [rule.id for rule in cfg.event_rules if rule.when is not None and _event_matches(rule.when, event)]
+    return [rule.id for rule in cfg.candidate_rules(event.type, event.event)
+            if rule.when is not None and _event_matches(rule.when, event)]
 
 
-def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent) -> list[Hit]:
+def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent,
+                matched: Sequence[str] | None = None) -> list[Hit]:
     """Fold one event into the contact at `event.timestamp`; the points actually credited.
 
     identify merges traits; identify, group and alias earn no engagement; bot traffic is
@@ -216,12 +218,15 @@ def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent) -
         _merge_into(state.traits, event.traits)
     if event.email and not state.traits.get("email"):
         state.traits["email"] = event.email
-    _fold(cfg, state, t)
     if event.type in _NO_ENGAGEMENT or event.bot:
         return []
     hits: list[Hit] = []
-    for rule in cfg.event_rules:
-        if rule.when is None or rule.points is None or not _event_matches(rule.when, event):
+    if matched is None:
+        rules = [r for r in cfg.candidate_rules(event.type, event.event) if r.when and _event_matches(r.when, event)]
+    else:  # what collection already matched (stored on the event): no second pass
+        rules = [cfg.rules_by_id[rule_id] for rule_id in matched if rule_id in cfg.rules_by_id]
+    for rule in rules:
+        if rule.points is None or rule.counter is not None:
             continue
         ledger = state.rules.get(rule.id) or RuleLedger()
         credited = _credit(cfg, ledger, rule, t, rule.points)
@@ -303,12 +308,19 @@ def _add_touch(cfg: ScoringConfig, ledger: RuleLedger, category: str, t: float, 
     _fold_ledger(ledger, t - cfg.velocity_days * DAY)
 
 
+def compact(cfg: ScoringConfig, state: ContactState, now: datetime) -> None:
+    """Keep the stored ledger small: non-decaying touches older than the velocity window
+    only matter as a sum. Values are unchanged; done once per write, not per event."""
+    _fold(cfg, state, _epoch(now))
+
+
 def _fold(cfg: ScoringConfig, state: ContactState, t: float) -> None:
     """Fold every non-decaying touch that left the velocity window into its ledger's base."""
     cutoff = t - cfg.velocity_days * DAY
+    keep_touches = cfg.decaying_rule_ids
     for rule_id, ledger in state.rules.items():
-        rule = cfg.rules_by_id.get(rule_id)
-        if rule is not None and (rule.counter is not None or rule.category not in cfg.decay):
+        # the cheap test first: most ledgers have nothing old enough to fold
+        if ledger.touches and ledger.touches[0][0] < cutoff and rule_id not in keep_touches:
             _fold_ledger(ledger, cutoff)
 
 

@@ -616,8 +616,10 @@ def test_velocity_counts_the_last_seven_days_before_decay(cfg: ScoringConfig) ->
     # Then velocity is 25 - 10; the webinar counts for the score only
     assert card.velocity == 15
     assert card.engagement == 35
-    # And the webinar touch was folded into the ledger's base
+    # And compacting before a write folds the webinar touch into the ledger's base
+    rules.compact(cfg, state, now)
     assert state.rules["webinar_attended"].base == 20
+    assert rules.score(cfg, state, now).engagement == 35
     assert state.rules["webinar_attended"].touches == []
 
 
