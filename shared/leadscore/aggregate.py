@@ -28,6 +28,8 @@ from leadscore.collect import event_from_item
 from leadscore.model import TrackingEvent
 from leadscore.storage import PROFILE, Store, VersionConflict, contact_pk, pad_sequence, unmarshal
 
+# What a contact item says about who it is, besides its ledger (`lg`).
+IDENTITY_ATTRIBUTES = ("uid", "em", "title", "name", "acct", "acctSrc", "gtr", "unsub")
 MAX_ATTEMPTS = 12
 MAX_FORWARD_HOPS = 4
 
@@ -168,7 +170,13 @@ class ContactAggregator:
             self._forward(item, events, new_watermark)
             return
         update = self._load(_contact_key(pk), item)
+        before = {name: update.item.get(name) for name in IDENTITY_ATTRIBUTES}
         self._fold(update, events)
+        if (item is not None and not update.merged and update.state.to_json() == item.get("lg")
+                and all(update.item.get(name) == value for name, value in before.items())):
+            # Events no rule scores ("Feature Used"...) change nothing: no write at all. The
+            # watermark need not move either, as applying them again changes nothing again.
+            return
         update.item["seq"] = new_watermark
         self._write(update)
 

@@ -329,3 +329,14 @@ def _read_whole_stream(pipeline: Pipeline) -> list[dict[str, Any]]:
             iterator = page.get("NextShardIterator")
     return records
 
+
+
+class TestWritesOnlyWhatChanged:
+    def test_an_event_no_rule_scores_does_not_rewrite_its_contact(self, pipeline: Pipeline) -> None:
+        pipeline.send("track", {"userId": "u-f", "event": "Webinar Attended"})
+        pipeline.settle()
+        before = [i for i in pipeline.table_items() if i.get("k") == "C"]
+        pipeline.send("track", {"userId": "u-f", "event": "Feature Used"})
+        pipeline.settle()
+        assert [i for i in pipeline.table_items() if i.get("k") == "C"] == before
+        assert len(_events_stored(pipeline)) == 2  # the event itself is kept (retention, preview)
