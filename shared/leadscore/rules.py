@@ -201,8 +201,9 @@ def matching_rules(cfg: ScoringConfig, event: TrackingEvent) -> list[str]:
     """Ids of the engagement rules an event matches, ignoring caps, limits and counters."""
     if event.type in _NO_ENGAGEMENT or event.bot:
         return []
+    haystack = f"{event.url or ''}\n{event.path or ''}".casefold()  # once per event, not per rule
     return [rule.id for rule in cfg.candidate_rules(event.type, event.event)
-            if rule.when is not None and _event_matches(rule.when, event)]
+            if rule.when is not None and _event_matches(rule.when, event, haystack)]
 
 
 def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent,
@@ -244,13 +245,14 @@ def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent,
     return hits
 
 
-def _event_matches(when: When, event: TrackingEvent) -> bool:
+def _event_matches(when: When, event: TrackingEvent, haystack: str | None = None) -> bool:
     if event.type not in when.types:
         return False
     if when.events is not None and (event.event or "").casefold() not in when.events:
         return False
     if when.urls:
-        haystack = f"{event.url or ''}\n{event.path or ''}".casefold()
+        if haystack is None:
+            haystack = f"{event.url or ''}\n{event.path or ''}".casefold()
         if not any(u in haystack for u in when.urls):
             return False
     if when.forms is not None:
