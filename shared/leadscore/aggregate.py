@@ -16,12 +16,14 @@ roll-up's one read and one write per distinct account (see accounts.py).
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from leadscore.collect import event_from_item
@@ -30,8 +32,28 @@ from leadscore.storage import PROFILE, Store, VersionConflict, contact_pk, pad_s
 
 # What a contact item says about who it is, besides its ledger (`lg`).
 IDENTITY_ATTRIBUTES = ("uid", "em", "title", "name", "acct", "acctSrc", "gtr", "unsub")
+logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_FORWARD_HOPS = 4
+
+
+def _with_retries(store: Store, pk: str, item: dict[str, Any] | None,
+                  apply: Callable[[dict[str, Any] | None], None]) -> bool:
+    """Apply one key's changes, re-reading on a version conflict. False when it could not:
+    the caller reports that key's records failed, and the rest of the batch goes on."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            apply(item)
+            return True
+        except VersionConflict:
+            if attempt == MAX_ATTEMPTS - 1:
+                return False
+            _back_off(attempt)
+            item = store.get(pk)
+        except Exception:  # noqa: BLE001 - a poison record must not block the others of its batch
+            logger.exception("stream records of %s could not be applied", pk)
+            return False
+    return False
 
 
 def _back_off(attempt: int) -> None:
@@ -140,17 +162,10 @@ class ContactAggregator:
         prefetched = self.store.get_many((pk, PROFILE) for pk in by_contact)
         failed: dict[str, list[str]] = {}
         for pk, contact_records in by_contact.items():
-            item = prefetched.get((pk, PROFILE))
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    self._apply_contact(pk, item, contact_records)
-                    break
-                except VersionConflict:
-                    if attempt == MAX_ATTEMPTS - 1:
-                        failed[pk] = [r.sequence for r in contact_records]
-                        break
-                    _back_off(attempt)
-                    item = self.store.get(pk)
+            applied = _with_retries(self.store, pk, prefetched.get((pk, PROFILE)),
+                                    partial(self._apply_contact, pk, records=contact_records))
+            if not applied:
+                failed[pk] = [r.sequence for r in contact_records]
         return failed
 
     # -- one contact -------------------------------------------------------------------------
@@ -333,17 +348,10 @@ class AccountAggregator:
         failed: dict[str, list[str]] = {}
         for account, account_changes in changes.items():
             pk = account_pk(account)
-            item = prefetched.get((pk, PROFILE))
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    self._apply_account(account, item, account_changes)
-                    break
-                except VersionConflict:
-                    if attempt == MAX_ATTEMPTS - 1:
-                        failed[pk] = sequences[account]
-                        break
-                    _back_off(attempt)
-                    item = self.store.get(pk)
+            applied = _with_retries(self.store, pk, prefetched.get((pk, PROFILE)),
+                                    partial(self._apply_account, account, changes=account_changes))
+            if not applied:
+                failed[pk] = sequences[account]
         return failed
 
     def _apply_account(self, account_id: str, item: dict[str, Any] | None,

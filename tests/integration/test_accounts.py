@@ -304,3 +304,30 @@ class TestCost:
         assert len(account["contacts"]) == 1000
         assert account["engagement"] == 1000 * 20 * 0.5  # every contact, weight of persona "user"
         assert _sum(account) == account["score"]
+
+
+class TestPoisonRecords:
+    def test_a_poison_record_never_blocks_the_others_and_lands_in_the_failure_queue(
+            self, pipeline: Pipeline) -> None:
+        import json as _json
+
+        from leadscore.storage import marshal
+
+        # Given a stored event that cannot be read back (a corrupt item) and a good one
+        client = pipeline.stack.client("dynamodb")
+        table = pipeline.stack.name_of("Table")
+        client.put_item(TableName=table, Item=marshal({"pk": "C#u:poison", "sk": "E#website#bad", "k": "E",
+                                                       "ty": "track", "ts": "not-a-time"}))
+        pipeline.send("track", {"userId": "u-good", "event": "Webinar Attended"})
+        # When the stream is delivered as Lambda would (retries, then the on-failure queue)
+        pipeline.stack.pump(raise_errors=False)
+        # Then the good event is scored, the poison one is in the failure queue, nothing else moved
+        assert pipeline.contact("u-good")["engagement"] == 20
+        status, _ = pipeline.read("/v1/contacts/poison")
+        assert status == 404
+        sqs = pipeline.stack.client("sqs")
+        queue = pipeline.stack.resources["AggregateFailureQueue"]["url"]
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        assert messages, "the batch info of the poison record reaches the on-failure destination"
+        info = _json.loads(messages[0]["Body"])["DDBStreamBatchInfo"]
+        assert info["batchSize"] >= 1
