@@ -13,20 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.meter import Meter
+from local.env import LOCAL_AWS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
 CONFIG_DIR = REPO_ROOT / "config"
 
 AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    **LOCAL_AWS_ENV,
     "AWS_CONFIG_FILE": str(REPO_ROOT / ".no-aws-config"),
     "AWS_SHARED_CREDENTIALS_FILE": str(REPO_ROOT / ".no-aws-credentials"),
 }

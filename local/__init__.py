@@ -5,5 +5,6 @@
 - `local.apigw`: API Gateway HTTP API (payload 2.0) events and a fake Lambda context;
 - `local.eventbridge`: an EventBridge event-pattern matcher;
 - `local.demo`: `python -m local.demo` (`make demo`), the sample journeys replayed end to end;
-- `local.make_events`: regenerates the sample Lambda events in `events/`.
+- `local.make_events`: regenerates the sample Lambda events in `events/`;
+- `local.env`: the fake-credentials environment every local run uses.
 """

@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JOURNEYS_DIR = REPO_ROOT / "events" / "journeys"
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -41,18 +43,11 @@ DEFAULT_BUS_SOURCE = "com.example.product"
 
 #: Fake credentials and a fixed region: the demo never talks to AWS.
 DEMO_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    **LOCAL_AWS_ENV,
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "POWERTOOLS_METRICS_DISABLED": "true",
 }
-UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
+UNSET_ENV = UNSET_AWS_ENV
 
 SEGMENT_ROUTES = ("/v1/identify", "/v1/track", "/v1/page", "/v1/group", "/v1/alias", "/v1/screen", "/v1/batch")
 STATE_EVENTS = ("Account SDR Ready", "Account Routed", "Account Recycled", "Account Disqualified",

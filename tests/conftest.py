@@ -8,29 +8,21 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
+
 if TYPE_CHECKING:
     from tests.support.stack import TemplateStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    "SAM_CLI_TELEMETRY": "0",
-}
+AWS_ENV = {**LOCAL_AWS_ENV, "SAM_CLI_TELEMETRY": "0"}
 
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Every test runs with fake credentials in us-east-1 and no profile or endpoint of the machine."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+    for name in UNSET_AWS_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(REPO_ROOT / ".no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(REPO_ROOT / ".no-aws-credentials"))

@@ -1,0 +1,17 @@
+"""The environment every local run uses: fake credentials, one region, nothing of the machine's AWS setup."""
+
+from __future__ import annotations
+
+#: Fake credentials and a fixed region: local runs never talk to AWS.
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+#: Settings of the machine that would send a local run to a real account.
+UNSET_AWS_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
