@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.conftest import EMAIL_KEY, WEB_KEY, Pipeline, vp_identify
+from tests.integration.conftest import EMAIL_KEY, PRODUCT_KEY, WEB_KEY, Pipeline, vp_identify
 from tests.support.apigw import decode_body, form_event, http_event, json_body
 
 
@@ -299,6 +299,18 @@ class TestBusAndSettings:
                                         "Detail": json.dumps(detail)}])
         pipeline.settle()
         assert pipeline.contact("u-bus")["engagement"] == 50
+
+    def test_the_same_message_from_one_system_by_api_and_bus_scores_once(self, pipeline: Pipeline) -> None:
+        # the product back end posts with its write key and also puts the event on the bus,
+        # whose source sources.yaml maps to the same source: one (source, messageId), one score
+        detail = {"type": "track", "userId": "u-twice", "event": "Demo Requested", "messageId": "prod-7"}
+        pipeline.send("track", detail, key=PRODUCT_KEY)
+        pipeline.stack.client("events").put_events(Entries=[{
+            "EventBusName": pipeline.stack.name_of("EventBus"), "Source": "com.example.product",
+            "DetailType": "Tracking Event", "Detail": json.dumps(detail)}])
+        pipeline.settle()
+        assert pipeline.contact("u-twice")["engagement"] == 50
+        assert len(_events_stored(pipeline)) == 1
 
     def test_analytics_js_settings_point_back_at_this_api(self, pipeline: Pipeline) -> None:
         response = pipeline.stack.invoke("CollectFunction", http_event(
