@@ -8,6 +8,8 @@ PY = $(VENV)/bin/python
 SAM = $(VENV)/bin/sam
 STAMP = $(VENV)/.installed-dev
 REGION ?= us-east-1
+PORT ?= 3000
+AWS_PORT ?= 5000
 
 # Local tools never talk to AWS: a region for the validators, no telemetry.
 export AWS_DEFAULT_REGION ?= $(REGION)
@@ -23,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: install test lint typecheck validate-config validate-template check build demo bench
+.PHONY: install test lint typecheck validate-config validate-template check build demo bench serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +62,6 @@ demo: install ## replay the sample journeys (events/journeys) on the local stack
 
 bench: install ## measure the PRODUCT budgets on the local stack (counted AWS calls); exit 1 if one fails
 	$(PY) -m bench.run
+
+serve: install ## the local stack, long-running: the API on PORT (3000), moto (every resource of template.yaml) on AWS_PORT (5000)
+	$(PY) -m local.server --port $(PORT) --aws-port $(AWS_PORT)

@@ -1,0 +1,67 @@
+"""The local stack (`python -m local.server`, what `make serve` runs) driven over HTTP.
+
+Each test module gets its own server process on free ports of 127.0.0.1 (`--port 0
+--aws-port 0`), started once and stopped (SIGTERM) after the module's last test: see
+`local/serve_client.py`. Tests talk to it as a developer would: plain HTTP with urllib, boto3
+against the AWS endpoint, real SDKs.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from local.serve_client import REPO_ROOT, LocalServer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    """The local stack for this module's tests (its own process, free ports)."""
+    with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as folder:
+        local = LocalServer(Path(folder) / "server.log").start()
+        try:
+            yield local
+        finally:
+            code = local.stop()
+            if code != 0:
+                print(local.output()[-4000:], file=sys.stderr)
+            assert code == 0, f"local.server exited with {code} on SIGTERM"
+
+
+@pytest.fixture
+def restore_clock(server: LocalServer) -> Iterator[None]:
+    """Put the local clock back on real time after a test that moved it."""
+    yield
+    server.control("POST", "/_local/clock", {"now": datetime.now(UTC).isoformat()})
+
+
+@pytest.fixture
+def uid() -> str:
+    """A fresh suffix, so tests sharing one server never see each other's contacts."""
+    return uuid.uuid4().hex[:10]
+
+
+class Rules:
+    """The shipped rules (config/scoring.yaml), to compute expected scores from."""
+
+    def __init__(self, scoring: Mapping[str, Any]) -> None:
+        self.scoring = scoring
+
+    def points(self, *rule_ids: str) -> float:
+        """The points of fit, engagement or account fit rules, added up."""
+        rules = {r["id"]: r for r in [*self.scoring["fit"], *self.scoring["engagement"],
+                                      *self.scoring["account"]["fit"]]}
+        return sum(float(rules[rule_id]["points"]) for rule_id in rule_ids)
+
+
+@pytest.fixture(scope="session")
+def rules() -> Rules:
+    return Rules(yaml.safe_load((REPO_ROOT / "config" / "scoring.yaml").read_text()))

@@ -1,0 +1,169 @@
+"""The real Segment Python SDK (`segment-analytics-python`) pointed at the local stack by its host.
+
+What a back-end team does to adopt the product: change `host`, keep their tracking code.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from segment.analytics import Client
+from segment.analytics.request import APIError
+
+from local.serve_client import WEB_KEY, LocalServer, breakdown_points
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK uses requests, which honours machine proxies: keep 127.0.0.1 direct."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@dataclass
+class Errors:
+    """What the SDK reports through `on_error`."""
+
+    seen: list[tuple[BaseException, list[dict[str, Any]]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, error: BaseException, batch: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.seen.append((error, batch))
+
+
+@pytest.fixture
+def errors() -> Errors:
+    return Errors()
+
+
+@pytest.fixture
+def client_of(server: LocalServer, errors: Errors) -> Iterator[Any]:
+    """SDK clients on the local API; every one is flushed and shut down after the test."""
+    made: list[Client] = []
+
+    def make(write_key: str = WEB_KEY, **options: Any) -> Client:
+        options = {"host": server.api, "on_error": errors, "max_retries": 1, "timeout": 10, **options}
+        client = Client(write_key=write_key, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        if not client.sync_mode:
+            client.shutdown()
+
+
+def journey(client: Client, user: str, domain: str) -> None:
+    """A VP of Sales at a 200-employee US software company reads pricing and clicks the demo link."""
+    client.identify(user, {
+        "email": f"jo@{domain}", "title": "VP Sales",
+        "company": {"name": "Acme", "industry": "Software", "employee_count": 200},
+        "address": {"country": "US"},
+    })
+    client.track(user, "Demo Link Clicked", {"link": "https://example.org/demo"})
+    client.page(user, "Marketing", "Pricing", {"url": f"https://www.{domain}/pricing", "path": "/pricing"})
+    client.group(user, f"grp-{domain}", {"website": f"https://www.{domain}", "name": "Acme",
+                                         "industry": "Software", "employees": 200})
+
+
+def assert_scored(server: LocalServer, rules: Any, user: str, domain: str) -> None:
+    contact = server.contact(user)
+    fit = rules.points("title_executive", "industry_technology", "company_size", "country_focus")
+    engagement = rules.points("pricing_page", "demo_link_clicked")
+    assert (fit, engagement) == (50, 40)  # what the product promises for this journey with the shipped rules
+    assert (contact["fit"], contact["engagement"], contact["score"]) == (fit, engagement, fit + engagement)
+    assert breakdown_points(contact, "pricing_page") == rules.points("pricing_page")
+    assert breakdown_points(contact, "demo_link_clicked") == rules.points("demo_link_clicked")
+    assert contact["accountId"] == domain
+
+    account = server.account(domain)
+    # firmographics from the group call, the country from the contact's address
+    account_fit = rules.points("account_industry_technology", "account_size", "account_country_focus")
+    assert account["fit"] == account_fit
+    assert account["engagement"] == engagement  # one decision maker: weight 1.0, under the contact cap
+    assert account["score"] == account_fit + engagement
+    assert [c["contactId"] for c in account["contacts"]] == [user]
+
+
+def test_sync_mode_identify_track_page_group(server: LocalServer, client_of: Any, errors: Errors, rules: Any) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    user, domain = f"sdk-{suffix}", f"acme-{suffix}.com"
+
+    journey(client_of(sync_mode=True), user, domain)
+    server.drain()
+
+    assert errors.seen == []
+    assert_scored(server, rules, user, domain)
+
+
+def test_gzip_bodies(server: LocalServer, client_of: Any, errors: Errors, rules: Any) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    user, domain = f"gz-{suffix}", f"gzip-{suffix}.com"
+
+    journey(client_of(sync_mode=True, gzip=True), user, domain)
+    server.drain()
+
+    assert errors.seen == []
+    assert_scored(server, rules, user, domain)
+
+
+def test_queued_mode_sends_one_batch_on_flush(server: LocalServer, client_of: Any, errors: Errors,
+                                              rules: Any) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    user, domain = f"q-{suffix}", f"queued-{suffix}.com"
+    client = client_of(upload_interval=0.05)
+
+    journey(client, user, domain)
+    client.flush()
+    server.drain()
+
+    assert errors.seen == []
+    assert_scored(server, rules, user, domain)
+
+
+def test_sdk_retries_score_once(server: LocalServer, client_of: Any, rules: Any) -> None:
+    """An SDK retry resends the same messageId: it must not count twice."""
+    suffix = uuid.uuid4().hex[:8]
+    user = f"retry-{suffix}"
+    client = client_of(sync_mode=True)
+
+    for _ in range(3):
+        client.track(user, "Demo Link Clicked", message_id=f"mid-{suffix}")
+    server.drain()
+
+    assert breakdown_points(server.contact(user), "demo_link_clicked") == rules.points("demo_link_clicked")
+
+
+def test_unknown_write_key_is_reported_and_nothing_is_stored(server: LocalServer, client_of: Any,
+                                                             errors: Errors) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    user = f"nokey-{suffix}"
+    client = client_of("wk_not_a_key", upload_interval=0.05)
+
+    client.identify(user, {"email": f"jo@nokey-{suffix}.com", "title": "VP Sales"})
+    client.track(user, "Demo Link Clicked")
+    client.flush()
+    server.drain()
+
+    assert len(errors.seen) == 1, errors.seen
+    error, batch = errors.seen[0]
+    assert isinstance(error, APIError) and error.status == 401
+    assert [m["type"] for m in batch] == ["identify", "track"]
+    assert server.request("GET", f"/v1/contacts/{user}").status == 404
+    table = server.resources()["Table"]["name"]
+    items = server.boto3_client("dynamodb").scan(TableName=table)["Items"]
+    assert not [item for item in items if user in str(item)], "an unknown write key stored something"
+
+
+def test_unknown_write_key_raises_in_sync_mode(server: LocalServer, client_of: Any) -> None:
+    client = client_of("wk_not_a_key", sync_mode=True)
+
+    with pytest.raises(APIError) as raised:
+        client.track(f"nokey-{uuid.uuid4().hex[:8]}", "Demo Link Clicked")
+
+    assert raised.value.status == 401
