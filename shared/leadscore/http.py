@@ -29,8 +29,9 @@ class HttpError(Exception):
         self.extra = extra
 
     def response(self, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return json_response(self.status, {"success": False, "error": self.error, "message": self.message,
-                                           **self.extra}, headers)
+        # `code` and `message` are what Segment's SDKs read from an error answer
+        return json_response(self.status, {"success": False, "error": self.error, "code": self.error,
+                                           "message": self.message, **self.extra}, headers)
 
 
 @dataclass(frozen=True)

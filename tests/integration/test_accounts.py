@@ -220,6 +220,28 @@ class TestAccountStateMachine:
         assert pipeline.account("acmetech.io")["engagement"] == 0
 
 
+class AtomicCalls:
+    """A DynamoDB client whose every call is atomic, as each request is in DynamoDB.
+
+    moto checks a write's condition and applies it without a lock, so two threads can both
+    pass `ver = :expected`; the service never lets that happen. Calls still interleave
+    freely, so a read and the write that follows it race as they do in AWS."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return atomic
+
+
 class TestCost:
     def _contacts(self, pipeline: Pipeline, count: int, prefix: str) -> None:
         for start in range(0, count, 100):
@@ -285,10 +307,11 @@ class TestCost:
             records.append(StreamRecord(sequence=str(10**20 + i), name="INSERT", keys=(item["pk"], "P"),
                                         new=item, old=None))
         failures: list[Any] = []
+        service = AtomicCalls(pipeline.stack.client("dynamodb"))
 
         def lambda_worker(chunk: list[StreamRecord]) -> None:
             try:
-                failures.extend(AccountAggregator(Store(table), config, now).apply(chunk).values())
+                failures.extend(AccountAggregator(Store(table, client=service), config, now).apply(chunk).values())
             except Exception as error:  # noqa: BLE001 - surfaced by the assertion below
                 failures.append(error)
 

@@ -200,6 +200,22 @@ class TestBadInput:
         assert missing["statusCode"] == 401
         assert pipeline.table_items() == []
 
+    def test_json_that_curl_labels_as_a_form_is_taken_as_json(self, pipeline: Pipeline) -> None:
+        response = pipeline.http("POST", "/v1/track", body='{"userId": "u-curl", "event": "Webinar Attended"}',
+                                 headers={"content-type": "application/x-www-form-urlencoded"}, basic_user=WEB_KEY)
+        assert response["statusCode"] == 200
+        pipeline.settle()
+        assert pipeline.contact("u-curl")["engagement"] == 20
+
+    def test_errors_carry_the_code_and_message_segment_sdks_read(self, pipeline: Pipeline) -> None:
+        body = json_body(pipeline.http("POST", "/v1/track", body={"userId": "u"}, basic_user=WEB_KEY))
+        assert body["code"] == "invalid_event" and body["message"].startswith("event")
+
+    def test_screen_calls_are_accepted(self, pipeline: Pipeline) -> None:
+        response = pipeline.http("POST", "/v1/screen", body={"userId": "u-app", "name": "Pricing"},
+                                 basic_user=WEB_KEY)
+        assert response["statusCode"] == 200 and len(_events_stored(pipeline)) == 1
+
     def test_write_key_in_the_body_is_accepted(self, pipeline: Pipeline) -> None:
         response = pipeline.http("POST", "/v1/track", body={"userId": "u-k", "event": "Webinar Attended",
                                                             "writeKey": WEB_KEY})

@@ -39,6 +39,7 @@ INGESTION_ROUTES = {
     "POST /v1/page",
     "POST /v1/group",
     "POST /v1/alias",
+    "POST /v1/screen",
     "GET /v1/pixel.gif",
     "POST /v1/forms/{formId}",
     "GET /v1/projects/{writeKey}/settings",
