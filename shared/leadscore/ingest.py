@@ -64,6 +64,8 @@ class IngestApi:
         route = request.route
         if route == "GET /v1/pixel.gif":
             return self.pixel(request)
+        if route == "OPTIONS /v1/{proxy+}":
+            return self.preflight(request)
         try:
             if route == "POST /v1/batch":
                 return self.batch(request)
@@ -286,8 +288,21 @@ class IngestApi:
         }
         return json_response(200, settings, {"cache-control": "max-age=300", **self._cors(request, str(source.id))})
 
+    def preflight(self, request: Request) -> dict[str, Any]:
+        """A browser asks before a cross-origin POST: allowed if some source lists the origin
+        (the request does not say which source yet; the answer to the POST itself does)."""
+        cors = self._cors(request)
+        if not cors:
+            return json_response(403, {"success": False, "error": "origin_not_allowed", "code": "origin_not_allowed",
+                                       "message": "this origin is in no source's cors_origins (sources.yaml)"},
+                                 {"vary": "origin"})
+        return {"statusCode": 204, "body": "", "headers": {
+            **cors, "access-control-allow-methods": "GET, POST, OPTIONS",
+            "access-control-allow-headers": "content-type, authorization, content-encoding",
+            "access-control-max-age": "600"}}
+
     def _cors(self, request: Request, source_id: str | None = None) -> dict[str, str]:
-        """Echo an allowed Origin (per source in sources.yaml; API Gateway adds its own in AWS)."""
+        """Echo an Origin that the source's `cors_origins` (sources.yaml) allow."""
         origin = request.headers.get("origin")
         if not origin:
             return {}

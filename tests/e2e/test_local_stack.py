@@ -219,25 +219,31 @@ def test_unknown_route_is_a_404_json(server: LocalServer) -> None:
     assert wrong_method.status == 404
 
 
-def test_cors_preflight_is_answered_from_the_template(server: LocalServer) -> None:
-    answer = server.request("OPTIONS", "/v1/track", headers={
-        "Origin": "http://localhost:8000", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,authorization"})
+def test_cors_preflight_allows_the_origins_of_sources_yaml(server: LocalServer) -> None:
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,authorization"}
+    answer = server.request("OPTIONS", "/v1/track", headers={"Origin": "http://localhost:8000", **ask})
 
     assert answer.status == 204
-    assert answer.headers["access-control-allow-origin"] in ("*", "http://localhost:8000")
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:8000"
     assert "POST" in answer.headers["access-control-allow-methods"]
     assert "authorization" in answer.headers["access-control-allow-headers"]
     assert answer.headers["access-control-max-age"] == "600"
 
+    stranger = server.request("OPTIONS", "/v1/track", headers={"Origin": "https://evil.example", **ask})
+    assert stranger.status == 403 and "access-control-allow-origin" not in stranger.headers
+
 
 def test_cors_headers_on_a_cross_origin_post(server: LocalServer, uid: str) -> None:
-    answer = server.request("POST", "/v1/track", basic_user=PRODUCT_KEY,
+    answer = server.request("POST", "/v1/track", basic_user=WEB_KEY,
                             headers={"Origin": "http://localhost:8000"},
                             body={"userId": f"u-{uid}", "event": "Signed Up"})
 
     assert answer.status == 200
-    assert answer.headers["access-control-allow-origin"] in ("*", "http://localhost:8000")
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:8000"
+    # a source that lists no origins gives a browser nothing to read
+    other = server.request("POST", "/v1/track", basic_user=PRODUCT_KEY, headers={"Origin": "http://localhost:8000"},
+                           body={"userId": f"u-{uid}", "event": "Signed Up"})
+    assert other.status == 200 and "access-control-allow-origin" not in other.headers
 
 
 def test_unknown_write_key_is_a_401_json(server: LocalServer, uid: str) -> None:
