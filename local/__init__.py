@@ -6,5 +6,7 @@
 - `local.eventbridge`: an EventBridge event-pattern matcher;
 - `local.demo`: `python -m local.demo` (`make demo`), the sample journeys replayed end to end;
 - `local.make_events`: regenerates the sample Lambda events in `events/`;
-- `local.env`: the fake-credentials environment every local run uses.
+- `local.env`: the fake-credentials environment every local run uses;
+- `local.server`: `python -m local.server` (`make serve`), the long-running local stack;
+- `local.serve_client`: starts it as a subprocess and talks to it (the e2e tests use it).
 """
