@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
 DEFAULT_PORT = 3000
@@ -63,18 +65,9 @@ DELIVERY_INTERVAL = 0.2
 MAX_BODY = 10 * 1024 * 1024
 
 #: The local stack never talks to AWS: fake credentials, one region, no machine config.
-LOCAL_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    # botocore >= 1.38 sends stream-ARN calls to account-ID endpoints that moto does not route.
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-}
-UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+SERVER_ENV = {**LOCAL_AWS_ENV, "POWERTOOLS_METRICS_DISABLED": "true"}
+# AWS_ENDPOINT_URL is not unset here: the server points it at moto itself.
+UNSET_ENV = tuple(name for name in UNSET_AWS_ENV if name != "AWS_ENDPOINT_URL")
 
 
 # ---------------------------------------------------------------------------- the clock
@@ -707,7 +700,7 @@ def make_api_server(service: LocalService, host: str, port: int, quiet: bool = F
 def _prepare_environment(aws_url: str) -> None:
     for name in UNSET_ENV:
         os.environ.pop(name, None)
-    os.environ.update(LOCAL_AWS_ENV)
+    os.environ.update(SERVER_ENV)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     os.environ["AWS_ENDPOINT_URL"] = aws_url  # any client made in this process talks to moto
@@ -798,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.server import ThreadedMotoServer
 
-    os.environ.update(LOCAL_AWS_ENV)  # before anything of boto3 or moto reads the environment
+    os.environ.update(SERVER_ENV)  # before anything of boto3 or moto reads the environment
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per moto call
     moto_server = ThreadedMotoServer(ip_address=args.host, port=args.aws_port, verbose=False)
     moto_server.start()
