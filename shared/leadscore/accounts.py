@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-STATES = ("below_threshold", "sdr_ready", "routed", "accepted", "recycled", "disqualified", "excluded")
 EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
 
 

@@ -110,10 +110,6 @@ class ContactUpdate:
     state: Any
     merged: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
 
-    @property
-    def contact_key(self) -> str:
-        return self.key
-
 
 def _contact_key(pk: str) -> str:
     return pk[2:]

@@ -89,6 +89,11 @@ class IngestApi:
         self.collector.reject(reason=reason, field=field, source_id=source_id, raw=body, received_at=self.clock())
 
     def _read_json(self, request: Request, limit: int) -> Any:
+        basic = request.basic_username()
+        if basic is not None and self.config.sources.by_write_key(basic) is None:
+            # An unknown sender is turned away before anything of its body is stored.
+            self.counters.unauthorized += 1
+            raise HttpError(401, "unauthorized", "unknown write key")
         if request.content_type not in JSON_TYPES and not _is_json_sent_as_form(request):
             message = f"content type {request.content_type!r} is not supported; send application/json"
             self._reject(request, message, "content-type", None)

@@ -162,13 +162,6 @@ class Store:
         }
         self.client.put_item(TableName=self.table_name, Item=marshal(item))
 
-    def rejected_on(self, day: str) -> list[Item]:
-        """All rejected items of one UTC day (ten Query calls). For operators and tests."""
-        items: list[Item] = []
-        for shard in range(10):
-            items.extend(self._query_all(f"R#{day}#{shard}"))
-        return items
-
     # --- reads --------------------------------------------------------------------------
 
     def get(self, pk: str, sk: str = PROFILE, *, consistent: bool = True) -> Item | None:
@@ -203,31 +196,6 @@ class Store:
                     attempt += 1
                     time.sleep(min(0.05 * 2**attempt, 2.0) * random.random())
         return found
-
-    def query_partition(self, pk: str, sk_prefix: str | None = None, *, limit: int | None = None) -> list[Item]:
-        """Items of one partition (optionally by sort-key prefix). Reads grow with the items returned."""
-        return self._query_all(pk, sk_prefix, limit=limit)
-
-    def _query_all(self, pk: str, sk_prefix: str | None = None, *, limit: int | None = None) -> list[Item]:
-        expression = "pk = :pk"
-        values: dict[str, Any] = {":pk": pk}
-        if sk_prefix:
-            expression += " AND begins_with(sk, :sk)"
-            values[":sk"] = sk_prefix
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": expression,
-            "ExpressionAttributeValues": marshal(values),
-        }
-        items: list[Item] = []
-        while True:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(items)
-            answer = self.client.query(**kwargs)
-            items.extend(unmarshal(raw) for raw in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer or (limit is not None and len(items) >= limit):
-                return items
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     # --- versioned writes (aggregation) --------------------------------------------------
 

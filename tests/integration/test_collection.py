@@ -368,3 +368,10 @@ class TestWritesOnlyWhatChanged:
         pipeline.settle()
         assert [i for i in pipeline.table_items() if i.get("k") == "C"] == before
         assert len(_events_stored(pipeline)) == 2  # the event itself is kept (retention, preview)
+
+
+def test_an_unknown_sender_with_a_bad_body_gets_401_and_stores_nothing(pipeline: Pipeline) -> None:
+    response = pipeline.http("POST", "/v1/batch", body="{broken", basic_user="wk_nope",
+                             headers={"content-type": "application/json"})
+    assert response["statusCode"] == 401
+    assert pipeline.table_items() == []
