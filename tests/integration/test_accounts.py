@@ -354,3 +354,31 @@ class TestPoisonRecords:
         assert messages, "the batch info of the poison record reaches the on-failure destination"
         info = _json.loads(messages[0]["Body"])["DDBStreamBatchInfo"]
         assert info["batchSize"] >= 1
+
+
+class TestMembership:
+    def test_a_contact_that_moves_to_another_account_leaves_the_first(self, pipeline: Pipeline) -> None:
+        pipeline.send("identify", vp_identify("u-move", "move@acmetech.io"))
+        pipeline.send("track", {"userId": "u-move", "event": "Demo Link Clicked"})
+        pipeline.settle()
+        assert pipeline.account("acmetech.io")["engagement"] == 25
+        # When a group call puts the contact in another company
+        pipeline.send("group", {"userId": "u-move", "groupId": "g-2", "traits": {"website": "https://globex.com"}})
+        pipeline.settle()
+        # Then its points count there, and no longer at the first
+        assert pipeline.account("globex.com")["engagement"] == 25
+        first = pipeline.account("acmetech.io")
+        assert first["engagement"] == 0 and first["contacts"] == []
+
+    def test_an_account_reads_as_of_another_moment(self, pipeline: Pipeline) -> None:
+        start = pipeline.now
+        pipeline.send("identify", vp_identify("u-at", "at@acmetech.io"))
+        _email_touches(pipeline, "u-at", opens=4)
+        pipeline.settle()
+        later = (start + timedelta(days=60)).isoformat()
+        status, account = pipeline.read("/v1/accounts/acmetech.io", query={"at": later})
+        assert status == 200 and account["engagement"] == 10 and _sum(account) == account["score"]
+        status, problem = pipeline.read("/v1/accounts/acmetech.io", query={"at": "soon"})
+        assert status == 400 and "at" in problem["message"]
+        status, _ = pipeline.read("/v1/accounts/nope.io")
+        assert status == 404
