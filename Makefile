@@ -25,13 +25,13 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: install test lint typecheck validate-config validate-template check build demo bench serve
+.PHONY: lock install test lint typecheck validate-config validate-template check build demo bench serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[dev]'
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(STAMP) ## create the virtualenv and install the package with its dev tools
@@ -53,6 +53,11 @@ validate-template: install ## sam validate --lint and cfn-lint
 	$(VENV)/bin/cfn-lint template.yaml
 
 check: lint typecheck validate-config validate-template test ## everything CI runs
+
+lock: install ## re-pin constraints.txt to what the virtualenv has (after changing pyproject.toml)
+	{ echo '# Exact versions CI and developers install (make install uses it as pip constraints).'; \
+	  echo '# Refresh after changing pyproject.toml: make lock'; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(leadscore|py-spy)=='; } > constraints.txt
 
 build: install ## sam build (the layer and the functions, for arm64)
 	PATH="$(PY312_PATH)" $(SAM) build --template-file template.yaml
