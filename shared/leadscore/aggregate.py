@@ -9,8 +9,9 @@ Exactly once in effect, whatever the stream redelivers:
   Lambdas on different shards never lose each other's update: the loser re-reads.
 
 Cost per stream batch: one BatchGetItem for the distinct contacts, one write per distinct
-contact (a two-item transaction only when an identity merge happens), and the account
-roll-up's one read and one write per distinct account (see accounts.py).
+contact whose stored state changed (a two-item transaction only when an identity merge
+happens), one BatchGetItem and one write per distinct account (`AccountAggregator`; the
+arithmetic is in accounts.py), and one PutEvents call for the batch's state changes.
 """
 
 from __future__ import annotations
