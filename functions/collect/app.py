@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from leadscore import runtime
 from leadscore.collect import Collector
-from leadscore.http import Request
+from leadscore.http import Request, gif_response
 from leadscore.ingest import IngestApi
 from leadscore.observability import logger, metrics
 
@@ -18,8 +18,15 @@ def build_api() -> IngestApi:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any, api: IngestApi | None = None) -> dict[str, Any]:
-    api = api or build_api()
-    response = api.handle(Request.from_event(event))
+    try:
+        api = api or build_api()
+        response = api.handle(Request.from_event(event))
+    except Exception:
+        if event.get("routeKey") != "GET /v1/pixel.gif":
+            raise
+        # Not even a broken deployment may break a page or an email: the GIF goes out.
+        logger.exception("pixel hit not recorded")
+        return gif_response()
     counters = api.counters
     for name, value in (("EventsAccepted", counters.accepted), ("EventsDuplicate", counters.duplicates),
                         ("EventsBot", counters.bots), ("EventsRejected", counters.rejected),

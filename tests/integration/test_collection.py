@@ -268,6 +268,17 @@ class TestPixel:
         assert pipeline.contact("u-p")["engagement"] == 15
         assert len(_rejected(pipeline)) == 2
 
+    def test_the_gif_goes_out_even_when_the_function_cannot_start(
+            self, pipeline: Pipeline, monkeypatch: Any) -> None:
+        from leadscore.storage import Store
+
+        def broken(*_: Any, **__: Any) -> None:
+            raise RuntimeError("environment variable TABLE_NAME is not set")
+
+        monkeypatch.setattr(Store, "__init__", broken)
+        response = pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "uid": "u"})
+        assert response["statusCode"] == 200 and len(decode_body(response)) == 43
+
     def test_bots_are_recorded_not_scored(self, pipeline: Pipeline) -> None:
         googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
         pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "uid": "u-bot", "url": "https://x.com/pricing"},
