@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install test lint typecheck validate-config validate-template check build demo bench serve
+.PHONY: lock install node-deps test lint typecheck validate-config validate-template check build demo bench serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,16 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 
 install: $(STAMP) ## create the virtualenv and install the package with its dev tools
 
-test: install ## the whole test suite (pytest exits non-zero when no test ran)
+NODE_DEPS = tests/e2e/node/node_modules/.package-lock.json
+
+$(NODE_DEPS): tests/e2e/node/package.json tests/e2e/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the Segment Node SDK test: install Node.js >= 18"; exit 1; }
+	npm ci --prefix tests/e2e/node --no-audit --no-fund
+	touch $@
+
+node-deps: $(NODE_DEPS) ## the Segment Node SDK the e2e tests drive (npm ci)
+
+test: install node-deps ## the whole test suite (pytest exits non-zero when no test ran)
 	$(PY) -m pytest
 
 lint: install ## ruff
