@@ -138,6 +138,17 @@ def _unsubscribed_from_everything(event: TrackingEvent) -> bool:
     return props.get("all") is True or str(props.get("scope") or props.get("list") or "").lower() == "all"
 
 
+def contact_values(scoring: Any, state: Any, now: datetime) -> dict[str, Any]:
+    """The score fields a contact item stores, valued as of `now` (`due_at` None when no
+    decaying touch needs re-valuing). The aggregation and the decay job both write these."""
+    from leadscore.rules import next_decay_at, score
+
+    card = score(scoring, state, now)
+    due = next_decay_at(scoring, state, now)
+    return {"fit": card.fit, "eng": card.engagement, "score": card.score, "vel": card.velocity,
+            "life": card.lifecycle, "due_at": due.isoformat() if due else None}
+
+
 class ContactAggregator:
     """Folds the event records of a stream batch into their contacts."""
 
@@ -264,24 +275,15 @@ class ContactAggregator:
             item["acct"], item["acctSrc"] = event.account_hint, "profile"
 
     def _scored(self, update: ContactUpdate) -> dict[str, Any]:
-        from leadscore.rules import compact, next_decay_at, score
+        from leadscore.rules import compact
 
         compact(self.config.scoring, update.state, self.now)
-        card = score(self.config.scoring, update.state, self.now)
+        values = contact_values(self.config.scoring, update.state, self.now)
         item = update.item
-        item.update(
-            lg=update.state.to_json(),
-            fit=card.fit,
-            eng=card.engagement,
-            score=card.score,
-            vel=card.velocity,
-            life=card.lifecycle,
-            ver=(update.version or 0) + 1,
-            upd=self.now.isoformat(),
-        )
-        due = next_decay_at(self.config.scoring, update.state, self.now)
-        if due is not None:
-            item["due_pk"], item["due_at"] = "DUE", due.isoformat()
+        item.update(lg=update.state.to_json(), ver=(update.version or 0) + 1, upd=self.now.isoformat(),
+                    **{k: v for k, v in values.items() if k != "due_at"})
+        if values["due_at"]:
+            item["due_pk"], item["due_at"] = "DUE", values["due_at"]
         else:
             item.pop("due_pk", None)
             item.pop("due_at", None)

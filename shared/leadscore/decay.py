@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from leadscore.aggregate import contact_values
+from leadscore.rules import ContactState
 from leadscore.storage import PROFILE, Store, VersionConflict
 
 MAX_ATTEMPTS = 5
@@ -27,17 +29,6 @@ class DecayResult:
     unchanged: int = 0
     conflicts: int = 0
     stopped_early: bool = False
-
-
-def contact_values(scoring: Any, ledger_json: str | None, now: datetime) -> dict[str, Any]:
-    """The stored score fields of a contact, valued as of `now`."""
-    from leadscore.rules import ContactState, next_decay_at, score
-
-    state = ContactState.from_json(ledger_json)
-    card = score(scoring, state, now)
-    due = next_decay_at(scoring, state, now)
-    return {"fit": card.fit, "eng": card.engagement, "score": card.score, "vel": card.velocity,
-            "life": card.lifecycle, "due_at": due.isoformat() if due else None}
 
 
 def run_decay(store: Store, config: Any, now: datetime, *, out_of_time: Callable[[], bool] | None = None,
@@ -73,7 +64,7 @@ def _revalue(store: Store, config: Any, due: dict[str, Any], now: datetime) -> s
     for _ in range(MAX_ATTEMPTS):
         if item is None or not item.get("due_at") or item["due_at"] > now.isoformat():
             return "unchanged"
-        values = contact_values(config.scoring, item.get("lg"), now)
+        values = contact_values(config.scoring, ContactState.from_json(item.get("lg")), now)
         changed = {k: v for k, v in values.items() if k != "due_at" and item.get(k) != v}
         remove = [] if values["due_at"] else ["due_pk", "due_at"]
         sets = {**changed, "upd": now.isoformat()}

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from local.serve_client import REPO_ROOT, WEB_KEY, LocalServer, breakdown_points
+from tests.e2e.journey import assert_scored
 
 NODE_DIR = REPO_ROOT / "tests" / "e2e" / "node"
 SEND = NODE_DIR / "send.mjs"
@@ -95,25 +96,6 @@ def journey(user: str, domain: str) -> list[dict[str, Any]]:
             "website": f"https://www.{domain}", "name": "Acme", "industry": "Software", "employees": 200,
         }}},
     ]
-
-
-def assert_scored(server: LocalServer, rules: Any, user: str, domain: str) -> None:
-    contact = server.contact(user)
-    fit = rules.points("title_executive", "industry_technology", "company_size", "country_focus")
-    engagement = rules.points("pricing_page", "demo_link_clicked")
-    assert (fit, engagement) == (50, 40)  # what the product promises for this journey with the shipped rules
-    assert (contact["fit"], contact["engagement"], contact["score"]) == (fit, engagement, fit + engagement)
-    assert breakdown_points(contact, "pricing_page") == rules.points("pricing_page")
-    assert breakdown_points(contact, "demo_link_clicked") == rules.points("demo_link_clicked")
-    assert contact["accountId"] == domain
-
-    account = server.account(domain)
-    # firmographics from the group call, the country from the contact's address
-    account_fit = rules.points("account_industry_technology", "account_size", "account_country_focus")
-    assert account["fit"] == account_fit
-    assert account["engagement"] == engagement  # one decision maker: weight 1.0, under the contact cap
-    assert account["score"] == account_fit + engagement
-    assert [c["contactId"] for c in account["contacts"]] == [user]
 
 
 def test_one_request_per_call_identify_track_page_group(server: LocalServer, rules: Any) -> None:

@@ -16,6 +16,7 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from local.serve_client import WEB_KEY, LocalServer, breakdown_points
+from tests.e2e.journey import assert_scored
 
 
 @pytest.fixture(autouse=True)
@@ -69,25 +70,6 @@ def journey(client: Client, user: str, domain: str) -> None:
     client.page(user, "Marketing", "Pricing", {"url": f"https://www.{domain}/pricing", "path": "/pricing"})
     client.group(user, f"grp-{domain}", {"website": f"https://www.{domain}", "name": "Acme",
                                          "industry": "Software", "employees": 200})
-
-
-def assert_scored(server: LocalServer, rules: Any, user: str, domain: str) -> None:
-    contact = server.contact(user)
-    fit = rules.points("title_executive", "industry_technology", "company_size", "country_focus")
-    engagement = rules.points("pricing_page", "demo_link_clicked")
-    assert (fit, engagement) == (50, 40)  # what the product promises for this journey with the shipped rules
-    assert (contact["fit"], contact["engagement"], contact["score"]) == (fit, engagement, fit + engagement)
-    assert breakdown_points(contact, "pricing_page") == rules.points("pricing_page")
-    assert breakdown_points(contact, "demo_link_clicked") == rules.points("demo_link_clicked")
-    assert contact["accountId"] == domain
-
-    account = server.account(domain)
-    # firmographics from the group call, the country from the contact's address
-    account_fit = rules.points("account_industry_technology", "account_size", "account_country_focus")
-    assert account["fit"] == account_fit
-    assert account["engagement"] == engagement  # one decision maker: weight 1.0, under the contact cap
-    assert account["score"] == account_fit + engagement
-    assert [c["contactId"] for c in account["contacts"]] == [user]
 
 
 def test_sync_mode_identify_track_page_group(server: LocalServer, client_of: Any, errors: Errors, rules: Any) -> None:
