@@ -41,6 +41,15 @@ def is_textual(content_type: str | None) -> bool:
     return bool(_TEXTUAL.match(content_type.split(";", 1)[0].strip()))
 
 
+def encode_body(body: str | bytes | Mapping[str, Any] | list[Any] | None) -> bytes | None:
+    """A request body as bytes: text as UTF-8, a dict or list as compact JSON."""
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
 def basic_auth(user: str, password: str = "") -> str:
     """The value of an `authorization` header for HTTP Basic auth (Segment: write key, no password)."""
     return "Basic " + b64.b64encode(f"{user}:{password}".encode()).decode("ascii")
@@ -114,15 +123,8 @@ def http_event(
         key = name.lower()
         hdrs[key] = f"{hdrs[key]},{joined}" if key in hdrs else joined
 
-    raw_body: bytes | None
-    if body is None:
-        raw_body = None
-    elif isinstance(body, bytes):
-        raw_body = body
-    elif isinstance(body, str):
-        raw_body = body.encode("utf-8")
-    else:
-        raw_body = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    raw_body = encode_body(body)
+    if raw_body is not None and not isinstance(body, bytes | str):
         hdrs.setdefault("content-type", "application/json")
     if raw_body is not None:
         hdrs.setdefault("content-length", str(len(raw_body)))

@@ -14,7 +14,6 @@ Used by the end-to-end tests (tests/e2e) and handy in a REPL:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -30,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from local.apigw import basic_auth, encode_body
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"^ready api=(?P<api>\S+) aws=(?P<aws>\S+)$", re.MULTILINE)
@@ -82,18 +83,11 @@ def http(method: str, url: str, *, body: bytes | str | Mapping[str, Any] | list[
          timeout: float = REQUEST_TIMEOUT) -> Answer:
     """One request as curl would send it; any status comes back as an Answer."""
     hdrs = dict(headers or {})
-    data: bytes | None
-    if body is None:
-        data = None
-    elif isinstance(body, bytes):
-        data = body
-    elif isinstance(body, str):
-        data = body.encode()
-    else:
-        data = json.dumps(body).encode()
+    data = encode_body(body)
+    if data is not None and not isinstance(body, bytes | str):
         hdrs.setdefault("Content-Type", "application/json")
     if basic_user is not None:
-        hdrs["Authorization"] = "Basic " + base64.b64encode(f"{basic_user}:".encode()).decode()
+        hdrs["Authorization"] = basic_auth(basic_user)
     request = urllib.request.Request(url, data=data, headers=hdrs, method=method)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
