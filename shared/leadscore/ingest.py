@@ -89,11 +89,6 @@ class IngestApi:
         self.collector.reject(reason=reason, field=field, source_id=source_id, raw=body, received_at=self.clock())
 
     def _read_json(self, request: Request, limit: int) -> Any:
-        basic = request.basic_username()
-        if basic is not None and self.config.sources.by_write_key(basic) is None:
-            # An unknown sender is turned away before anything of its body is stored.
-            self.counters.unauthorized += 1
-            raise HttpError(401, "unauthorized", "unknown write key")
         if request.content_type not in JSON_TYPES and not _is_json_sent_as_form(request):
             message = f"content type {request.content_type!r} is not supported; send application/json"
             self._reject(request, message, "content-type", None)
@@ -113,10 +108,16 @@ class IngestApi:
             self._reject(request, problem.message, "body", None)
             raise
 
-    def _source_for(self, request: Request, body: Any) -> str:
+    def _read_authorized_json(self, request: Request, limit: int) -> tuple[str, Any]:
+        """(source id, body). A write key in HTTP Basic auth is checked before the body is
+        read, so an unknown sender has nothing of its body stored, not even as rejected."""
         from leadscore.messages import write_key_of
 
-        key = request.basic_username() or write_key_of(body)
+        basic_source = self._source_of_key(request.basic_username()) if request.basic_username() else None
+        body = self._read_json(request, limit)
+        return basic_source or self._source_of_key(write_key_of(body)), body
+
+    def _source_of_key(self, key: str | None) -> str:
         source = self.config.sources.by_write_key(key) if key else None
         if source is None:
             self.counters.unauthorized += 1
@@ -128,8 +129,7 @@ class IngestApi:
     def single(self, request: Request, message_type: str) -> dict[str, Any]:
         from leadscore.messages import MAX_EVENT_BYTES
 
-        body = self._read_json(request, MAX_EVENT_BYTES)
-        source_id = self._source_for(request, body)
+        source_id, body = self._read_authorized_json(request, MAX_EVENT_BYTES)
         # Server-side senders (curl, SDKs) are not bots: only the message's own context.userAgent counts.
         result = self.collector.collect([body], source_id=source_id, received_at=self.clock(),
                                         expected_type=message_type)
@@ -143,8 +143,7 @@ class IngestApi:
     def batch(self, request: Request) -> dict[str, Any]:
         from leadscore.messages import MAX_BATCH_BYTES, batch_messages
 
-        body = self._read_json(request, MAX_BATCH_BYTES)
-        source_id = self._source_for(request, body)
+        source_id, body = self._read_authorized_json(request, MAX_BATCH_BYTES)
         try:
             messages = batch_messages(body)
         except InvalidMessage as problem:
