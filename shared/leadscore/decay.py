@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from leadscore.aggregate import contact_values
-from leadscore.rules import ContactState
 from leadscore.storage import PROFILE, Store, VersionConflict
 
 MAX_ATTEMPTS = 5
@@ -60,6 +59,8 @@ def run_decay(store: Store, config: Any, now: datetime, *, out_of_time: Callable
 
 def _revalue(store: Store, config: Any, due: dict[str, Any], now: datetime) -> str:
     """One contact: 'written', or 'unchanged' when someone re-valued it meanwhile."""
+    from leadscore.rules import ContactState
+
     item: dict[str, Any] | None = due
     for _ in range(MAX_ATTEMPTS):
         if item is None or not item.get("due_at") or item["due_at"] > now.isoformat():
