@@ -12,7 +12,7 @@ from leadscore.observability import logger, metrics
 
 def build_api() -> IngestApi:
     collector = Collector(runtime.store(), runtime.config(), retention_days=runtime.retention_days())
-    return IngestApi(collector, runtime.config(), clock=runtime.now)
+    return IngestApi(collector, runtime.config(), clock=runtime.now, public_url=runtime.public_api_url())
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -34,5 +34,6 @@ def lambda_handler(event: dict[str, Any], context: Any, api: IngestApi | None = 
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if counters.rejected:
-        logger.info("rejected input", extra={"route": event.get("routeKey"), "reasons": counters.reasons[:10]})
+        # field names only: reasons and bodies may carry personal data (kept in the rejected item)
+        logger.info("rejected input", extra={"route": event.get("routeKey"), "fields": counters.fields[:10]})
     return response

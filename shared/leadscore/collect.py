@@ -19,6 +19,10 @@ from leadscore.model import InvalidMessage, TrackingEvent
 # A stored event must stay under 1 KB (one write unit): free-form JSON is trimmed to this.
 _MAX_JSON_BYTES = 600
 _MAX_STRING = 200
+# Rejections a request stores one by one; the rest share one summary record, so a batch of
+# 1,000 bad messages costs 11 writes, not 1,000.
+MAX_REJECTION_RECORDS = 10
+_MAX_RAW_CHARS = 2000
 
 
 class EventStore(Protocol):
@@ -138,6 +142,24 @@ def event_from_item(item: dict[str, Any]) -> TrackingEvent:
     )
 
 
+def _raw_text(raw: Any) -> str:
+    """What a rejection record keeps of the input: JSON text, cut to a size a record holds."""
+    if isinstance(raw, str):
+        return raw[:_MAX_RAW_CHARS]
+    try:
+        return json.dumps(raw, default=str, separators=(",", ":"))[:_MAX_RAW_CHARS]
+    except (RecursionError, ValueError):  # nested past json's own limit
+        return f"<{type(raw).__name__} nested too deeply to keep>"
+
+
+def _short_id(message_id: Any) -> str | None:
+    """A rejected message's id as the answer echoes it: text, and never a huge one."""
+    if message_id is None or isinstance(message_id, dict | list):
+        return None
+    text = message_id if isinstance(message_id, str) else str(message_id)[:256]
+    return text[:256].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Collector:
     """Validates and stores tracking messages for one configuration and one store."""
 
@@ -152,19 +174,20 @@ class Collector:
     def reject(self, *, reason: str, field: str | None, source_id: str | None, raw: Any,
                received_at: datetime) -> None:
         """Record input we could not accept, so nothing is dropped silently."""
-        text = raw if isinstance(raw, str) else json.dumps(raw, default=str, separators=(",", ":"))
-        self.store.put_rejected(reason=reason, field=field, source_id=source_id, raw=text,
+        self.store.put_rejected(reason=reason, field=field, source_id=source_id, raw=_raw_text(raw),
                                 received_at=received_at, retention_days=self.rejected_retention_days)
 
     def collect(self, messages: Sequence[Any], *, source_id: str, received_at: datetime,
                 expected_type: str | None = None, user_agent: str | None = None,
-                indexed: bool = False) -> CollectResult:
-        """Parse, score and store each message. A bad message never fails the others."""
+                indexed: bool = False, all_or_nothing: bool = False) -> CollectResult:
+        """Parse, score and store each message. A bad message never fails the others, unless
+        `all_or_nothing` (a form's identify and submission): then one bad one stores none."""
         from leadscore.messages import parse_message
         from leadscore.rules import matching_rules
 
         result = CollectResult()
         items: list[tuple[int, dict[str, Any]]] = []
+        bad: list[tuple[InvalidMessage, Any]] = []
         for index, raw in enumerate(messages):
             try:
                 event = parse_message(raw, source_id=source_id, received_at=received_at,
@@ -173,9 +196,8 @@ class Collector:
             except InvalidMessage as problem:
                 message_id = raw.get("messageId") if isinstance(raw, dict) else None
                 result.rejected.append(Rejection(index if indexed else None, problem.field, problem.reason,
-                                                 str(message_id) if message_id is not None else None))
-                self.reject(reason=problem.reason, field=problem.field, source_id=source_id, raw=raw,
-                            received_at=received_at)
+                                                 _short_id(message_id)))
+                bad.append((problem, raw))
                 continue
             # Bots are stored (so they can be audited and deduplicated) but never scored.
             hits = [] if event.bot else matching_rules(self.config.scoring, event)
@@ -183,12 +205,28 @@ class Collector:
                 result.bots += 1
             items.append((index, event_item(event, hits, self.retention_days)))
 
+        self._record_rejections(bad, source_id, received_at)
+        if bad and all_or_nothing:
+            return result
         for stored in self._put_all([item for _, item in items]):
             if stored:
                 result.accepted += 1
             else:
                 result.duplicates += 1
         return result
+
+    def _record_rejections(self, bad: list[tuple[InvalidMessage, Any]], source_id: str,
+                           received_at: datetime) -> None:
+        for problem, raw in bad[:MAX_REJECTION_RECORDS]:
+            self.reject(reason=problem.reason, field=problem.field, source_id=source_id, raw=raw,
+                        received_at=received_at)
+        rest = bad[MAX_REJECTION_RECORDS:]
+        if rest:
+            fields = sorted({problem.field for problem, _ in rest})
+            self.reject(reason=f"{len(rest)} more messages of this request were rejected",
+                        field=", ".join(fields)[:200], source_id=source_id,
+                        raw=[{"field": p.field, "reason": p.reason} for p, _ in rest[:20]],
+                        received_at=received_at)
 
     def _enrich(self, event: TrackingEvent) -> TrackingEvent:
         """Add what the configuration knows: a form's funnel stage from sources.yaml."""

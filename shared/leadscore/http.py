@@ -44,6 +44,7 @@ class Request:
     path_parameters: dict[str, str]
     body: bytes
     source_ip: str | None
+    domain_name: str | None = None  # the host API Gateway answered on (never a client header)
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> Request:
@@ -56,7 +57,8 @@ class Request:
             except (binascii.Error, ValueError):
                 body = b""
         else:
-            body = raw.encode() if isinstance(raw, str) else bytes(raw)
+            # surrogatepass: a lone surrogate in the event reaches the strict UTF-8 check as bytes
+            body = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
         # A repeated query key arrives comma-joined in queryStringParameters; the raw string is exact.
         query = {k: v[-1] for k, v in parse_qs(event.get("rawQueryString") or "", keep_blank_values=True).items()}
         if not query:
@@ -71,6 +73,7 @@ class Request:
             path_parameters=dict(event.get("pathParameters") or {}),
             body=body,
             source_ip=http.get("sourceIp"),
+            domain_name=context.get("domainName"),
         )
 
     @property
@@ -89,7 +92,7 @@ class Request:
             return None
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII ("Basic é"), not UTF-8
             return None
         return decoded.partition(":")[0] or None
 
@@ -108,19 +111,51 @@ class Request:
         return inflated
 
     def json_body(self) -> Any:
-        if not self.body.strip():
-            raise HttpError(400, "empty_body", "the request has no body; send a JSON object")
-        try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as problem:
-            raise HttpError(400, "invalid_json", f"the body is not valid JSON: {problem}") from None
+        return parse_json(self.body)
 
     def form_body(self) -> dict[str, str]:
         try:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError:
-            raise HttpError(400, "invalid_form", "the form body is not UTF-8") from None
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+            raise HttpError(400, "invalid_form", "the form body is not UTF-8", field="body") from None
+        try:
+            pairs = parse_qs(text, keep_blank_values=True, strict_parsing=False, errors="strict",
+                             max_num_fields=MAX_FORM_FIELDS)
+        except (UnicodeDecodeError, ValueError) as problem:
+            # a percent-escape that is not UTF-8, or more fields than any real form has
+            reason = "a field is not UTF-8 once percent-decoded" if isinstance(problem, UnicodeDecodeError) \
+                else f"the form has more than {MAX_FORM_FIELDS} fields"
+            raise HttpError(400, "invalid_form", reason, field="body") from None
+        return {k: v[-1] for k, v in pairs.items()}
+
+
+MAX_FORM_FIELDS = 100
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded nesting and digits.
+
+    json's own limits surface as RecursionError (nesting about 1,000 deep) and ValueError
+    (integers over 4,300 digits); both are bad input, answered 400 like a syntax error.
+    """
+    if not body.strip():
+        raise HttpError(400, "empty_body", "the request has no body; send a JSON object", field="body")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        raise HttpError(400, "invalid_json", f"the body is not UTF-8 (byte {problem.start})", field="body") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as problem:
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {problem}", field="body") from None
+    except RecursionError:
+        raise HttpError(400, "invalid_json", "the body is nested too deeply", field="body") from None
+    except ValueError as problem:  # an integer over Python's digit limit, NaN, Infinity
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {problem}", field="body") from None
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:

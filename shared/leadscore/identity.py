@@ -43,7 +43,7 @@ def normalize_email(value: object) -> str | None:
     if len(email) > MAX_EMAIL_LENGTH:
         raise InvalidMessage("email", f"is longer than {MAX_EMAIL_LENGTH} characters")
     if not _EMAIL.match(email):
-        raise InvalidMessage("email", f"{email!r} is not an email address")
+        raise InvalidMessage("email", "is not an email address")
     return email
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -22,6 +23,10 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_ID_LENGTH = 256
 MAX_EVENT_NAME_LENGTH = 200
+MAX_BATCH_ITEMS = 1000  # Segment's 500 KB holds about this many minimal messages
+MAX_DEPTH = 32  # nesting levels of a message; SDKs send 3 or 4
+MAX_FIELD_NAME = 200  # characters of a key path quoted in an error
+_MAX_NUMBER = 10**38
 TYPES: tuple[MessageType, ...] = ("track", "page", "screen", "identify", "group", "alias")
 
 # Fields a client changes when it retries the same message; leaving them out of the
@@ -46,6 +51,7 @@ def parse_message(
     """
     if not isinstance(raw, dict):
         raise InvalidMessage("", "a message must be a JSON object")
+    check_tree(raw)
     size = len(_canonical_json(raw, sort_keys=False).encode())
     if size > MAX_EVENT_BYTES:
         raise InvalidMessage("", f"event is {size} bytes; the limit is 32 KB")
@@ -143,11 +149,16 @@ def batch_messages(body: Any) -> list[Any]:
     items = body.get("batch")
     if not isinstance(items, list) or not items:
         raise InvalidMessage("batch", "must be a non-empty list of messages")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise InvalidMessage("batch", f"has {len(items)} messages; the limit is {MAX_BATCH_ITEMS} per request")
     defaults: dict[str, dict[str, Any]] = {}
     for key in _BATCH_DEFAULTS:
         if body.get(key) is not None:
-            defaults[key] = _object(body[key], key)
-    sent_at = body.get("sentAt")
+            shared = _object(body[key], key)
+            # checked once here: merged into every message, a bad one would fail them all
+            check_tree(shared, key, depth=1)
+            defaults[key] = shared
+    sent_at = _batch_sent_at(body.get("sentAt"))
 
     messages: list[Any] = []
     for item in items:
@@ -166,6 +177,61 @@ def batch_messages(body: Any) -> list[Any]:
             message["sentAt"] = sent_at
         messages.append(message)
     return messages
+
+
+def check_tree(value: Any, field: str = "", *, depth: int = 0) -> None:
+    """Reject what JSON allows but storage and Python cannot take: nesting deeper than
+    `MAX_DEPTH`, and strings or keys with lone surrogates (valid `\\ud800` escapes, not
+    UTF-8). Iterative, so a deep message cannot exhaust the interpreter's stack."""
+    stack: list[tuple[Any, str, int]] = [(value, field, depth)]
+    while stack:
+        node, path, level = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii() and not _is_utf8(node):
+                raise InvalidMessage(_path_text(path), "contains a lone surrogate (\\ud800-\\udfff); "
+                                     "send text as UTF-8")
+            continue
+        if isinstance(node, dict):
+            if level >= MAX_DEPTH:
+                raise InvalidMessage(_path_text(path), f"is nested more than {MAX_DEPTH} levels deep")
+            for key, child in node.items():
+                key_text = str(key)
+                if not key_text.isascii() and not _is_utf8(key_text):
+                    raise InvalidMessage(_path_text(path), "has a key with a lone surrogate; send text as UTF-8")
+                stack.append((child, f"{path}.{key_text}" if path else key_text, level + 1))
+        elif isinstance(node, list):
+            if level >= MAX_DEPTH:
+                raise InvalidMessage(_path_text(path), f"is nested more than {MAX_DEPTH} levels deep")
+            stack.extend((child, f"{path}[{index}]", level + 1) for index, child in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node) or (
+                isinstance(node, int) and not -_MAX_NUMBER < node < _MAX_NUMBER):
+            raise InvalidMessage(_path_text(path), "is a number beyond the 38 digits DynamoDB stores")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _path_text(path: str) -> str:
+    """A key path fit to quote in an error and to store: escaped, and cut when absurdly long."""
+    text = path.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return text if len(text) <= MAX_FIELD_NAME else text[:MAX_FIELD_NAME] + "..."
+
+
+def _batch_sent_at(value: Any) -> str | None:
+    """The batch's `sentAt`, if it is a plausible date: it is copied into every message and
+    only corrects clock skew, so a malformed one is dropped rather than failing them all."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        _parse_time(value, "sentAt")
+    except InvalidMessage:
+        return None
+    return value
 
 
 def write_key_of(body: Any) -> str | None:
@@ -217,6 +283,10 @@ def _identifier(value: Any, field: str) -> str | None:
     # bool is an int in Python; `true` is never a meaningful id.
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidMessage(field, "must be a string or a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidMessage(field, "must be a finite number")
+    if isinstance(value, int) and abs(value) >= 10**MAX_ID_LENGTH:
+        raise InvalidMessage(field, f"is longer than {MAX_ID_LENGTH} characters")
     text = value.strip() if isinstance(value, str) else str(value)
     if len(text) > MAX_ID_LENGTH:
         raise InvalidMessage(field, f"is longer than {MAX_ID_LENGTH} characters")
@@ -296,10 +366,14 @@ def _parse_time(value: Any, field: str) -> datetime:
     # Python 3.11 reads a trailing Z; the lowercase one some clients send it does not.
     if text.endswith("z"):
         text = text[:-1] + "Z"
+    if len(text) > 64:
+        raise InvalidMessage(field, "is not an ISO-8601 date (over 64 characters)")
     try:
         return _as_utc(datetime.fromisoformat(text))
     except ValueError:
-        raise InvalidMessage(field, f"{value!r} is not an ISO-8601 date") from None
+        raise InvalidMessage(field, f"{text!r} is not an ISO-8601 date") from None
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        raise InvalidMessage(field, f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _event_time(raw: Mapping[str, Any], received: datetime) -> datetime:

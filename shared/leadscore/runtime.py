@@ -53,6 +53,11 @@ def retention_days() -> int:
     return int(os.environ.get("EVENT_RETENTION_DAYS", "400"))
 
 
+def public_api_url() -> str | None:
+    """Where SDKs reach the API (`PUBLIC_API_URL`, e.g. a custom domain); unset: its own domain."""
+    return os.environ.get("PUBLIC_API_URL") or None
+
+
 def reset() -> None:
     for getter in (config, store, publisher):
         getter.cache_clear()

@@ -47,8 +47,27 @@ def account_pk(account_id: str) -> str:
     return f"A#{account_id}"
 
 
+# DynamoDB limits a sort key to 1,024 bytes of UTF-8; a 256-character id can take 1,024.
+_MAX_ID_KEY_BYTES = 512
+
+
 def event_sk(source_id: str, message_id: str) -> str:
+    """The event's sort key. An id too long in bytes for a key is keyed by its SHA-256 (the
+    item keeps the id itself), so the conditional write stays an exact duplicate check."""
+    if len(message_id.encode("utf-8")) > _MAX_ID_KEY_BYTES:
+        import hashlib
+
+        message_id = "~sha256:" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
     return f"E#{source_id}#{message_id}"
+
+
+def storable_text(text: str, limit: int) -> str:
+    """At most `limit` characters that DynamoDB accepts: lone surrogates (valid JSON escapes
+    that are not UTF-8) become visible escapes instead of failing the write."""
+    text = text[:limit]
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def pad_sequence(sequence_number: str) -> str:
@@ -154,10 +173,10 @@ class Store:
             "pk": f"R#{day}#{random.randrange(10)}",
             "sk": f"{received_at.isoformat()}#{uuid.uuid4().hex[:12]}",
             "k": "R",
-            "reason": reason[:500],
-            "field": field,
+            "reason": storable_text(reason, 500),
+            "field": storable_text(field, 200) if field else None,
             "src": source_id,
-            "raw": raw[:2000],
+            "raw": storable_text(raw, 2000),
             "ttl": int(received_at.timestamp()) + retention_days * 86400,
         }
         self.client.put_item(TableName=self.table_name, Item=marshal(item))
