@@ -13,7 +13,9 @@ would deliver to them:
 - the bus events, matched against the template's `EventBridgeRule` patterns (see
   `eventbridge.py`) and passed in Lambda's EventBridge shape;
 - SQS event sources, with partial batch responses;
-- schedules, on request (`run_schedule`).
+- schedules, on request (`run_schedule`);
+- asynchronous invocations (bus rules): Lambda's retries, then the function's
+  `EventInvokeConfig` `OnFailure` destination with Lambda's invocation record.
 
 Works inside `moto.mock_aws()` or against an endpoint (moto's server) given `endpoint_url`.
 Never freezes time: pass `now` to what needs it.
@@ -92,6 +94,9 @@ class FunctionSpec:
     timeout: int = 3
     memory_size: int = 128
     layer_paths: list[Path] = field(default_factory=list)
+    #: EventInvokeConfig: retries of an asynchronous invocation and its OnFailure destination
+    async_retries: int = 2
+    async_on_failure: str | None = None
 
     @property
     def module_path(self) -> Path:
@@ -590,6 +595,8 @@ class TemplateStack:
         for name, event in (sam_props.get("Events") or {}).items():
             events[name] = {"Type": event["Type"], "Properties": self._resolve(event.get("Properties") or {})}
         info = self.resources[logical_id]
+        invoke_config = self._resolve(sam_props.get("EventInvokeConfig") or {})
+        on_failure = ((invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         return FunctionSpec(
             logical_id=logical_id,
             name=info["name"],
@@ -601,6 +608,8 @@ class TemplateStack:
             timeout=int(expanded.get("Timeout", 3)),
             memory_size=int(expanded.get("MemorySize", 128)),
             layer_paths=layer_paths,
+            async_retries=int(invoke_config.get("MaximumRetryAttempts", ASYNC_RETRIES)),
+            async_on_failure=on_failure,
         )
 
     def _layer_dirs(self, layers: list[Any]) -> tuple[list[Path], list[Path]]:
@@ -988,16 +997,20 @@ class TemplateStack:
         for logical_id, name in self.rules_matching(lambda_event, bus):
             props = self.functions[logical_id].events[name]["Properties"]
             payload = _target_input(props, lambda_event)
-            for attempt in range(ASYNC_RETRIES + 1):
-                try:
-                    self.invoke(logical_id, payload)
-                    break
-                except Exception as error:  # noqa: BLE001 - asynchronous invocation: retried, then dropped
-                    self._record_error(logical_id, f"bus rule {name}", error, raise_errors)
-                    if attempt == ASYNC_RETRIES:
-                        self.dead_letters.append(
-                            {"function": logical_id, "destination": None, "message": lambda_event}
-                        )
+            self._invoke_async(logical_id, payload, f"bus rule {name}", raise_errors)
+
+    def _invoke_async(self, logical_id: str, payload: Any, source: str, raise_errors: bool) -> None:
+        """An asynchronous invocation: Lambda's retries, then the OnFailure destination (or dropped)."""
+        spec = self.functions[logical_id]
+        for attempt in range(spec.async_retries + 1):
+            try:
+                self.invoke(logical_id, payload)
+                return
+            except Exception as error:  # noqa: BLE001 - asynchronous invocation: retried, then dropped
+                self._record_error(logical_id, source, error, raise_errors)
+                if attempt == spec.async_retries:
+                    self._dead_letter(logical_id, spec.async_on_failure,
+                                      _async_failure_record(spec, payload, error, attempt + 1))
 
     def put_event(
         self,
@@ -1166,6 +1179,23 @@ class TemplateStack:
                 entry.update({k: v for k, v in info.items() if k in ("name", "arn", "url", "stream_arn")})
             out[logical_id] = entry
         return out
+
+
+def _async_failure_record(spec: FunctionSpec, payload: Any, error: BaseException, invocations: int) -> dict[str, Any]:
+    """What Lambda sends to an asynchronous invocation's OnFailure destination."""
+    return {
+        "version": "1.0",
+        "timestamp": _iso(datetime.now(UTC)),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{spec.arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": invocations,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }
 
 
 def _bus_name(value: Any) -> str:

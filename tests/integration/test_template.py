@@ -5,6 +5,7 @@ The runner's own tests use a small template of fake handlers (tests/support/fixt
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -25,7 +26,7 @@ from tests.support.apigw import (
     lambda_context,
     route_params,
 )
-from tests.support.stack import HandlerError, TemplateStack, load_template
+from tests.support.stack import HandlerError, TemplateStack, expand_template, load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -175,6 +176,288 @@ def test_aggregate_reads_the_table_stream(sam_template: dict[str, Any]) -> None:
     }
 
 
+# ---------------------------------------------------------------- least privilege, derived from the code
+
+LAYER = REPO_ROOT / "shared" / "leadscore"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+#: What AWS adds to every function role on its own: logs (basic execution) and X-Ray (Tracing: Active).
+ALLOWED_MANAGED = ("service-role/AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess")
+#: Transaction parts and the IAM action each is authorized by (DynamoDB transactions have none of their own).
+TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                    "ConditionCheck": "ConditionCheckItem"}
+STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+
+
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _store_operations() -> dict[str, set[tuple[str, str]]]:
+    """Store method -> the (IAM action, resource) pairs of the DynamoDB calls it makes,
+    read from storage.py: every `self.client.<operation>`, and the methods it calls."""
+    tree = _parse(LAYER / "storage.py")
+    (store,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Store"]
+    index = next(n.value.value for n in store.body if isinstance(n, ast.Assign)
+                 and any(getattr(t, "id", None) == "DUE_INDEX" for t in n.targets))
+    direct: dict[str, set[tuple[str, str]]] = {}
+    calls: dict[str, set[str]] = {}
+    for method in (n for n in store.body if isinstance(n, ast.FunctionDef)):
+        grants: set[tuple[str, str]] = set()
+        called: set[str] = set()
+        for node in ast.walk(method):
+            if not isinstance(node, ast.Attribute):
+                continue
+            owner = node.value
+            if (isinstance(owner, ast.Attribute) and owner.attr == "client"
+                    and isinstance(owner.value, ast.Name) and owner.value.id == "self"
+                    and node.attr != "exceptions"):
+                operation = "".join(part.title() for part in node.attr.split("_"))
+                if operation == "TransactWriteItems":
+                    # authorized per part: find which parts the method builds
+                    parts = {k.value for d in ast.walk(method) if isinstance(d, ast.Dict)
+                             for k in d.keys if isinstance(k, ast.Constant) and k.value in TRANSACT_ACTIONS}
+                    assert parts, f"Store.{method.name}: no transaction parts found"
+                    grants |= {(f"dynamodb:{TRANSACT_ACTIONS[p]}", "Table.Arn") for p in parts}
+                elif operation in ("Query", "Scan") and "IndexName" in ast.unparse(method):
+                    grants.add((f"dynamodb:{operation}", f"Table.Arn/index/{index}"))
+                else:
+                    grants.add((f"dynamodb:{operation}", "Table.Arn"))
+            elif isinstance(owner, ast.Name) and owner.id == "self":
+                called.add(node.attr)
+        direct[method.name], calls[method.name] = grants, called
+    resolved: dict[str, set[tuple[str, str]]] = {}
+    for name in direct:
+        seen, todo, grants = set(), [name], set()
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in direct:
+                continue
+            seen.add(current)
+            grants |= direct[current]
+            todo += calls[current]
+        resolved[name] = grants
+    return resolved
+
+
+def _handler_modules(code_uri: str) -> tuple[set[str], bool]:
+    """(leadscore modules the handler imports, whether it builds the bus publisher)."""
+    tree = _parse(REPO_ROOT / code_uri / "app.py")
+    modules = {n.module.split(".", 1)[1] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+               and n.module and n.module.startswith("leadscore.")}
+    publishes = any(isinstance(n, ast.Attribute) and n.attr == "publisher"
+                    and isinstance(n.value, ast.Name) and n.value.id == "runtime" for n in ast.walk(tree))
+    return modules, publishes
+
+
+def _store_methods_used(modules: set[str], methods: set[str]) -> set[str]:
+    """Store methods the modules reach through a store (`store.get`, `self.store.put_event`...)."""
+    used = set()
+    for module in modules:
+        for node in ast.walk(_parse(LAYER / f"{module}.py")):
+            if isinstance(node, ast.Attribute) and node.attr in methods:
+                owner = node.value
+                name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+                if "store" in name:
+                    used.add(node.attr)
+    return used
+
+
+def _symbol(value: Any) -> str:
+    """An IAM resource as the template writes it, in a comparable form ("Table.Arn/index/X")."""
+    if isinstance(value, str):
+        return value
+    (key, arg), = value.items()
+    if key == "Fn::GetAtt":
+        return ".".join(arg) if isinstance(arg, list) else arg
+    if key == "Ref":
+        return f"Ref:{arg}"
+    if key == "Fn::Sub":
+        text, variables = (arg, {}) if isinstance(arg, str) else arg
+        for name, variable in variables.items():
+            text = text.replace("${" + name + "}", _symbol(variable))
+        return text.replace("${", "").replace("}", "")
+    raise AssertionError(f"unexpected IAM resource {value}")
+
+
+@pytest.fixture(scope="module")
+def expanded() -> dict[str, Any]:
+    template = load_template(TEMPLATE)
+    defaults = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}
+    return expand_template(template, defaults)
+
+
+def _role_of(expanded: dict[str, Any], function: str) -> dict[str, Any]:
+    role = expanded["Resources"][function]["Properties"]["Role"]
+    return expanded["Resources"][role["Fn::GetAtt"][0]]["Properties"]
+
+
+def _granted(role: dict[str, Any]) -> set[tuple[str, str]]:
+    grants = set()
+    for policy in role.get("Policies") or []:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement and "NotResource" not in statement
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            grants |= {(a, _symbol(r)) for a in actions for r in resources}
+    return grants
+
+
+def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, set[tuple[str, str]]]
+            ) -> set[tuple[str, str]]:
+    """What the function's code and its event sources use, and nothing else."""
+    props = sam_template["Resources"][function]["Properties"]
+    modules, publishes = _handler_modules(props["CodeUri"])
+    needed: set[tuple[str, str]] = set()
+    for method in _store_methods_used(modules, set(store_ops)):
+        needed |= store_ops[method]
+    if publishes:
+        needed.add(("events:PutEvents", "EventBus.Arn"))
+    destinations = [((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")]
+    for event in (props.get("Events") or {}).values():
+        if event["Type"] == "DynamoDB":
+            stream = _symbol(event["Properties"]["Stream"])
+            needed |= {(action, stream) for action in STREAM_READ}
+            needed.add(("dynamodb:ListStreams", stream.replace(".StreamArn", ".Arn/stream/*")))
+            destinations.append((event["Properties"].get("DestinationConfig") or {}).get("OnFailure"))
+    for destination in filter(None, destinations):
+        assert destination["Type"] == "SQS"
+        needed.add(("sqs:SendMessage", _symbol(destination["Destination"])))
+    return needed
+
+
+def test_every_function_is_granted_exactly_the_calls_its_code_makes(
+        sam_template: dict[str, Any], expanded: dict[str, Any]) -> None:
+    store_ops = _store_operations()
+    # the derivation sees the calls the design names (a guard against a vacuous comparison)
+    assert store_ops["query_due"] == {("dynamodb:Query", "Table.Arn/index/DueIndex")}
+    assert store_ops["put_versioned_many"] == {("dynamodb:PutItem", "Table.Arn")}
+    for function in _functions(sam_template):
+        needed = _needed(sam_template, function, store_ops)
+        assert any(action.startswith("dynamodb:") for action, _ in needed), function
+        role = _role_of(expanded, function)
+        assert _granted(role) == needed, function
+        for arn in role.get("ManagedPolicyArns") or []:
+            assert _symbol(arn).endswith(ALLOWED_MANAGED), (function, arn)
+
+
+def test_no_function_can_scan_delete_or_read_any_stream(expanded: dict[str, Any]) -> None:
+    for logical_id, resource in expanded["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        role = resource["Properties"]
+        for arn in role.get("ManagedPolicyArns") or []:
+            assert "DynamoDB" not in _symbol(arn), (logical_id, arn)  # AWSLambdaDynamoDBExecutionRole: every stream
+        for action, resource_arn in _granted(role):
+            assert action not in ("dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"), logical_id
+            assert "*" not in action and resource_arn != "*", (logical_id, action, resource_arn)
+
+
+# ---------------------------------------------------------------- failure destinations, alarms, concurrency
+
+
+def _failure_queues(sam_template: dict[str, Any]) -> dict[str, str]:
+    """Every queue an asynchronous path ends in -> what sends to it."""
+    queues: dict[str, str] = {}
+    for name, function in _functions(sam_template).items():
+        props = function["Properties"]
+        on_failure = ((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")
+        if on_failure:
+            queues[on_failure["Destination"]["Fn::GetAtt"][0]] = f"{name} (Lambda async OnFailure)"
+        for event_name, event in (props.get("Events") or {}).items():
+            event_props = event["Properties"]
+            stream = (event_props.get("DestinationConfig") or {}).get("OnFailure")
+            if stream:
+                queues[stream["Destination"]["Fn::GetAtt"][0]] = f"{name}.{event_name} (stream OnFailure)"
+            if event_props.get("DeadLetterConfig"):
+                queues[event_props["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]] = f"{name}.{event_name} (DLQ)"
+    return queues
+
+
+def test_every_asynchronous_invocation_has_a_failure_destination(sam_template: dict[str, Any]) -> None:
+    asynchronous = 0
+    for name, function in _functions(sam_template).items():
+        props = function["Properties"]
+        for event_name, event in (props.get("Events") or {}).items():
+            if event["Type"] not in ("EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2"):
+                continue
+            asynchronous += 1
+            where = f"{name}.{event_name}"
+            # EventBridge -> Lambda: retried, then the rule's DLQ
+            assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 0, where
+            assert event["Properties"]["DeadLetterConfig"]["Arn"], where
+            # Lambda's own async retries, then the function's OnFailure destination
+            config = props["EventInvokeConfig"]
+            assert 0 <= config["MaximumRetryAttempts"] <= 2, where
+            assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS", where
+    assert asynchronous >= 2  # the bus rule and the decay schedule
+
+
+def test_failure_queues_are_encrypted_kept_14_days_and_open_to_eventbridge_only_where_it_sends(
+        sam_template: dict[str, Any]) -> None:
+    resources = sam_template["Resources"]
+    queues = _failure_queues(sam_template)
+    assert set(queues) >= {"AggregateFailureQueue", "BusDeadLetterQueue", "ScoreFromBusFailureQueue",
+                           "DecayDeadLetterQueue"}
+    policies = {p["Properties"]["Queues"][0]["Ref"]: p["Properties"]["PolicyDocument"]
+                for p in resources.values() if p["Type"] == "AWS::SQS::QueuePolicy"}
+    for queue, sender in queues.items():
+        props = resources[queue]["Properties"]
+        assert props["MessageRetentionPeriod"] == 14 * 24 * 3600, queue
+        assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), queue
+        if sender.endswith("(DLQ)"):  # EventBridge sends: a queue policy scoped to the rule
+            rule = sender.split(" ")[0].replace(".", "")
+            (statement,) = policies[queue]["Statement"]
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+            assert statement["Action"] == "sqs:SendMessage"
+            assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}, queue
+
+
+def test_every_failure_queue_has_an_alarm_to_the_alarm_topic(sam_template: dict[str, Any]) -> None:
+    resources = sam_template["Resources"]
+    alarms: dict[str, dict[str, Any]] = {}
+    for alarm in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"):
+        (dimension,) = alarm["Dimensions"]
+        assert dimension["Name"] == "QueueName"
+        alarms[dimension["Value"]["Fn::GetAtt"][0]] = alarm
+    for queue in _failure_queues(sam_template):
+        alarm = alarms[queue]
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue, "QueueName"]}
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0), queue
+        assert alarm["TreatMissingData"] == "notBreaching", queue
+        assert {"Ref": "AlarmTopic"} in alarm["AlarmActions"], queue
+        assert "make replay" in alarm["AlarmDescription"], queue
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+
+
+def test_the_alarm_email_is_optional(sam_template: dict[str, Any]) -> None:
+    parameter = sam_template["Parameters"]["AlarmEmail"]
+    assert parameter["Default"] == ""
+    subscriptions = [r for r in sam_template["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"]
+    assert subscriptions and all(s["Condition"] == "SubscribeAlarmEmail" for s in subscriptions)
+    assert subscriptions[0]["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+    assert sam_template["Conditions"]["SubscribeAlarmEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]
+    }
+
+
+def test_collect_concurrency_is_capped_by_a_parameter_and_0_reserves_nothing(
+        sam_template: dict[str, Any]) -> None:
+    parameter = sam_template["Parameters"]["CollectReservedConcurrency"]
+    assert parameter["Type"] == "Number" and parameter["MinValue"] == 0
+    assert 1 <= parameter["Default"] <= 900  # leaves the 100 unreserved executions Lambda requires
+    reserved = sam_template["Resources"]["CollectFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["ReserveCollectConcurrency", {"Ref": "CollectReservedConcurrency"},
+                                   {"Ref": "AWS::NoValue"}]}
+    assert sam_template["Conditions"]["ReserveCollectConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CollectReservedConcurrency"}, 0]}]
+    }
+    for name, function in _functions(sam_template).items():  # nothing else takes from the pool
+        if name != "CollectFunction":
+            assert "ReservedConcurrentExecutions" not in function["Properties"], name
+
+
 # ---------------------------------------------------------------- the stack on moto
 
 
@@ -206,7 +489,8 @@ def test_bus_and_queues_exist(stack: TemplateStack) -> None:
     bus = boto3.client("events").describe_event_bus(Name=stack.name_of("EventBus"))
     assert bus["Name"] == "leadscore-events"
     sqs = boto3.client("sqs")
-    for logical_id in ("AggregateFailureQueue", "BusDeadLetterQueue"):
+    for logical_id in ("AggregateFailureQueue", "BusDeadLetterQueue", "ScoreFromBusFailureQueue",
+                       "DecayDeadLetterQueue"):
         attributes = sqs.get_queue_attributes(QueueUrl=stack.url_of(logical_id), AttributeNames=["All"])[
             "Attributes"
         ]
