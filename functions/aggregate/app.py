@@ -4,17 +4,19 @@ and account changes onto the bus."""
 from typing import Any
 
 from leadscore import runtime
-from leadscore.aggregate import process_batch
+from leadscore.aggregate import aggregate_batch, stream_response
 from leadscore.observability import logger, metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
-    failed = process_batch(records, store=runtime.store(), config=runtime.config(),
-                           publisher=runtime.publisher(), now=runtime.now())
-    if failed:
-        logger.warning("stream records failed; Lambda retries from the first", extra={"failed": failed[:10]})
-    # ReportBatchItemFailures: Lambda retries from the lowest failed sequence number.
-    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}
+    outcome = aggregate_batch(records, store=runtime.store(), config=runtime.config(),
+                              publisher=runtime.publisher(), now=runtime.now())
+    if outcome.failed:
+        logger.warning("stream records failed; Lambda retries from the first",
+                       extra={"failed": outcome.failed[:10], "poison": outcome.poison[:10]})
+    # ReportBatchItemFailures: Lambda retries from the lowest failed sequence number; a poison
+    # record heading a batch of several raises instead, so that Lambda bisects the batch.
+    return stream_response(records, outcome)

@@ -8,6 +8,18 @@ Exactly once in effect, whatever the stream redelivers:
 - Every contact and account write is conditional on the version read (`ver`), so two
   Lambdas on different shards never lose each other's update: the loser re-reads.
 
+A poison record (an image the collector never writes: missing or garbage attributes,
+traits that are not a JSON object, a time out of range) fails alone, never its contact:
+every record is decoded first, the poison ones are set aside and reported, the good ones
+are applied and move the watermark past them. Lambda redelivers from the lowest reported
+sequence number, and the good records after the poison are then below the watermark: a
+no-op. When the poison heads a redelivered batch, the handler fails the invocation so
+that Lambda bisects the batch (`BisectBatchOnFunctionError`) until the poison is alone:
+only its own sequence number reaches the on-failure destination (`stream_response`).
+An exception while applying well-formed records is a bug, not poison: the contact's
+records are reported, to be retried and, failing that, kept at the destination to replay.
+Logs name a contact by `key_digest` (its kind and a short hash), never by its key.
+
 Cost per stream batch: one BatchGetItem for the distinct contacts, one write per distinct
 contact whose stored state changed (a two-item transaction only when an identity merge
 happens), one BatchGetItem and one write per distinct account (`AccountAggregator`; the
@@ -20,15 +32,18 @@ import json
 import logging
 import random
 import time
+import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 from leadscore.collect import event_from_item
-from leadscore.model import TrackingEvent
+from leadscore.identity import key_digest
+from leadscore.model import MessageType, TrackingEvent
 from leadscore.storage import PROFILE, Store, VersionConflict, contact_pk, pad_sequence, unmarshal
 
 # What a contact item says about who it is, besides its ledger (`lg`).
@@ -36,6 +51,62 @@ IDENTITY_ATTRIBUTES = ("uid", "em", "title", "name", "acct", "acctSrc", "gtr", "
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_FORWARD_HOPS = 4
+_MESSAGE_TYPES = frozenset(get_args(MessageType))
+_OPTIONAL_TEXT = ("event", "user_id", "anonymous_id", "group_id", "previous_id", "email", "url", "path",
+                  "referrer", "account_hint")
+
+
+class PoisonRecord(ValueError):
+    """A stream record that can never be applied: its image will not change, so retrying
+    it is useless. The message names what is wrong, never a value of the record."""
+
+
+class PoisonBatch(RuntimeError):
+    """Raised by the handler when a poison record heads a batch of several: the function
+    error makes Lambda bisect the batch until the poison record is alone."""
+
+
+def loggable_key(pk: str) -> str:
+    """A table key fit for logs: contacts as `key_digest` (kind and short hash), never their
+    userId or email; accounts (company domains or group ids) as they are."""
+    return key_digest(pk) if pk.startswith("C#") else pk
+
+
+def _log_failure(message: str, pk: str, error: BaseException) -> None:
+    """Log a failure without personal data: the key as a digest, the exception's type and
+    where it was raised, never the exception's text (it may quote a record: an address,
+    a name, a title)."""
+    frames = traceback.extract_tb(error.__traceback__)[-6:]
+    logger.error(message, loggable_key(pk), type(error).__name__,
+                 extra={"contact_or_account": loggable_key(pk), "error_type": type(error).__name__,
+                        "raised_at": [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames]})
+
+
+def decode_event(item: Mapping[str, Any]) -> tuple[TrackingEvent, list[str]]:
+    """The event and the rule ids collection matched, from a stored event image.
+
+    Raises PoisonRecord for an image the collector never writes: missing or garbage
+    attributes, traits or properties that are not a JSON object, a time out of range, an
+    unknown message type, matched rules that are not a list of ids. A decoded event is
+    well-formed, so folding it can only fail by a bug, never by its data.
+    """
+    try:
+        event = event_from_item(dict(item))
+    except Exception as error:  # noqa: BLE001 - whatever the garbage, it is this record's alone
+        raise PoisonRecord(f"unreadable event image ({type(error).__name__})") from None
+    hits = item.get("hits") or []
+    if event.type not in _MESSAGE_TYPES:
+        raise PoisonRecord("ty: not a message type")
+    if not isinstance(event.message_id, str) or not isinstance(event.source_id, str):
+        raise PoisonRecord("mid/src: not text")
+    for name in _OPTIONAL_TEXT:
+        if not isinstance(getattr(event, name), str | None):
+            raise PoisonRecord(f"{name}: not text")
+    if not isinstance(event.traits, dict) or not isinstance(event.properties, dict):
+        raise PoisonRecord("tr/pr: not a JSON object")
+    if not isinstance(hits, list) or not all(isinstance(rule, str) for rule in hits):
+        raise PoisonRecord("hits: not a list of rule ids")
+    return event, list(hits)
 
 
 def _with_retries(store: Store, pk: str, item: dict[str, Any] | None,
@@ -48,11 +119,13 @@ def _with_retries(store: Store, pk: str, item: dict[str, Any] | None,
             return True
         except VersionConflict:
             if attempt == MAX_ATTEMPTS - 1:
+                logger.warning("stream records of %s lost %d version races; reported for a retry",
+                               loggable_key(pk), MAX_ATTEMPTS)
                 return False
             _back_off(attempt)
             item = store.get(pk)
-        except Exception:  # noqa: BLE001 - a poison record must not block the others of its batch
-            logger.exception("stream records of %s could not be applied", pk)
+        except Exception as error:  # noqa: BLE001 - a bug on one key must not block the others of its batch
+            _log_failure("stream records of %s could not be applied: %s", pk, error)
             return False
     return False
 
@@ -99,6 +172,15 @@ class StreamRecord:
     @property
     def is_account(self) -> bool:
         return self.keys[0].startswith("A#") and self.keys[1] == PROFILE and self.name in ("INSERT", "MODIFY")
+
+
+@dataclass
+class DecodedEvent:
+    """An event record of the batch with the event it carries (see `decode_event`)."""
+
+    record: StreamRecord
+    event: TrackingEvent
+    hits: list[str]
 
 
 @dataclass
@@ -156,15 +238,27 @@ class ContactAggregator:
         self.store = store
         self.config = config
         self.now = now
+        self.poison: list[str] = []  # sequence numbers of the event records that cannot be decoded
 
     # -- public ---------------------------------------------------------------------------
 
     def apply(self, records: Iterable[StreamRecord]) -> dict[str, list[str]]:
-        """Apply event records; returns {contact pk: [sequence numbers]} of contacts that failed."""
-        by_contact: dict[str, list[StreamRecord]] = defaultdict(list)
+        """Apply event records; returns {contact pk: [sequence numbers]} of contacts that failed.
+
+        Records that cannot be decoded are left out (their contact's other records apply)
+        and listed in `self.poison`."""
+        by_contact: dict[str, list[DecodedEvent]] = defaultdict(list)
         for record in records:
-            if record.is_event:
-                by_contact[record.keys[0]].append(record)
+            if not record.is_event:
+                continue
+            try:
+                event, hits = decode_event(record.new or {})
+            except PoisonRecord as problem:
+                self.poison.append(record.sequence)
+                logger.error("stream record %s of contact %s cannot be applied: %s", record.sequence,
+                             loggable_key(record.keys[0]), problem)
+                continue
+            by_contact[record.keys[0]].append(DecodedEvent(record, event, hits))
         if not by_contact:
             return {}
         prefetched = self.store.get_many((pk, PROFILE) for pk in by_contact)
@@ -173,22 +267,22 @@ class ContactAggregator:
             applied = _with_retries(self.store, pk, prefetched.get((pk, PROFILE)),
                                     partial(self._apply_contact, pk, records=contact_records))
             if not applied:
-                failed[pk] = [r.sequence for r in contact_records]
+                failed[pk] = [d.record.sequence for d in contact_records]
         return failed
 
     # -- one contact -------------------------------------------------------------------------
 
-    def _apply_contact(self, pk: str, item: dict[str, Any] | None, records: list[StreamRecord]) -> None:
+    def _apply_contact(self, pk: str, item: dict[str, Any] | None, records: list[DecodedEvent]) -> None:
         watermark = (item or {}).get("seq", "")
         # Bot hits are stored for audit but change nothing, so they need no watermark either.
-        fresh = sorted((r for r in records if r.padded > watermark and not (r.new or {}).get("bot")),
-                       key=lambda r: r.padded)
+        fresh = sorted((d for d in records if d.record.padded > watermark and not d.event.bot),
+                       key=lambda d: d.record.padded)
         if not fresh:
             return  # a replay (everything here was applied before), or only bots
         # Each event is scored by the rules collection matched (stored as `hits`): the rules
         # in force when it arrived, and no second matching pass here.
-        events = [(event_from_item(r.new or {}), list((r.new or {}).get("hits") or [])) for r in fresh]
-        new_watermark = fresh[-1].padded
+        events = [(d.event, d.hits) for d in fresh]
+        new_watermark = fresh[-1].record.padded
         if item and item.get("into"):
             self._forward(item, events, new_watermark)
             return
@@ -319,26 +413,27 @@ class AccountAggregator:
         self.store = store
         self.config = config
         self.now = now
+        self.poison: list[str] = []  # sequence numbers of contact records that cannot be summarised
 
     def apply(self, records: Iterable[StreamRecord]) -> dict[str, list[str]]:
-        """Returns {account pk: [sequence numbers]} for accounts that could not be written."""
-        from leadscore.accounts import entry_from_contact, traits_from_contact
+        """Returns {account pk: [sequence numbers]} for accounts that could not be written.
 
+        A contact record that cannot be summarised (a corrupt image) is left out, so its
+        accounts take the batch's other contacts, and listed in `self.poison`."""
         changes: dict[str, list[tuple[str, Any, Any]]] = defaultdict(list)
         sequences: dict[str, list[str]] = defaultdict(list)
         for record in records:
             if not record.is_contact or record.new is None:
                 continue
-            new, old = record.new, record.old or {}
-            new_account = None if new.get("into") else new.get("acct")
-            old_account = old.get("acct")
-            if new_account:
-                entry = entry_from_contact(self.config.scoring, new, self.now)
-                changes[new_account].append(("upsert", entry, traits_from_contact(new)))
-                sequences[new_account].append(record.sequence)
-            if old_account and old_account != new_account:
-                changes[old_account].append(("remove", (new["ck"], int(new.get("ver") or 0)), ({}, {})))
-                sequences[old_account].append(record.sequence)
+            try:
+                record_changes = self._changes_of(record.new, record.old or {})
+            except Exception as error:  # noqa: BLE001 - the image is what it is: retrying cannot help
+                self.poison.append(record.sequence)
+                _log_failure("contact record %s cannot be summarised for its account: %s", record.keys[0], error)
+                continue
+            for account, change in record_changes:
+                changes[account].append(change)
+                sequences[account].append(record.sequence)
         if not changes:
             return {}
         from leadscore.storage import account_pk
@@ -352,6 +447,21 @@ class AccountAggregator:
             if not applied:
                 failed[pk] = sequences[account]
         return failed
+
+    def _changes_of(self, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str, tuple[str, Any, Any]]]:
+        """(account id, change) pairs one contact record brings: an upsert where it belongs
+        now, a removal where it belonged before."""
+        from leadscore.accounts import entry_from_contact, traits_from_contact
+
+        pairs: list[tuple[str, tuple[str, Any, Any]]] = []
+        new_account = None if new.get("into") else new.get("acct")
+        old_account = old.get("acct")
+        if new_account:
+            entry = entry_from_contact(self.config.scoring, new, self.now)
+            pairs.append((new_account, ("upsert", entry, traits_from_contact(new))))
+        if old_account and old_account != new_account:
+            pairs.append((old_account, ("remove", (new["ck"], int(new.get("ver") or 0)), ({}, {}))))
+        return pairs
 
     def _apply_account(self, account_id: str, item: dict[str, Any] | None,
                        changes: list[tuple[str, Any, Any]]) -> None:
@@ -465,22 +575,75 @@ def _detail(account: Mapping[str, Any], now: datetime, **extra: Any) -> dict[str
     }
 
 
-def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, config: Any, publisher: Any,
-                  now: datetime) -> list[str]:
-    """Run the three folds over one stream batch; returns the sequence numbers that failed.
+@dataclass
+class BatchOutcome:
+    """What one stream batch left undone."""
+
+    failed: list[str]  # sequence numbers to report, lowest first (poison included)
+    poison: list[str]  # of which: records that can never be applied
+
+
+def _sequence_of(raw: Mapping[str, Any]) -> str:
+    """A raw record's sequence number; PoisonRecord when even that is missing (it cannot be
+    reported on its own: the caller fails the invocation and Lambda bisects)."""
+    try:
+        sequence = raw["dynamodb"]["SequenceNumber"]
+    except (KeyError, TypeError):
+        raise PoisonRecord("a stream record without a sequence number") from None
+    if not isinstance(sequence, str | int) or not str(sequence).isdigit():
+        raise PoisonRecord("a stream record with a malformed sequence number")
+    return str(sequence)
+
+
+def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, config: Any, publisher: Any,
+                    now: datetime) -> BatchOutcome:
+    """Run the three folds over one stream batch; what failed, and which of it is poison.
 
     Each fold is idempotent, so a record reported failed (and everything after it, which
     Lambda redelivers) is safe to apply again.
     """
-    records = [StreamRecord.parse(r) for r in raw_records]
-    failed: list[str] = []
+    records: list[StreamRecord] = []
+    poison: list[str] = []
+    for raw in raw_records:
+        try:
+            records.append(StreamRecord.parse(raw))
+        except Exception as error:  # noqa: BLE001 - a record that does not parse is poison, alone
+            poison.append(_sequence_of(raw))
+            logger.error("stream record %s cannot be parsed: %s", poison[-1], type(error).__name__)
+    failed: list[str] = list(poison)
     for fold in (ContactAggregator(store, config, now), AccountAggregator(store, config, now)):
         for sequences in fold.apply(records).values():
             failed.extend(sequences)
+        poison.extend(fold.poison)
+        failed.extend(fold.poison)
     changes = state_changes(records, now)
     if changes:
         try:
             publisher.publish(changes, time=now)
         except Exception:  # noqa: BLE001 - report the account records; the retry republishes
             failed.extend(r.sequence for r in records if r.is_account)
-    return sorted(set(failed), key=pad_sequence)
+    return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence))
+
+
+def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, config: Any, publisher: Any,
+                  now: datetime) -> list[str]:
+    """The sequence numbers of one stream batch that failed (see `aggregate_batch`)."""
+    return aggregate_batch(raw_records, store=store, config=config, publisher=publisher, now=now).failed
+
+
+def stream_response(raw_records: Sequence[Mapping[str, Any]], outcome: BatchOutcome) -> dict[str, Any]:
+    """The handler's answer under ReportBatchItemFailures, so a poison record ends up alone.
+
+    Lambda resumes a stream from the lowest reported sequence number and redelivers
+    everything after it; by then the good records after a poison one are applied (below
+    their contact's watermark), so redelivering them is a no-op. When the poison record
+    heads a batch of several, reporting it again would only send the whole rest of the
+    batch to the on-failure destination once retries run out: raise PoisonBatch instead, a
+    function error, so Lambda bisects (BisectBatchOnFunctionError) until it is alone.
+    """
+    if not outcome.failed:
+        return {"batchItemFailures": []}
+    lowest = outcome.failed[0]
+    if lowest in outcome.poison and len(raw_records) > 1 and _sequence_of(raw_records[0]) == lowest:
+        raise PoisonBatch(f"stream record {lowest} cannot be applied; bisect the batch to isolate it")
+    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in outcome.failed]}

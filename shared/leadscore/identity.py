@@ -7,6 +7,7 @@ cached, so importing this module costs a Lambda cold start almost nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -142,6 +143,20 @@ def email_domain_type(email: str | None) -> EmailDomainType | None:
 def is_personal_domain(domain: str | None) -> bool:
     """A free or disposable mail domain: it names a person's mailbox, never a company."""
     return email_domain_type(domain) in ("free", "disposable")
+
+
+def key_digest(key: str) -> str:
+    """A contact key fit for logs: its kind and a short one-way hash (`e:3f9a0c1b2d4e`).
+
+    Never the userId, email address or anonymous id itself (logs outlive erasure); the same
+    key always gives the same digest, so one contact's log lines can still be found by
+    hashing its key the same way. Takes a contact key (`e:jo@acme.com`) or its partition
+    key (`C#e:jo@acme.com`).
+    """
+    key = key[2:] if key.startswith("C#") else key
+    kind, separator, _ = key.partition(":")
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{kind}:{digest}" if separator and len(kind) == 1 else digest
 
 
 def _company_domain(value: Any) -> str | None:
