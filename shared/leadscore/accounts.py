@@ -13,10 +13,16 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
+
+
+def _window_start(now: datetime, days: float) -> float:
+    """The epoch `days` before `now`: float arithmetic, so no moment a reader asks about
+    (`?at=`) can overflow datetime's range the way `now - timedelta(days)` can."""
+    return now.timestamp() - float(days) * 86400
 
 
 def _round(value: float) -> float:
@@ -99,7 +105,7 @@ class ContactEntry:
         return self.key.split(":", 1)[1]
 
     def velocity(self, scoring: Any, now: datetime) -> float:
-        since = (now - timedelta(days=scoring.velocity_days)).timestamp()
+        since = _window_start(now, scoring.velocity_days)
         return sum(points for epoch, points in self.recent if epoch >= since)
 
 
@@ -124,7 +130,7 @@ def entry_from_contact(scoring: Any, item: Mapping[str, Any], now: datetime) -> 
         rule = scoring.rules_by_id.get(hit.rule)
         if rule is not None and rule.counter is not None:
             rules[hit.rule] = {"c": hit.category, "p": hit.points, "d": hit.detail}
-    since = (now - timedelta(days=scoring.velocity_days)).timestamp()
+    since = _window_start(now, scoring.velocity_days)
     by_day: dict[int, float] = {}
     last_engaged: float | None = None
     for ledger in state.rules.values():
@@ -194,7 +200,7 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
                          "engagement": _round(value)})
 
     committee = settings.committee
-    since = (now - timedelta(days=committee.recent_days)).timestamp()
+    since = _window_start(now, committee.recent_days)
     personas = {entry.persona for entry, _ in counted if (entry.last_engaged or 0) >= since}
     bonus = 0.0
     if committee.points and len(personas) >= committee.min_personas:

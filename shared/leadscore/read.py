@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -12,6 +12,47 @@ from leadscore.http import HttpError, Request, json_response
 from leadscore.storage import PROFILE, Store, account_pk, contact_pk
 
 MAX_FOLLOW = 4
+# `?at=` moments the read API values: event times are epoch milliseconds, so nothing
+# happened before 1970; the last year datetime can hold is left out, so no offset or
+# window arithmetic near its end can overflow.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
+MAX_MOMENT_LENGTH = 64
+
+
+def _invalid_at(message: str) -> HttpError:
+    return HttpError(400, "invalid_at", f"at: {message}", field="at")
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO-8601 moment with a zone (`Z` or an offset), as aware UTC; HttpError 400 naming
+    `at` for anything else: garbage, a date alone, no zone, an offset that takes it out of
+    datetime's range, a moment before 1970 or after `LATEST_MOMENT`."""
+    example = "e.g. 2026-11-25T10:00:00Z"
+    shown = repr(text[:MAX_MOMENT_LENGTH]) + ("..." if len(text) > MAX_MOMENT_LENGTH else "")
+    if len(text) > MAX_MOMENT_LENGTH or not text.isprintable():
+        raise _invalid_at(f"{shown} is not an ISO-8601 time, {example}")
+    text = text.strip()
+    if "T" not in text.upper() and " " not in text:
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            raise _invalid_at(f"{shown} is not an ISO-8601 time, {example}") from None
+        raise _invalid_at(f"{shown} is a date alone; give a time and a zone, {example}")
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+    except ValueError:
+        raise _invalid_at(f"{shown} is not an ISO-8601 time, {example}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise _invalid_at(f"{shown} has no time zone; give one, {example}")
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise _invalid_at(f"{shown} is out of range once its offset is applied") from None
+    if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
+        raise _invalid_at(f"{shown} is out of range; give a time from {EARLIEST_MOMENT.isoformat()} "
+                          f"to before {LATEST_MOMENT.isoformat()}")
+    return moment
 
 
 class ReadApi:
@@ -34,15 +75,9 @@ class ReadApi:
     def _moment(self, request: Request) -> datetime:
         """`?at=<ISO-8601>` values the item as of that moment (decay arithmetic included)."""
         at = request.query.get("at")
-        if not at:
+        if not at or not at.strip():
             return self.clock()
-        try:
-            moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError:
-            raise HttpError(400, "invalid_at", f"at: {at!r} is not an ISO-8601 time") from None
-        if moment.tzinfo is None:
-            raise HttpError(400, "invalid_at", "at: give a time zone, e.g. 2026-11-25T10:00:00Z")
-        return moment
+        return parse_moment(at)
 
     # -- contacts ----------------------------------------------------------------------------
 

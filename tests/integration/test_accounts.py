@@ -382,3 +382,48 @@ class TestMembership:
         assert status == 400 and "at" in problem["message"]
         status, _ = pipeline.read("/v1/accounts/nope.io")
         assert status == 404
+
+
+class TestReadAsOfHostileMoments:
+    BAD_MOMENTS = [
+        "0001-01-01T00:00:00Z",  # parses, but the arithmetic around it overflows
+        "0001-01-01T00:00:00+01:00",  # the offset takes it before year 1
+        "9999-12-31T23:59:59-05:00",  # the offset takes it past year 9999
+        "9999-12-31T23:59:59.999999Z",
+        "1969-12-31T23:59:59Z",  # before any event time (epoch milliseconds)
+        "2026-11-25",  # a date alone: which moment of which zone?
+        "2026-11-25T10:00:00",  # no zone
+        "2026-11-25T10:00:00+24:00",
+        "2026-13-01T00:00:00Z",
+        "soon",
+        "",
+        " ",
+        "2026-11-25T10:00:00Z\x00",
+        "9" * 5000,
+    ]
+
+    def test_a_moment_that_is_not_usable_answers_400_naming_at_on_both_routes(self, pipeline: Pipeline) -> None:
+        # Given an account with a contact whose touches decay and count towards velocity
+        pipeline.send("identify", vp_identify("u-when", "when@acmetech.io"))
+        _email_touches(pipeline, "u-when", opens=2, clicks=1)
+        pipeline.send("track", {"userId": "u-when", "event": "Webinar Attended"})
+        pipeline.settle()
+        for path in ("/v1/accounts/acmetech.io", "/v1/contacts/u-when"):
+            for at in self.BAD_MOMENTS:
+                status, body = pipeline.read(path, query={"at": at})
+                if at.strip() == "":
+                    assert status == 200, (path, at, body)  # an empty ?at= means now
+                    continue
+                assert status == 400, (path, at, status, body)
+                assert body["error"] == "invalid_at" and body["message"].startswith("at:"), (path, at, body)
+
+    def test_the_usable_extremes_answer(self, pipeline: Pipeline) -> None:
+        pipeline.send("identify", vp_identify("u-edge", "edge@acmetech.io"))
+        _email_touches(pipeline, "u-edge", opens=2)
+        pipeline.settle()
+        for path in ("/v1/accounts/acmetech.io", "/v1/contacts/u-edge"):
+            for at in ("1970-01-01T00:00:00Z", "2026-11-02T09:00:00+14:00", "9998-12-31T23:59:59Z",
+                       "2026-11-02T09:00:00.5-03:30"):
+                status, body = pipeline.read(path, query={"at": at})
+                assert status == 200, (path, at, body)
+                assert body["asOf"].endswith("+00:00"), body["asOf"]  # answered in UTC
