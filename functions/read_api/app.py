@@ -8,7 +8,7 @@ from leadscore.observability import logger, metrics
 from leadscore.read import ReadApi
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     api = ReadApi(runtime.store(), runtime.config(), clock=runtime.now)
