@@ -156,3 +156,63 @@ def _everything_of(record: logging.LogRecord) -> str:
     if record.exc_text:
         text.append(record.exc_text)
     return "\n".join(text)
+
+
+class TestTheHandlersAnswer:
+    """`stream_response`, pure: report the lowest failure, or fail the invocation so Lambda
+    bisects when a poison record heads a batch of several."""
+
+    @staticmethod
+    def _raw(*sequences: str) -> list[dict[str, Any]]:
+        return [{"dynamodb": {"SequenceNumber": s}} for s in sequences]
+
+    def test_nothing_failed(self) -> None:
+        from leadscore.aggregate import BatchOutcome, stream_response
+
+        assert stream_response(self._raw("1", "2"), BatchOutcome([], [])) == {"batchItemFailures": []}
+
+    def test_a_poison_record_after_the_first_is_reported(self) -> None:
+        from leadscore.aggregate import BatchOutcome, stream_response
+
+        answer = stream_response(self._raw("1", "2", "3"), BatchOutcome(["2"], ["2"]))
+        assert answer == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+
+    def test_a_poison_record_heading_several_fails_the_invocation_so_lambda_bisects(self) -> None:
+        from leadscore.aggregate import BatchOutcome, PoisonBatch, stream_response
+
+        with pytest.raises(PoisonBatch):
+            stream_response(self._raw("2", "3"), BatchOutcome(["2"], ["2"]))
+
+    def test_a_poison_record_alone_is_reported(self) -> None:
+        from leadscore.aggregate import BatchOutcome, stream_response
+
+        assert stream_response(self._raw("2"), BatchOutcome(["2"], ["2"])) == {
+            "batchItemFailures": [{"itemIdentifier": "2"}]}
+
+    def test_a_failed_contact_heading_the_batch_is_reported_not_bisected(self) -> None:
+        from leadscore.aggregate import BatchOutcome, stream_response
+
+        answer = stream_response(self._raw("1", "2"), BatchOutcome(["1", "2"], ["2"]))
+        assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]}
+
+
+def test_the_collectors_own_items_decode() -> None:
+    """What collection writes is never poison (the strict decoder accepts the real thing)."""
+    from datetime import UTC, datetime
+
+    from leadscore.aggregate import decode_event
+    from leadscore.collect import event_item
+    from leadscore.model import TrackingEvent
+
+    moment = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    for event in (
+        TrackingEvent(type="identify", message_id="m1", source_id="website", contact_key="e:jo@acme.com",
+                      timestamp=moment, received_at=moment, email="jo@acme.com",
+                      traits={"title": "VP", "company": {"name": "Acme", "employee_count": 200}}),
+        TrackingEvent(type="page", message_id="m2", source_id="website", contact_key="a:anon",
+                      timestamp=moment, received_at=moment, anonymous_id="anon", url="https://acme.com/pricing",
+                      path="/pricing", properties={"url": "https://acme.com/pricing"}, bot=True),
+    ):
+        decoded, hits = decode_event(event_item(event, ["pricing_page"], 400))
+        assert decoded.message_id == event.message_id and hits == ["pricing_page"]
+        assert decoded.traits == event.traits and decoded.bot == event.bot
