@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test lint typecheck validate-config validate-template check build demo bench serve
+.PHONY: lock install node-deps test lint typecheck validate-config validate-template check build demo bench serve replay
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -79,3 +79,8 @@ bench: install ## measure the PRODUCT budgets on the local stack (counted AWS ca
 
 serve: install ## the local stack, long-running: the API on PORT (3000), moto (every resource of template.yaml) on AWS_PORT (5000)
 	$(PY) -m local.server --port $(PORT) --aws-port $(AWS_PORT)
+
+STACK ?= leadscore
+replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue [STACK=leadscore] [ARGS=--dry-run] (docs/OPERATIONS.md)
+	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
+	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
