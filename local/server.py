@@ -816,6 +816,9 @@ def main(argv: list[str] | None = None) -> int:
         service = LocalService(stack, log=log)
         api_server = make_api_server(service, args.host, args.port, quiet=args.quiet)
         api_url = f"http://{args.host}:{service.api_port}"
+        for spec in stack.functions.values():
+            # what the analytics.js settings point SDKs at (PublicApiUrl in the template)
+            spec.environment["PUBLIC_API_URL"] = api_url
         threading.Thread(target=api_server.serve_forever, name="local-api", daemon=True).start()
         service.start_delivery(max(args.interval, 0.01))
         print(_banner(service, api_url, aws_url, args.template), flush=True)

@@ -207,6 +207,10 @@ def _linked_keys(event: TrackingEvent) -> list[str]:
             linked.append(f"a:{event.anonymous_id}")
         if event.email:
             linked.append(f"e:{event.email}")
+    elif event.type == "identify" and event.email and event.anonymous_id:
+        # an identify by email alone (a form): the visitor's anonymous history joins the
+        # email; an anonymous id already part of a known contact stays there (_merge)
+        linked.append(f"a:{event.anonymous_id}")
     elif event.type == "alias" and event.previous_id:
         linked += [f"a:{event.previous_id}", f"u:{event.previous_id}"]
     return [key for key in dict.fromkeys(linked) if key != own]

@@ -260,11 +260,11 @@ class IngestApi:
                 self._reject(request, message, "body", source_id)
                 raise HttpError(400, "invalid_form", message, field="body")
         for name, value in fields.items():
-            problem = _form_field_problem(name, value)
-            if problem:
+            reason = _form_field_problem(name, value)
+            if reason:
                 field_name = name[:MAX_FORM_FIELD_NAME]
-                self._reject(request, problem, field_name, source_id, raw={"field": field_name})
-                raise HttpError(400, "invalid_form", f"{field_name}: {problem}", field=field_name)
+                self._reject(request, reason, field_name, source_id, raw={"field": field_name})
+                raise HttpError(400, "invalid_form", f"{field_name}: {reason}", field=field_name)
         return fields
 
     def _form_messages(self, form: Any, fields: dict[str, Any], request: Request) -> list[dict[str, Any]]:
