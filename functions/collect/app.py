@@ -15,7 +15,7 @@ def build_api() -> IngestApi:
     return IngestApi(collector, runtime.config(), clock=runtime.now, public_url=runtime.public_api_url())
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any, api: IngestApi | None = None) -> dict[str, Any]:
     try:

@@ -20,7 +20,7 @@ def _bus_time(value: Any) -> datetime | None:
         return None
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any, collector: Collector | None = None) -> dict[str, Any]:
     config = runtime.config()
