@@ -17,18 +17,36 @@ from tests.fuzz.tally import TALLY
 
 @pytest.fixture(scope="module", autouse=True)
 def powertools_as_deployed() -> Iterator[None]:
-    """The handlers' Powertools objects as template.yaml configures them (a metrics namespace),
-    logging only warnings so a failure report shows the input, not thousands of log lines."""
+    """The handlers' Powertools objects as template.yaml configures them (its Globals give a
+    metrics namespace and a service name), logging only warnings during the fuzz tests so a
+    failure report shows the input, not thousands of log lines. The namespace and service stay
+    set afterwards: they are what every function has, and later tests invoke the same objects."""
+    import os
+    import sys
+
+    if "leadscore.observability" not in sys.modules:
+        # first import here: made under the functions' environment, as local/stack.py does
+        deployed = {"POWERTOOLS_SERVICE_NAME": "leadscore", "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
+                    "POWERTOOLS_LOG_LEVEL": "INFO"}
+        saved = {name: os.environ.get(name) for name in deployed}
+        os.environ.update(deployed)
+        try:
+            import leadscore.observability  # noqa: F401
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     from leadscore.observability import logger, metrics
 
-    namespace, service, level = metrics.namespace, metrics.service, logger.log_level
-    metrics.namespace = namespace or "LeadScore"
-    metrics.service = service or "leadscore"
+    metrics.namespace = metrics.namespace or "LeadScore"
+    metrics.service = metrics.service or "leadscore"
+    level = logger.log_level
     logger.setLevel("WARNING")
     try:
         yield
     finally:
-        metrics.namespace, metrics.service = namespace, service
         logger.setLevel(level)
 
 
