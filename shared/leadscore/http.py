@@ -1,7 +1,10 @@
 """API Gateway HTTP API (payload format 2.0) helpers: requests in, responses out.
 
-Routing is by the event's `routeKey` ("POST /v1/track"), which API Gateway (and the local
-stack) fill in, so no router framework is imported at cold start.
+A `Request` is the event as data; bodies are read by plain functions (`inflate`,
+`parse_json`, `parse_form`) that raise `HttpError`; `HttpError.response` is the one error
+envelope every handler answers with. Routing is by the event's `routeKey`
+("POST /v1/track"), which API Gateway (and the local stack) fill in, so no router
+framework is imported at cold start.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class HttpError(Exception):
         self.extra = extra
 
     def response(self, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        # `code` and `message` are what Segment's SDKs read from an error answer
+        """The error envelope, the one definition of every error answer's body. `code` and
+        `message` are what Segment's SDKs read from an error answer."""
         return json_response(self.status, {"success": False, "error": self.error, "code": self.error,
                                            "message": self.message, **self.extra}, headers)
 
@@ -96,40 +100,39 @@ class Request:
             return None
         return decoded.partition(":")[0] or None
 
-    def decoded_body(self, limit: int) -> bytes:
-        """The body, gunzipped when the client compressed it (Segment's SDKs may), never
-        inflating past `limit` + 1 bytes so a small bomb cannot exhaust memory."""
-        if self.headers.get("content-encoding", "").strip().lower() != "gzip":
-            return self.body
-        import zlib
-
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            inflated = inflater.decompress(self.body, limit + 1)
-        except zlib.error:
-            raise HttpError(400, "invalid_gzip", "the body is not valid gzip (content-encoding: gzip)") from None
-        return inflated
-
-    def json_body(self) -> Any:
-        return parse_json(self.body)
-
-    def form_body(self) -> dict[str, str]:
-        try:
-            text = self.body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise HttpError(400, "invalid_form", "the form body is not UTF-8", field="body") from None
-        try:
-            pairs = parse_qs(text, keep_blank_values=True, strict_parsing=False, errors="strict",
-                             max_num_fields=MAX_FORM_FIELDS)
-        except (UnicodeDecodeError, ValueError) as problem:
-            # a percent-escape that is not UTF-8, or more fields than any real form has
-            reason = "a field is not UTF-8 once percent-decoded" if isinstance(problem, UnicodeDecodeError) \
-                else f"the form has more than {MAX_FORM_FIELDS} fields"
-            raise HttpError(400, "invalid_form", reason, field="body") from None
-        return {k: v[-1] for k, v in pairs.items()}
-
 
 MAX_FORM_FIELDS = 100
+
+
+def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The body, gunzipped when the client compressed it (Segment's SDKs may), never
+    inflating past `limit` + 1 bytes so a small bomb cannot exhaust memory."""
+    if (content_encoding or "").strip().lower() != "gzip":
+        return body
+    import zlib
+
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        return inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise HttpError(400, "invalid_gzip", "the body is not valid gzip (content-encoding: gzip)") from None
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body: UTF-8, at most MAX_FORM_FIELDS fields."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "invalid_form", "the form body is not UTF-8", field="body") from None
+    try:
+        pairs = parse_qs(text, keep_blank_values=True, strict_parsing=False, errors="strict",
+                         max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError) as problem:
+        # a percent-escape that is not UTF-8, or more fields than any real form has
+        reason = "a field is not UTF-8 once percent-decoded" if isinstance(problem, UnicodeDecodeError) \
+            else f"the form has more than {MAX_FORM_FIELDS} fields"
+        raise HttpError(400, "invalid_form", reason, field="body") from None
+    return {k: v[-1] for k, v in pairs.items()}
 
 
 def _reject_constant(name: str) -> Any:
