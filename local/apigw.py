@@ -68,7 +68,7 @@ def route_params(route_key: str, path: str) -> dict[str, str] | None:
                 pattern += f"(?P<{name}>[^/]+)"
         else:
             pattern += re.escape(part)
-    match = re.match(pattern + "$", path)
+    match = re.match(pattern + r"\Z", path, re.DOTALL)  # any character, as API Gateway matches
     if match is None:
         raise ValueError(f"path {path!r} does not fit route {route_key!r}")
     return {k: v for k, v in match.groupdict().items()} or None

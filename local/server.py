@@ -174,7 +174,7 @@ class Route:
                 regex += f"(?P<{name[:-1]}>.+)" if name.endswith("+") else f"(?P<{name}>[^/]+)"
             else:
                 regex += re.escape(part)
-        return re.compile(regex + "$")
+        return re.compile(regex + r"\Z", re.DOTALL)  # any character, newlines too, as API Gateway matches
 
     @property
     def rank(self) -> tuple[int, int, int, int]:

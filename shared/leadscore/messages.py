@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -203,8 +202,7 @@ def check_tree(value: Any, field: str = "", *, depth: int = 0) -> None:
             if level >= MAX_DEPTH:
                 raise InvalidMessage(_path_text(path), f"is nested more than {MAX_DEPTH} levels deep")
             stack.extend((child, f"{path}[{index}]", level + 1) for index, child in enumerate(node))
-        elif isinstance(node, float) and not math.isfinite(node) or (
-                isinstance(node, int) and not -_MAX_NUMBER < node < _MAX_NUMBER):
+        elif isinstance(node, int | float) and not isinstance(node, bool) and not -_MAX_NUMBER < node < _MAX_NUMBER:
             raise InvalidMessage(_path_text(path), "is a number beyond the 38 digits DynamoDB stores")
 
 
@@ -218,7 +216,7 @@ def _is_utf8(text: str) -> bool:
 
 def _path_text(path: str) -> str:
     """A key path fit to quote in an error and to store: escaped, and cut when absurdly long."""
-    text = path.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    text = path if path.isascii() else path.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= MAX_FIELD_NAME else text[:MAX_FIELD_NAME] + "..."
 
 
@@ -283,10 +281,8 @@ def _identifier(value: Any, field: str) -> str | None:
     # bool is an int in Python; `true` is never a meaningful id.
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidMessage(field, "must be a string or a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidMessage(field, "must be a finite number")
-    if isinstance(value, int) and abs(value) >= 10**MAX_ID_LENGTH:
-        raise InvalidMessage(field, f"is longer than {MAX_ID_LENGTH} characters")
+    if not isinstance(value, str) and not -_MAX_NUMBER < value < _MAX_NUMBER:  # NaN fails this too
+        raise InvalidMessage(field, "is a number beyond the 38 digits DynamoDB stores")
     text = value.strip() if isinstance(value, str) else str(value)
     if len(text) > MAX_ID_LENGTH:
         raise InvalidMessage(field, f"is longer than {MAX_ID_LENGTH} characters")

@@ -304,3 +304,25 @@ def test_the_pixel_answers_its_gif_to_every_hostile_query(pipeline: Pipeline) ->
                   {"k": WEB_KEY, "uid": "%ED%A0%80"}, {"k": "é" * 10_000}):
         response = pipeline.http("GET", "/v1/pixel.gif", query=query)
         assert response["statusCode"] == 200 and len(decode_body(response)) == 43
+
+
+def test_the_first_batch_of_a_fresh_container_with_duplicates_is_200(pipeline: Pipeline) -> None:
+    """Found by the fuzz suite: the first batch's writes run on several threads; each made its
+    own client, and one client's ConditionalCheckFailedException is not another's: a 5xx."""
+    duplicates = {"batch": [{"type": "track", "userId": "u-dup", "event": "Webinar Attended",
+                             "messageId": "same"}] * 200}
+    status, body = _post(pipeline, "batch", duplicates)
+    assert status == 200 and (body["accepted"], body["duplicates"]) == (1, 199)
+
+
+def test_numbers_beyond_38_digits_are_400_floats_too(pipeline: Pipeline) -> None:
+    for text in ('{"userId": 1e300, "event": "x"}', '{"userId": "u", "event": "x", "traits": {"n": -5.5e256}}',
+                 '{"userId": "u", "event": "x", "properties": {"n": 1e999}}'):
+        status, body = _post(pipeline, "track", text)
+        assert status == 400 and body["field"] in ("userId", "traits.n", "properties.n"), (text, body)
+
+
+def test_a_non_ascii_field_is_named_as_sent(pipeline: Pipeline) -> None:
+    response = pipeline.http("POST", "/v1/forms/demo-request", route_key="POST /v1/forms/{formId}",
+                             body='{"email": "ana@globex.com", "société": {"x": "\\ud800"}}', headers=JSON)
+    assert response["statusCode"] == 400 and json_body(response)["field"] == "société.x"
