@@ -268,9 +268,7 @@ def capacity_days(config: RoutingConfig, pool: PoolChoice, now: datetime) -> tup
     the pool who has a daily capacity. Storage reads these keys (one batch read)."""
     _check_aware(now)
     return tuple(
-        (s.id, s.local_day(now))
-        for sdr_id in pool.sdrs
-        if (s := config.sdr_by_id[sdr_id]).daily_capacity is not None
+        (s.id, s.local_day(now)) for sdr_id in pool.sdrs if (s := config.sdr_by_id[sdr_id]).daily_capacity is not None
     )
 
 
@@ -373,11 +371,7 @@ def choose_sdr(
                 )
 
     unavailable = [s for s in skips.values() if s is not None]
-    back = [
-        t
-        for s in unavailable
-        if (t := _back_at(config.sdr_by_id[s.sdr], s, now)) is not None
-    ]
+    back = [t for s in unavailable if (t := _back_at(config.sdr_by_id[s.sdr], s, now)) is not None]
     return RoutingDecision(
         pool.routing,
         pool.pool,

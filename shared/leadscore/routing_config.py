@@ -446,9 +446,7 @@ class RoutingConfig(_Model):
         if self.fallback_pool is not None and self.fallback_pool not in pool_ids:
             problems.append((("fallback_pool",), f"unknown pool {self.fallback_pool!r} (pools: {_names(pool_ids)})"))
         if self.mode == "territory" and self.fallback_pool is None:
-            problems.append(
-                (("fallback_pool",), "required key missing: the pool for accounts no territory matches")
-            )
+            problems.append((("fallback_pool",), "required key missing: the pool for accounts no territory matches"))
         if problems:
             _fail(*problems)
         return self

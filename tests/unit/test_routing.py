@@ -88,7 +88,12 @@ def test_an_out_of_office_sdr_gets_none_and_the_others_stay_fair() -> None:
     cfg = config(
         [
             sdr("a"),
-            sdr("b", weight=2, time_zone="Europe/Madrid", out_of_office=[{"from": date(2026, 11, 23), "to": "2026-11-27"}]),
+            sdr(
+                "b",
+                weight=2,
+                time_zone="Europe/Madrid",
+                out_of_office=[{"from": date(2026, 11, 23), "to": "2026-11-27"}],
+            ),
             sdr("c"),
         ]
     )
@@ -153,8 +158,11 @@ TERRITORIES: dict[str, Any] = {
         {"id": "named", "pool": "apac", "when": {"domain": ["Globex.com"]}},
         {"id": "emea-enterprise", "pool": "emea-big", "when": {"region": "EMEA", "employees": {"min": 1000}}},
         {"id": "emea", "pool": "emea", "when": {"region": ["EMEA"]}},
-        {"id": "us-west-tech", "pool": "na", "when": {"country": "US", "state": ["CA", "Washington"],
-                                                       "industry": ["software", "technology"]}},
+        {
+            "id": "us-west-tech",
+            "pool": "na",
+            "when": {"country": "US", "state": ["CA", "Washington"], "industry": ["software", "technology"]},
+        },
         {"id": "apac", "pool": "apac", "when": {"region": ["APAC"]}},
         {"id": "latam", "pool": "latam", "when": {"region": "LATAM"}},
     ],
@@ -163,9 +171,7 @@ TERRITORIES: dict[str, Any] = {
 
 
 def territory_config(**extra: Any) -> RoutingConfig:
-    return RoutingConfig.model_validate(
-        {"version": 1, "sdrs": [sdr(i) for i in "ebpnl"], **TERRITORIES, **extra}
-    )
+    return RoutingConfig.model_validate({"version": 1, "sdrs": [sdr(i) for i in "ebpnl"], **TERRITORIES, **extra})
 
 
 @pytest.mark.parametrize(
@@ -178,8 +184,11 @@ def territory_config(**extra: Any) -> RoutingConfig:
         (AccountTraits("br.com.br", country="Brasil"), "latam", "latam"),
         (AccountTraits("mx.mx", country="Mexico"), "latam", "latam"),
         (AccountTraits("globex.com", country="DE", employees=5000), "named", "apac"),
-        (AccountTraits("sf.com", country="United States", state="California", industry=" Software "),
-         "us-west-tech", "na"),
+        (
+            AccountTraits("sf.com", country="United States", state="California", industry=" Software "),
+            "us-west-tech",
+            "na",
+        ),
         (AccountTraits("sea.com", country="usa", state="WA", industry="Technology"), "us-west-tech", "na"),
         (AccountTraits("ny.com", country="US", state="NY", industry="software"), None, "rest"),
         (AccountTraits("sf2.com", country="US", state="CA", industry="retail"), None, "rest"),
@@ -196,9 +205,22 @@ def test_the_first_matching_territory_wins_else_the_fallback(
 
 @pytest.mark.parametrize(
     ("country", "region"),
-    [("DE", "EMEA"), ("JP", "APAC"), ("BR", "LATAM"), ("United States", "NA"), ("UK", "EMEA"), ("usa", "NA"),
-     ("Canada", "NA"), ("MX", "LATAM"), ("Saudi Arabia", "EMEA"), ("South Africa", "EMEA"), ("AU", "APAC"),
-     ("India", "APAC"), ("Narnia", None), (None, None)],
+    [
+        ("DE", "EMEA"),
+        ("JP", "APAC"),
+        ("BR", "LATAM"),
+        ("United States", "NA"),
+        ("UK", "EMEA"),
+        ("usa", "NA"),
+        ("Canada", "NA"),
+        ("MX", "LATAM"),
+        ("Saudi Arabia", "EMEA"),
+        ("South Africa", "EMEA"),
+        ("AU", "APAC"),
+        ("India", "APAC"),
+        ("Narnia", None),
+        (None, None),
+    ],
 )
 def test_regions_are_derived_from_countries(country: str | None, region: str | None) -> None:
     assert region_of(country) == region
@@ -212,8 +234,9 @@ def test_round_robin_mode_ignores_territories_and_uses_every_active_sdr() -> Non
     counter = 0
     got: Counter[str] = Counter()
     for i in range(40):
-        d = route(cfg, AccountTraits(f"a{i}.de", country="DE", employees=5000), counter=counter, assignments={},
-                  now=NOW)
+        d = route(
+            cfg, AccountTraits(f"a{i}.de", country="DE", employees=5000), counter=counter, assignments={}, now=NOW
+        )
         assert d.routing == "round_robin" and d.pool == GLOBAL_POOL and d.territory is None
         assert d.sdr is not None
         got[d.sdr.id] += 1
@@ -237,8 +260,9 @@ def test_sticky_ownership_goes_back_to_the_previous_owner_without_a_counter_step
 def test_an_unavailable_previous_owner_gives_the_pools_next_sdr() -> None:
     cfg = config([sdr("a"), sdr("b"), sdr("c", daily_capacity=1)])
     # Given the previous owner at capacity today
-    d = route(cfg, AccountTraits("x.com"), counter=1, assignments={("c", date(2026, 11, 23)): 1}, now=NOW,
-              previous_owner="c")
+    d = route(
+        cfg, AccountTraits("x.com"), counter=1, assignments={("c", date(2026, 11, 23)): 1}, now=NOW, previous_owner="c"
+    )
     # Then the pool's next SDR by the counter, with a step
     assert d.sdr is not None and d.sdr.id == "b" and not d.sticky and d.counter_step == 1
 
@@ -252,8 +276,7 @@ def test_a_previous_owner_no_longer_in_the_pool_is_not_sticky() -> None:
 def test_an_sla_reroute_never_picks_an_sdr_already_tried_while_others_are_available() -> None:
     cfg = config([sdr("a"), sdr("b"), sdr("c")])
     # Given a and b already had the account this cycle and the counter points at a
-    d = route(cfg, AccountTraits("x.com"), counter=3, assignments={}, now=NOW, previous_owner="b",
-              tried=["a", "b"])
+    d = route(cfg, AccountTraits("x.com"), counter=3, assignments={}, now=NOW, previous_owner="b", tried=["a", "b"])
     # Then c, with the counter moved past the skipped slots
     assert d.sdr is not None and d.sdr.id == "c" and not d.already_tried
     assert d.counter_step == 3
@@ -270,11 +293,15 @@ def test_an_sla_reroute_falls_back_to_a_tried_sdr_only_when_nobody_else_is_avail
     ("sdrs", "reason"),
     [
         ([sdr("a", active=False), sdr("b", active=False)], "inactive"),
-        ([sdr("a", out_of_office=[{"from": "2026-11-01", "to": "2026-11-30"}]), sdr("b", active=False)],
-         "out_of_office"),
+        (
+            [sdr("a", out_of_office=[{"from": "2026-11-01", "to": "2026-11-30"}]), sdr("b", active=False)],
+            "out_of_office",
+        ),
         ([sdr("a", daily_capacity=1), sdr("b", daily_capacity=1)], "at_capacity"),
-        ([sdr("a", daily_capacity=1), sdr("b", out_of_office=[{"from": "2026-11-23", "to": "2026-11-23"}])],
-         "unavailable"),
+        (
+            [sdr("a", daily_capacity=1), sdr("b", out_of_office=[{"from": "2026-11-23", "to": "2026-11-23"}])],
+            "unavailable",
+        ),
     ],
 )
 def test_nobody_available_gives_no_sdr_with_the_reason(sdrs: list[dict[str, Any]], reason: str) -> None:
