@@ -39,12 +39,14 @@ def _contact_item(aggregator: Any, key: str, event_name: str, at: Any) -> dict[s
                           timestamp=at, received_at=at, event=event_name, user_id=key[2:],
                           email=f"{key[2:]}@acct{hash(key) % 1000}.io", account_hint=f"acct{hash(key) % 1000}.io")
     update = aggregator._load(key, None)
+    from leadscore.contacts import remember_identity, rescored
+    from leadscore.items import contact_item
     from leadscore.rules import matching_rules
 
     aggregator._fold(update, [(event, matching_rules(aggregator.config.scoring, event))])
-    aggregator._remember_identity(update.item, event)
-    update.item["seq"] = "0" * 40
-    return aggregator._scored(update)  # type: ignore[no-any-return]
+    remember_identity(update.contact, event)
+    update.contact.watermark = "0" * 40
+    return contact_item(rescored(aggregator.config.scoring, update.contact, aggregator.now))
 
 
 def seed_contacts(client: Any, table: str, contacts: int, due: int, now: Any) -> None:

@@ -5,16 +5,26 @@ few more than the top K that count), each with the per-rule points and the decay
 touches needed to value it at any moment. So an account is valued without reading its
 contacts: a contact change costs the same for an account of 5 contacts as of 10,000.
 A contact outside the tracked set re-enters on its next change.
+
+Also the account rules the stream aggregation applies: how a contact change moves the
+account's entries and traits (`membership_changes`, `apply_memberships`), precedence of
+group calls over profiles, the name choice, rescoring (`rescore_account`) and the bus
+payloads of its state changes (`state_change_events`). Works on `records.Account`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from leadscore.records import Account, Contact
+
+if TYPE_CHECKING:
+    from leadscore.config import ScoringConfig
+    from leadscore.rules import RuleLedger
 
 EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
 
@@ -42,6 +52,16 @@ def _apportion(values: list[float], total: float) -> list[float]:
 
 
 @dataclass
+class CounterPoints:
+    """A counter bucket's points (site visits) as the account remembers them: a fixed number
+    until the contact changes."""
+
+    category: str
+    points: float
+    detail: str | None = None
+
+
+@dataclass
 class ContactEntry:
     """What an account remembers of one contact."""
 
@@ -52,46 +72,51 @@ class ContactEntry:
     name: str | None = None
     persona: str = "user"
     fit: float = 0.0
-    # rule -> {"b": base, "t": [[epoch, points]...], "n": hits} (the engine's ledger), or
-    # {"c": category, "p": points, "d": detail} for counter buckets
-    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # rule -> the engine's ledger, or a counter bucket's points (a stored form, as older
+    # callers pass it, is read by the storage layer's one ledger format)
+    rules: dict[str, RuleLedger | CounterPoints] = field(default_factory=dict)
     recent: list[list[float]] = field(default_factory=list)  # [[epoch, points]] inside the velocity window
     last_engaged: float | None = None
     excluded: str | None = None  # e.g. "unsubscribed": scored, never counted towards routing
 
+    def __post_init__(self) -> None:
+        if any(isinstance(value, Mapping) for value in self.rules.values()):
+            from leadscore.items import entry_rule_from_doc
+
+            self.rules = {rule: entry_rule_from_doc(value) if isinstance(value, Mapping) else value
+                          for rule, value in self.rules.items()}
+
     def to_json(self) -> dict[str, Any]:
-        return {"c": self.key, "v": self.version, "em": self.email, "ti": self.title, "nm": self.name,
-                "p": self.persona, "f": self.fit, "r": self.rules, "rc": self.recent, "le": self.last_engaged,
-                "x": self.excluded}
+        """The stored form (the storage layer's format, items.py)."""
+        from leadscore.items import entry_doc
+
+        return entry_doc(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ContactEntry:
-        return cls(key=data["c"], version=int(data["v"]), email=data.get("em"), title=data.get("ti"),
-                   name=data.get("nm"), persona=data.get("p") or "user", fit=float(data.get("f") or 0),
-                   rules=dict(data.get("r") or {}), recent=list(data.get("rc") or []),
-                   last_engaged=data.get("le"), excluded=data.get("x"))
+        from leadscore.items import entry_from_doc
 
-    def engagement_hits(self, scoring: Any, now: datetime) -> list[tuple[str, str, float, str | None]]:
+        return entry_from_doc(data)
+
+    def engagement_hits(self, scoring: ScoringConfig, now: datetime) -> list[tuple[str, str, float, str | None]]:
         """(rule, category, points as of now, arithmetic) for each rule of this contact,
         valued by the engine itself so account and contact explanations agree."""
-        from leadscore.rules import RuleLedger, rule_value
+        from leadscore.rules import rule_value
 
         hits = []
         for rule, stored in self.rules.items():
-            if "p" in stored:  # a counter bucket (site visits): a fixed number until the contact changes
-                hits.append((rule, stored["c"], float(stored["p"]), stored.get("d")))
+            if isinstance(stored, CounterPoints):
+                hits.append((rule, stored.category, float(stored.points), stored.detail))
                 continue
-            ledger = RuleLedger(base=float(stored.get("b", 0)), touches=[list(t) for t in stored.get("t", [])],
-                                count=int(stored.get("n", 0)))
-            hit = rule_value(scoring, rule, ledger, now)
+            hit = rule_value(scoring, rule, stored, now)
             if hit is not None:
                 hits.append((hit.rule, hit.category, hit.points, hit.detail))
         return hits
 
-    def engagement(self, scoring: Any, now: datetime) -> float:
+    def engagement(self, scoring: ScoringConfig, now: datetime) -> float:
         return sum(points for _, _, points, _ in self.engagement_hits(scoring, now))
 
-    def contribution(self, scoring: Any, now: datetime) -> float:
+    def contribution(self, scoring: ScoringConfig, now: datetime) -> float:
         """What this contact can add to its account: engagement, capped, persona-weighted."""
         value = self.engagement(scoring, now)
         if self.excluded or value <= 0:
@@ -104,32 +129,32 @@ class ContactEntry:
         """The id the read API takes: the userId, the email, or the anonymous id."""
         return self.key.split(":", 1)[1]
 
-    def velocity(self, scoring: Any, now: datetime) -> float:
+    def velocity(self, scoring: ScoringConfig, now: datetime) -> float:
         since = _window_start(now, scoring.velocity_days)
         return sum(points for epoch, points in self.recent if epoch >= since)
 
 
-def persona_of(scoring: Any, seniority: str | None) -> str:
+def persona_of(scoring: ScoringConfig, seniority: str | None) -> str:
     return str(scoring.account.persona(seniority))
 
 
-def entry_from_contact(scoring: Any, item: Mapping[str, Any], now: datetime) -> ContactEntry:
-    """Summarise a contact item into the account's entry for it: the engine's ledgers (so
-    the account can value them at any later moment) and the contact's profile."""
-    from leadscore.rules import ContactState, derive_traits, score
+def entry_from_contact(scoring: ScoringConfig, contact: Contact, now: datetime) -> ContactEntry:
+    """Summarise a contact into the account's entry for it: the engine's ledgers (so the
+    account can value them at any later moment) and the contact's profile."""
+    from leadscore.rules import ContactState, RuleLedger, derive_traits, score
 
-    state = ContactState.from_json(item.get("lg"))
+    state = contact.state if contact.state is not None else ContactState()
     traits = derive_traits(scoring, state.traits)
     card = score(scoring, state, now)
-    rules: dict[str, dict[str, Any]] = {}
+    rules: dict[str, RuleLedger | CounterPoints] = {}
     for rule_id, ledger in state.rules.items():
         rule = scoring.rules_by_id.get(rule_id)
         if rule is not None and rule.counter is None:
-            rules[rule_id] = {"b": round(ledger.base, 4), "t": ledger.touches, "n": ledger.count}
+            rules[rule_id] = RuleLedger(base=round(ledger.base, 4), touches=ledger.touches, count=ledger.count)
     for hit in card.breakdown:
         rule = scoring.rules_by_id.get(hit.rule)
         if rule is not None and rule.counter is not None:
-            rules[hit.rule] = {"c": hit.category, "p": hit.points, "d": hit.detail}
+            rules[hit.rule] = CounterPoints(category=hit.category, points=hit.points, detail=hit.detail)
     since = _window_start(now, scoring.velocity_days)
     by_day: dict[int, float] = {}
     last_engaged: float | None = None
@@ -141,11 +166,11 @@ def entry_from_contact(scoring: Any, item: Mapping[str, Any], now: datetime) -> 
                 day = int(epoch // 3600 * 3600)  # hourly buckets: bounded size, velocity off by < 1 h
                 by_day[day] = by_day.get(day, 0.0) + float(points)
     return ContactEntry(
-        key=item["ck"], version=int(item.get("ver") or 0), email=item.get("em"), title=item.get("title"),
-        name=item.get("name"), persona=persona_of(scoring, traits.get("seniority")), fit=float(card.fit),
+        key=contact.key, version=int(contact.version or 0), email=contact.email, title=contact.title,
+        name=contact.name, persona=persona_of(scoring, traits.get("seniority")), fit=float(card.fit),
         rules=rules, recent=[[float(d), round(p, 4)] for d, p in sorted(by_day.items())],
         last_engaged=last_engaged,
-        excluded="unsubscribed" if item.get("unsub") else None,
+        excluded="unsubscribed" if contact.unsubscribed else None,
     )
 
 
@@ -160,7 +185,7 @@ class AccountCard:
     contacts: list[dict[str, Any]]  # the counted top contacts, highest first
 
 
-def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[ContactEntry],
+def account_card(scoring: ScoringConfig, traits: Mapping[str, Any], entries: Iterable[ContactEntry],
                  now: datetime) -> AccountCard:
     """Account fit + persona-weighted, capped engagement of the top K contacts + committee bonus.
 
@@ -214,7 +239,7 @@ def account_card(scoring: Any, traits: Mapping[str, Any], entries: Iterable[Cont
                        velocity=_round(velocity), breakdown=breakdown, contacts=contacts)
 
 
-def account_traits_for_rules(scoring: Any, traits: Mapping[str, Any]) -> dict[str, Any]:
+def account_traits_for_rules(scoring: ScoringConfig, traits: Mapping[str, Any]) -> dict[str, Any]:
     """Group traits as sent, with the Spec's aliases filled so one rule fits both spellings,
     and the derived traits (country_code...) the contact rules also see."""
     from leadscore.rules import derive_traits
@@ -225,7 +250,7 @@ def account_traits_for_rules(scoring: Any, traits: Mapping[str, Any]) -> dict[st
     return derive_traits(scoring, merged)
 
 
-def exclusion_of(scoring: Any, account_id: str, traits: Mapping[str, Any]) -> str | None:
+def exclusion_of(scoring: ScoringConfig, account_id: str, traits: Mapping[str, Any]) -> str | None:
     """Why an account is never routed (customer, open opportunity, own domain...), or None."""
     rules = scoring.account.exclusions
     lifecycle = str(traits.get("lifecycle") or "").strip().lower()
@@ -243,7 +268,7 @@ class Transition:
     reason: str | None = None
 
 
-def next_state(scoring: Any, *, state: str, cycle: int, score: float, excluded: str | None,
+def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, excluded: str | None,
                cooldown_until: str | None = None, now: datetime) -> Transition:
     """The account state machine with hysteresis.
 
@@ -269,11 +294,9 @@ def next_state(scoring: Any, *, state: str, cycle: int, score: float, excluded: 
     return Transition(state, cycle)
 
 
-def traits_from_contact(item: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def traits_from_contact(contact: Contact) -> tuple[dict[str, Any], dict[str, Any]]:
     """Firmographics a contact brings: (its company traits, its last group call's traits)."""
-    from leadscore.rules import ContactState
-
-    profile = ContactState.from_json(item.get("lg")).traits
+    profile = contact.state.traits if contact.state is not None else {}
     company_traits: dict[str, Any] = {}
     company = profile.get("company")
     if isinstance(company, dict):
@@ -284,16 +307,140 @@ def traits_from_contact(item: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     address = profile.get("address")
     if isinstance(address, dict) and address.get("country"):
         company_traits["address"] = {"country": address["country"]}
-    group: dict[str, Any] = {}
-    if item.get("gtr"):
-        try:
-            loaded = json.loads(item["gtr"])
-            group = loaded if isinstance(loaded, dict) else {}
-        except ValueError:
-            group = {}
-    return company_traits, group
+    return company_traits, dict(contact.group_traits or {})
 
 
 def effective_traits(stored: Mapping[str, Any]) -> dict[str, Any]:
     """The account's traits: what its group calls said, else what its contacts' profiles say."""
     return {**(stored.get("company") or {}), **(stored.get("group") or {})}
+
+
+# --------------------------------------------------------------------------- aggregation rules
+
+
+@dataclass
+class Membership:
+    """What one contact change brings an account: its entry (joined or changed, with the
+    firmographics it carries) or, with no entry, that the contact left at `version`."""
+
+    contact_key: str
+    version: int
+    entry: ContactEntry | None = None
+    company: dict[str, Any] = field(default_factory=dict)
+    group: dict[str, Any] = field(default_factory=dict)
+
+
+def membership_changes(scoring: ScoringConfig, new: Contact, old: Contact | None, now: datetime
+                       ) -> list[tuple[str, Membership]]:
+    """(account id, change) pairs one contact change brings: an upsert where it belongs now
+    (a merged contact belongs nowhere), a removal where it belonged before."""
+    pairs: list[tuple[str, Membership]] = []
+    new_account = None if new.merged_into else new.account
+    old_account = old.account if old is not None else None
+    if new_account:
+        company, group = traits_from_contact(new)
+        entry = entry_from_contact(scoring, new, now)
+        pairs.append((new_account, Membership(new.key, entry.version, entry, company, group)))
+    if old_account and old_account != new_account:
+        pairs.append((old_account, Membership(new.key, int(new.version or 0))))
+    return pairs
+
+
+def new_account(account_id: str, now: datetime) -> Account:
+    return Account(id=account_id, state="below_threshold", cycle=0, first_seen=now.isoformat())
+
+
+def apply_memberships(scoring: ScoringConfig, account: Account, changes: Iterable[Membership],
+                      now: datetime) -> None:
+    """Move the account's entries and traits (mutated): newer contact versions win, a group
+    call (the account speaking for itself) beats what a contact's profile says, and only
+    the highest `top_contacts + EXTRA_TRACKED` contacts are kept."""
+    entries = {entry.key: entry for entry in account.entries}
+    traits = dict(account.traits)
+    for change in changes:
+        if change.entry is not None:
+            known = entries.get(change.contact_key)
+            if known is None or known.version < change.entry.version:
+                entries[change.contact_key] = change.entry
+            traits["company"] = {**traits.get("company", {}), **change.company}
+            traits["group"] = {**traits.get("group", {}), **change.group}
+        elif change.contact_key in entries and entries[change.contact_key].version <= change.version:
+            del entries[change.contact_key]
+    keep = scoring.account.top_contacts + EXTRA_TRACKED
+    account.entries = sorted(entries.values(), key=lambda e: (-e.contribution(scoring, now), e.key))[:keep]
+    account.traits = traits
+
+
+def rescore_account(scoring: ScoringConfig, account: Account, now: datetime) -> None:
+    """Value the account as of `now` and move its state machine (mutates the account)."""
+    traits = effective_traits(account.traits)
+    card = account_card(scoring, traits, account.entries, now)
+    excluded = exclusion_of(scoring, account.id, traits)
+    transition = next_state(scoring, state=account.state or "below_threshold", cycle=int(account.cycle or 0),
+                            score=card.score, excluded=excluded, cooldown_until=account.cooldown_until, now=now)
+    if transition.state != account.state or transition.cycle != account.cycle:
+        account.state_at = now.isoformat()
+        account.state_why = transition.reason
+    account.threshold = scoring.account.thresholds.sdr_ready
+    account.fit, account.engagement, account.bonus = card.fit, card.engagement, card.bonus
+    account.score, account.velocity = card.score, card.velocity
+    account.state, account.cycle, account.excluded = transition.state, transition.cycle, excluded
+    account.name = str(traits.get("name")) if traits.get("name") else account.name
+    account.domain = account.id if "." in account.id else traits.get("domain")
+
+
+def account_changed(before: Account, after: Account) -> bool:
+    """Whether a rescored account differs from what is stored in what it is worth a write
+    for (a replay moves none of these)."""
+    return any(getattr(before, name) != getattr(after, name) for name in (
+        "entries", "traits", "score", "fit", "engagement", "bonus", "velocity", "state", "cycle", "threshold"))
+
+
+STATE_EVENTS = {
+    "sdr_ready": "Account SDR Ready",
+    "recycled": "Account Recycled",
+    "disqualified": "Account Disqualified",
+    "routed": "Account Routed",
+}
+
+
+def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], now: datetime
+                        ) -> list[tuple[str, dict[str, Any]]]:
+    """The bus events of a batch's account changes ((key, before, after), in order):
+    transitions as they happened, and one coalesced `Account Score Changed` per account."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    first_old: dict[str, Account | None] = {}
+    last_new: dict[str, Account] = {}
+    for key, old, new in changes:
+        first_old.setdefault(key, old)
+        last_new[key] = new
+        old_state, old_cycle = (old.state, old.cycle) if old is not None else (None, None)
+        if new.state != old_state or new.cycle != old_cycle:
+            detail_type = STATE_EVENTS.get(str(new.state))
+            if detail_type:
+                events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold")))
+    for key, new in last_new.items():
+        before = first_old[key]
+        old_score = before.score if before is not None else None
+        if new.score != old_score:
+            events.append(("Account Score Changed", account_detail(new, now, previousScore=old_score or 0)))
+    return events
+
+
+def account_detail(account: Account, now: datetime, **extra: Any) -> dict[str, Any]:
+    """The `detail` of an account's state change on the bus (a public interface)."""
+    return {
+        "accountId": account.id,
+        "name": account.name,
+        "domain": account.domain,
+        "score": account.score,
+        "fit": account.fit,
+        "engagement": account.engagement,
+        "committeeBonus": account.bonus,
+        "velocity": account.velocity,
+        "threshold": account.threshold,
+        "state": account.state,
+        "cycle": account.cycle,
+        "time": now.isoformat(),
+        **extra,
+    }

@@ -24,41 +24,43 @@ Cost per stream batch: one BatchGetItem for the distinct contacts, one write per
 contact whose stored state changed (a two-item transaction only when an identity merge
 happens), one BatchGetItem and one write per distinct account (`AccountAggregator`; the
 arithmetic is in accounts.py), and one PutEvents call for the batch's state changes.
+
+This module keeps the folding, the retries and the failure reporting; the rules (identity
+links, merges, unsubscribes, name and title, account precedence, rescoring, bus payloads)
+are in contacts.py and accounts.py, the item formats in the storage layer (items.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from leadscore.collect import event_from_item
+from leadscore import items
 from leadscore.identity import key_digest
-from leadscore.model import MessageType, TrackingEvent
-from leadscore.storage import PROFILE, Store, VersionConflict, contact_pk, pad_sequence, unmarshal
+from leadscore.model import TrackingEvent
+from leadscore.records import Account, Contact, PoisonRecord, VersionConflict
+from leadscore.storage import account_pk, pad_sequence, unmarshal
 
-# What a contact item says about who it is, besides its ledger (`lg`).
-IDENTITY_ATTRIBUTES = ("uid", "em", "title", "name", "acct", "acctSrc", "gtr", "unsub")
+if TYPE_CHECKING:
+    from leadscore.accounts import Membership
+    from leadscore.config import Config
+    from leadscore.ports import AggregateStore, ContactStore, Publisher
+
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_FORWARD_HOPS = 4
-_MESSAGE_TYPES = frozenset(get_args(MessageType))
-_OPTIONAL_TEXT = ("event", "user_id", "anonymous_id", "group_id", "previous_id", "email", "url", "path",
-                  "referrer", "account_hint")
-
-
-class PoisonRecord(ValueError):
-    """A stream record that can never be applied: its image will not change, so retrying
-    it is useless. The message names what is wrong, never a value of the record."""
+__all__ = ["PoisonBatch", "PoisonRecord", "aggregate_batch", "decode_event", "process_batch", "state_changes",
+           "stream_response"]
+T = TypeVar("T")
 
 
 class PoisonBatch(RuntimeError):
@@ -69,7 +71,7 @@ class PoisonBatch(RuntimeError):
 def loggable_key(pk: str) -> str:
     """A table key fit for logs: contacts as `key_digest` (kind and short hash), never their
     userId or email; accounts (company domains or group ids) as they are."""
-    return key_digest(pk) if pk.startswith("C#") else pk
+    return key_digest(pk) if pk.startswith(items.CONTACT_PREFIX) else pk
 
 
 def _log_failure(message: str, pk: str, error: BaseException) -> None:
@@ -82,40 +84,20 @@ def _log_failure(message: str, pk: str, error: BaseException) -> None:
                         "raised_at": [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames]})
 
 
-def decode_event(item: Mapping[str, Any]) -> tuple[TrackingEvent, list[str]]:
-    """The event and the rule ids collection matched, from a stored event image.
-
-    Raises PoisonRecord for an image the collector never writes: missing or garbage
-    attributes, traits or properties that are not a JSON object, a time out of range, an
-    unknown message type, matched rules that are not a list of ids. A decoded event is
-    well-formed, so folding it can only fail by a bug, never by its data.
-    """
-    try:
-        event = event_from_item(dict(item))
-    except Exception as error:  # noqa: BLE001 - whatever the garbage, it is this record's alone
-        raise PoisonRecord(f"unreadable event image ({type(error).__name__})") from None
-    hits = item.get("hits") or []
-    if event.type not in _MESSAGE_TYPES:
-        raise PoisonRecord("ty: not a message type")
-    if not isinstance(event.message_id, str) or not isinstance(event.source_id, str):
-        raise PoisonRecord("mid/src: not text")
-    for name in _OPTIONAL_TEXT:
-        if not isinstance(getattr(event, name), str | None):
-            raise PoisonRecord(f"{name}: not text")
-    if not isinstance(event.traits, dict) or not isinstance(event.properties, dict):
-        raise PoisonRecord("tr/pr: not a JSON object")
-    if not isinstance(hits, list) or not all(isinstance(rule, str) for rule in hits):
-        raise PoisonRecord("hits: not a list of rule ids")
-    return event, list(hits)
+def decode_event(image: Mapping[str, Any]) -> tuple[TrackingEvent, list[str]]:
+    """The event and the rule ids collection matched, from a stored event image; raises
+    PoisonRecord for an image the collector never writes (see `items.decode_event`)."""
+    stored = items.decode_event(image)
+    return stored.event, stored.hits
 
 
-def _with_retries(store: Store, pk: str, item: dict[str, Any] | None,
-                  apply: Callable[[dict[str, Any] | None], None]) -> bool:
+def _with_retries(pk: str, record: T | None, reload: Callable[[], T | None],
+                  apply: Callable[[T | None], None]) -> bool:
     """Apply one key's changes, re-reading on a version conflict. False when it could not:
     the caller reports that key's records failed, and the rest of the batch goes on."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            apply(item)
+            apply(record)
             return True
         except VersionConflict:
             if attempt == MAX_ATTEMPTS - 1:
@@ -123,7 +105,7 @@ def _with_retries(store: Store, pk: str, item: dict[str, Any] | None,
                                loggable_key(pk), MAX_ATTEMPTS)
                 return False
             _back_off(attempt)
-            item = store.get(pk)
+            record = reload()
         except Exception as error:  # noqa: BLE001 - a bug on one key must not block the others of its batch
             _log_failure("stream records of %s could not be applied: %s", pk, error)
             return False
@@ -137,7 +119,8 @@ def _back_off(attempt: int) -> None:
 
 @dataclass
 class StreamRecord:
-    """The parts of a DynamoDB stream record the aggregation needs."""
+    """The parts of a DynamoDB stream record the aggregation needs (images as items: the
+    storage layer decodes them into records)."""
 
     sequence: str  # as delivered (the batch item identifier)
     name: str  # INSERT | MODIFY | REMOVE
@@ -152,26 +135,25 @@ class StreamRecord:
     @classmethod
     def parse(cls, record: Mapping[str, Any]) -> StreamRecord:
         body = record["dynamodb"]
-        keys = unmarshal(body["Keys"])
         return cls(
             sequence=str(body["SequenceNumber"]),
             name=record.get("eventName", ""),
-            keys=(keys["pk"], keys["sk"]),
+            keys=items.table_key(unmarshal(body["Keys"])),
             new=unmarshal(body["NewImage"]) if body.get("NewImage") else None,
             old=unmarshal(body["OldImage"]) if body.get("OldImage") else None,
         )
 
     @property
     def is_event(self) -> bool:
-        return self.name == "INSERT" and self.keys[1].startswith("E#") and self.new is not None
+        return self.name == "INSERT" and items.is_event_key(self.keys) and self.new is not None
 
     @property
     def is_contact(self) -> bool:
-        return self.keys[0].startswith("C#") and self.keys[1] == PROFILE and self.name in ("INSERT", "MODIFY")
+        return items.is_contact_key(self.keys) and self.name in ("INSERT", "MODIFY")
 
     @property
     def is_account(self) -> bool:
-        return self.keys[0].startswith("A#") and self.keys[1] == PROFILE and self.name in ("INSERT", "MODIFY")
+        return items.is_account_key(self.keys) and self.name in ("INSERT", "MODIFY")
 
 
 @dataclass
@@ -185,60 +167,18 @@ class DecodedEvent:
 
 @dataclass
 class ContactUpdate:
-    """A contact item being rebuilt from its stored form and the batch's events."""
+    """A contact being rebuilt from its stored form and the batch's events; `merged` are the
+    contacts it absorbs in the same write (each with the version it was read at)."""
 
-    key: str
-    item: dict[str, Any]
+    contact: Contact
     version: int | None
-    state: Any
-    merged: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
-
-
-def _contact_key(pk: str) -> str:
-    return pk[2:]
-
-
-def _linked_keys(event: TrackingEvent) -> list[str]:
-    """Contacts an identify/alias says are the same person as the event's own contact."""
-    own = event.contact_key
-    linked: list[str] = []
-    if event.type == "identify" and event.user_id:
-        if event.anonymous_id:
-            linked.append(f"a:{event.anonymous_id}")
-        if event.email:
-            linked.append(f"e:{event.email}")
-    elif event.type == "identify" and event.email and event.anonymous_id:
-        # an identify by email alone (a form): the visitor's anonymous history joins the
-        # email; an anonymous id already part of a known contact stays there (_merge)
-        linked.append(f"a:{event.anonymous_id}")
-    elif event.type == "alias" and event.previous_id:
-        linked += [f"a:{event.previous_id}", f"u:{event.previous_id}"]
-    return [key for key in dict.fromkeys(linked) if key != own]
-
-
-def _unsubscribed_from_everything(event: TrackingEvent) -> bool:
-    """`Unsubscribed` with `all: true` (or scope/list "all"): excluded from routing for good."""
-    if event.type != "track" or (event.event or "").strip().lower() != "unsubscribed":
-        return False
-    props = event.properties
-    return props.get("all") is True or str(props.get("scope") or props.get("list") or "").lower() == "all"
-
-
-def contact_values(scoring: Any, state: Any, now: datetime) -> dict[str, Any]:
-    """The score fields a contact item stores, valued as of `now` (`due_at` None when no
-    decaying touch needs re-valuing). The aggregation and the decay job both write these."""
-    from leadscore.rules import next_decay_at, score
-
-    card = score(scoring, state, now)
-    due = next_decay_at(scoring, state, now)
-    return {"fit": card.fit, "eng": card.engagement, "score": card.score, "vel": card.velocity,
-            "life": card.lifecycle, "due_at": due.isoformat() if due else None}
+    merged: list[tuple[Contact, int | None]] = field(default_factory=list)
 
 
 class ContactAggregator:
     """Folds the event records of a stream batch into their contacts."""
 
-    def __init__(self, store: Store, config: Any, now: datetime) -> None:
+    def __init__(self, store: ContactStore, config: Config, now: datetime) -> None:
         self.store = store
         self.config = config
         self.now = now
@@ -265,19 +205,20 @@ class ContactAggregator:
             by_contact[record.keys[0]].append(DecodedEvent(record, event, hits))
         if not by_contact:
             return {}
-        prefetched = self.store.get_many((pk, PROFILE) for pk in by_contact)
+        prefetched = self.store.load_contacts(items.contact_key_of(pk) for pk in by_contact)
         failed: dict[str, list[str]] = {}
         for pk, contact_records in by_contact.items():
-            applied = _with_retries(self.store, pk, prefetched.get((pk, PROFILE)),
-                                    partial(self._apply_contact, pk, records=contact_records))
+            key = items.contact_key_of(pk)
+            applied = _with_retries(pk, prefetched.get(key), partial(self.store.load_contact, key),
+                                    partial(self._apply_contact, key, records=contact_records))
             if not applied:
                 failed[pk] = [d.record.sequence for d in contact_records]
         return failed
 
     # -- one contact -------------------------------------------------------------------------
 
-    def _apply_contact(self, pk: str, item: dict[str, Any] | None, records: list[DecodedEvent]) -> None:
-        watermark = (item or {}).get("seq", "")
+    def _apply_contact(self, key: str, contact: Contact | None, records: list[DecodedEvent]) -> None:
+        watermark = contact.watermark if contact is not None else ""
         # Bot hits are stored for audit but change nothing, so they need no watermark either.
         fresh = sorted((d for d in records if d.record.padded > watermark and not d.event.bot),
                        key=lambda d: d.record.padded)
@@ -287,133 +228,68 @@ class ContactAggregator:
         # in force when it arrived, and no second matching pass here.
         events = [(d.event, d.hits) for d in fresh]
         new_watermark = fresh[-1].record.padded
-        if item and item.get("into"):
-            self._forward(item, events, new_watermark)
+        if contact is not None and contact.merged_into:
+            self._forward(contact, events, new_watermark)
             return
-        update = self._load(_contact_key(pk), item)
-        before = {name: update.item.get(name) for name in IDENTITY_ATTRIBUTES}
+        from leadscore.contacts import identity
+
+        update = self._load(key, contact)
+        before_state = contact.state.to_json() if contact is not None and contact.state is not None else None
+        before = identity(update.contact)
         self._fold(update, events)
-        if (item is not None and not update.merged and update.state.to_json() == item.get("lg")
-                and all(update.item.get(name) == value for name, value in before.items())):
+        if (contact is not None and not update.merged and update.contact.engine_state.to_json() == before_state
+                and identity(update.contact) == before):
             # Events no rule scores ("Feature Used"...) change nothing: no write at all. The
             # watermark need not move either, as applying them again changes nothing again.
             return
-        update.item["seq"] = new_watermark
+        update.contact.watermark = new_watermark
         self._write(update)
 
-    def _load(self, key: str, item: dict[str, Any] | None) -> ContactUpdate:
-        from leadscore.rules import ContactState
+    def _load(self, key: str, contact: Contact | None) -> ContactUpdate:
+        from leadscore.contacts import new_contact
 
-        item = dict(item) if item else {"pk": contact_pk(key), "sk": PROFILE, "k": "C", "ck": key,
-                                        "first": self.now.isoformat()}
-        return ContactUpdate(key=key, item=item, version=item.get("ver"), state=ContactState.from_json(item.get("lg")))
+        if contact is None:
+            return ContactUpdate(contact=new_contact(key, self.now), version=None)
+        return ContactUpdate(contact=replace(contact, extra=dict(contact.extra)), version=contact.version)
 
     def _fold(self, update: ContactUpdate, events: list[tuple[TrackingEvent, list[str]]]) -> None:
-        from leadscore.rules import apply_event, merge_states
+        from leadscore.contacts import linked_keys, merge_linked, remember_identity
+        from leadscore.rules import apply_event
 
-        links = [key for event, _ in events for key in _linked_keys(event)]
+        links = [key for event, _ in events for key in linked_keys(event)]
         if links:
-            self._merge(update, links, merge_states)
+            # one read of the linked contacts; the merge is one transaction, once per person
+            found = self.store.load_contacts(links)
+            update.merged += merge_linked(self.config.scoring, update.contact, links, found, self.now)
+        state = update.contact.engine_state
         for event, hits in events:
-            apply_event(self.config.scoring, update.state, event, hits)
-            self._remember_identity(update.item, event)
-
-    def _merge(self, update: ContactUpdate, links: list[str], merge_states: Any) -> None:
-        """Fold anonymous / email-only contacts into this one, once, and point them here.
-
-        A linked id with no contact yet gets a stub pointing here, so its later events (a
-        pixel hit with only the anonymous id, a form with only the email) are forwarded. That
-        costs one two-item transaction, once per person, on the identify that links them.
-        """
-        from leadscore.rules import ContactState
-
-        found = self.store.get_many((contact_pk(key), PROFILE) for key in links)
-        for key in dict.fromkeys(links):
-            other = found.get((contact_pk(key), PROFILE))
-            if other and other.get("into"):
-                continue  # already part of someone: first link wins
-            version = other.get("ver") if other else None
-            if other:
-                merge_states(self.config.scoring, update.state, ContactState.from_json(other.get("lg")))
-                for attribute in ("acct", "acctSrc", "gtr", "em"):
-                    if other.get(attribute) and not update.item.get(attribute):
-                        update.item[attribute] = other[attribute]
-                stub = {**other, "into": update.key, "ver": (version or 0) + 1, "upd": self.now.isoformat()}
-                # its points now live in the target: the stub no longer counts anywhere
-                for attribute in ("fit", "eng", "score", "vel", "acct", "due_pk", "due_at"):
-                    stub.pop(attribute, None)
-            else:
-                stub = {"pk": contact_pk(key), "sk": PROFILE, "k": "C", "ck": key, "into": update.key,
-                        "ver": 1, "upd": self.now.isoformat()}
-            update.merged.append((stub, version))
-
-    @staticmethod
-    def _remember_identity(item: dict[str, Any], event: TrackingEvent) -> None:
-        """Keep who the contact is and which account it belongs to (group > company > email)."""
-        if event.user_id:
-            item["uid"] = event.user_id
-        if _unsubscribed_from_everything(event):
-            item["unsub"] = True
-        if event.email:
-            item["em"] = event.email
-        if event.type == "identify":
-            title = event.traits.get("title")
-            if isinstance(title, str):
-                item["title"] = title[:200]
-            name = event.traits.get("name") or " ".join(
-                str(event.traits[k]) for k in ("firstName", "lastName") if event.traits.get(k))
-            if name:
-                item["name"] = str(name)[:200]
-        if not event.account_hint:
-            return
-        if event.type == "group":
-            item["acct"], item["acctSrc"] = event.account_hint, "group"
-            item["gtr"] = json.dumps(event.traits, separators=(",", ":"), default=str)[:4000] if event.traits else None
-        elif item.get("acctSrc") != "group":
-            item["acct"], item["acctSrc"] = event.account_hint, "profile"
-
-    def _scored(self, update: ContactUpdate) -> dict[str, Any]:
-        from leadscore.rules import compact
-
-        compact(self.config.scoring, update.state, self.now)
-        values = contact_values(self.config.scoring, update.state, self.now)
-        item = update.item
-        item.update(lg=update.state.to_json(), ver=(update.version or 0) + 1, upd=self.now.isoformat(),
-                    **{k: v for k, v in values.items() if k != "due_at"})
-        if values["due_at"]:
-            item["due_pk"], item["due_at"] = "DUE", values["due_at"]
-        else:
-            item.pop("due_pk", None)
-            item.pop("due_at", None)
-        return item
+            apply_event(self.config.scoring, state, event, hits)
+            remember_identity(update.contact, event)
 
     def _write(self, update: ContactUpdate) -> None:
-        item = self._scored(update)
-        if update.merged:
-            self.store.put_versioned_many([(item, update.version), *update.merged])
-        else:
-            self.store.put_versioned(item, update.version)
+        from leadscore.contacts import rescored
 
-    def _forward(self, stub: dict[str, Any], events: list[tuple[TrackingEvent, list[str]]], watermark: str) -> None:
+        contact = rescored(self.config.scoring, update.contact, self.now)
+        if update.merged:
+            self.store.save_contacts([(contact, update.version), *update.merged])
+        else:
+            self.store.save_contact(contact, update.version)
+
+    def _forward(self, stub: Contact, events: list[tuple[TrackingEvent, list[str]]], watermark: str) -> None:
         """Events of a merged contact score on the contact it was merged into."""
-        target_key = stub["into"]
-        target = self.store.get(contact_pk(target_key))
-        hops = 0
-        while target and target.get("into") and hops < MAX_FORWARD_HOPS:
-            target_key = target["into"]
-            target = self.store.get(contact_pk(target_key))
-            hops += 1
+        from leadscore.contacts import follow_merges, moved_stub
+
+        target_key, target = follow_merges(stub, self.store.load_contact, MAX_FORWARD_HOPS + 1)
         update = self._load(target_key, target)
         self._fold(update, events)
-        moved_stub = {**stub, "seq": watermark, "ver": (stub.get("ver") or 0) + 1, "upd": self.now.isoformat()}
-        update.merged.append((moved_stub, stub.get("ver")))
+        update.merged.append((moved_stub(stub, watermark, self.now), stub.version))
         self._write(update)
 
 
 class AccountAggregator:
     """Rolls contact changes of a stream batch into their accounts: one write per account."""
 
-    def __init__(self, store: Store, config: Any, now: datetime) -> None:
+    def __init__(self, store: AggregateStore, config: Config, now: datetime) -> None:
         self.store = store
         self.config = config
         self.now = now
@@ -424,13 +300,17 @@ class AccountAggregator:
 
         A contact record that cannot be summarised (a corrupt image) is left out, so its
         accounts take the batch's other contacts, and listed in `self.poison`."""
-        changes: dict[str, list[tuple[str, Any, Any]]] = defaultdict(list)
+        from leadscore.accounts import membership_changes
+
+        changes: dict[str, list[Membership]] = defaultdict(list)
         sequences: dict[str, list[str]] = defaultdict(list)
         for record in records:
             if not record.is_contact or record.new is None:
                 continue
             try:
-                record_changes = self._changes_of(record.new, record.old or {})
+                new = items.contact_from_item(record.new)
+                old = items.contact_from_item(record.old, summary=True) if record.old else None
+                record_changes = membership_changes(self.config.scoring, new, old, self.now)
             except Exception as error:  # noqa: BLE001 - the image is what it is: retrying cannot help
                 self.poison.append(record.sequence)
                 _log_failure("contact record %s cannot be summarised for its account: %s", record.keys[0], error)
@@ -440,143 +320,42 @@ class AccountAggregator:
                 sequences[account].append(record.sequence)
         if not changes:
             return {}
-        from leadscore.storage import account_pk
-
-        prefetched = self.store.get_many((account_pk(account), PROFILE) for account in changes)
+        prefetched = self.store.load_accounts(changes)
         failed: dict[str, list[str]] = {}
-        for account, account_changes in changes.items():
-            pk = account_pk(account)
-            applied = _with_retries(self.store, pk, prefetched.get((pk, PROFILE)),
-                                    partial(self._apply_account, account, changes=account_changes))
+        for account_id, account_changes in changes.items():
+            pk = account_pk(account_id)
+            applied = _with_retries(pk, prefetched.get(account_id), partial(self.store.load_account, account_id),
+                                    partial(self._apply_account, account_id, changes=account_changes))
             if not applied:
-                failed[pk] = sequences[account]
+                failed[pk] = sequences[account_id]
         return failed
 
-    def _changes_of(self, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str, tuple[str, Any, Any]]]:
-        """(account id, change) pairs one contact record brings: an upsert where it belongs
-        now, a removal where it belonged before."""
-        from leadscore.accounts import entry_from_contact, traits_from_contact
+    def _apply_account(self, account_id: str, account: Account | None, changes: list[Membership]) -> None:
+        from leadscore.accounts import account_changed, apply_memberships, new_account, rescore_account
 
-        pairs: list[tuple[str, tuple[str, Any, Any]]] = []
-        new_account = None if new.get("into") else new.get("acct")
-        old_account = old.get("acct")
-        if new_account:
-            entry = entry_from_contact(self.config.scoring, new, self.now)
-            pairs.append((new_account, ("upsert", entry, traits_from_contact(new))))
-        if old_account and old_account != new_account:
-            pairs.append((old_account, ("remove", (new["ck"], int(new.get("ver") or 0)), ({}, {}))))
-        return pairs
-
-    def _apply_account(self, account_id: str, item: dict[str, Any] | None,
-                       changes: list[tuple[str, Any, Any]]) -> None:
-        from leadscore.accounts import EXTRA_TRACKED, ContactEntry
-        from leadscore.storage import account_pk
-
-        version = item.get("ver") if item else None
-        current: dict[str, Any] = dict(item) if item else {
-            "pk": account_pk(account_id), "sk": PROFILE, "k": "A", "id": account_id,
-            "state": "below_threshold", "cycle": 0, "first": self.now.isoformat()}
-        entries = {e["c"]: ContactEntry.from_json(e) for e in json.loads(current.get("top") or "[]")}
-        traits = json.loads(current.get("tr") or "{}")
-        for kind, payload, contact_traits in changes:
-            if kind == "upsert":
-                known = entries.get(payload.key)
-                if known is None or known.version < payload.version:
-                    entries[payload.key] = payload
-                # a group call (the account speaking for itself) beats what a contact's profile says
-                company, group = contact_traits
-                traits["company"] = {**traits.get("company", {}), **company}
-                traits["group"] = {**traits.get("group", {}), **group}
-            else:
-                key, contact_version = payload
-                if key in entries and entries[key].version <= contact_version:
-                    del entries[key]
-        scoring = self.config.scoring
-        keep = scoring.account.top_contacts + EXTRA_TRACKED
-        ranked = sorted(entries.values(), key=lambda e: (-e.contribution(scoring, self.now), e.key))[:keep]
-        current["top"] = json.dumps([e.to_json() for e in ranked], separators=(",", ":"))
-        current["tr"] = json.dumps(traits, separators=(",", ":"), default=str)
-        self._rescore(account_id, current, ranked)
-        if item is not None and all(item.get(k) == current.get(k) for k in
-                                    ("top", "tr", "score", "fit", "eng", "bonus", "vel", "state", "cycle", "thr")):
+        version = account.version if account is not None else None
+        current = (replace(account, entries=list(account.entries), traits=dict(account.traits),
+                           extra=dict(account.extra))
+                   if account is not None else new_account(account_id, self.now))
+        apply_memberships(self.config.scoring, current, changes, self.now)
+        rescore_account(self.config.scoring, current, self.now)
+        if account is not None and not account_changed(account, current):
             return  # nothing moved (a replay): no write, no event
-        current["ver"] = (version or 0) + 1
-        current["upd"] = self.now.isoformat()
-        self.store.put_versioned(current, version)
-
-    def _rescore(self, account_id: str, current: dict[str, Any], entries: list[Any]) -> None:
-        rescore_account(self.config.scoring, account_id, current, entries, self.now)
-
-
-def rescore_account(scoring: Any, account_id: str, current: dict[str, Any], entries: list[Any],
-                    now: datetime) -> None:
-    """Value the account as of `now` and move its state machine (mutates the item)."""
-    from leadscore.accounts import account_card, effective_traits, exclusion_of, next_state
-
-    traits = effective_traits(json.loads(current.get("tr") or "{}"))
-    card = account_card(scoring, traits, entries, now)
-    excluded = exclusion_of(scoring, account_id, traits)
-    transition = next_state(scoring, state=current.get("state") or "below_threshold",
-                            cycle=int(current.get("cycle") or 0), score=card.score, excluded=excluded,
-                            cooldown_until=current.get("cooldown"), now=now)
-    if transition.state != current.get("state") or transition.cycle != current.get("cycle"):
-        current["stateAt"] = now.isoformat()
-        current["stateWhy"] = transition.reason
-    current.update(thr=scoring.account.thresholds.sdr_ready, fit=card.fit, eng=card.engagement, bonus=card.bonus,
-                   score=card.score, vel=card.velocity,
-                   state=transition.state, cycle=transition.cycle, excl=excluded,
-                   name=str(traits.get("name")) if traits.get("name") else current.get("name"),
-                   domain=account_id if "." in account_id else traits.get("domain"))
-
-
-STATE_EVENTS = {
-    "sdr_ready": "Account SDR Ready",
-    "recycled": "Account Recycled",
-    "disqualified": "Account Disqualified",
-    "routed": "Account Routed",
-}
+        current.version = (version or 0) + 1
+        current.updated_at = self.now.isoformat()
+        self.store.save_account(current, version)
 
 
 def state_changes(records: Iterable[StreamRecord], now: datetime) -> list[tuple[str, dict[str, Any]]]:
     """The bus events an account batch causes: transitions as they happened, and one
-    coalesced `Account Score Changed` per account per batch."""
-    events: list[tuple[str, dict[str, Any]]] = []
-    first_old: dict[str, dict[str, Any]] = {}
-    last_new: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if not record.is_account or record.new is None:
-            continue
-        new, old = record.new, record.old or {}
-        pk = record.keys[0]
-        first_old.setdefault(pk, old)
-        last_new[pk] = new
-        if new.get("state") != old.get("state") or new.get("cycle") != old.get("cycle"):
-            detail_type = STATE_EVENTS.get(str(new.get("state")))
-            if detail_type:
-                events.append((detail_type, _detail(new, now, previousState=old.get("state") or "below_threshold")))
-    for pk, new in last_new.items():
-        old = first_old[pk]
-        if new.get("score") != old.get("score"):
-            events.append(("Account Score Changed", _detail(new, now, previousScore=old.get("score") or 0)))
-    return events
+    coalesced `Account Score Changed` per account per batch (accounts.state_change_events)."""
+    from leadscore.accounts import state_change_events
 
-
-def _detail(account: Mapping[str, Any], now: datetime, **extra: Any) -> dict[str, Any]:
-    return {
-        "accountId": account.get("id"),
-        "name": account.get("name"),
-        "domain": account.get("domain"),
-        "score": account.get("score"),
-        "fit": account.get("fit"),
-        "engagement": account.get("eng"),
-        "committeeBonus": account.get("bonus"),
-        "velocity": account.get("vel"),
-        "threshold": account.get("thr"),
-        "state": account.get("state"),
-        "cycle": account.get("cycle"),
-        "time": now.isoformat(),
-        **extra,
-    }
+    changes = [(record.keys[0],
+                items.account_from_item(record.old, summary=True) if record.old else None,
+                items.account_from_item(record.new, summary=True))
+               for record in records if record.is_account and record.new is not None]
+    return state_change_events(changes, now)
 
 
 @dataclass
@@ -599,8 +378,8 @@ def _sequence_of(raw: Mapping[str, Any]) -> str:
     return str(sequence)
 
 
-def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, config: Any, publisher: Any,
-                    now: datetime) -> BatchOutcome:
+def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
+                    publisher: Publisher, now: datetime) -> BatchOutcome:
     """Run the three folds over one stream batch; what failed, and which of it is poison.
 
     Each fold is idempotent, so a record reported failed (and everything after it, which
@@ -615,7 +394,9 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, c
             poison.append(_sequence_of(raw))
             logger.error("stream record %s cannot be parsed: %s", poison[-1], type(error).__name__)
     failed: list[str] = list(poison)
-    for fold in (ContactAggregator(store, config, now), AccountAggregator(store, config, now)):
+    folds: tuple[ContactAggregator, AccountAggregator] = (ContactAggregator(store, config, now),
+                                                          AccountAggregator(store, config, now))
+    for fold in folds:
         for sequences in fold.apply(records).values():
             failed.extend(sequences)
         poison.extend(fold.poison)
@@ -629,8 +410,8 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, c
     return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence))
 
 
-def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Store, config: Any, publisher: Any,
-                  now: datetime) -> list[str]:
+def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
+                  publisher: Publisher, now: datetime) -> list[str]:
     """The sequence numbers of one stream batch that failed (see `aggregate_batch`)."""
     return aggregate_batch(raw_records, store=store, config=config, publisher=publisher, now=now).failed
 

@@ -1,4 +1,5 @@
-"""Publishing state changes on the project's EventBridge bus."""
+"""Publishing state changes on the project's EventBridge bus (the `ports.Publisher` port;
+unit tests use the in-memory fake of tests/support/fakes.py)."""
 
 from __future__ import annotations
 
@@ -44,15 +45,4 @@ class BusPublisher:
             if answer.get("FailedEntryCount"):
                 failed = [e.get("ErrorCode") for e in answer.get("Entries", []) if e.get("ErrorCode")]
                 raise PublishError(f"{answer['FailedEntryCount']} events were not published: {failed}")
-        return len(events)
-
-
-class MemoryPublisher:
-    """An in-memory stand-in for unit tests."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int:
-        self.events.extend(events)
         return len(events)

@@ -1,6 +1,7 @@
 """Collection: validate messages, score them against the rules, store each exactly once.
 
-Knows nothing of Lambda or HTTP: the handlers hand in decoded messages and a `Store`.
+Knows nothing of Lambda or HTTP: the handlers hand in decoded messages and an
+`EventStore` (ports.py: the DynamoDB `Store`, or an in-memory fake in unit tests).
 Cost per accepted event: one conditional PutItem (see storage.py). A batch of N
 messages costs N such writes, never more per event than N single calls.
 """
@@ -8,28 +9,22 @@ messages costs N such writes, never more per event than N single calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from leadscore.model import InvalidMessage, TrackingEvent
+from leadscore.ports import EventStore
 
-# A stored event must stay under 1 KB (one write unit): free-form JSON is trimmed to this.
-_MAX_JSON_BYTES = 600
-_MAX_STRING = 200
+if TYPE_CHECKING:
+    from leadscore.config import Config
+
 # Rejections a request stores one by one; the rest share one summary record, so a batch of
 # 1,000 bad messages costs 11 writes, not 1,000.
 MAX_REJECTION_RECORDS = 10
 _MAX_RAW_CHARS = 2000
-
-
-class EventStore(Protocol):
-    def put_event(self, item: dict[str, Any]) -> bool: ...
-
-    def put_rejected(self, *, reason: str, field: str | None, source_id: str | None, raw: str,
-                     received_at: datetime, retention_days: int) -> None: ...
 
 
 @dataclass
@@ -56,90 +51,12 @@ class CollectResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-def _compact(value: Any, budget: int = _MAX_JSON_BYTES) -> str | None:
-    """JSON of a traits/properties object, trimmed so the stored event stays one write unit.
-
-    Long strings are cut and nested lists dropped first; if it is still too big, keys are
-    dropped from the end. What the rules can match (scalars near the top) survives.
-    """
-    if not value:
-        return None
-
-    def trim(node: Any, depth: int = 0) -> Any:
-        if isinstance(node, str):
-            return node[:_MAX_STRING]
-        if isinstance(node, dict):
-            return {str(k)[:64]: trim(v, depth + 1) for k, v in node.items()
-                    if depth < 2 and not isinstance(v, list)}
-        return node
-
-    trimmed = trim(value)
-    text = json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str)
-    while len(text.encode()) > budget and isinstance(trimmed, dict) and trimmed:
-        trimmed.pop(next(reversed(trimmed)))
-        text = json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text if trimmed else None
-
-
 def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -> dict[str, Any]:
-    """The stored form of an accepted event: compact, short attribute names, with a TTL."""
-    from leadscore.storage import contact_pk, event_sk
+    """The stored form of an accepted event (the storage layer's `items.event_item`), for the
+    local tools and tests that build stream images."""
+    from leadscore.items import event_item as stored_form
 
-    return {
-        "pk": contact_pk(event.contact_key),
-        "sk": event_sk(event.source_id, event.message_id),
-        "k": "E",
-        "ty": event.type,
-        "ev": event.event,
-        "ts": int(event.timestamp.timestamp() * 1000),
-        "rx": int(event.received_at.timestamp() * 1000),
-        "src": event.source_id,
-        "mid": event.message_id,
-        "uid": event.user_id,
-        "aid": event.anonymous_id,
-        "gid": event.group_id,
-        "pid": event.previous_id,
-        "em": event.email,
-        "url": event.url[:300] if event.url else None,
-        "path": event.path[:200] if event.path else None,
-        "ref": event.referrer[:200] if event.referrer else None,
-        "ah": event.account_hint,
-        "tr": _compact(event.traits),
-        "pr": _compact(event.properties),
-        "hits": list(hits) or None,
-        "bot": True if event.bot else None,
-        "ttl": int(event.received_at.timestamp()) + retention_days * 86400,
-    }
-
-
-def event_from_item(item: dict[str, Any]) -> TrackingEvent:
-    """Rebuild the domain event from its stored form (stream images and replays)."""
-    from datetime import UTC
-
-    def when(millis: Any) -> datetime:
-        return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
-
-    return TrackingEvent(
-        type=item["ty"],
-        message_id=item["mid"],
-        source_id=item["src"],
-        contact_key=item["pk"][2:],
-        timestamp=when(item["ts"]),
-        received_at=when(item.get("rx", item["ts"])),
-        event=item.get("ev"),
-        user_id=item.get("uid"),
-        anonymous_id=item.get("aid"),
-        group_id=item.get("gid"),
-        previous_id=item.get("pid"),
-        email=item.get("em"),
-        traits=json.loads(item["tr"]) if item.get("tr") else {},
-        properties=json.loads(item["pr"]) if item.get("pr") else {},
-        url=item.get("url"),
-        path=item.get("path"),
-        referrer=item.get("ref"),
-        account_hint=item.get("ah"),
-        bot=bool(item.get("bot")),
-    )
+    return stored_form(event, hits, retention_days)
 
 
 def _raw_text(raw: Any) -> str:
@@ -163,7 +80,7 @@ def _short_id(message_id: Any) -> str | None:
 class Collector:
     """Validates and stores tracking messages for one configuration and one store."""
 
-    def __init__(self, store: EventStore, config: Any, *, retention_days: int = 400,
+    def __init__(self, store: EventStore, config: Config, *, retention_days: int = 400,
                  rejected_retention_days: int = 30, max_workers: int = 8) -> None:
         self.store = store
         self.config = config
@@ -186,7 +103,7 @@ class Collector:
         from leadscore.rules import matching_rules
 
         result = CollectResult()
-        items: list[tuple[int, dict[str, Any]]] = []
+        accepted: list[tuple[TrackingEvent, list[str]]] = []
         bad: list[tuple[InvalidMessage, Any]] = []
         for index, raw in enumerate(messages):
             try:
@@ -203,12 +120,12 @@ class Collector:
             hits = [] if event.bot else matching_rules(self.config.scoring, event)
             if event.bot:
                 result.bots += 1
-            items.append((index, event_item(event, hits, self.retention_days)))
+            accepted.append((event, hits))
 
         self._record_rejections(bad, source_id, received_at)
         if bad and all_or_nothing:
             return result
-        for stored in self._put_all([item for _, item in items]):
+        for stored in self._put_all(accepted):
             if stored:
                 result.accepted += 1
             else:
@@ -240,10 +157,12 @@ class Collector:
 
         return replace(event, properties={**event.properties, "form_id": form.id, "stage": form.stage})
 
-    def _put_all(self, items: list[dict[str, Any]]) -> list[bool]:
-        put: Callable[[dict[str, Any]], bool] = self.store.put_event
-        if len(items) <= 1:
-            return [put(item) for item in items]
+    def _put_all(self, events: list[tuple[TrackingEvent, list[str]]]) -> list[bool]:
+        def put(accepted: tuple[TrackingEvent, list[str]]) -> bool:
+            return self.store.put_event(accepted[0], accepted[1], self.retention_days)
+
+        if len(events) <= 1:
+            return [put(accepted) for accepted in events]
         # Conditional writes cannot be batched; run them side by side to keep latency flat.
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(put, items))
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(events))) as pool:
+            return list(pool.map(put, events))

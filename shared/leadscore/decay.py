@@ -4,21 +4,29 @@ It finds them through the sparse due-time index (never a scan), so its reads gro
 the contacts due, not with the table. Re-valuing a contact as of `now` is a pure function
 of its ledger, so running the job twice for the same instant writes nothing the second
 time: the first run moved every contact's due time past `now`.
+
+Bounded work: at most `workers` contacts are being written at any moment, and the deadline
+(`out_of_time`) is asked before each one is started. So a run that is told to stop has at
+most `workers` writes left to finish (one write each, plus its own conflict retries),
+however large the backlog; the rest stays due for the next run.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from leadscore.aggregate import contact_values
-from leadscore.storage import PROFILE, Store, VersionConflict
+from leadscore.records import Contact, VersionConflict
+
+if TYPE_CHECKING:
+    from leadscore.config import Config
+    from leadscore.ports import DecayStore
 
 MAX_ATTEMPTS = 5
+WORKERS = 8  # writes in flight at most
 
 
 @dataclass
@@ -30,51 +38,50 @@ class DecayResult:
     stopped_early: bool = False
 
 
-def run_decay(store: Store, config: Any, now: datetime, *, out_of_time: Callable[[], bool] | None = None,
-              workers: int = 8) -> DecayResult:
-    """Re-value every contact due by `now`, several at a time.
+def run_decay(store: DecayStore, config: Config, now: datetime, *, out_of_time: Callable[[], bool] | None = None,
+              workers: int = WORKERS) -> DecayResult:
+    """Re-value every contact due by `now`, at most `workers` at a time.
 
-    Stops early when `out_of_time()` says so: what is left stays due for the next run.
+    Stops early when `out_of_time()` says so (asked before each contact is started): what is
+    left stays due for the next run.
     """
     result = DecayResult()
-    lock = threading.Lock()
 
-    def revalue(due: dict[str, Any]) -> None:
-        outcome = _revalue(store, config, due, now)
-        with lock:
+    def count(done: set[Future[str]]) -> None:
+        for future in done:
+            outcome = future.result()
             result.due += 1
             setattr(result, outcome, getattr(result, outcome) + 1)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = []
-        for due in store.query_due(now.isoformat()):
+    in_flight: set[Future[str]] = set()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for contact in store.query_due_contacts(now):
+            while len(in_flight) >= max(1, workers):
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                count(done)
             if out_of_time is not None and out_of_time():
                 result.stopped_early = True
                 break
-            pending.append(pool.submit(revalue, due))
-        for future in pending:
-            future.result()
+            in_flight.add(pool.submit(_revalue, store, config, contact, now))
+        done, _ = wait(in_flight)
+        count(done)
     return result
 
 
-def _revalue(store: Store, config: Any, due: dict[str, Any], now: datetime) -> str:
+def _revalue(store: DecayStore, config: Config, due: Contact, now: datetime) -> str:
     """One contact: 'written', or 'unchanged' when someone re-valued it meanwhile."""
+    from leadscore.contacts import contact_scores
     from leadscore.rules import ContactState
 
-    item: dict[str, Any] | None = due
+    contact: Contact | None = due
     for _ in range(MAX_ATTEMPTS):
-        if item is None or not item.get("due_at") or item["due_at"] > now.isoformat():
+        if contact is None or not contact.scores.due_at or contact.scores.due_at > now.isoformat():
             return "unchanged"
-        values = contact_values(config.scoring, ContactState.from_json(item.get("lg")), now)
-        changed = {k: v for k, v in values.items() if k != "due_at" and item.get(k) != v}
-        remove = [] if values["due_at"] else ["due_pk", "due_at"]
-        sets = {**changed, "upd": now.isoformat()}
-        if values["due_at"]:
-            sets["due_at"] = values["due_at"]
+        state = contact.state if contact.state is not None else ContactState()
         try:
-            store.update_versioned(item["pk"], PROFILE, int(item["ver"]), sets, remove)
+            store.save_scores(contact, contact_scores(config.scoring, state, now), now)
             return "written"
         except VersionConflict:
             # the index lags the table, or a stream batch wrote the contact: read it fresh
-            item = store.get(item["pk"])
+            contact = store.load_contact(contact.key)
     return "conflicts"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from leadscore.http import HttpError, Request, json_response
-from leadscore.storage import PROFILE, Store, account_pk, contact_pk
+from leadscore.records import Contact
+
+if TYPE_CHECKING:
+    from leadscore.config import Config
+    from leadscore.ports import ReadStore
 
 MAX_FOLLOW = 4
 # `?at=` moments the read API values: event times are epoch milliseconds, so nothing
@@ -56,7 +59,7 @@ def parse_moment(text: str) -> datetime:
 
 
 class ReadApi:
-    def __init__(self, store: Store, config: Any, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: ReadStore, config: Config, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.config = config
         self.clock = clock
@@ -81,43 +84,44 @@ class ReadApi:
 
     # -- contacts ----------------------------------------------------------------------------
 
-    def find_contact(self, contact_id: str) -> dict[str, Any] | None:
+    def find_contact(self, contact_id: str) -> Contact | None:
         """A contact by userId, or by email for a contact known only by its address;
         a merged anonymous / email-only contact answers as the contact it joined."""
+        from leadscore.contacts import follow_merges
+
         candidates = [f"u:{contact_id}"]
         if "@" in contact_id:
             candidates.append(f"e:{contact_id.strip().lower()}")
         candidates.append(f"a:{contact_id}")
-        found = self.store.get_many((contact_pk(key), PROFILE) for key in candidates)
-        item = next((found[(contact_pk(k), PROFILE)] for k in candidates if (contact_pk(k), PROFILE) in found), None)
-        hops = 0
-        while item is not None and item.get("into") and hops < MAX_FOLLOW:
-            item = self.store.get(contact_pk(item["into"]))
-            hops += 1
-        if item is not None and item.get("into"):
+        found = self.store.load_contacts(candidates)
+        contact = next((found[key] for key in candidates if key in found), None)
+        if contact is None:
             return None
-        return item
+        _, contact = follow_merges(contact, self.store.load_contact, MAX_FOLLOW)
+        if contact is not None and contact.merged_into:
+            return None
+        return contact
 
     def contact(self, contact_id: str, now: datetime) -> dict[str, Any]:
         from leadscore.accounts import persona_of
         from leadscore.rules import ContactState, derive_traits, score
 
-        item = self.find_contact(contact_id)
-        if item is None:
+        contact = self.find_contact(contact_id)
+        if contact is None:
             raise HttpError(404, "unknown_contact", f"no contact {contact_id!r}")
         scoring = self.config.scoring
-        state = ContactState.from_json(item.get("lg"))
+        state = contact.state if contact.state is not None else ContactState()
         card = score(scoring, state, now)
         traits = derive_traits(scoring, state.traits)
-        key = item["ck"]
-        public_id = item.get("uid") or key.split(":", 1)[1]
+        key = contact.key
+        public_id = contact.user_id or key.split(":", 1)[1]
         return {
             "contactId": public_id,
             "contactKey": key,
-            "accountId": item.get("acct"),
-            "email": item.get("em"),
-            "name": item.get("name"),
-            "title": item.get("title"),
+            "accountId": contact.account,
+            "email": contact.email,
+            "name": contact.name,
+            "title": contact.title,
             "seniority": traits.get("seniority"),
             "persona": persona_of(scoring, traits.get("seniority")),
             "score": card.score,
@@ -131,26 +135,25 @@ class ReadApi:
                 for hit in card.breakdown
             ],
             "asOf": now.isoformat(),
-            "updatedAt": item.get("upd"),
+            "updatedAt": contact.updated_at,
         }
 
     # -- accounts ----------------------------------------------------------------------------
 
     def account(self, account_id: str, now: datetime) -> dict[str, Any]:
-        from leadscore.accounts import ContactEntry, account_card, effective_traits
+        from leadscore.accounts import account_card, effective_traits
 
         lookup = account_id.strip().lower() if "." in account_id else account_id
-        item = self.store.get(account_pk(lookup)) or self.store.get(account_pk(account_id))
-        if item is None:
+        account = self.store.load_account(lookup) or self.store.load_account(account_id)
+        if account is None:
             raise HttpError(404, "unknown_account", f"no account {account_id!r}")
         scoring = self.config.scoring
-        entries = [ContactEntry.from_json(e) for e in json.loads(item.get("top") or "[]")]
-        traits = effective_traits(json.loads(item.get("tr") or "{}"))
-        card = account_card(scoring, traits, entries, now)
+        traits = effective_traits(account.traits)
+        card = account_card(scoring, traits, account.entries, now)
         answer: dict[str, Any] = {
-            "accountId": item["id"],
-            "name": item.get("name"),
-            "domain": item.get("domain"),
+            "accountId": account.id,
+            "name": account.name,
+            "domain": account.domain,
             "score": card.score,
             "fit": card.fit,
             "engagement": card.engagement,
@@ -158,16 +161,16 @@ class ReadApi:
             "velocity": card.velocity,
             "threshold": scoring.account.thresholds.sdr_ready,
             "requalifyBelow": scoring.account.thresholds.requalify_below,
-            "state": item.get("state", "below_threshold"),
-            "stateSince": item.get("stateAt") or item.get("first"),
-            "cycle": item.get("cycle", 0),
-            "excluded": item.get("excl"),
+            "state": account.state if account.state is not None else "below_threshold",
+            "stateSince": account.state_at or account.first_seen,
+            "cycle": account.cycle if account.cycle is not None else 0,
+            "excluded": account.excluded,
             "traits": traits,
             "breakdown": card.breakdown,
             "contacts": card.contacts,
             "asOf": now.isoformat(),
-            "updatedAt": item.get("upd"),
+            "updatedAt": account.updated_at,
         }
-        if item.get("sdr"):
-            answer["sdr"] = item["sdr"]
+        if account.sdr:
+            answer["sdr"] = account.sdr
         return answer

@@ -14,7 +14,6 @@ event never needs the contact's history:
 
 from __future__ import annotations
 
-import json
 import math
 from bisect import insort
 from collections.abc import Mapping, Sequence
@@ -74,33 +73,16 @@ class ContactState:
     first_page_at: float | None = None  # lets merge_states see one visit split across two ids
 
     def to_json(self) -> str:
-        doc: dict[str, Any] = {}
-        if self.traits:
-            doc["t"] = self.traits
-        if self.rules:
-            doc["r"] = {rule_id: _ledger_doc(ledger) for rule_id, ledger in self.rules.items()}
-        if self.visits:
-            doc["v"] = self.visits
-        if self.last_page_at is not None:
-            doc["p"] = _compact(self.last_page_at)
-        if self.first_page_at is not None:
-            doc["f"] = _compact(self.first_page_at)
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
+        """The stored form (see items.py: the storage layer owns the format)."""
+        from leadscore.items import state_json
+
+        return state_json(self)
 
     @classmethod
     def from_json(cls, s: str | None) -> ContactState:
-        if not s:
-            return cls()
-        doc = json.loads(s)
-        if not isinstance(doc, dict):
-            raise ValueError("contact state must be a JSON object")
-        return cls(
-            traits=dict(doc.get("t") or {}),
-            rules={rule_id: _ledger_from(d) for rule_id, d in (doc.get("r") or {}).items()},
-            visits=int(doc.get("v", 0)),
-            last_page_at=_opt_float(doc.get("p")),
-            first_page_at=_opt_float(doc.get("f")),
-        )
+        from leadscore.items import state_from_json
+
+        return state_from_json(s)
 
 
 @dataclass
@@ -700,38 +682,6 @@ def _min_opt(a: float | None, b: float | None) -> float | None:
 
 def _max_opt(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _ledger_doc(ledger: RuleLedger) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    if ledger.base:
-        doc["b"] = _compact(ledger.base)
-    if ledger.touches:
-        doc["x"] = [[_compact(t), _compact(p)] for t, p in ledger.touches]
-    if ledger.count:
-        doc["n"] = ledger.count
-    if ledger.recent:
-        doc["q"] = [_compact(t) for t in ledger.recent]
-    return doc
-
-
-def _compact(x: float) -> float | int:
-    # Whole numbers without ".0": most epochs and points are, and the item stays smaller.
-    x = round(float(x), 4)
-    return int(x) if x.is_integer() else x
-
-
-def _ledger_from(doc: Mapping[str, Any]) -> RuleLedger:
-    return RuleLedger(
-        base=float(doc.get("b", 0.0)),
-        touches=[[float(t), float(p)] for t, p in doc.get("x", ())],
-        count=int(doc.get("n", 0)),
-        recent=[float(t) for t in doc.get("q", ())],
-    )
 
 
 def rule_value(cfg: ScoringConfig, rule_id: str, ledger: RuleLedger, now: datetime) -> Hit | None:

@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from leadscore.bus import BusPublisher
+    from leadscore.config import Config
+    from leadscore.storage import Store
 
 
 def now() -> datetime:
@@ -29,21 +34,21 @@ def _required(name: str) -> str:
 
 
 @cache
-def config() -> Any:
+def config() -> Config:
     from leadscore.config import load_config
 
     return load_config(os.environ.get("LEADSCORE_CONFIG_DIR") or None)
 
 
 @cache
-def store() -> Any:
+def store() -> Store:
     from leadscore.storage import Store
 
     return Store(_required("TABLE_NAME"))
 
 
 @cache
-def publisher() -> Any:
+def publisher() -> BusPublisher:
     from leadscore.bus import BusPublisher
 
     return BusPublisher(_required("EVENT_BUS_NAME"))

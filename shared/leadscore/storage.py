@@ -1,4 +1,7 @@
-"""The one module that speaks DynamoDB: key design, conditional writes, and their cost.
+"""The one module that speaks DynamoDB: requests, conditional writes, and their cost.
+
+With `items.py` (records <-> items: attribute names, key layout, stored JSON) this is the
+storage layer. Domain code hands in and gets back the records of `records.py`.
 
 Single table, string keys `pk` / `sk` (see docs/DESIGN.md):
 
@@ -17,57 +20,44 @@ The client is created on first use (no AWS call at import) and may be injected.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-Item = dict[str, Any]
+from leadscore.items import (
+    DUE,
+    PROFILE,
+    Item,
+    account_from_item,
+    account_item,
+    account_pk,
+    contact_from_item,
+    contact_item,
+    contact_pk,
+    event_item,
+    event_sk,
+    key_item,
+    rejected_item,
+    score_update,
+    storable_text,
+    table_key,
+)
+from leadscore.records import Account, Contact, ContactScores, TransactionConflict, VersionConflict
+
+if TYPE_CHECKING:
+    from leadscore.model import TrackingEvent
+
 Key = tuple[str, str]
 
-PROFILE = "P"
 _MAX_BATCH_GET = 100
-
-
-class VersionConflict(Exception):
-    """Someone else wrote the item since we read it: re-read and try again."""
-
-
-class TransactionConflict(VersionConflict):
-    """A transaction's condition failed or it raced another transaction."""
-
-
-def contact_pk(contact_key: str) -> str:
-    return f"C#{contact_key}"
-
-
-def account_pk(account_id: str) -> str:
-    return f"A#{account_id}"
-
-
-# DynamoDB limits a sort key to 1,024 bytes of UTF-8; a 256-character id can take 1,024.
-_MAX_ID_KEY_BYTES = 512
-
-
-def event_sk(source_id: str, message_id: str) -> str:
-    """The event's sort key. An id too long in bytes for a key is keyed by its SHA-256 (the
-    item keeps the id itself), so the conditional write stays an exact duplicate check."""
-    if len(message_id.encode("utf-8")) > _MAX_ID_KEY_BYTES:
-        import hashlib
-
-        message_id = "~sha256:" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
-    return f"E#{source_id}#{message_id}"
-
-
-def storable_text(text: str, limit: int) -> str:
-    """At most `limit` characters that DynamoDB accepts: lone surrogates (valid JSON escapes
-    that are not UTF-8) become visible escapes instead of failing the write."""
-    text = text[:limit]
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+_VERSION = "ver"  # the optimistic-lock attribute of contacts and accounts
+__all__ = ["PROFILE", "Account", "Contact", "ContactScores", "Item", "Store", "TransactionConflict",
+           "VersionConflict", "account_pk", "contact_pk", "event_sk", "marshal", "pad_sequence",
+           "storable_text", "unmarshal"]
 
 
 def pad_sequence(sequence_number: str) -> str:
@@ -130,6 +120,11 @@ def unmarshal(image: Mapping[str, Any] | None) -> Item:
     return {k: _from_attr(v) for k, v in (image or {}).items()}
 
 
+# Each client has its own exception classes: a ConditionalCheckFailedException raised by one
+# is not caught as another's, so the threads of one batch must share one client.
+_CLIENT_LOCK = threading.Lock()
+
+
 class Store:
     """DynamoDB access for the single table. Every method documents its cost."""
 
@@ -140,14 +135,16 @@ class Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # deferred: import cost belongs to the first call, not the cold start
+            with _CLIENT_LOCK:  # a batch's first writes run on several threads: one client for all
+                if self._client is None:
+                    import boto3  # deferred: import cost belongs to the first call, not the cold start
 
-            self._client = boto3.client("dynamodb")
+                    self._client = boto3.client("dynamodb")
         return self._client
 
     # --- collection -------------------------------------------------------------------
 
-    def put_event(self, item: Mapping[str, Any]) -> bool:
+    def put_event(self, event: TrackingEvent, hits: Sequence[str], retention_days: int) -> bool:
         """Store an event once: True if new, False if this (contact, source, messageId) exists.
 
         One conditional PutItem; the item is its own exactly-once guard.
@@ -155,7 +152,7 @@ class Store:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=marshal(item),
+                Item=marshal(event_item(event, hits, retention_days)),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -169,16 +166,10 @@ class Store:
         The partition is spread over ten keys per day so a flood of bad input stays cool.
         """
         day = received_at.strftime("%Y-%m-%d")
-        item = {
-            "pk": f"R#{day}#{random.randrange(10)}",
-            "sk": f"{received_at.isoformat()}#{uuid.uuid4().hex[:12]}",
-            "k": "R",
-            "reason": storable_text(reason, 500),
-            "field": storable_text(field, 200) if field else None,
-            "src": source_id,
-            "raw": storable_text(raw, 2000),
-            "ttl": int(received_at.timestamp()) + retention_days * 86400,
-        }
+        item = rejected_item(pk=f"R#{day}#{random.randrange(10)}",
+                             sk=f"{received_at.isoformat()}#{uuid.uuid4().hex[:12]}", reason=reason, field=field,
+                             source_id=source_id, raw=raw,
+                             expires=int(received_at.timestamp()) + retention_days * 86400)
         self.client.put_item(TableName=self.table_name, Item=marshal(item))
 
     # --- reads --------------------------------------------------------------------------
@@ -186,7 +177,7 @@ class Store:
     def get(self, pk: str, sk: str = PROFILE, *, consistent: bool = True) -> Item | None:
         """One GetItem (1 RCU per 4 KB, strongly consistent by default)."""
         answer = self.client.get_item(
-            TableName=self.table_name, Key=marshal({"pk": pk, "sk": sk}), ConsistentRead=consistent
+            TableName=self.table_name, Key=marshal(key_item(pk, sk)), ConsistentRead=consistent
         )
         return unmarshal(answer["Item"]) if "Item" in answer else None
 
@@ -200,7 +191,7 @@ class Store:
         for start in range(0, len(wanted), _MAX_BATCH_GET):
             request: dict[str, Any] = {
                 self.table_name: {
-                    "Keys": [marshal({"pk": pk, "sk": sk}) for pk, sk in wanted[start:start + _MAX_BATCH_GET]],
+                    "Keys": [marshal(key_item(pk, sk)) for pk, sk in wanted[start:start + _MAX_BATCH_GET]],
                     "ConsistentRead": consistent,
                 }
             }
@@ -209,7 +200,7 @@ class Store:
                 answer = self.client.batch_get_item(RequestItems=request)
                 for raw in answer.get("Responses", {}).get(self.table_name, []):
                     item = unmarshal(raw)
-                    found[(item["pk"], item["sk"])] = item
+                    found[table_key(item)] = item
                 request = answer.get("UnprocessedKeys") or {}
                 if request:
                     attempt += 1
@@ -222,7 +213,7 @@ class Store:
     def _version_condition(expected_version: int | None) -> tuple[str, dict[str, Any]]:
         if expected_version is None:
             return "attribute_not_exists(pk)", {}
-        return "ver = :expected", {":expected": _to_attr(expected_version)}
+        return f"{_VERSION} = :expected", {":expected": _to_attr(expected_version)}
 
     def put_versioned(self, item: Mapping[str, Any], expected_version: int | None) -> None:
         """Replace an item if nobody wrote it since we read it (`ver` optimistic lock).
@@ -240,7 +231,7 @@ class Store:
         try:
             self.client.put_item(**kwargs)
         except self.client.exceptions.ConditionalCheckFailedException as error:
-            raise VersionConflict(f"{item['pk']} changed since it was read") from error
+            raise VersionConflict(f"{table_key(item)[0]} changed since it was read") from error
 
     def put_versioned_many(self, writes: Sequence[tuple[Mapping[str, Any], int | None]]) -> None:
         """Several versioned puts that must land together: one TransactWriteItems.
@@ -262,7 +253,7 @@ class Store:
 
     # --- decay (the due-time index) -------------------------------------------------------
 
-    DUE_INDEX = "DueIndex"
+    DUE_INDEX = "DueIndex"  # sparse: only contacts with decaying touches carry its key
 
     def query_due(self, until: str, *, page_size: int = 500) -> Iterator[Item]:
         """Contacts whose decay re-evaluation is due by `until` (ISO time), oldest first.
@@ -275,7 +266,7 @@ class Store:
             "TableName": self.table_name,
             "IndexName": self.DUE_INDEX,
             "KeyConditionExpression": "due_pk = :due AND due_at <= :until",
-            "ExpressionAttributeValues": marshal({":due": "DUE", ":until": until}),
+            "ExpressionAttributeValues": marshal({":due": DUE, ":until": until}),
             "Limit": page_size,
         }
         while True:
@@ -292,7 +283,7 @@ class Store:
 
         One UpdateItem (1 WCU per KB of the item). Raises VersionConflict otherwise.
         """
-        names: dict[str, str] = {"#ver": "ver"}
+        names: dict[str, str] = {"#ver": _VERSION}
         values: dict[str, Any] = {":expected": expected_version, ":next": expected_version + 1}
         sets = ["#ver = :next"]
         for index, (name, value) in enumerate(set_values.items()):
@@ -309,7 +300,7 @@ class Store:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=marshal({"pk": pk, "sk": sk}),
+                Key=marshal(key_item(pk, sk)),
                 UpdateExpression=expression,
                 ConditionExpression="#ver = :expected",
                 ExpressionAttributeNames=names,
@@ -317,3 +308,56 @@ class Store:
             )
         except self.client.exceptions.ConditionalCheckFailedException as error:
             raise VersionConflict(f"{pk} changed since it was read") from error
+
+    # --- typed records (what domain code calls) -----------------------------------------
+
+    def load_contact(self, key: str) -> Contact | None:
+        """One contact, strongly consistent. One GetItem."""
+        item = self.get(contact_pk(key))
+        return contact_from_item(item) if item is not None else None
+
+    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]:
+        """The contacts of `keys` that exist. One BatchGetItem per 100 distinct keys."""
+        found = self.get_many((contact_pk(key), PROFILE) for key in keys)
+        contacts = (contact_from_item(item) for item in found.values())
+        return {contact.key: contact for contact in contacts}
+
+    def save_contact(self, contact: Contact, expected_version: int | None) -> None:
+        """Write a contact (its `version` already the next one) if still at `expected_version`.
+        One PutItem; VersionConflict when someone wrote it meanwhile."""
+        self.put_versioned(contact_item(contact), expected_version)
+
+    def save_contacts(self, writes: Sequence[tuple[Contact, int | None]]) -> None:
+        """Several contacts that must land together (an identity merge): one transaction.
+        TransactionConflict when any of them moved on."""
+        self.put_versioned_many([(contact_item(contact), expected) for contact, expected in writes])
+
+    def query_due_contacts(self, until: datetime, *, page_size: int = 500) -> Iterator[Contact]:
+        """Contacts whose decay re-evaluation is due by `until`, oldest first, as the DueIndex
+        projects them (key, state, version, scores, due time): one item read per contact."""
+        for item in self.query_due(until.isoformat(), page_size=page_size):
+            yield contact_from_item(item)
+
+    def save_scores(self, contact: Contact, scores: ContactScores, updated_at: datetime) -> None:
+        """Move a contact's stored scores to `scores` if its version is still the one read;
+        bumps the version. One UpdateItem; VersionConflict otherwise."""
+        if contact.version is None:
+            raise VersionConflict(f"{contact_pk(contact.key)} has no stored version")
+        sets, remove = score_update(contact.scores, scores, updated_at.isoformat())
+        self.update_versioned(contact_pk(contact.key), PROFILE, contact.version, sets, remove)
+
+    def load_account(self, account_id: str) -> Account | None:
+        """One account, strongly consistent. One GetItem."""
+        item = self.get(account_pk(account_id))
+        return account_from_item(item) if item is not None else None
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        """The accounts of `account_ids` that exist. One BatchGetItem per 100 distinct ids."""
+        found = self.get_many((account_pk(account_id), PROFILE) for account_id in account_ids)
+        accounts = (account_from_item(item) for item in found.values())
+        return {account.id: account for account in accounts}
+
+    def save_account(self, account: Account, expected_version: int | None) -> None:
+        """Write an account (its `version` already the next one) if still at `expected_version`.
+        One PutItem; VersionConflict when someone wrote it meanwhile."""
+        self.put_versioned(account_item(account), expected_version)

@@ -103,8 +103,8 @@ class TestExactlyOnce:
         id's event forwarded from another shard. The loser re-reads and re-applies."""
         from leadscore import runtime
         from leadscore.aggregate import process_batch
-        from leadscore.bus import MemoryPublisher
         from leadscore.storage import Store
+        from tests.support.fakes import MemoryPublisher
 
         pipeline.send("identify", {"userId": "u-c", "anonymousId": "anon-c"})
         pipeline.settle()

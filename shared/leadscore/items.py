@@ -1,0 +1,522 @@
+"""Records <-> DynamoDB items: every attribute name, key layout and stored JSON format.
+
+With `storage.py` (the requests) this is the storage layer: no other module of the layer
+names an item attribute (tests/unit/test_storage_boundary.py checks). Item kinds, their
+keys and which hold personal data are listed in docs/DESIGN.md ("Item kinds") and in
+`ITEM_KINDS` below.
+
+Formats are those the table has always held, so existing items keep working:
+- the engine state (`lg` on a contact) is JSON `{"t": traits, "r": {rule: ledger}, "v":
+  visits, "p": last page, "f": first page}`;
+- one rule-ledger format, used by the contact state and by account entries alike:
+  `{"b": base, "x": [[epoch, points]...], "n": hits, "q": [recent epochs]}` (zero and empty
+  parts left out). Account entries written before this format (`"t"` for the touches, `"b"`
+  and `"n"` always present) are still read;
+- counter buckets in account entries: `{"c": category, "p": points, "d": detail}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, get_args
+
+from leadscore.records import Account, Contact, ContactScores, PoisonRecord, StoredEvent
+
+if TYPE_CHECKING:
+    from leadscore.accounts import ContactEntry, CounterPoints
+    from leadscore.model import TrackingEvent
+    from leadscore.rules import ContactState, RuleLedger
+
+Item = dict[str, Any]
+
+PROFILE = "P"
+CONTACT_PREFIX = "C#"
+ACCOUNT_PREFIX = "A#"
+EVENT_PREFIX = "E#"
+DUE = "DUE"
+
+#: kind -> (pk, sk, personal data it may hold). Erasure walks this list.
+ITEM_KINDS: dict[str, tuple[str, str, str]] = {
+    "event": ("C#<contactKey>", "E#<sourceId>#<messageId>",
+              "yes: uid, aid, pid, em, url, ref, tr, pr (and the contact key in pk)"),
+    "contact": ("C#<contactKey>", "P", "yes: ck, uid, em, name, title, lg (traits), gtr (and pk)"),
+    "account": ("A#<accountId>", "P", "yes: top (each entry's c, em, ti, nm); tr and name are company data"),
+    "rejected": ("R#<yyyy-mm-dd>#<0-9>", "<iso time>#<uuid>", "yes: raw (the input as sent, truncated), reason"),
+}
+
+#: Every attribute name this module writes or reads, item and stored-JSON alike (the
+#: boundary test looks for them elsewhere).
+EVENT_ATTRIBUTES = ("pk", "sk", "k", "ty", "ev", "ts", "rx", "src", "mid", "uid", "aid", "gid", "pid", "em", "url",
+                    "path", "ref", "ah", "tr", "pr", "hits", "bot", "ttl")
+CONTACT_ATTRIBUTES = ("pk", "sk", "k", "ck", "ver", "lg", "seq", "uid", "em", "title", "name", "acct", "acctSrc",
+                      "gtr", "unsub", "fit", "eng", "score", "vel", "life", "due_pk", "due_at", "into", "first",
+                      "upd")
+ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain", "thr", "fit", "eng", "bonus",
+                      "score", "vel", "state", "cycle", "excl", "stateAt", "stateWhy", "cooldown", "sdr", "first",
+                      "upd")
+REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
+ENTRY_KEYS = ("c", "v", "em", "ti", "nm", "p", "f", "r", "rc", "le", "x")
+STATE_KEYS = ("t", "r", "v", "p", "f")
+LEDGER_KEYS = ("b", "x", "n", "q", "t")
+COUNTER_KEYS = ("c", "p", "d")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def contact_pk(contact_key: str) -> str:
+    return f"{CONTACT_PREFIX}{contact_key}"
+
+
+def account_pk(account_id: str) -> str:
+    return f"{ACCOUNT_PREFIX}{account_id}"
+
+
+def contact_key_of(pk: str) -> str:
+    return pk[len(CONTACT_PREFIX):]
+
+
+def account_id_of(pk: str) -> str:
+    return pk[len(ACCOUNT_PREFIX):]
+
+
+# DynamoDB limits a sort key to 1,024 bytes of UTF-8; a 256-character id can take 1,024.
+_MAX_ID_KEY_BYTES = 512
+
+
+def event_sk(source_id: str, message_id: str) -> str:
+    """The event's sort key. An id too long in bytes for a key is keyed by its SHA-256 (the
+    item keeps the id itself), so the conditional write stays an exact duplicate check."""
+    if len(message_id.encode("utf-8")) > _MAX_ID_KEY_BYTES:
+        import hashlib
+
+        message_id = "~sha256:" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
+    return f"{EVENT_PREFIX}{source_id}#{message_id}"
+
+
+def table_key(item: Mapping[str, Any]) -> tuple[str, str]:
+    """(pk, sk) of an item or of a stream record's `Keys`."""
+    return item["pk"], item["sk"]
+
+
+def key_item(pk: str, sk: str = PROFILE) -> Item:
+    return {"pk": pk, "sk": sk}
+
+
+def is_event_key(keys: tuple[str, str]) -> bool:
+    return keys[1].startswith(EVENT_PREFIX)
+
+
+def is_contact_key(keys: tuple[str, str]) -> bool:
+    return keys[0].startswith(CONTACT_PREFIX) and keys[1] == PROFILE
+
+
+def is_account_key(keys: tuple[str, str]) -> bool:
+    return keys[0].startswith(ACCOUNT_PREFIX) and keys[1] == PROFILE
+
+
+# --------------------------------------------------------------------------- events
+
+_JSON_BYTES = 600  # free-form JSON of a stored event, so it stays under 1 KB (one write unit)
+_STRING = 200
+
+
+def compact_json(value: Any, budget: int = _JSON_BYTES) -> str | None:
+    """JSON of a traits/properties object, trimmed so the stored event stays one write unit.
+
+    Long strings are cut and nested lists dropped first; if it is still too big, keys are
+    dropped from the end. What the rules can match (scalars near the top) survives.
+    """
+    if not value:
+        return None
+
+    def trim(node: Any, depth: int = 0) -> Any:
+        if isinstance(node, str):
+            return node[:_STRING]
+        if isinstance(node, dict):
+            return {str(k)[:64]: trim(v, depth + 1) for k, v in node.items()
+                    if depth < 2 and not isinstance(v, list)}
+        return node
+
+    trimmed = trim(value)
+    text = json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str)
+    while len(text.encode()) > budget and isinstance(trimmed, dict) and trimmed:
+        trimmed.pop(next(reversed(trimmed)))
+        text = json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text if trimmed else None
+
+
+def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -> Item:
+    """The stored form of an accepted event: compact, short attribute names, with a TTL."""
+    return {
+        "pk": contact_pk(event.contact_key),
+        "sk": event_sk(event.source_id, event.message_id),
+        "k": "E",
+        "ty": event.type,
+        "ev": event.event,
+        "ts": int(event.timestamp.timestamp() * 1000),
+        "rx": int(event.received_at.timestamp() * 1000),
+        "src": event.source_id,
+        "mid": event.message_id,
+        "uid": event.user_id,
+        "aid": event.anonymous_id,
+        "gid": event.group_id,
+        "pid": event.previous_id,
+        "em": event.email,
+        "url": event.url[:300] if event.url else None,
+        "path": event.path[:200] if event.path else None,
+        "ref": event.referrer[:200] if event.referrer else None,
+        "ah": event.account_hint,
+        "tr": compact_json(event.traits),
+        "pr": compact_json(event.properties),
+        "hits": list(hits) or None,
+        "bot": True if event.bot else None,
+        "ttl": int(event.received_at.timestamp()) + retention_days * 86400,
+    }
+
+
+def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
+    """Rebuild the domain event from its stored form (stream images and replays)."""
+    from leadscore.model import TrackingEvent
+
+    def when(millis: Any) -> datetime:
+        return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
+
+    return TrackingEvent(
+        type=item["ty"],
+        message_id=item["mid"],
+        source_id=item["src"],
+        contact_key=contact_key_of(item["pk"]),
+        timestamp=when(item["ts"]),
+        received_at=when(item.get("rx", item["ts"])),
+        event=item.get("ev"),
+        user_id=item.get("uid"),
+        anonymous_id=item.get("aid"),
+        group_id=item.get("gid"),
+        previous_id=item.get("pid"),
+        email=item.get("em"),
+        traits=json.loads(item["tr"]) if item.get("tr") else {},
+        properties=json.loads(item["pr"]) if item.get("pr") else {},
+        url=item.get("url"),
+        path=item.get("path"),
+        referrer=item.get("ref"),
+        account_hint=item.get("ah"),
+        bot=bool(item.get("bot")),
+    )
+
+
+_OPTIONAL_TEXT = ("event", "user_id", "anonymous_id", "group_id", "previous_id", "email", "url", "path",
+                  "referrer", "account_hint")
+
+
+def decode_event(item: Mapping[str, Any]) -> StoredEvent:
+    """The event and the rule ids collection matched, from a stored event image.
+
+    Raises PoisonRecord for an image the collector never writes: missing or garbage
+    attributes, traits or properties that are not a JSON object, a time out of range, an
+    unknown message type, matched rules that are not a list of ids. A decoded event is
+    well-formed, so folding it can only fail by a bug, never by its data.
+    """
+    from leadscore.model import MessageType
+
+    try:
+        event = event_from_item(item)
+    except Exception as error:  # noqa: BLE001 - whatever the garbage, it is this record's alone
+        raise PoisonRecord(f"unreadable event image ({type(error).__name__})") from None
+    hits = item.get("hits") or []
+    if event.type not in get_args(MessageType):
+        raise PoisonRecord("ty: not a message type")
+    if not isinstance(event.message_id, str) or not isinstance(event.source_id, str):
+        raise PoisonRecord("mid/src: not text")
+    for name in _OPTIONAL_TEXT:
+        if not isinstance(getattr(event, name), str | None):
+            raise PoisonRecord(f"{name}: not text")
+    if not isinstance(event.traits, dict) or not isinstance(event.properties, dict):
+        raise PoisonRecord("tr/pr: not a JSON object")
+    if not isinstance(hits, list) or not all(isinstance(rule, str) for rule in hits):
+        raise PoisonRecord("hits: not a list of rule ids")
+    return StoredEvent(event, list(hits))
+
+
+# --------------------------------------------------------------------------- rejections
+
+
+def storable_text(text: str, limit: int) -> str:
+    """At most `limit` characters that DynamoDB accepts: lone surrogates (valid JSON escapes
+    that are not UTF-8) become visible escapes instead of failing the write."""
+    text = text[:limit]
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def rejected_item(*, pk: str, sk: str, reason: str, field: str | None, source_id: str | None, raw: str,
+                  expires: int) -> Item:
+    return {
+        "pk": pk,
+        "sk": sk,
+        "k": "R",
+        "reason": storable_text(reason, 500),
+        "field": storable_text(field, 200) if field else None,
+        "src": source_id,
+        "raw": storable_text(raw, 2000),
+        "ttl": expires,
+    }
+
+
+# --------------------------------------------------------------------------- engine state and ledgers
+
+
+def _compact_number(x: float) -> float | int:
+    # Whole numbers without ".0": most epochs and points are, and the item stays smaller.
+    x = round(float(x), 4)
+    return int(x) if x.is_integer() else x
+
+
+def ledger_doc(ledger: RuleLedger) -> dict[str, Any]:
+    """The one stored form of a rule ledger (zero and empty parts left out)."""
+    doc: dict[str, Any] = {}
+    if ledger.base:
+        doc["b"] = _compact_number(ledger.base)
+    if ledger.touches:
+        doc["x"] = [[_compact_number(t), _compact_number(p)] for t, p in ledger.touches]
+    if ledger.count:
+        doc["n"] = ledger.count
+    if ledger.recent:
+        doc["q"] = [_compact_number(t) for t in ledger.recent]
+    return doc
+
+
+def ledger_from_doc(doc: Mapping[str, Any]) -> RuleLedger:
+    """A rule ledger from its stored form; also reads account entries written before the one
+    format (touches under `t`)."""
+    from leadscore.rules import RuleLedger
+
+    touches = doc.get("x", doc.get("t", ()))
+    return RuleLedger(
+        base=float(doc.get("b", 0.0)),
+        touches=[[float(t), float(p)] for t, p in touches],
+        count=int(doc.get("n", 0)),
+        recent=[float(t) for t in doc.get("q", ())],
+    )
+
+
+def state_json(state: ContactState) -> str:
+    doc: dict[str, Any] = {}
+    if state.traits:
+        doc["t"] = state.traits
+    if state.rules:
+        doc["r"] = {rule_id: ledger_doc(ledger) for rule_id, ledger in state.rules.items()}
+    if state.visits:
+        doc["v"] = state.visits
+    if state.last_page_at is not None:
+        doc["p"] = _compact_number(state.last_page_at)
+    if state.first_page_at is not None:
+        doc["f"] = _compact_number(state.first_page_at)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def state_from_json(text: str | None) -> ContactState:
+    from leadscore.rules import ContactState
+
+    if not text:
+        return ContactState()
+    doc = json.loads(text)
+    if not isinstance(doc, dict):
+        raise ValueError("contact state must be a JSON object")
+    return ContactState(
+        traits=dict(doc.get("t") or {}),
+        rules={rule_id: ledger_from_doc(d) for rule_id, d in (doc.get("r") or {}).items()},
+        visits=int(doc.get("v", 0)),
+        last_page_at=None if doc.get("p") is None else float(doc["p"]),
+        first_page_at=None if doc.get("f") is None else float(doc["f"]),
+    )
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def contact_item(contact: Contact) -> Item:
+    """The stored form of a contact (None values are not stored)."""
+    scores = contact.scores
+    item: Item = {
+        **contact.extra,
+        "pk": contact_pk(contact.key),
+        "sk": PROFILE,
+        "k": "C",
+        "ck": contact.key,
+        "first": contact.first_seen,
+        "uid": contact.user_id,
+        "em": contact.email,
+        "title": contact.title,
+        "name": contact.name,
+        "acct": contact.account,
+        "acctSrc": contact.account_source,
+        "gtr": (json.dumps(contact.group_traits, separators=(",", ":"), default=str)[:4000]
+                if contact.group_traits else None),
+        "unsub": True if contact.unsubscribed else None,
+        "into": contact.merged_into,
+        "seq": contact.watermark or None,
+        "lg": state_json(contact.state) if contact.state is not None else None,
+        "ver": contact.version,
+        "upd": contact.updated_at,
+        "fit": scores.fit,
+        "eng": scores.engagement,
+        "score": scores.score,
+        "vel": scores.velocity,
+        "life": scores.lifecycle,
+        "due_pk": DUE if scores.due_at else None,
+        "due_at": scores.due_at,
+    }
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def _group_traits(text: Any) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def contact_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Contact:
+    """A contact from its item, or from the DueIndex's projection of it; `summary` leaves
+    its engine state out (so even a corrupt image says which account it was in)."""
+    known = set(CONTACT_ATTRIBUTES)
+    key = item.get("ck") or contact_key_of(item.get("pk", ""))
+    return Contact(
+        key=key,
+        version=int(item["ver"]) if item.get("ver") is not None else None,
+        state=state_from_json(item["lg"]) if "lg" in item and not summary else None,
+        user_id=item.get("uid"),
+        email=item.get("em"),
+        title=item.get("title"),
+        name=item.get("name"),
+        account=item.get("acct"),
+        account_source=item.get("acctSrc"),
+        group_traits=None if summary else _group_traits(item.get("gtr")),
+        unsubscribed=bool(item.get("unsub")),
+        scores=ContactScores(fit=item.get("fit"), engagement=item.get("eng"), score=item.get("score"),
+                             velocity=item.get("vel"), lifecycle=item.get("life"), due_at=item.get("due_at")),
+        merged_into=item.get("into"),
+        watermark=item.get("seq") or "",
+        first_seen=item.get("first"),
+        updated_at=item.get("upd"),
+        extra={name: value for name, value in item.items() if name not in known},
+    )
+
+
+_SCORE_ATTRIBUTES = (("fit", "fit"), ("eng", "engagement"), ("score", "score"), ("vel", "velocity"),
+                     ("life", "lifecycle"))
+
+
+def score_update(before: ContactScores, after: ContactScores, updated_at: str
+                 ) -> tuple[dict[str, Any], list[str]]:
+    """(SET, REMOVE) that move a stored contact's scores from `before` to `after`: only the
+    fields that changed, the update time, and the due time (or its removal)."""
+    sets: dict[str, Any] = {name: getattr(after, field) for name, field in _SCORE_ATTRIBUTES
+                            if getattr(before, field) != getattr(after, field)}
+    sets["upd"] = updated_at
+    if after.due_at:
+        sets["due_at"] = after.due_at
+    return sets, ([] if after.due_at else ["due_pk", "due_at"])
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def counter_doc(counter: CounterPoints) -> dict[str, Any]:
+    return {"c": counter.category, "p": counter.points, "d": counter.detail}
+
+
+def entry_rule_from_doc(doc: Mapping[str, Any]) -> RuleLedger | CounterPoints:
+    """One rule of an account entry: a counter bucket (`p`) or a ledger."""
+    if "p" in doc:
+        from leadscore.accounts import CounterPoints
+
+        return CounterPoints(category=doc["c"], points=float(doc["p"]), detail=doc.get("d"))
+    return ledger_from_doc(doc)
+
+
+def entry_doc(entry: ContactEntry) -> dict[str, Any]:
+    from leadscore.accounts import CounterPoints
+
+    rules = {rule: counter_doc(value) if isinstance(value, CounterPoints) else ledger_doc(value)
+             for rule, value in entry.rules.items()}
+    return {"c": entry.key, "v": entry.version, "em": entry.email, "ti": entry.title, "nm": entry.name,
+            "p": entry.persona, "f": entry.fit, "r": rules, "rc": entry.recent, "le": entry.last_engaged,
+            "x": entry.excluded}
+
+
+def entry_from_doc(data: Mapping[str, Any]) -> ContactEntry:
+    from leadscore.accounts import ContactEntry
+
+    return ContactEntry(key=data["c"], version=int(data["v"]), email=data.get("em"), title=data.get("ti"),
+                        name=data.get("nm"), persona=data.get("p") or "user", fit=float(data.get("f") or 0),
+                        rules={rule: entry_rule_from_doc(doc) for rule, doc in (data.get("r") or {}).items()},
+                        recent=list(data.get("rc") or []), last_engaged=data.get("le"), excluded=data.get("x"))
+
+
+def account_item(account: Account) -> Item:
+    item: Item = {
+        **account.extra,
+        "pk": account_pk(account.id),
+        "sk": PROFILE,
+        "k": "A",
+        "id": account.id,
+        "first": account.first_seen,
+        "top": json.dumps([entry_doc(e) for e in account.entries], separators=(",", ":")),
+        "tr": json.dumps(account.traits, separators=(",", ":"), default=str),
+        "name": account.name,
+        "domain": account.domain,
+        "thr": account.threshold,
+        "fit": account.fit,
+        "eng": account.engagement,
+        "bonus": account.bonus,
+        "score": account.score,
+        "vel": account.velocity,
+        "state": account.state,
+        "cycle": account.cycle,
+        "excl": account.excluded,
+        "stateAt": account.state_at,
+        "stateWhy": account.state_why,
+        "cooldown": account.cooldown_until,
+        "sdr": account.sdr,
+        "ver": account.version,
+        "upd": account.updated_at,
+    }
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Account:
+    """An account from its item; `summary` leaves its entries and traits out (what a state
+    change says of it), so even a corrupt image yields its scores and state."""
+    known = set(ACCOUNT_ATTRIBUTES)
+    return Account(
+        id=item.get("id") or account_id_of(item.get("pk", "")),
+        version=int(item["ver"]) if item.get("ver") is not None else None,
+        entries=[] if summary else [entry_from_doc(e) for e in json.loads(item.get("top") or "[]")],
+        traits={} if summary else json.loads(item.get("tr") or "{}"),
+        name=item.get("name"),
+        domain=item.get("domain"),
+        threshold=item.get("thr"),
+        fit=item.get("fit"),
+        engagement=item.get("eng"),
+        bonus=item.get("bonus"),
+        score=item.get("score"),
+        velocity=item.get("vel"),
+        state=item.get("state"),
+        cycle=item.get("cycle"),
+        excluded=item.get("excl"),
+        state_at=item.get("stateAt"),
+        state_why=item.get("stateWhy"),
+        cooldown_until=item.get("cooldown"),
+        sdr=item.get("sdr"),
+        first_seen=item.get("first"),
+        updated_at=item.get("upd"),
+        extra={name: value for name, value in item.items() if name not in known},
+    )

@@ -1,0 +1,75 @@
+"""The ports domain code depends on: what it needs of the store and of the bus.
+
+`storage.Store` (DynamoDB) and `bus.BusPublisher` (EventBridge) implement them; unit tests
+hand in the in-memory fakes of tests/support/fakes.py. Records are those of records.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from leadscore.model import TrackingEvent
+    from leadscore.records import Account, Contact, ContactScores
+
+
+class EventStore(Protocol):
+    """Collection: each accepted event stored once, rejected input kept with its reason."""
+
+    def put_event(self, event: TrackingEvent, hits: Sequence[str], retention_days: int) -> bool:
+        """True if new, False if this (contact, source, messageId) is already stored."""
+        ...
+
+    def put_rejected(self, *, reason: str, field: str | None, source_id: str | None, raw: str,
+                     received_at: datetime, retention_days: int) -> None: ...
+
+
+class ContactStore(Protocol):
+    """Contacts with optimistic locking: a save names the version it read (None: new) and
+    raises VersionConflict (TransactionConflict for `save_contacts`) when it moved on."""
+
+    def load_contact(self, key: str) -> Contact | None: ...
+
+    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
+
+    def save_contact(self, contact: Contact, expected_version: int | None) -> None: ...
+
+    def save_contacts(self, writes: Sequence[tuple[Contact, int | None]]) -> None: ...
+
+
+class AccountStore(Protocol):
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+    def save_account(self, account: Account, expected_version: int | None) -> None: ...
+
+
+class AggregateStore(ContactStore, AccountStore, Protocol):
+    """What the stream aggregation needs."""
+
+
+class DecayStore(Protocol):
+    """What the decay job needs: the contacts due, and a versioned update of their scores."""
+
+    def query_due_contacts(self, until: datetime, *, page_size: int = 500) -> Iterator[Contact]: ...
+
+    def save_scores(self, contact: Contact, scores: ContactScores, updated_at: datetime) -> None: ...
+
+    def load_contact(self, key: str) -> Contact | None: ...
+
+
+class ReadStore(Protocol):
+    def load_contact(self, key: str) -> Contact | None: ...
+
+    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+
+class Publisher(Protocol):
+    """Puts (detail-type, detail) state changes on the bus; raises if any was refused."""
+
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int: ...

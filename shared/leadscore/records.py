@@ -1,0 +1,117 @@
+"""The stored records as domain types: what the storage layer takes and returns.
+
+Domain code (contacts, accounts, aggregation, decay, the read API) works on these and never
+on DynamoDB items: the item mapping (attribute names, JSON layouts, keys) lives in
+`items.py`, the requests in `storage.py`. Pure data, no AWS; nothing heavy at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leadscore.accounts import ContactEntry
+    from leadscore.model import TrackingEvent
+    from leadscore.rules import ContactState
+
+
+class VersionConflict(Exception):
+    """Someone else wrote the record since we read it: re-read and try again."""
+
+
+class TransactionConflict(VersionConflict):
+    """A transaction's condition failed or it raced another transaction."""
+
+
+class PoisonRecord(ValueError):
+    """A stored image that can never be applied: its image will not change, so retrying
+    it is useless. The message names what is wrong, never a value of the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An accepted event as stored: the event and the rule ids collection matched."""
+
+    event: TrackingEvent
+    hits: list[str]
+
+
+@dataclass(slots=True)
+class ContactScores:
+    """A contact's score fields, valued as of some moment; `due_at` (ISO time) is when a
+    decaying touch next needs re-valuing, None when none does."""
+
+    fit: float | None = None
+    engagement: float | None = None
+    score: float | None = None
+    velocity: float | None = None
+    lifecycle: str | None = None
+    due_at: str | None = None
+
+
+@dataclass(slots=True)
+class Contact:
+    """A contact: who it is, its engine state (ledgers, traits), its scores.
+
+    `version` is the stored version (None: not stored yet); `watermark` the highest stream
+    sequence number applied (zero-padded); `merged_into` the key of the contact it joined
+    (then it is a stub that forwards its later events). `extra` keeps what this code does
+    not model, so a rewrite never drops it.
+    """
+
+    key: str
+    version: int | None = None
+    state: ContactState | None = None
+    user_id: str | None = None
+    email: str | None = None
+    title: str | None = None
+    name: str | None = None
+    account: str | None = None
+    account_source: str | None = None  # "group" | "profile"
+    group_traits: dict[str, Any] | None = None  # the last group call's traits
+    unsubscribed: bool = False
+    scores: ContactScores = field(default_factory=ContactScores)
+    merged_into: str | None = None
+    watermark: str = ""
+    first_seen: str | None = None
+    updated_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine_state(self) -> ContactState:
+        """The engine state, an empty one for a contact that has none yet."""
+        if self.state is None:
+            from leadscore.rules import ContactState
+
+            self.state = ContactState()
+        return self.state
+
+
+@dataclass(slots=True)
+class Account:
+    """An account: its traits (`company` from contacts' profiles, `group` from group calls),
+    the entries of its highest contacts, its scores and its routing state."""
+
+    id: str
+    version: int | None = None
+    entries: list[ContactEntry] = field(default_factory=list)
+    traits: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    domain: str | None = None
+    threshold: float | None = None
+    fit: float | None = None
+    engagement: float | None = None
+    bonus: float | None = None
+    score: float | None = None
+    velocity: float | None = None
+    state: str | None = None  # below_threshold | sdr_ready | routed | ... (None: never valued)
+    cycle: int | None = None
+    excluded: str | None = None
+    state_at: str | None = None
+    state_why: str | None = None
+    cooldown_until: str | None = None
+    sdr: dict[str, Any] | None = None
+    first_seen: str | None = None
+    updated_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
