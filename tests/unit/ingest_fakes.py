@@ -1,19 +1,21 @@
-"""In-memory fakes and request builders for unit tests of the ingestion API (no moto).
+"""Fakes and request builders for unit tests of the ingestion API (no moto, no network).
 
-`FakeEventStore` is the collector's store (`EventStore`: `put_event`, `put_rejected`). It keeps
-the domain events it was given, deduplicated as the table does (per contact, source and
-messageId), and the rejection records.
+`FakeEventStore` is the collector's store (the `EventStore` port: `put_event`,
+`put_rejected`): the shared in-memory `MemoryStore` of tests/support/fakes.py, which stores
+an event once per contact, source and messageId, plus a switch that makes it fail and two
+views the ingestion tests read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from local.apigw import form_event, http_event
 from local.apigw import json_body as json_body  # re-exported for the tests
+from tests.support.fakes import MemoryStore
 
 NOW = datetime(2026, 5, 13, 10, 0, tzinfo=UTC)
 WEB_KEY, EMAIL_KEY = "wk_demo_website", "wk_demo_email"  # config/sources.yaml
@@ -23,42 +25,28 @@ JSON = {"content-type": "application/json"}
 
 
 @dataclass
-class Stored:
-    event: Any  # leadscore.model.TrackingEvent
-    hits: list[str]
+class FakeEventStore(MemoryStore):
+    fail: bool = False  # every write raises, as a store that is down would
 
-
-@dataclass
-class FakeEventStore:
-    events: dict[tuple[str, str, str], Stored] = field(default_factory=dict)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    fail: bool = False  # every put raises, as a store that is down would
-
-    def put_event(self, event: Any, hits: Any = (), retention_days: int = 0) -> bool:
+    def put_event(self, event: Any, hits: Any, retention_days: int) -> bool:
         if self.fail:
             raise ConnectionError("the store is down")
-        if isinstance(event, dict):
-            # the stored item (before the typed-records refactor of collect/storage): decode it
-            from leadscore.collect import event_from_item
+        return super().put_event(event, hits, retention_days)
 
-            hits, event = list(event.get("hits") or []), event_from_item(event)
-        key = (event.contact_key, event.source_id, event.message_id)
-        if key in self.events:
-            return False
-        self.events[key] = Stored(event, list(hits))
-        return True
-
-    def put_rejected(self, *, reason: str, field: str | None, source_id: str | None, raw: str,
-                     received_at: datetime, retention_days: int) -> None:
+    def put_rejected(self, **record: Any) -> None:
         if self.fail:
             raise ConnectionError("the store is down")
-        self.rejected.append({"reason": reason, "field": field, "source_id": source_id, "raw": raw,
-                              "received_at": received_at})
+        super().put_rejected(**record)
 
     @property
     def stored(self) -> list[Any]:
-        """The accepted events, in the order they were stored."""
+        """The accepted events (`TrackingEvent`), in the order they were stored."""
         return [s.event for s in self.events.values()]
+
+    @property
+    def rejections(self) -> list[dict[str, Any]]:
+        """The rejection records, as dicts."""
+        return [asdict(r) for r in self.rejected]
 
     @property
     def writes(self) -> int:

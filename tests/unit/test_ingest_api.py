@@ -98,7 +98,7 @@ class TestSegmentRoutes:
         # Then 400 naming userId; no event, one rejection record of the source
         assert_error(response, 400, "invalid_event", "userId")
         assert store.stored == []
-        assert [(r["field"], r["source_id"]) for r in store.rejected] == [("userId", "website")]
+        assert [(r["field"], r["source_id"]) for r in store.rejections] == [("userId", "website")]
 
     def test_a_message_of_another_type_is_400_naming_type(self, store: FakeEventStore) -> None:
         response = post(store, "track", {"type": "identify", "userId": "u-1"})
@@ -144,12 +144,12 @@ class TestSegmentRoutes:
         response = post(store, "track", body)
         assert_error(response, status, code, field)
         # the source is known: the input is kept as rejected, and nothing else
-        assert store.stored == [] and [r["field"] for r in store.rejected] == ["body"]
+        assert store.stored == [] and [r["field"] for r in store.rejections] == ["body"]
 
     def test_a_body_over_32_kb_is_413(self, store: FakeEventStore) -> None:
         response = post(store, "track", {**SEGMENT_BODIES["track"], "properties": {"pad": "x" * 33_000}})
         assert_error(response, 413, "payload_too_large", "body")
-        assert store.stored == [] and [r["field"] for r in store.rejected] == ["body"]
+        assert store.stored == [] and [r["field"] for r in store.rejections] == ["body"]
 
     def test_a_batch_over_500_kb_is_413(self, store: FakeEventStore) -> None:
         big = [{"type": "track", "userId": "u-1", "event": "x", "properties": {"pad": "x" * 20_000}}] * 26
@@ -166,12 +166,12 @@ class TestSegmentRoutes:
         assert post(store, "track", good, headers={"content-encoding": "gzip"})["statusCode"] == 200
         response = post(store, "track", b"not gzip", headers={"content-encoding": "gzip"})
         assert_error(response, 400, "invalid_gzip")
-        assert [r["field"] for r in store.rejected] == ["content-encoding"]
+        assert [r["field"] for r in store.rejections] == ["content-encoding"]
 
     def test_a_body_that_is_not_json_is_415_naming_the_content_type(self, store: FakeEventStore) -> None:
         response = post(store, "track", b"\x89PNG", headers={"content-type": "image/png"})
         assert_error(response, 415, "unsupported_media_type", "content-type")
-        assert store.stored == [] and [r["field"] for r in store.rejected] == ["content-type"]
+        assert store.stored == [] and [r["field"] for r in store.rejections] == ["content-type"]
 
     @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
     def test_json_labelled_as_text_or_as_a_form_by_curl_is_taken(self, store: FakeEventStore,
@@ -201,20 +201,20 @@ class TestBatch:
                                        "rejected": [{"index": 1, "field": "event", "messageId": "b-2",
                                                      "reason": "a track call needs a non-empty event name"}]}
         assert [e.message_id for e in store.stored] == ["b-1"]
-        assert [r["field"] for r in store.rejected] == ["event"]
+        assert [r["field"] for r in store.rejections] == ["event"]
         assert (api.counters.accepted, api.counters.duplicates, api.counters.rejected) == (1, 1, 1)
 
     def test_the_answer_lists_100_rejections_and_counts_them_all(self, store: FakeEventStore) -> None:
         response = post(store, "batch", {"batch": [{"type": "track", "userId": "u"}] * 150})
         answer = json_body(response)
         assert len(answer["rejected"]) == 100 and answer["rejectedCount"] == 150
-        assert len(store.rejected) == 11  # ten one by one, then one summary
+        assert len(store.rejections) == 11  # ten one by one, then one summary
 
     @pytest.mark.parametrize("body", [{"batch": []}, {"nobatch": 1}, [1, 2],
                                       {"batch": [{"type": "track"}] * 1001}])
     def test_a_body_that_is_not_a_batch_is_400_naming_batch(self, store: FakeEventStore, body: Any) -> None:
         assert_error(post(store, "batch", body), 400, "invalid_batch", "batch")
-        assert store.stored == [] and [r["field"] for r in store.rejected] == ["batch"]
+        assert store.stored == [] and [r["field"] for r in store.rejections] == ["batch"]
 
     def test_an_unknown_key_is_401_and_nothing_is_stored(self, store: FakeEventStore) -> None:
         response = post(store, "batch", {"batch": [{"type": "track", "userId": "u", "event": "x"}]},
@@ -263,7 +263,7 @@ class TestPixel:
 
     def test_a_bad_hit_with_a_known_key_answers_the_gif_and_is_kept_as_rejected(self, store: FakeEventStore) -> None:
         assert_gif(hit(store, "k=wk_demo_email&uid=" + "u" * 300))
-        assert store.stored == [] and [r["field"] for r in store.rejected] == ["userId"]
+        assert store.stored == [] and [r["field"] for r in store.rejections] == ["userId"]
 
     def test_the_gif_goes_out_when_the_store_fails(self, store: FakeEventStore) -> None:
         store.fail = True
@@ -305,7 +305,7 @@ class TestForms:
             "POST", "/v1/forms/demo-request", "/v1/forms/{formId}", headers=JSON,
             body='{"email": "ana@globex.com", "title": "\\udc00"}'))
         assert_error(response, 400, "invalid_form", "title")
-        assert store.stored == [] and len(store.rejected) == 1
+        assert store.stored == [] and len(store.rejections) == 1
 
     @pytest.mark.parametrize("fields, status, field", [
         ({"email": "ana@globex.com", "title": "x" * 2001}, 400, "title"),
@@ -317,14 +317,14 @@ class TestForms:
             self, store: FakeEventStore, fields: dict[str, Any], status: int, field: str) -> None:
         response = ingest_api(store).handle(form_request("demo-request", fields))
         assert_error(response, status, "invalid_form" if status == 400 else "payload_too_large", field)
-        assert store.stored == [] and [r["field"] for r in store.rejected] == [field]
-        assert "x" * 2001 not in json.dumps(store.rejected, default=str)  # the record names the field, not its value
+        assert store.stored == [] and [r["field"] for r in store.rejections] == [field]
+        assert "x" * 2001 not in json.dumps(store.rejections, default=str)  # the record names the field, not its value
 
     def test_a_json_form_s_message_id_must_be_text(self, store: FakeEventStore) -> None:
         response = ingest_api(store).handle(request("POST", "/v1/forms/demo-request", "/v1/forms/{formId}",
                                                     body={"email": "ana@globex.com", "messageId": ["a"]}))
         assert_error(response, 400, "invalid_form", "messageId")
-        assert store.stored == [] and [r["field"] for r in store.rejected] == ["messageId"]
+        assert store.stored == [] and [r["field"] for r in store.rejections] == ["messageId"]
 
     def test_a_form_that_is_not_utf8_or_multipart_is_refused(self, store: FakeEventStore) -> None:
         api = ingest_api(store)
