@@ -1,0 +1,180 @@
+"""The stream aggregation on the in-memory store and publisher: events fold into contacts,
+contacts into accounts, state changes onto the bus; replays change nothing; conflicts retry.
+
+Stream records carry images as the table would (built by the storage layer's mapping)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import pytest
+from leadscore import items
+from leadscore.aggregate import AccountAggregator, ContactAggregator, StreamRecord, aggregate_batch
+from leadscore.config import Config, load_config
+from leadscore.model import TrackingEvent
+from leadscore.records import Contact
+
+from tests.support.fakes import MemoryPublisher, MemoryStore
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+_sequence = count(10**20)
+_ids = count()
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config()
+
+
+def event(contact_key: str, type_: str = "track", name: str | None = "Webinar Attended", **fields: Any
+          ) -> TrackingEvent:
+    return TrackingEvent(type=type_, message_id=f"m-{next(_ids)}", source_id="website",  # type: ignore[arg-type]
+                         contact_key=contact_key, timestamp=NOW, received_at=NOW, event=name, **fields)
+
+
+def event_record(e: TrackingEvent, hits: list[str]) -> StreamRecord:
+    image = items.event_item(e, hits, 400)
+    return StreamRecord(sequence=str(next(_sequence)), name="INSERT", keys=items.table_key(image), new=image,
+                        old=None)
+
+
+def contact_record(new: Contact, old: Contact | None = None) -> StreamRecord:
+    image = items.contact_item(new)
+    return StreamRecord(sequence=str(next(_sequence)), name="MODIFY" if old else "INSERT",
+                        keys=items.table_key(image), new=image, old=items.contact_item(old) if old else None)
+
+
+class TestContacts:
+    def test_events_fold_into_their_contact_and_a_replay_changes_nothing(self, config: Config) -> None:
+        store = MemoryStore()
+        records = [event_record(event("u:jo", user_id="jo"), ["webinar_attended"])]
+        assert ContactAggregator(store, config, NOW).apply(records) == {}
+        jo = store.contacts["u:jo"]
+        assert jo.scores.engagement == 20 and jo.version == 1 and jo.user_id == "jo"
+        assert ContactAggregator(store, config, NOW).apply(records) == {}
+        assert store.calls["save_contact"] == 1  # the replay is below the watermark
+
+    def test_an_identify_merges_the_anonymous_history_once(self, config: Config) -> None:
+        store = MemoryStore()
+        ContactAggregator(store, config, NOW).apply(
+            [event_record(event("a:anon", anonymous_id="anon"), ["webinar_attended"])])
+        identify = event("u:jo", "identify", None, user_id="jo", anonymous_id="anon", email="jo@acme.com",
+                         traits={"title": "VP Sales"}, account_hint="acme.com")
+        ContactAggregator(store, config, NOW).apply([event_record(identify, [])])
+        jo, anon = store.contacts["u:jo"], store.contacts["a:anon"]
+        assert jo.scores.engagement == 20 and jo.title == "VP Sales" and jo.account == "acme.com"
+        assert anon.merged_into == "u:jo" and anon.scores.engagement is None
+        assert store.calls["save_contacts"] == 1  # one transaction
+        # a later anonymous event scores on the contact it joined
+        ContactAggregator(store, config, NOW).apply(
+            [event_record(event("a:anon", anonymous_id="anon", name="Demo Requested"), ["demo_requested"])])
+        assert store.contacts["u:jo"].scores.engagement == 20 + 50
+
+    def test_unsubscribing_from_everything_is_remembered(self, config: Config) -> None:
+        store = MemoryStore()
+        unsubscribed = event("u:jo", name="Unsubscribed", user_id="jo", properties={"all": True})
+        ContactAggregator(store, config, NOW).apply([event_record(unsubscribed, ["unsubscribed"])])
+        assert store.contacts["u:jo"].unsubscribed
+
+    def test_a_poison_record_fails_alone(self, config: Config) -> None:
+        store = MemoryStore()
+        good = event_record(event("u:jo"), ["webinar_attended"])
+        poison = StreamRecord(sequence="1", name="INSERT", keys=("C#u:jo", "E#website#bad"),
+                              new={"pk": "C#u:jo", "sk": "E#website#bad"}, old=None)
+        aggregator = ContactAggregator(store, config, NOW)
+        assert aggregator.apply([poison, good]) == {}
+        assert aggregator.poison == ["1"] and store.contacts["u:jo"].scores.engagement == 20
+
+    def test_a_lost_version_race_is_retried_on_a_fresh_read(self, config: Config) -> None:
+        store = MemoryStore()
+        ContactAggregator(store, config, NOW).apply([event_record(event("u:jo"), ["webinar_attended"])])
+        raced = {"done": False}
+
+        def another_lambda_writes() -> None:
+            if not raced["done"]:
+                raced["done"] = True
+                store.contacts["u:jo"].version = 5
+
+        store.before_write = another_lambda_writes
+        failed = ContactAggregator(store, config, NOW).apply(
+            [event_record(event("u:jo", name="Demo Requested"), ["demo_requested"])])
+        assert failed == {} and store.contacts["u:jo"].version == 6
+        assert store.contacts["u:jo"].scores.engagement == 70 and store.calls["load_contact"] == 1
+
+
+class TestAccounts:
+    def _contact(self, config: Config, key: str, account: str, points: float = 20) -> Contact:
+        from leadscore.contacts import rescored
+        from leadscore.rules import ContactState, RuleLedger
+
+        state = ContactState(rules={"webinar_attended": RuleLedger(touches=[[NOW.timestamp(), points]], count=1)})
+        return rescored(config.scoring, Contact(key=key, state=state, account=account, account_source="profile"),
+                        NOW)
+
+    def test_contacts_roll_up_with_one_write_per_account_and_a_replay_writes_nothing(self, config: Config) -> None:
+        store = MemoryStore()
+        records = [contact_record(self._contact(config, f"u:c{i}", "acme.com")) for i in range(3)]
+        assert AccountAggregator(store, config, NOW).apply(records) == {}
+        acme = store.accounts["acme.com"]
+        assert [e.key for e in acme.entries] == ["u:c0", "u:c1", "u:c2"] and acme.engagement == 30
+        assert acme.state == "below_threshold" and store.calls["save_account"] == 1
+        AccountAggregator(store, config, NOW).apply(records)
+        assert store.calls["save_account"] == 1
+
+    def test_a_contact_that_moves_leaves_its_old_account(self, config: Config) -> None:
+        store = MemoryStore()
+        before = self._contact(config, "u:jo", "old.com")
+        AccountAggregator(store, config, NOW).apply([contact_record(before)])
+        moved = self._contact(config, "u:jo", "new.com")
+        moved.version = 2
+        AccountAggregator(store, config, NOW).apply([contact_record(moved, before)])
+        assert store.accounts["old.com"].entries == [] and store.accounts["old.com"].engagement == 0
+        assert [e.key for e in store.accounts["new.com"].entries] == ["u:jo"]
+
+
+class TestBatch:
+    def test_state_changes_go_on_the_bus_once_per_account(self, config: Config) -> None:
+        # Given an account written twice in one stream batch (two account records)
+        store, bus = MemoryStore(), MemoryPublisher()
+        records = [contact_record(TestAccounts()._contact(config, f"u:c{i}", "acme.com")) for i in range(2)]
+        AccountAggregator(store, config, NOW).apply(records[:1])
+        once = items.account_item(store.accounts["acme.com"])
+        AccountAggregator(store, config, NOW).apply(records[1:])
+        twice = items.account_item(store.accounts["acme.com"])
+        keys = _marshal(items.table_key(once))
+        stream = [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "7", "Keys": keys,
+                                                      "NewImage": _marshal_item(once)}},
+                  {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "8", "Keys": keys,
+                                                      "NewImage": _marshal_item(twice),
+                                                      "OldImage": _marshal_item(once)}}]
+        # When the batch is aggregated
+        outcome = aggregate_batch(stream, store=store, config=config, publisher=bus, now=NOW)
+        # Then one coalesced score change goes out, from the score before the batch
+        assert outcome.failed == []
+        assert [t for t, _ in bus.events] == ["Account Score Changed"]
+        detail = bus.events[0][1]
+        assert detail["accountId"] == "acme.com" and detail["engagement"] == 20 and detail["previousScore"] == 0
+
+    def test_a_bus_failure_reports_the_account_records(self, config: Config) -> None:
+        store = MemoryStore()
+        account = TestAccounts()._contact(config, "u:c0", "acme.com")
+        AccountAggregator(store, config, NOW).apply([contact_record(account)])
+        image = items.account_item(store.accounts["acme.com"])
+        stream = [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "9", "Keys": _marshal(items.table_key(image)),
+                                                      "NewImage": _marshal_item(image)}}]
+        outcome = aggregate_batch(stream, store=store, config=config, publisher=MemoryPublisher(fail=True), now=NOW)
+        assert outcome.failed == ["9"] and outcome.poison == []
+
+
+def _marshal(keys: tuple[str, str]) -> dict[str, Any]:
+    from leadscore.storage import marshal
+
+    return marshal(items.key_item(*keys))
+
+
+def _marshal_item(image: dict[str, Any]) -> dict[str, Any]:
+    from leadscore.storage import marshal
+
+    return marshal(image)

@@ -1,0 +1,65 @@
+"""The collector on the in-memory store: each event stored once with the rules it matched,
+bad input recorded, never stored as an event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from leadscore.collect import MAX_REJECTION_RECORDS, Collector
+from leadscore.config import Config, load_config
+
+from tests.support.fakes import MemoryStore
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config()
+
+
+def _collector(config: Config) -> tuple[Collector, MemoryStore]:
+    store = MemoryStore()
+    return Collector(store, config, retention_days=30), store
+
+
+def test_an_event_is_stored_once_with_the_rules_it_matched(config: Config) -> None:
+    collector, store = _collector(config)
+    message = {"type": "track", "userId": "u-1", "event": "Webinar Attended", "messageId": "m-1"}
+    first = collector.collect([message], source_id="website", received_at=NOW)
+    again = collector.collect([message], source_id="website", received_at=NOW)
+    assert (first.accepted, first.duplicates) == (1, 0)
+    assert (again.accepted, again.duplicates) == (0, 1)
+    (stored,) = store.events.values()
+    assert stored.event.contact_key == "u:u-1" and stored.hits == ["webinar_attended"]
+
+
+def test_a_batch_stores_each_good_event_and_records_the_bad_ones(config: Config) -> None:
+    collector, store = _collector(config)
+    good = [{"type": "track", "userId": f"u-{i}", "event": "Webinar Attended", "messageId": f"m-{i}"}
+            for i in range(20)]
+    bad = [{"type": "track", "event": "No One", "messageId": f"bad-{i}"} for i in range(15)]
+    result = collector.collect(good + bad, source_id="website", received_at=NOW, indexed=True)
+    assert result.accepted == 20 and len(store.events) == 20
+    assert len(result.rejected) == 15 and result.rejected[0].index == 20
+    # ten records one by one, the rest in one summary record
+    assert len(store.rejected) == MAX_REJECTION_RECORDS + 1
+
+
+def test_all_or_nothing_stores_none_when_one_is_bad(config: Config) -> None:
+    collector, store = _collector(config)
+    messages = [{"type": "identify", "userId": "u-1", "traits": {"email": "jo@acme.com"}},
+                {"type": "track", "event": "Form Submitted"}]
+    result = collector.collect(messages, source_id="website", received_at=NOW, all_or_nothing=True)
+    assert result.accepted == 0 and store.events == {} and len(store.rejected) == 1
+
+
+def test_bots_are_stored_unscored(config: Config) -> None:
+    collector, store = _collector(config)
+    result = collector.collect([{"type": "page", "userId": "u-b", "properties": {"url": "https://x.com/pricing"}}],
+                               source_id="website", received_at=NOW, user_agent=GOOGLEBOT)
+    assert result.bots == 1 and result.accepted == 1
+    (stored,) = store.events.values()
+    assert stored.event.bot and stored.hits == []
