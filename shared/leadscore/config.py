@@ -28,6 +28,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
+from leadscore.rules import match_key
+from leadscore.rules import number_text as _num
+
 FORMAT_VERSION = 1
 SCORING_FILE = "scoring.yaml"
 SOURCES_FILE = "sources.yaml"
@@ -139,14 +142,6 @@ class _Model(BaseModel):
 # ----------------------------------------------------------------------- conditions
 
 
-def _norm_key(value: Any) -> tuple[str, Any]:
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, int | float):
-        return ("n", float(value))
-    return ("s", str(value).casefold())
-
-
 class Match(_Model):
     """One condition on a value: exactly one of equals / in / contains / pattern / min-max."""
 
@@ -191,8 +186,8 @@ class Match(_Model):
     def values(self) -> frozenset[tuple[str, Any]]:
         """`equals` / `in` normalised for case-insensitive, type-tolerant comparison."""
         if self.equals is not None:
-            return frozenset([_norm_key(self.equals)])
-        return frozenset(_norm_key(v) for v in self.in_ or ())
+            return frozenset([match_key(self.equals)])
+        return frozenset(match_key(v) for v in self.in_ or ())
 
     @cached_property
     def needle(self) -> str | None:
@@ -999,12 +994,6 @@ def _strip(tp: Any) -> Any:
 
 
 # -------------------------------------------------------------------------- helpers
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return ""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _range(lo: float | None, hi: float | None) -> str:

@@ -216,7 +216,7 @@ def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent,
         if credited:
             state.rules[rule.id] = ledger
             detail = (
-                f"capped at {_num(rule.cap)}" if rule.cap is not None and credited != rule.points else None
+                f"capped at {number_text(rule.cap)}" if rule.cap is not None and credited != rule.points else None
             )
             hits.append(Hit(rule.id, rule.category, credited, detail))
     if event.type == "page":
@@ -499,15 +499,15 @@ def _engagement_hit(cfg: ScoringConfig, rule: EngagementRule, ledger: RuleLedger
         if fresh:
             terms.insert(0, f"{fresh:.1f}")
         if len(terms) <= 3:
-            details.append(" + ".join(terms) + f" = {_num(round(value, 2))}")
+            details.append(" + ".join(terms) + f" = {number_text(round(value, 2))}")
         else:
-            details.append(f"{ledger.total():.1f} decayed to {_num(round(value, 2))}")
+            details.append(f"{ledger.total():.1f} decayed to {number_text(round(value, 2))}")
     elif ledger.count > 1:
         details.append(f"{ledger.count} hits")
     if rule.cap is not None and abs(value) > rule.cap:
         # A cap lowered after the points were earned still holds.
         value = math.copysign(rule.cap, value)
-        details.append(f"capped at {_num(rule.cap)}")
+        details.append(f"capped at {number_text(rule.cap)}")
     return Hit(rule.id, rule.category, value, ", ".join(details) or None)
 
 
@@ -576,7 +576,7 @@ def _matches(m: Match, value: Any) -> bool:
     if value is None or isinstance(value, dict):
         return False
     if m.equals is not None or m.in_ is not None:
-        return any(k in m.values for k in _keys(value))
+        return any(k in m.values for k in match_keys(value))
     if m.needle is not None:
         return not isinstance(value, bool) and m.needle in str(value).casefold()
     if m.regex is not None:
@@ -585,13 +585,14 @@ def _matches(m: Match, value: Any) -> bool:
     return x is not None and (m.min is None or x >= m.min) and (m.max is None or x <= m.max)
 
 
-def _keys(value: Any) -> tuple[tuple[str, Any], ...]:
-    # A trait compares equal to a rule value across the spellings trackers send:
-    # "200" and 200, "TRUE" and true, " Software" and "software".
+def match_keys(value: Any) -> tuple[tuple[str, Any], ...]:
+    """The keys a value compares equal by, across the spellings trackers send: "200" and 200,
+    "TRUE" and true, " Software" and "software". A trait matches a rule value when they share
+    a key; the rule's own value is kept by its first key (`match_key`, config.py)."""
     if isinstance(value, bool):
         return (("b", value), ("s", "true" if value else "false"))
     if isinstance(value, int | float):
-        return (("n", float(value)), ("s", _num(value)))
+        return (("n", float(value)), ("s", number_text(value)))
     text = str(value).strip().casefold()
     keys: list[tuple[str, Any]] = [("s", text)]
     x = _number(text)
@@ -600,6 +601,11 @@ def _keys(value: Any) -> tuple[tuple[str, Any], ...]:
     if text in ("true", "false"):
         keys.append(("b", text == "true"))
     return tuple(keys)
+
+
+def match_key(value: Any) -> tuple[str, Any]:
+    """The one key a rule's value (`equals`, `in`) is kept by: its canonical spelling."""
+    return match_keys(value)[0]
 
 
 def _number(value: Any) -> float | None:
@@ -664,7 +670,8 @@ def _epoch(when: datetime) -> float:
     return when.timestamp()
 
 
-def _num(value: float | None) -> str:
+def number_text(value: float | None) -> str:
+    """A number as explanations and error messages show it: 20, not 20.0; 2.5 as is."""
     if value is None:
         return ""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -672,7 +679,7 @@ def _num(value: float | None) -> str:
 
 def _show(value: Any) -> str:
     if isinstance(value, float | int) and not isinstance(value, bool):
-        return _num(value)
+        return number_text(value)
     return str(value)
 
 
