@@ -140,7 +140,7 @@ class _StreamMapping:
 class _PolicyMap(dict[str, str]):
     """Answers every managed-policy lookup of samtranslator locally (no IAM call)."""
 
-    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+    def get(self, key: str, default: object = None) -> str:
         return f"arn:aws:iam::aws:policy/{key}"
 
     def __contains__(self, key: object) -> bool:
@@ -150,18 +150,38 @@ class _PolicyMap(dict[str, str]):
 # ---------------------------------------------------------------- template
 
 
+#: Parsed and expanded templates, by their text (and parameters, region): parsing and
+#: samtranslator take most of a stack's creation, and the suite creates one per test.
+_PARSED: dict[str, dict[str, Any]] = {}
+_EXPANDED: dict[str, dict[str, Any]] = {}
+
+
 def load_template(path: str | Path) -> dict[str, Any]:
-    """The template as a dict (CloudFormation short-form tags become their long form)."""
+    """The template as a dict (CloudFormation short-form tags become their long form).
+    A fresh copy on every call: parsed once per content."""
     from samtranslator.yaml_helper import yaml_parse
 
-    return yaml_parse(Path(path).read_text())  # type: ignore[no-any-return]
+    text = Path(path).read_text()
+    if text not in _PARSED:
+        _PARSED[text] = yaml_parse(text)
+    return copy.deepcopy(_PARSED[text])
 
 
 def expand_template(
     sam_template: Mapping[str, Any], parameters: Mapping[str, Any] | None = None, region: str = "us-east-1"
 ) -> dict[str, Any]:
     """The template expanded by samtranslator, offline. Local code paths stay readable:
-    `Code.S3Key` / `Content.S3Key` of functions and layers hold the path relative to the template."""
+    `Code.S3Key` / `Content.S3Key` of functions and layers hold the path relative to the template.
+    A fresh copy on every call: expanded once per template, parameters and region."""
+    key = json.dumps([sam_template, parameters or {}, region], sort_keys=True, default=str)
+    if key not in _EXPANDED:
+        _EXPANDED[key] = _translate(sam_template, parameters, region)
+    return copy.deepcopy(_EXPANDED[key])
+
+
+def _translate(
+    sam_template: Mapping[str, Any], parameters: Mapping[str, Any] | None, region: str
+) -> dict[str, Any]:
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
@@ -255,10 +275,10 @@ class TemplateStack:
     def client(self, service: str) -> Any:
         """A boto3 client of the stack's session (and endpoint), cached."""
         if service not in self._clients:
-            kwargs: dict[str, Any] = {"region_name": self.region}
-            if self.endpoint_url:
-                kwargs["endpoint_url"] = self.endpoint_url
-            self._clients[service] = self.session.client(service, **kwargs)
+            # boto3-stubs types a client per literal service name; this one is known at run time
+            self._clients[service] = self.session.client(  # type: ignore[call-overload]
+                service, region_name=self.region, endpoint_url=self.endpoint_url or None
+            )
         return self._clients[service]
 
     def _parameter_values(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -616,7 +636,8 @@ class TemplateStack:
         """(folders to put on sys.path, folders that stand in for /opt) of a function's layers.
         A layer with a Python BuildMethod is importable (SAM copies it into python/);
         one without is unpacked into /opt as is."""
-        importable, opt = [], []
+        importable: list[Path] = []
+        opt: list[Path] = []
         for layer in layers:
             ref = layer.get("Ref") if isinstance(layer, dict) else None
             resource = self.template["Resources"].get(ref) if ref else None
@@ -839,6 +860,7 @@ class TemplateStack:
         while pending:
             invocations += 1
             function_error = False
+            failed_from: int | None
             try:
                 result = self.invoke(mapping.function, {"Records": pending})
             except Exception as error:  # noqa: BLE001 - Lambda's view: the batch failed
@@ -1034,7 +1056,7 @@ class TemplateStack:
         )
         if result.get("FailedEntryCount"):
             raise RuntimeError(f"put_events failed: {result['Entries']}")
-        return result["Entries"][0]["EventId"]  # type: ignore[no-any-return]
+        return str(result["Entries"][0]["EventId"])
 
     # ------------------------------------------------------------ queues
 
@@ -1161,10 +1183,10 @@ class TemplateStack:
     # ------------------------------------------------------------ introspection
 
     def name_of(self, logical_id: str) -> str:
-        return self.resources[logical_id]["name"]  # type: ignore[no-any-return]
+        return str(self.resources[logical_id]["name"])
 
     def url_of(self, logical_id: str) -> str:
-        return self.resources[logical_id]["url"]  # type: ignore[no-any-return]
+        return str(self.resources[logical_id]["url"])
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Each logical id of the template with its physical name, ARN or URL (JSON-ready)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ import pytest
 from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
 
 if TYPE_CHECKING:
+    import boto3
+
     from tests.support.stack import TemplateStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +45,19 @@ def aws(aws_env: dict[str, str]) -> Iterator[None]:
 
 @pytest.fixture
 def stack(aws: None) -> TemplateStack:
-    """The stack of template.yaml, created in moto (see tests/support/stack.py)."""
+    """The stack of template.yaml, created in moto (see tests/support/stack.py): fresh resources
+    and a fresh runner for every test. What makes that cheap: the template is parsed and expanded
+    once per run (local/stack.py), and the stack's own clients come from one boto3 session."""
     from tests.support.stack import TemplateStack
 
-    return TemplateStack.create(TEMPLATE)
+    return TemplateStack.create(TEMPLATE, session=_stack_session())
+
+
+@functools.cache
+def _stack_session() -> boto3.Session:
+    """One boto3 session for the stacks the tests create (a session loads each service's model
+    once; a new one per stack made most of the stack's creation time). Created under the first
+    test's fake credentials, which are every test's."""
+    import boto3
+
+    return boto3.Session(region_name=AWS_ENV["AWS_DEFAULT_REGION"])
