@@ -80,10 +80,10 @@ class ContactEntry:
     excluded: str | None = None  # e.g. "unsubscribed": scored, never counted towards routing
 
     def __post_init__(self) -> None:
-        if any(isinstance(value, Mapping) for value in self.rules.values()):
+        if any(type(value) is dict for value in self.rules.values()):
             from leadscore.items import entry_rule_from_doc
 
-            self.rules = {rule: entry_rule_from_doc(value) if isinstance(value, Mapping) else value
+            self.rules = {rule: entry_rule_from_doc(value) if type(value) is dict else value
                           for rule, value in self.rules.items()}
 
     def to_json(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, get_args
 
 from leadscore.records import Account, Contact, ContactScores, PoisonRecord, StoredEvent
@@ -57,6 +58,8 @@ ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain
                       "score", "vel", "state", "cycle", "excl", "stateAt", "stateWhy", "cooldown", "sdr", "first",
                       "upd")
 REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
+_CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
+_ACCOUNT_KNOWN = frozenset(ACCOUNT_ATTRIBUTES)
 ENTRY_KEYS = ("c", "v", "em", "ti", "nm", "p", "f", "r", "rc", "le", "x")
 STATE_KEYS = ("t", "r", "v", "p", "f")
 LEDGER_KEYS = ("b", "x", "n", "q", "t")
@@ -207,6 +210,13 @@ def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
     )
 
 
+@cache
+def _message_types() -> frozenset[str]:
+    from leadscore.model import MessageType
+
+    return frozenset(get_args(MessageType))
+
+
 _OPTIONAL_TEXT = ("event", "user_id", "anonymous_id", "group_id", "previous_id", "email", "url", "path",
                   "referrer", "account_hint")
 
@@ -219,14 +229,12 @@ def decode_event(item: Mapping[str, Any]) -> StoredEvent:
     unknown message type, matched rules that are not a list of ids. A decoded event is
     well-formed, so folding it can only fail by a bug, never by its data.
     """
-    from leadscore.model import MessageType
-
     try:
         event = event_from_item(item)
     except Exception as error:  # noqa: BLE001 - whatever the garbage, it is this record's alone
         raise PoisonRecord(f"unreadable event image ({type(error).__name__})") from None
     hits = item.get("hits") or []
-    if event.type not in get_args(MessageType):
+    if event.type not in _message_types():
         raise PoisonRecord("ty: not a message type")
     if not isinstance(event.message_id, str) or not isinstance(event.source_id, str):
         raise PoisonRecord("mid/src: not text")
@@ -386,7 +394,7 @@ def _group_traits(text: Any) -> dict[str, Any] | None:
 def contact_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Contact:
     """A contact from its item, or from the DueIndex's projection of it; `summary` leaves
     its engine state out (so even a corrupt image says which account it was in)."""
-    known = set(CONTACT_ATTRIBUTES)
+    known = _CONTACT_KNOWN
     key = item.get("ck") or contact_key_of(item.get("pk", ""))
     return Contact(
         key=key,
@@ -495,7 +503,7 @@ def account_item(account: Account) -> Item:
 def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Account:
     """An account from its item; `summary` leaves its entries and traits out (what a state
     change says of it), so even a corrupt image yields its scores and state."""
-    known = set(ACCOUNT_ATTRIBUTES)
+    known = _ACCOUNT_KNOWN
     return Account(
         id=item.get("id") or account_id_of(item.get("pk", "")),
         version=int(item["ver"]) if item.get("ver") is not None else None,
