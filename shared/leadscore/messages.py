@@ -25,7 +25,7 @@ MAX_EVENT_NAME_LENGTH = 200
 MAX_BATCH_ITEMS = 1000  # Segment's 500 KB holds about this many minimal messages
 MAX_DEPTH = 32  # nesting levels of a message; SDKs send 3 or 4
 MAX_FIELD_NAME = 200  # characters of a key path quoted in an error
-_MAX_NUMBER = 10**38
+_MAX_NUMBER = 1e38  # compared exactly, ints too: what openapi.yaml's exclusive bounds say
 TYPES: tuple[MessageType, ...] = ("track", "page", "screen", "identify", "group", "alias")
 
 # Fields a client changes when it retries the same message; leaving them out of the
