@@ -1026,18 +1026,22 @@ def _short(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m leadscore.config validate [DIR]`: exit 1 when either file has errors."""
+    """`python -m leadscore.config validate [DIR]`: exit 1 when any rules file has errors."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m leadscore.config", description="Check the rules files.")
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="validate scoring.yaml and sources.yaml")
+    validate = commands.add_parser("validate", help="validate scoring.yaml, sources.yaml and routing.yaml")
     validate.add_argument("dir", nargs="?", help="config directory (default: %(default)s)", default=None)
     args = parser.parse_args(argv)
     directory = Path(args.dir) if args.dir else default_config_dir()
+    from leadscore.routing_config import ROUTING_FILE, load_routing
+
     checks: list[tuple[str, Callable[[Path], Any], Callable[[Any], str]]] = [
         (SCORING_FILE, load_scoring, lambda c: f"{c.rule_count} rules"),
         (SOURCES_FILE, load_sources, lambda c: f"{len(c.sources)} sources, {len(c.forms)} forms"),
+        (ROUTING_FILE, load_routing, lambda c: f"{len(c.sdrs)} SDRs, {len(c.pools)} pools, "
+                                               f"{len(c.territories)} territories"),
     ]
     status = 0
     for name, loader, summary in checks:

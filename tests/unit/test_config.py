@@ -516,12 +516,13 @@ def test_cli_validate_succeeds_on_the_shipped_config() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok: config/scoring.yaml (") and lines[0].endswith(" rules)")
     assert lines[1] == "ok: config/sources.yaml (3 sources, 3 forms)"
+    assert lines[2].startswith("ok: config/routing.yaml (") and "SDRs" in lines[2]
 
 
 def test_cli_validate_without_a_directory_uses_the_default() -> None:
     result = run_cli("validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("ok: ") == 2
+    assert result.stdout.count("ok: ") == 3  # scoring, sources, routing
 
 
 def test_cli_validate_fails_with_the_errors(tmp_path: Path) -> None:
