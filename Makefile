@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test lint typecheck validate-config validate-template check build demo bench serve replay
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config validate-template check build demo bench serve replay
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,13 +45,16 @@ $(NODE_DEPS): tests/e2e/node/package.json tests/e2e/node/package-lock.json
 
 node-deps: $(NODE_DEPS) ## the Segment Node SDK the e2e tests drive (npm ci)
 
-test: install node-deps ## the whole test suite (pytest exits non-zero when no test ran)
-	$(PY) -m pytest
+test: install node-deps ## the whole test suite, slowest tests and total time at the end (pytest exits non-zero when no test ran)
+	$(PY) -m pytest --durations=15
+
+test-fast: install ## the suite without the tests marked slow (bench, demo, e2e, the 2,000-contact cost test)
+	$(PY) -m pytest -m "not slow"
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-typecheck: install ## mypy on the layer
+typecheck: install ## mypy on the layer, local/ and bench/ (pyproject.toml lists them)
 	$(PY) -m mypy
 
 validate-config: install ## the shipped rules files

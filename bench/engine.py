@@ -76,8 +76,8 @@ def _history(config: Any) -> str:
     state = ContactState()
     for day, name in enumerate(["Email Opened", "Webinar Attended", "Email Link Clicked", "Email Opened",
                                 "Case Study Downloaded", "Feature Used", "Email Opened"]):
-        raw = {"type": "track", "event": name, "userId": "u-jo", "messageId": f"h-{day}",
-               "timestamp": (START - timedelta(days=20 - 3 * day)).isoformat()}
+        raw: dict[str, object] = {"type": "track", "event": name, "userId": "u-jo", "messageId": f"h-{day}",
+                                  "timestamp": (START - timedelta(days=20 - 3 * day)).isoformat()}
         apply_event(config.scoring, state, parse_message(raw, source_id="product", received_at=START))
     for day in range(3):
         raw = {"type": "page", "userId": "u-jo", "messageId": f"p-{day}", "properties": {"path": "/blog"},

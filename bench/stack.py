@@ -10,10 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.meter import Meter
+from local.apigw import http_event
 from local.env import LOCAL_AWS_ENV
+
+if TYPE_CHECKING:
+    from local.stack import TemplateStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -25,22 +29,6 @@ AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": str(REPO_ROOT / ".no-aws-credentials"),
 }
 UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
-
-
-def _template_stack_class() -> Any:
-    try:
-        from local.stack import TemplateStack
-    except ImportError:  # before the move to local/
-        from tests.support.stack import TemplateStack  # type: ignore[no-redef]
-    return TemplateStack
-
-
-def http_event(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    try:
-        from local.apigw import http_event as build
-    except ImportError:
-        from tests.support.apigw import http_event as build  # type: ignore[no-redef]
-    return build(*args, **kwargs)  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -63,7 +51,7 @@ def patched_env(values: dict[str, str], unset: tuple[str, ...] = ()) -> Iterator
 class Bench:
     """A metered stack: send events, pump, read what was counted."""
 
-    stack: Any
+    stack: TemplateStack
     meter: Meter
     table: str
 
@@ -71,16 +59,18 @@ class Bench:
         os.environ["LEADSCORE_NOW"] = moment.isoformat()
 
     def http(self, method: str, path: str, now: datetime, **kwargs: Any) -> dict[str, Any]:
-        return self.stack.invoke("CollectFunction", http_event(method, path, now=now, **kwargs))  # type: ignore[no-any-return]
+        return self.stack.invoke("CollectFunction", http_event(method, path, now=now, **kwargs))
 
     def pump(self) -> dict[str, int]:
-        return self.stack.pump(max_rounds=1000)  # type: ignore[no-any-return]
+        return self.stack.pump(max_rounds=1000)
 
 
 @contextmanager
 def metered_stack() -> Iterator[Bench]:
     """A fresh moto world holding template.yaml's resources, with the meter attached."""
     from moto import mock_aws
+
+    from local.stack import TemplateStack
 
     # The handlers print their metrics (EMF) on stdout as in Lambda: kept out of the table.
     with patched_env({**AWS_ENV, "LEADSCORE_NOW": os.environ.get("LEADSCORE_NOW", "")}, UNSET), mock_aws(), \
@@ -91,7 +81,7 @@ def metered_stack() -> Iterator[Bench]:
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         runtime.reset()
         try:
-            stack = _template_stack_class().create(TEMPLATE)
+            stack = TemplateStack.create(TEMPLATE)
             spec = stack.functions["AggregateFunction"]
             with patched_env({k: spec.environment[k] for k in ("TABLE_NAME", "EVENT_BUS_NAME")}):
                 store_client = runtime.store().client

@@ -21,6 +21,17 @@ TEMPLATE = REPO_ROOT / "template.yaml"
 
 AWS_ENV = {**LOCAL_AWS_ENV, "SAM_CLI_TELEMETRY": "0"}
 
+#: Slow tests in modules that are otherwise fast (whole slow modules say `pytestmark = pytest.mark.slow`).
+SLOW_TESTS = (
+    "tests/integration/test_accounts.py::TestCost::test_a_contact_change_costs_the_same_for_5_or_2000_contacts",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

@@ -9,6 +9,8 @@ import pytest
 
 from local.serve_client import CHROME_UA, EMAIL_KEY, PRODUCT_KEY, WEB_KEY, LocalServer, breakdown_points
 
+pytestmark = pytest.mark.slow
+
 PIXEL_GIF_BYTES = 43
 
 

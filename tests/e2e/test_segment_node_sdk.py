@@ -26,6 +26,8 @@ import pytest
 from local.serve_client import REPO_ROOT, WEB_KEY, LocalServer, breakdown_points
 from tests.e2e.journey import assert_scored
 
+pytestmark = pytest.mark.slow
+
 NODE_DIR = REPO_ROOT / "tests" / "e2e" / "node"
 SEND = NODE_DIR / "send.mjs"
 SDK = "@segment/analytics-node"

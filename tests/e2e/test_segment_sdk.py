@@ -18,6 +18,8 @@ from segment.analytics.request import APIError
 from local.serve_client import WEB_KEY, LocalServer, breakdown_points
 from tests.e2e.journey import assert_scored
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:

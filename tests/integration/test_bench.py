@@ -14,6 +14,8 @@ import pytest
 
 from bench import run
 
+pytestmark = pytest.mark.slow
+
 COUNTED = ("1 collection", "2 aggregation", "3 decay", "4 state changes")
 
 

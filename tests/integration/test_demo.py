@@ -16,6 +16,8 @@ import pytest
 
 from local import demo
 
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
