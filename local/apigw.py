@@ -13,6 +13,7 @@ https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-in
 from __future__ import annotations
 
 import base64 as b64
+import functools
 import json
 import re
 import time
@@ -55,20 +56,24 @@ def basic_auth(user: str, password: str = "") -> str:
     return "Basic " + b64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
-def route_params(route_key: str, path: str) -> dict[str, str] | None:
-    """Path parameters of `path` under a route template such as "POST /v1/forms/{formId}"."""
-    template = route_key.split(" ", 1)[-1]
-    pattern = "^"
+@functools.cache
+def route_pattern(template: str) -> re.Pattern[str]:
+    """The regular expression of a route's path template ("/v1/forms/{formId}", "/v1/{proxy+}"):
+    `{name}` is one segment, `{name+}` the rest of the path. Any character matches, newlines too,
+    as API Gateway matches, and the whole path must fit (anchored with \\Z)."""
+    regex = "^"
     for part in re.split(r"(\{[^}]+\})", template):
         if part.startswith("{") and part.endswith("}"):
             name = part[1:-1]
-            if name.endswith("+"):
-                pattern += f"(?P<{name[:-1]}>.+)"
-            else:
-                pattern += f"(?P<{name}>[^/]+)"
+            regex += f"(?P<{name[:-1]}>.+)" if name.endswith("+") else f"(?P<{name}>[^/]+)"
         else:
-            pattern += re.escape(part)
-    match = re.match(pattern + r"\Z", path, re.DOTALL)  # any character, as API Gateway matches
+            regex += re.escape(part)
+    return re.compile(regex + r"\Z", re.DOTALL)
+
+
+def route_params(route_key: str, path: str) -> dict[str, str] | None:
+    """Path parameters of `path` under a route template such as "POST /v1/forms/{formId}"."""
+    match = route_pattern(route_key.split(" ", 1)[-1]).match(path)
     if match is None:
         raise ValueError(f"path {path!r} does not fit route {route_key!r}")
     return {k: v for k, v in match.groupdict().items()} or None

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from local.durations import parse_iso_duration
 from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -88,19 +89,19 @@ class Journey:
 
 
 _OFFSET = re.compile(r"^\+?(?P<days>\d+)d(?:\s+(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?)?$")
-_DURATION = re.compile(
-    r"^\+?P(?:(?P<days>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
 
 
 def parse_at(text: str, epoch: datetime = EPOCH) -> datetime:
     """A step's time: "+3d 09:30" (day 3 after the epoch, 09:30 UTC), an ISO-8601 duration
     from the epoch ("P3DT9H30M"), or an absolute ISO-8601 time with a zone."""
     value = str(text).strip()
-    for pattern in (_OFFSET, _DURATION):
-        match = pattern.match(value)
-        if match and any(match.group(g) for g in ("days", "h", "m", "s")):
-            parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
-            return epoch + timedelta(days=parts["days"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    match = _OFFSET.match(value)
+    if match:
+        parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
+        return epoch + timedelta(days=parts["days"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    duration = parse_iso_duration(value)
+    if duration is not None:
+        return epoch + duration
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

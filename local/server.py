@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from local.apigw import route_pattern
+from local.durations import parse_iso_duration
 from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +75,6 @@ UNSET_ENV = tuple(name for name in UNSET_AWS_ENV if name != "AWS_ENDPOINT_URL")
 # ---------------------------------------------------------------------------- the clock
 
 
-_DURATION = re.compile(
-    r"^(?P<sign>[+-])?P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
-    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
-    re.IGNORECASE,
-)
-
-
 def parse_duration(value: Any) -> timedelta:
     """A number of seconds, or an ISO-8601 duration of weeks, days, hours, minutes and seconds
     ("P30D", "PT1H30M", "P1DT12H", "-PT5M")."""
@@ -90,18 +85,10 @@ def parse_duration(value: Any) -> timedelta:
     text = str(value).strip()
     with contextlib.suppress(ValueError):
         return timedelta(seconds=float(text))
-    match = _DURATION.match(text)
-    parts = match.groupdict() if match else {}
-    if not match or not any(parts[k] for k in ("w", "d", "h", "m", "s")) or text.upper().endswith("T"):
+    delta = parse_iso_duration(text)
+    if delta is None:
         raise ValueError(f"advance: {value!r} is neither seconds nor an ISO-8601 duration (P30D, PT2H, P1DT30M)")
-    delta = timedelta(
-        weeks=float(parts["w"] or 0),
-        days=float(parts["d"] or 0),
-        hours=float(parts["h"] or 0),
-        minutes=float(parts["m"] or 0),
-        seconds=float(parts["s"] or 0),
-    )
-    return -delta if parts["sign"] == "-" else delta
+    return delta
 
 
 def parse_moment(value: Any) -> datetime:
@@ -167,14 +154,7 @@ class Route:
     def pattern(self) -> re.Pattern[str]:
         if self.path == "$default":
             return re.compile(r"^.*$")
-        regex = "^"
-        for part in re.split(r"(\{[^}]+\})", self.path):
-            if part.startswith("{") and part.endswith("}"):
-                name = part[1:-1]
-                regex += f"(?P<{name[:-1]}>.+)" if name.endswith("+") else f"(?P<{name}>[^/]+)"
-            else:
-                regex += re.escape(part)
-        return re.compile(regex + r"\Z", re.DOTALL)  # any character, newlines too, as API Gateway matches
+        return route_pattern(self.path)
 
     @property
     def rank(self) -> tuple[int, int, int, int]:
