@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.apigw import http_event, json_body
+
+if TYPE_CHECKING:
+    from tests.support.stack import TemplateStack
 
 WEB_KEY = "wk_demo_website"
 EMAIL_KEY = "wk_demo_email"
@@ -19,7 +22,7 @@ START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 class Pipeline:
     """A small driver over the stack: send, settle, read back."""
 
-    def __init__(self, stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, stack: TemplateStack, monkeypatch: pytest.MonkeyPatch) -> None:
         self.stack = stack
         self.monkeypatch = monkeypatch
         self.now = START
@@ -89,7 +92,7 @@ def fresh_runtime() -> Iterator[None]:
 
 
 @pytest.fixture
-def pipeline(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+def pipeline(stack: TemplateStack, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     return Pipeline(stack, monkeypatch)
 
 
