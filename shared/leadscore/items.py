@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, get_args
 
-from leadscore.records import Account, Contact, ContactScores, PoisonRecord, StoredEvent
+from leadscore.records import Account, Assignment, Contact, ContactScores, PoisonRecord, RoutingStatus, StoredEvent
 
 if TYPE_CHECKING:
     from leadscore.accounts import ContactEntry, CounterPoints
@@ -37,6 +37,16 @@ CONTACT_PREFIX = "C#"
 ACCOUNT_PREFIX = "A#"
 EVENT_PREFIX = "E#"
 DUE = "DUE"
+ROUTE_DUE = "ROUTE"  # the DueIndex partition of accounts the routing pass looks at (SLA, retry)
+ROUTE_PREFIX = "RT#"
+POOL_PREFIX = "POOL#"
+POOL_COUNTER = "RR"
+SDR_PREFIX = "SDR#"
+DAY_PREFIX = "D#"
+#: Routing states in which an account can be due for the routing pass.
+ROUTE_DUE_STATES = ("sdr_ready", "routed")
+#: Days an SDR's daily count is kept after the day (capacity only looks at today).
+SDR_DAY_KEEP_DAYS = 8
 
 #: kind -> (pk, sk, personal data it may hold). Erasure walks this list.
 ITEM_KINDS: dict[str, tuple[str, str, str]] = {
@@ -45,6 +55,10 @@ ITEM_KINDS: dict[str, tuple[str, str, str]] = {
     "contact": ("C#<contactKey>", "P", "yes: ck, uid, em, name, title, lg (traits), gtr (and pk)"),
     "account": ("A#<accountId>", "P", "yes: top (each entry's c, em, ti, nm); tr and name are company data"),
     "rejected": ("R#<yyyy-mm-dd>#<0-9>", "<iso time>#<uuid>", "yes: raw (the input as sent, truncated), reason"),
+    "assignment": ("A#<accountId>", "RT#<cycle, 6 digits>",
+                   "no contact data: the account id, the SDR ids (from routing.yaml), times"),
+    "pool counter": ("POOL#<poolId>", "RR", "no"),
+    "SDR day": ("SDR#<sdrId>", "D#<yyyy-mm-dd>", "no: an SDR id (from routing.yaml) and a count; TTL ttl"),
 }
 
 #: Every attribute name this module writes or reads, item and stored-JSON alike (the
@@ -55,9 +69,15 @@ CONTACT_ATTRIBUTES = ("pk", "sk", "k", "ck", "ver", "lg", "seq", "uid", "em", "t
                       "gtr", "unsub", "fit", "eng", "score", "vel", "life", "due_pk", "due_at", "into", "first",
                       "upd")
 ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain", "thr", "fit", "eng", "bonus",
-                      "score", "vel", "state", "cycle", "excl", "stateAt", "stateWhy", "cooldown", "sdr", "first",
-                      "upd")
+                      "score", "vel", "state", "cycle", "excl", "stateAt", "stateWhy", "cooldown", "sdr", "rt",
+                      "due_pk", "due_at", "first", "upd")
 REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
+ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr", "mode", "at", "sla", "att",
+                         "tried", "sent")
+POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")
+SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
+#: Keys of an account's routing status (`rt`, a map).
+ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due")
 _CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
 _ACCOUNT_KNOWN = frozenset(ACCOUNT_ATTRIBUTES)
 ENTRY_KEYS = ("c", "v", "em", "ti", "nm", "p", "f", "r", "rc", "le", "x")
@@ -118,6 +138,21 @@ def is_contact_key(keys: tuple[str, str]) -> bool:
 
 def is_account_key(keys: tuple[str, str]) -> bool:
     return keys[0].startswith(ACCOUNT_PREFIX) and keys[1] == PROFILE
+
+
+def assignment_key(account_id: str, cycle: int) -> tuple[str, str]:
+    """An account's assignment for one cycle: in the account's partition, beside it."""
+    return account_pk(account_id), f"{ROUTE_PREFIX}{int(cycle):06d}"
+
+
+def pool_counter_key(pool_id: str) -> tuple[str, str]:
+    """A pool's round-robin counter (`*` for the global pool of `mode: round_robin`)."""
+    return f"{POOL_PREFIX}{pool_id}", POOL_COUNTER
+
+
+def sdr_day_key(sdr_id: str, day: date) -> tuple[str, str]:
+    """The count of accounts assigned to an SDR on one of their local days."""
+    return f"{SDR_PREFIX}{sdr_id}", f"{DAY_PREFIX}{day.isoformat()}"
 
 
 # --------------------------------------------------------------------------- events
@@ -494,10 +529,19 @@ def account_item(account: Account) -> Item:
         "stateWhy": account.state_why,
         "cooldown": account.cooldown_until,
         "sdr": account.sdr,
+        "rt": routing_doc(account.routing) if account.routing is not None else None,
         "ver": account.version,
         "upd": account.updated_at,
     }
+    due = route_due_of(account.state, account.routing)
+    item["due_pk"], item["due_at"] = (ROUTE_DUE, due) if due else (None, None)
     return {name: value for name, value in item.items() if value is not None}
+
+
+def route_due_of(state: str | None, routing: RoutingStatus | None) -> str | None:
+    """When the routing pass looks at an account: only while it is `sdr_ready` or `routed`
+    (so an account that leaves those states leaves the index with its next write)."""
+    return routing.due_at if routing is not None and state in ROUTE_DUE_STATES else None
 
 
 def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Account:
@@ -524,7 +568,62 @@ def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Acco
         state_why=item.get("stateWhy"),
         cooldown_until=item.get("cooldown"),
         sdr=item.get("sdr"),
+        routing=routing_from_doc(item["rt"]) if isinstance(item.get("rt"), Mapping) else None,
         first_seen=item.get("first"),
         updated_at=item.get("upd"),
         extra={name: value for name, value in item.items() if name not in known},
     )
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def routing_doc(status: RoutingStatus) -> dict[str, Any]:
+    """An account's routing status as stored (`rt`, a map; empty parts left out)."""
+    doc = {"pl": status.pool, "te": status.territory, "mo": status.mode, "at": status.routed_at,
+           "sla": status.sla_due_at, "n": status.attempt or None, "tx": list(status.tried) or None,
+           "w": status.waiting, "wr": status.waiting_reason, "ra": status.retry_at, "due": status.due_at}
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+def routing_from_doc(doc: Mapping[str, Any]) -> RoutingStatus:
+    return RoutingStatus(pool=doc.get("pl"), territory=doc.get("te"), mode=doc.get("mo"), routed_at=doc.get("at"),
+                         sla_due_at=doc.get("sla"), attempt=int(doc.get("n") or 0), tried=list(doc.get("tx") or []),
+                         waiting=doc.get("w"), waiting_reason=doc.get("wr"), retry_at=doc.get("ra"),
+                         due_at=doc.get("due"))
+
+
+def assignment_item(assignment: Assignment) -> Item:
+    pk, sk = assignment_key(assignment.account_id, assignment.cycle)
+    item: Item = {"pk": pk, "sk": sk, "k": "RT", "acct": assignment.account_id, "cycle": assignment.cycle,
+                  **assignment_fields(assignment)}
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def assignment_fields(assignment: Assignment) -> Item:
+    """The attributes an SLA re-route replaces (everything but the keys)."""
+    return {"sdr": assignment.sdr, "pool": assignment.pool, "terr": assignment.territory, "mode": assignment.mode,
+            "at": assignment.routed_at, "sla": assignment.sla_due_at, "att": assignment.attempt,
+            "tried": list(assignment.tried), "sent": assignment.sent}
+
+
+def assignment_from_item(item: Mapping[str, Any]) -> Assignment:
+    return Assignment(account_id=item.get("acct") or account_id_of(item["pk"]), cycle=int(item["cycle"]),
+                      sdr=item["sdr"], pool=item["pool"], territory=item.get("terr"), mode=item.get("mode") or "",
+                      routed_at=item["at"], sla_due_at=item["sla"], attempt=int(item.get("att") or 1),
+                      tried=list(item.get("tried") or []), sent=int(item.get("sent") or 0))
+
+
+def counter_value(item: Mapping[str, Any] | None) -> int:
+    """A pool counter's value (0 when it was never written)."""
+    return int(item.get("n") or 0) if item else 0
+
+
+def sdr_day_count(item: Mapping[str, Any] | None) -> int:
+    return int(item.get("n") or 0) if item else 0
+
+
+def sdr_day_expiry(day: date) -> int:
+    """The TTL of an SDR's daily count: some days after that day ends."""
+    end = datetime.combine(day + timedelta(days=SDR_DAY_KEEP_DAYS), time(0), tzinfo=UTC)
+    return int(end.timestamp())

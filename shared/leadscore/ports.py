@@ -6,13 +6,13 @@ hand in the in-memory fakes of tests/support/fakes.py. Records are those of reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from leadscore.model import TrackingEvent
-    from leadscore.records import Account, Contact, ContactScores
+    from leadscore.records import Account, Assignment, Contact, ContactScores
 
 
 class EventStore(Protocol):
@@ -73,3 +73,30 @@ class Publisher(Protocol):
     """Puts (detail-type, detail) state changes on the bus; raises if any was refused."""
 
     def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int: ...
+
+
+class RoutingStore(Protocol):
+    """What routing needs: the account and its assignment, the pool's counter and the SDRs'
+    daily counts, the routing transaction, and the due-time index of the routing pass.
+    Writes raise TransactionConflict / VersionConflict when what they were conditioned on moved."""
+
+    def load_routing(self, account_id: str, cycle: int) -> tuple[Account | None, Assignment | None]: ...
+
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
+                        ) -> tuple[int | None, dict[tuple[str, date], int]]: ...
+
+    def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
+                        counter: tuple[str, int, int] | None, capacity: int | None,
+                        day: date, previous_attempt: int | None = None) -> None: ...
+
+    def save_routing_status(self, account: Account, *, expected_state: str) -> None: ...
+
+    def mark_sent(self, account_id: str, cycle: int, attempt: int) -> bool: ...
+
+    def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]: ...
+
+
+class MessageQueue(Protocol):
+    """The routed queue (SQS FIFO): one JSON message in a group, deduplicated by its id."""
+
+    def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None: ...

@@ -8,12 +8,19 @@ on DynamoDB items: the item mapping (attribute names, JSON layouts, keys) lives 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leadscore.accounts import ContactEntry
     from leadscore.model import TrackingEvent
     from leadscore.rules import ContactState
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as routing shows and stores it: UTC, whole seconds, `Z` (2026-11-22T10:00:00Z).
+    Texts of this one format compare as the moments do."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class VersionConflict(Exception):
@@ -111,7 +118,56 @@ class Account:
     state_at: str | None = None
     state_why: str | None = None
     cooldown_until: str | None = None
-    sdr: dict[str, Any] | None = None
+    sdr: dict[str, Any] | None = None  # the SDR who has (or last had) it: {id, name, email}
+    routing: RoutingStatus | None = None
     first_seen: str | None = None
     updated_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RoutingStatus:
+    """Where an account stands in its current cycle's routing (kept on the account).
+
+    Routed: the pool, territory and mode of the choice, when it was routed, when the SLA is
+    due, which attempt this is (1, then one more per SLA re-route) and every SDR who had it
+    this cycle (`tried`). Waiting (state `sdr_ready`, nobody available): `waiting` says why
+    ("no SDR available: ...") and `retry_at` when someone may be back. `due_at` is when the
+    routing pass looks at the account next (the SLA, the retry); None: not due.
+    """
+
+    pool: str | None = None
+    territory: str | None = None
+    mode: str | None = None
+    routed_at: str | None = None
+    sla_due_at: str | None = None
+    attempt: int = 0
+    tried: list[str] = field(default_factory=list)
+    waiting: str | None = None
+    waiting_reason: str | None = None  # inactive | out_of_office | at_capacity | unavailable
+    retry_at: str | None = None
+    due_at: str | None = None
+
+
+@dataclass(slots=True)
+class Assignment:
+    """The assignment of an account to an SDR for one qualification cycle: the exactly-once
+    guard of routing (written once per cycle, conditionally, with the pool's counter step)
+    and what the routed message needs to be sent again after a crash (same SDR, same times).
+    `sent` is the attempt whose message was sent (0: none yet)."""
+
+    account_id: str
+    cycle: int
+    sdr: str
+    pool: str
+    territory: str | None
+    mode: str
+    routed_at: str
+    sla_due_at: str
+    attempt: int = 1
+    tried: list[str] = field(default_factory=list)
+    sent: int = 0
+
+    @property
+    def unsent(self) -> bool:
+        return self.sent < self.attempt

@@ -9,6 +9,9 @@ Single table, string keys `pk` / `sk` (see docs/DESIGN.md):
     contact   C#<contactKey>        P                          read with the batch, 1 conditional write
     account   A#<accountId>         P                          1 read + 1 conditional write per batch
     rejected  R#<yyyy-mm-dd>#<0-9>  <iso time>#<uuid>          1 PutItem, kept `ttl` days
+    assignment A#<accountId>        RT#<cycle>                 written once per cycle, in the routing transaction
+    pool counter POOL#<poolId>      RR                         stepped in the routing transaction
+    SDR day   SDR#<sdrId>           D#<yyyy-mm-dd>             counted in the routing transaction, TTL
 
 Events and their contact share a partition key so that DynamoDB Streams delivers every
 record of one contact on one shard, in write order: the contact's `seq` watermark is
@@ -31,24 +34,46 @@ from typing import TYPE_CHECKING, Any
 from leadscore.items import (
     DUE,
     PROFILE,
+    ROUTE_DUE,
     Item,
     account_from_item,
     account_item,
     account_pk,
+    assignment_fields,
+    assignment_from_item,
+    assignment_item,
+    assignment_key,
     contact_from_item,
     contact_item,
     contact_pk,
+    counter_value,
     event_item,
     event_sk,
     key_item,
+    pool_counter_key,
     rejected_item,
+    route_due_of,
+    routing_doc,
     score_update,
+    sdr_day_count,
+    sdr_day_expiry,
+    sdr_day_key,
     storable_text,
     table_key,
 )
-from leadscore.records import Account, Contact, ContactScores, TransactionConflict, VersionConflict
+from leadscore.records import (
+    Account,
+    Assignment,
+    Contact,
+    ContactScores,
+    TransactionConflict,
+    VersionConflict,
+    utc_text,
+)
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from leadscore.model import TrackingEvent
 
 Key = tuple[str, str]
@@ -255,18 +280,19 @@ class Store:
 
     DUE_INDEX = "DueIndex"  # sparse: only contacts with decaying touches carry its key
 
-    def query_due(self, until: str, *, page_size: int = 500) -> Iterator[Item]:
-        """Contacts whose decay re-evaluation is due by `until` (ISO time), oldest first.
+    def query_due(self, until: str, *, page_size: int = 500, partition: str = DUE) -> Iterator[Item]:
+        """Items whose `due_at` is at or before `until` (ISO time) in one partition of the
+        sparse `DueIndex`, oldest first: `DUE` the contacts with decaying touches, `ROUTE` the
+        accounts the routing pass looks at.
 
-        A Query on the sparse `DueIndex` (only contacts with decaying touches carry `due_pk`),
-        which projects what the re-evaluation needs: one item read per due contact, however
-        large the table.
+        The index projects what each job needs: one item read per item due, however large
+        the table.
         """
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": self.DUE_INDEX,
             "KeyConditionExpression": "due_pk = :due AND due_at <= :until",
-            "ExpressionAttributeValues": marshal({":due": DUE, ":until": until}),
+            "ExpressionAttributeValues": marshal({":due": partition, ":until": until}),
             "Limit": page_size,
         }
         while True:
@@ -361,3 +387,151 @@ class Store:
         """Write an account (its `version` already the next one) if still at `expected_version`.
         One PutItem; VersionConflict when someone wrote it meanwhile."""
         self.put_versioned(account_item(account), expected_version)
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def load_routing(self, account_id: str, cycle: int) -> tuple[Account | None, Assignment | None]:
+        """An account and its assignment for `cycle` (None when not routed in that cycle).
+        One strongly consistent BatchGetItem of two items in one partition."""
+        account_key = (account_pk(account_id), PROFILE)
+        route_key = assignment_key(account_id, cycle)
+        found = self.get_many([account_key, route_key])
+        account = account_from_item(found[account_key]) if account_key in found else None
+        assignment = assignment_from_item(found[route_key]) if route_key in found else None
+        return account, assignment
+
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
+                        ) -> tuple[int | None, dict[tuple[str, date], int]]:
+        """A pool's counter (0 when never stepped; None when `pool_id` is None: not asked) and
+        the assignment counts of (SDR, local day) pairs. One strongly consistent BatchGetItem
+        of 1 + (SDRs with a capacity) small items: it grows with the pool, never the table."""
+        wanted_days = list(dict.fromkeys(days))
+        keys = [sdr_day_key(sdr, day) for sdr, day in wanted_days]
+        if pool_id is not None:
+            keys.append(pool_counter_key(pool_id))
+        found = self.get_many(keys) if keys else {}
+        counter = counter_value(found.get(pool_counter_key(pool_id))) if pool_id is not None else None
+        return counter, {pair: sdr_day_count(found.get(sdr_day_key(*pair))) for pair in wanted_days}
+
+    def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
+                        counter: tuple[str, int, int] | None, capacity: int | None,
+                        day: date, previous_attempt: int | None = None) -> None:
+        """Route an account: one TransactWriteItems of up to four items, all or nothing.
+
+        - the assignment for (account, cycle): a Put conditioned on not existing (the first
+          route of the cycle), or, for an SLA re-route, an Update conditioned on the attempt
+          read (`previous_attempt`): the exactly-once guard;
+        - the pool counter (`counter` = (pool, value read, value to write)), conditioned on
+          still holding the value read (no item when it was 0); left out for a sticky route;
+        - the SDR's count for their local `day`, +1, conditioned on staying within `capacity`;
+        - the account's routing fields (state `routed`, `sdr`, `rt`, the SLA due time on the
+          DueIndex), conditioned on the state and cycle read; its version moves on, so an
+          aggregation that read it before re-reads.
+
+        2 WCU per KB per item. Raises TransactionConflict when any condition fails (a
+        concurrent route won, the counter moved, the SDR filled up, the account changed).
+        """
+        now = assignment.routed_at
+        route_pk, route_sk = assignment_key(assignment.account_id, assignment.cycle)
+        actions: list[dict[str, Any]] = []
+        if previous_attempt is None:
+            actions.append({"Put": {"TableName": self.table_name, "Item": marshal(assignment_item(assignment)),
+                                    "ConditionExpression": "attribute_not_exists(pk)"}})
+        else:
+            fields = assignment_fields(assignment)
+            names = {f"#a{i}": name for i, name in enumerate(fields)}
+            values = {f":a{i}": value for i, value in enumerate(fields.values())}
+            sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(fields)) if values[f":a{i}"] is not None)
+            removes = [f"#a{i}" for i in range(len(fields)) if values[f":a{i}"] is None]
+            expression = f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else "")
+            actions.append({"Update": {
+                "TableName": self.table_name, "Key": marshal(key_item(route_pk, route_sk)),
+                "UpdateExpression": expression, "ConditionExpression": "#att = :previous",
+                "ExpressionAttributeNames": {**names, "#att": "att"},
+                "ExpressionAttributeValues": marshal({**{k: v for k, v in values.items() if v is not None},
+                                                      ":previous": previous_attempt})}})
+        if counter is not None:
+            pool_id, read, written = counter
+            pk, sk = pool_counter_key(pool_id)
+            condition = "attribute_not_exists(#n)" if read == 0 else "#n = :read"
+            values = {":next": written, ":now": now, **({":read": read} if read else {})}
+            actions.append({"Update": {
+                "TableName": self.table_name, "Key": marshal(key_item(pk, sk)),
+                "UpdateExpression": "SET #n = :next, #upd = :now, #k = :kind",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#n": "n", "#upd": "upd", "#k": "k"},
+                "ExpressionAttributeValues": marshal({**values, ":kind": "RR"})}})
+        pk, sk = sdr_day_key(assignment.sdr, day)
+        day_update: dict[str, Any] = {
+            "TableName": self.table_name, "Key": marshal(key_item(pk, sk)),
+            "UpdateExpression": "ADD #n :one SET #ttl = :ttl, #k = :kind",
+            "ExpressionAttributeNames": {"#n": "n", "#ttl": "ttl", "#k": "k"},
+            "ExpressionAttributeValues": marshal({":one": 1, ":ttl": sdr_day_expiry(day), ":kind": "SD",
+                                                  **({":cap": capacity} if capacity is not None else {})})}
+        if capacity is not None:
+            day_update["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :cap"
+        actions.append({"Update": day_update})
+        actions.append({"Update": self._account_routing_update(account, expected_state)})
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except self.client.exceptions.TransactionCanceledException as error:
+            raise TransactionConflict(f"routing {account_pk(account.id)} cycle {assignment.cycle} lost a race"
+                                      ) from error
+
+    def _account_routing_update(self, account: Account, expected_state: str) -> dict[str, Any]:
+        """The Update of an account's routing fields (state, sdr, rt, stateWhy, due time),
+        conditioned on the state and cycle read; bumps `ver`."""
+        due = route_due_of(account.state, account.routing)
+        sets: dict[str, Any] = {"state": account.state, "stateWhy": account.state_why, "upd": account.updated_at,
+                                "stateAt": account.state_at, "sdr": account.sdr,
+                                "rt": routing_doc(account.routing) if account.routing is not None else None}
+        if due:
+            sets.update(due_pk=ROUTE_DUE, due_at=due)
+        names = {"#ver": "ver", "#state": "state", "#cycle": "cycle"}
+        values: dict[str, Any] = {":one": 1, ":expected": expected_state, ":cycle": account.cycle}
+        clauses: list[str] = []
+        removes: list[str] = []
+        for i, (name, value) in enumerate(sets.items()):
+            if value is not None:  # what the record leaves out is left as stored
+                names[f"#s{i}"] = name
+                values[f":s{i}"] = value
+                clauses.append(f"#s{i} = :s{i}")
+        if not due:
+            names.update({"#dp": "due_pk", "#da": "due_at"})
+            removes += ["#dp", "#da"]
+        expression = "SET " + ", ".join(clauses) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return {"TableName": self.table_name, "Key": marshal(key_item(account_pk(account.id), PROFILE)),
+                "UpdateExpression": expression + " ADD #ver :one",
+                "ConditionExpression": "#state = :expected AND #cycle = :cycle",
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": marshal(values)}
+
+    def save_routing_status(self, account: Account, *, expected_state: str) -> None:
+        """Write an account's routing fields alone (waiting for an SDR, a pushed-back due time,
+        leaving the routing index): one UpdateItem conditioned on the state and cycle read.
+        VersionConflict when the account moved on."""
+        update = self._account_routing_update(account, expected_state)
+        try:
+            self.client.update_item(**update)
+        except self.client.exceptions.ConditionalCheckFailedException as error:
+            raise VersionConflict(f"{account_pk(account.id)} changed since it was read") from error
+
+    def mark_sent(self, account_id: str, cycle: int, attempt: int) -> bool:
+        """Record that the routed message of this attempt went out: one UpdateItem,
+        conditioned on the assignment still being at that attempt (False when it moved on)."""
+        pk, sk = assignment_key(account_id, cycle)
+        try:
+            self.client.update_item(
+                TableName=self.table_name, Key=marshal(key_item(pk, sk)),
+                UpdateExpression="SET #sent = :attempt", ConditionExpression="#att = :attempt",
+                ExpressionAttributeNames={"#sent": "sent", "#att": "att"},
+                ExpressionAttributeValues=marshal({":attempt": attempt}))
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]:
+        """Accounts the routing pass should look at by `until` (an SLA due, a retry after
+        nobody was available), oldest first, as the DueIndex projects them (everything the
+        pass needs: state, cycle, traits, entries, routing): one item read per account due."""
+        for item in self.query_due(utc_text(until), page_size=page_size, partition=ROUTE_DUE):
+            yield account_from_item(item)

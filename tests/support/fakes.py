@@ -11,13 +11,22 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from leadscore.model import TrackingEvent
-from leadscore.records import Account, Contact, ContactScores, StoredEvent, TransactionConflict, VersionConflict
+from leadscore.records import (
+    Account,
+    Assignment,
+    Contact,
+    ContactScores,
+    StoredEvent,
+    TransactionConflict,
+    VersionConflict,
+    utc_text,
+)
 
 
 @dataclass
@@ -42,6 +51,11 @@ class MemoryStore:
     rejected: list[Rejected] = field(default_factory=list)
     contacts: dict[str, Contact] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=dict)
+    assignments: dict[tuple[str, int], Assignment] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    sdr_days: dict[tuple[str, date], int] = field(default_factory=dict)
+    #: runs inside `save_assignment` before its conditions are checked (a hook to race it)
+    before_transaction: Callable[[], None] | None = None
     write_delay: float = 0.0
     before_write: Callable[[], None] | None = None
     calls: dict[str, int] = field(default_factory=dict)
@@ -158,6 +172,116 @@ class MemoryStore:
             if not self._check(self.accounts.get(account.id), expected_version):
                 raise VersionConflict(f"account changed since it was read (expected {expected_version})")
             self.accounts[account.id] = copy.deepcopy(account)
+
+
+    # -- RoutingStore ------------------------------------------------------------------------
+
+    def load_routing(self, account_id: str, cycle: int) -> tuple[Account | None, Assignment | None]:
+        self._count("load_routing")
+        with self._lock:
+            account = self.accounts.get(account_id)
+            assignment = self.assignments.get((account_id, cycle))
+            return copy.deepcopy(account), copy.deepcopy(assignment)
+
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
+                        ) -> tuple[int | None, dict[tuple[str, date], int]]:
+        self._count("load_pool_state")
+        with self._lock:
+            counter = self.counters.get(pool_id, 0) if pool_id is not None else None
+            return counter, {day: self.sdr_days.get(day, 0) for day in dict.fromkeys(days)}
+
+    def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
+                        counter: tuple[str, int, int] | None, capacity: int | None,
+                        day: date, previous_attempt: int | None = None) -> None:
+        """All or nothing, as the DynamoDB transaction."""
+        self._count("save_assignment")
+        if self.before_transaction is not None:
+            hook, self.before_transaction = self.before_transaction, None
+            hook()
+        with self._lock:
+            key = (assignment.account_id, assignment.cycle)
+            stored = self.accounts.get(account.id)
+            existing = self.assignments.get(key)
+            day_key = (assignment.sdr, day)
+            ok = (
+                (existing is None if previous_attempt is None
+                 else existing is not None and existing.attempt == previous_attempt)
+                and (counter is None or self.counters.get(counter[0], 0) == counter[1])
+                and (capacity is None or self.sdr_days.get(day_key, 0) < capacity)
+                and stored is not None and stored.state == expected_state and stored.cycle == account.cycle
+            )
+            if not ok:
+                raise TransactionConflict("a condition of the routing transaction failed")
+            self.assignments[key] = copy.deepcopy(assignment)
+            if counter is not None:
+                self.counters[counter[0]] = counter[2]
+            self.sdr_days[day_key] = self.sdr_days.get(day_key, 0) + 1
+            self._store_routing(stored, account)
+
+    def _store_routing(self, stored: Account, account: Account) -> None:
+        self.accounts[account.id] = replace(
+            stored, state=account.state, sdr=copy.deepcopy(account.sdr), routing=copy.deepcopy(account.routing),
+            state_why=account.state_why, state_at=account.state_at or stored.state_at,
+            updated_at=account.updated_at or stored.updated_at, version=(stored.version or 0) + 1)
+
+    def save_routing_status(self, account: Account, *, expected_state: str) -> None:
+        self._count("save_routing_status")
+        with self._lock:
+            stored = self.accounts.get(account.id)
+            if stored is None or stored.state != expected_state or stored.cycle != account.cycle:
+                raise VersionConflict("account changed since it was read")
+            self._store_routing(stored, account)
+
+    def mark_sent(self, account_id: str, cycle: int, attempt: int) -> bool:
+        self._count("mark_sent")
+        with self._lock:
+            existing = self.assignments.get((account_id, cycle))
+            if existing is None or existing.attempt != attempt:
+                return False
+            existing.sent = attempt
+            return True
+
+    def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]:
+        self._count("query_route_due")
+        moment = utc_text(until)
+        with self._lock:
+            # by the due time alone, as the index (a record whose state moved on without its
+            # routing being cleared is still found, and the router takes it off)
+            due = sorted((a for a in self.accounts.values()
+                          if a.routing is not None and a.routing.due_at and a.routing.due_at <= moment),
+                         key=lambda a: a.routing.due_at if a.routing and a.routing.due_at else "")
+            snapshot = [copy.deepcopy(a) for a in due]
+        yield from snapshot
+
+
+@dataclass
+class SentMessage:
+    body: dict[str, Any]
+    group_id: str
+    deduplication_id: str
+
+
+class MemoryQueue:
+    """The routed FIFO queue in memory: deduplicates by id (as SQS does within 5 minutes);
+    `fail` makes the next `fail` sends raise (a crash between the transaction and the send)."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.messages: list[SentMessage] = []
+        self.sends = 0
+        self.fail = fail
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None:
+        with self._lock:
+            self.sends += 1
+            if self.fail:
+                self.fail -= 1
+                raise RuntimeError("SQS send failed")
+            if deduplication_id in self._seen:
+                return
+            self._seen.add(deduplication_id)
+            self.messages.append(SentMessage(copy.deepcopy(dict(body)), group_id, deduplication_id))
 
 
 class MemoryPublisher:
