@@ -104,6 +104,7 @@ class TestExactlyOnce:
         from leadscore import runtime
         from leadscore.aggregate import process_batch
         from leadscore.storage import Store
+
         from tests.support.fakes import MemoryPublisher
 
         pipeline.send("identify", {"userId": "u-c", "anonymousId": "anon-c"})
