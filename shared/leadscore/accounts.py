@@ -17,16 +17,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from leadscore.records import Account, Contact
+from leadscore.records import Account, Contact, RoutingStatus, utc_text
 
 if TYPE_CHECKING:
     from leadscore.config import ScoringConfig
     from leadscore.rules import RuleLedger
 
 EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
+#: An account that becomes SDR-ready is due on the routing index this much later: its
+#: `Account SDR Ready` routes it long before, and should that event be lost, the routing
+#: pass routes it anyway (the assignment keeps it to once).
+ROUTING_SAFETY_NET = timedelta(minutes=15)
 
 
 def _window_start(now: datetime, days: float) -> float:
@@ -381,6 +385,9 @@ def rescore_account(scoring: ScoringConfig, account: Account, now: datetime) -> 
     if transition.state != account.state or transition.cycle != account.cycle:
         account.state_at = now.isoformat()
         account.state_why = transition.reason
+        if transition.state == "sdr_ready" and transition.cycle != account.cycle:
+            # a new cycle: its routing starts afresh (the last SDR stays in `sdr`: sticky)
+            account.routing = RoutingStatus(due_at=utc_text(now + ROUTING_SAFETY_NET))
     account.threshold = scoring.account.thresholds.sdr_ready
     account.fit, account.engagement, account.bonus = card.fit, card.engagement, card.bonus
     account.score, account.velocity = card.score, card.velocity
@@ -418,13 +425,56 @@ def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], 
         if new.state != old_state or new.cycle != old_cycle:
             detail_type = STATE_EVENTS.get(str(new.state))
             if detail_type:
-                events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold")))
+                events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold",
+                                                           **routing_detail(new))))
+        elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old):
+            # an SLA re-route: same cycle, the next SDR
+            previous = (old.sdr or {}).get("id")
+            events.append(("Routing SLA Breached", account_detail(new, now, previousSdr=previous,
+                                                                  **routing_detail(new))))
+            events.append(("Account Routed", account_detail(new, now, previousState="routed", previousSdr=previous,
+                                                            **routing_detail(new))))
     for key, new in last_new.items():
         before = first_old[key]
         old_score = before.score if before is not None else None
         if new.score != old_score:
             events.append(("Account Score Changed", account_detail(new, now, previousScore=old_score or 0)))
     return events
+
+
+def _attempt(account: Account) -> int:
+    return account.routing.attempt if account.routing is not None else 0
+
+
+def routing_detail(account: Account) -> dict[str, Any]:
+    """What a routed account's bus events say about its routing: the SDR, the territory and
+    pool, the SLA (nothing for an account that is not routed)."""
+    status = account.routing
+    if account.state != "routed" or status is None or not account.sdr:
+        return {}
+    return {"sdr": account.sdr, "territory": status.territory, "pool": status.pool, "routing": status.mode,
+            "routedAt": status.routed_at, "slaDueAt": status.sla_due_at, "attempt": status.attempt}
+
+
+def routing_view(account: Account) -> dict[str, Any] | None:
+    """The read API's `routing` object: where the account stands in its cycle's routing
+    (waiting for an SDR and why, or routed: to whom, the SLA, who had it this cycle)."""
+    status = account.routing
+    if account.state == "sdr_ready":
+        if status is not None and status.waiting:
+            return {"status": "waiting", "reason": status.waiting, "why": status.waiting_reason,
+                    "retryAt": status.retry_at, "pool": status.pool, "territory": status.territory}
+        return {"status": "pending"}
+    if account.state in ("routed", "accepted") and status is not None:
+        view: dict[str, Any] = {"status": account.state, "pool": status.pool, "territory": status.territory,
+                                "routing": status.mode, "routedAt": status.routed_at, "attempt": status.attempt,
+                                "tried": list(status.tried)}
+        if account.state == "routed":
+            view["slaDueAt"] = status.sla_due_at
+            if status.waiting:  # SLA ran out, nobody else available yet
+                view["reroute"] = {"reason": status.waiting, "retryAt": status.retry_at}
+        return view
+    return None
 
 
 def account_detail(account: Account, now: datetime, **extra: Any) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Publishing state changes on the project's EventBridge bus (the `ports.Publisher` port;
-unit tests use the in-memory fake of tests/support/fakes.py)."""
+"""What goes out: state changes on the project's EventBridge bus (the `ports.Publisher`
+port) and routed accounts on the routed SQS FIFO queue (the `ports.MessageQueue` port).
+Unit tests use the in-memory fakes of tests/support/fakes.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,3 +47,30 @@ class BusPublisher:
                 failed = [e.get("ErrorCode") for e in answer.get("Entries", []) if e.get("ErrorCode")]
                 raise PublishError(f"{answer['FailedEntryCount']} events were not published: {failed}")
         return len(events)
+
+
+class RoutedQueue:
+    """The routed SQS FIFO queue: `MessageGroupId` = the SDR's id (their messages in order),
+    an explicit `MessageDeduplicationId` (account + cycle, + attempt for re-routes), so a
+    retried send within SQS's 5-minute window is dropped by SQS itself."""
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None:
+        """One SendMessage."""
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str),
+            MessageGroupId=group_id,
+            MessageDeduplicationId=deduplication_id,
+        )

@@ -141,7 +141,7 @@ class ReadApi:
     # -- accounts ----------------------------------------------------------------------------
 
     def account(self, account_id: str, now: datetime) -> dict[str, Any]:
-        from leadscore.accounts import account_card, effective_traits
+        from leadscore.accounts import account_card, effective_traits, routing_view
 
         lookup = account_id.strip().lower() if "." in account_id else account_id
         account = self.store.load_account(lookup) or self.store.load_account(account_id)
@@ -171,6 +171,9 @@ class ReadApi:
             "asOf": now.isoformat(),
             "updatedAt": account.updated_at,
         }
-        if account.sdr:
+        if account.sdr and answer["state"] in ("routed", "accepted"):
             answer["sdr"] = account.sdr
+        routing = routing_view(account)
+        if routing is not None:
+            answer["routing"] = routing
         return answer

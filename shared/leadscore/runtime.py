@@ -12,8 +12,9 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from leadscore.bus import BusPublisher
+    from leadscore.bus import BusPublisher, RoutedQueue
     from leadscore.config import Config
+    from leadscore.routing_config import RoutingConfig
     from leadscore.storage import Store
 
 
@@ -54,6 +55,22 @@ def publisher() -> BusPublisher:
     return BusPublisher(_required("EVENT_BUS_NAME"))
 
 
+@cache
+def routing() -> RoutingConfig:
+    """`routing.yaml` of the config directory (validated; cached for the warm container)."""
+    from leadscore.config import default_config_dir
+    from leadscore.routing_config import ROUTING_FILE, load_routing
+
+    return load_routing(default_config_dir() / ROUTING_FILE)
+
+
+@cache
+def routed_queue() -> RoutedQueue:
+    from leadscore.bus import RoutedQueue
+
+    return RoutedQueue(_required("ROUTED_QUEUE_URL"))
+
+
 def retention_days() -> int:
     return int(os.environ.get("EVENT_RETENTION_DAYS", "400"))
 
@@ -64,5 +81,5 @@ def public_api_url() -> str | None:
 
 
 def reset() -> None:
-    for getter in (config, store, publisher):
+    for getter in (config, store, publisher, routing, routed_queue):
         getter.cache_clear()

@@ -155,7 +155,8 @@ class TestAccountStateMachine:
         # fit 30; engagement VP 55 x 1.0 + director 55 x 0.8; committee +15
         assert (account["fit"], account["engagement"], account["committeeBonus"]) == (30, 99, 15)
         assert account["score"] == 144 and _sum(account) == account["score"]
-        assert account["state"] == "sdr_ready" and account["cycle"] == 1
+        # SDR-ready, and at once routed (the route function took its Account SDR Ready)
+        assert account["state"] == "routed" and account["cycle"] == 1 and account["sdr"]["id"]
         assert [c["contactId"] for c in account["contacts"]] == ["u-vp", "u-dir"]
         assert {c["persona"] for c in account["contacts"]} == {"decision_maker", "influencer"}
         assert account["velocity"] == 99
@@ -185,7 +186,7 @@ class TestAccountStateMachine:
         pipeline.send("track", {"userId": "u-dir", "event": "Demo Link Clicked"})
         pipeline.settle()
         account = pipeline.account("acmetech.io")
-        assert account["state"] == "sdr_ready" and account["cycle"] == 2
+        assert account["state"] == "routed" and account["cycle"] == 2  # ready, then routed
         assert [e["detail"]["cycle"] for e in pipeline.bus("Account SDR Ready")] == [1, 2]
 
     def test_sdr_ready_is_announced_once_per_cycle(self, pipeline: Pipeline) -> None:

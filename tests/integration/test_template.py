@@ -240,14 +240,18 @@ def _store_operations() -> dict[str, set[tuple[str, str]]]:
     return resolved
 
 
-def _handler_modules(code_uri: str) -> tuple[set[str], bool]:
-    """(leadscore modules the handler imports, whether it builds the bus publisher)."""
+def _handler_modules(code_uri: str) -> tuple[set[str], bool, bool]:
+    """(leadscore modules the handler imports, whether it builds the bus publisher, whether it
+    builds the routed queue's sender)."""
     tree = _parse(REPO_ROOT / code_uri / "app.py")
     modules = {n.module.split(".", 1)[1] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                and n.module and n.module.startswith("leadscore.")}
-    publishes = any(isinstance(n, ast.Attribute) and n.attr == "publisher"
-                    and isinstance(n.value, ast.Name) and n.value.id == "runtime" for n in ast.walk(tree))
-    return modules, publishes
+
+    def builds(getter: str) -> bool:
+        return any(isinstance(n, ast.Attribute) and n.attr == getter
+                   and isinstance(n.value, ast.Name) and n.value.id == "runtime" for n in ast.walk(tree))
+
+    return modules, builds("publisher"), builds("routed_queue")
 
 
 def _store_methods_used(modules: set[str], methods: set[str]) -> set[str]:
@@ -308,12 +312,14 @@ def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, se
             ) -> set[tuple[str, str]]:
     """What the function's code and its event sources use, and nothing else."""
     props = sam_template["Resources"][function]["Properties"]
-    modules, publishes = _handler_modules(props["CodeUri"])
+    modules, publishes, routes = _handler_modules(props["CodeUri"])
     needed: set[tuple[str, str]] = set()
     for method in _store_methods_used(modules, set(store_ops)):
         needed |= store_ops[method]
     if publishes:
         needed.add(("events:PutEvents", "EventBus.Arn"))
+    if routes:
+        needed.add(("sqs:SendMessage", "RoutedQueue.Arn"))
     destinations = [((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")]
     for event in (props.get("Events") or {}).values():
         if event["Type"] == "DynamoDB":

@@ -1,0 +1,295 @@
+"""Routing an SDR-ready account to an SDR: the orchestration around the pure choice.
+
+`routing.route` decides (territory, weighted round-robin on the pool's counter, capacity and
+absences, sticky ownership, SLA `tried`); this module reads what it needs through the
+`ports.RoutingStore`, writes the decision in one transaction, sends the routed message and
+keeps the account's routing status. Pure apart from its ports; time is a parameter.
+
+Exactly once, per account and cycle:
+- the assignment (account, cycle) is written once, conditionally, in the same transaction as
+  the pool's counter step, the SDR's daily count and the account's routing fields. A
+  redelivered `Account SDR Ready`, a retry or 20 concurrent deliveries: one of them writes it,
+  the others find it (a TransactionConflict makes them re-read) and change nothing;
+- the message is sent after the transaction and then marked sent on the assignment. A crash
+  in between leaves the assignment unsent: the next delivery (Lambda's retry) sends it again
+  for the same SDR without choosing again. The FIFO deduplication id (account + cycle, + the
+  attempt of an SLA re-route) makes a second send within SQS's 5 minutes a no-op.
+
+`Account Routed` and `Routing SLA Breached` go on the bus from the table's stream (the
+aggregate function sees the account's routing fields change, accounts.state_change_events),
+once per change of the account, so this module publishes nothing itself.
+
+The routing pass (`routing_pass.run_routing_pass`, on a schedule) reads the accounts due on the DueIndex
+(partition `ROUTE`): those waiting for an SDR (`retry_at`), those whose SLA ran out (re-routed
+to the pool's next SDR, same cycle, a new message), and, as a safety net, every account that
+became SDR-ready a little while ago (in case its event was lost). One account at a time:
+its pool's counter serializes the pool anyway, and the pass keeps the counters and daily
+counts it read and wrote, so it reads about one item per account due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from leadscore.records import Account, Assignment, RoutingStatus, TransactionConflict, VersionConflict, utc_text
+
+if TYPE_CHECKING:
+    from leadscore.config import ScoringConfig
+    from leadscore.ports import MessageQueue, RoutingStore
+    from leadscore.routing import PoolChoice, RoutingDecision
+    from leadscore.routing_config import RoutingConfig, Sdr
+
+SCHEMA = "account-routed/v1"
+MAX_ATTEMPTS = 6
+#: With nobody available and nobody due back (every SDR inactive): look again this much later.
+NOBODY_RETRY = timedelta(hours=1)
+_DEDUP_ID = re.compile(r"[!-~]{1,128}")
+
+
+class RoutingConflict(RuntimeError):
+    """The account's routing kept racing other writers; the delivery is retried."""
+
+
+@dataclass
+class RouteOutcome:
+    """What one routing step did for an account."""
+
+    account_id: str
+    cycle: int | None
+    status: str
+    """routed | rerouted | resent | already_routed | waiting | not_due | skipped"""
+    sdr: str | None = None
+    attempt: int | None = None
+    detail: str | None = None
+
+
+def deduplication_id(account_id: str, cycle: int, attempt: int = 1) -> str:
+    """The routed message's FIFO deduplication id: account + cycle (+ attempt after an SLA
+    re-route, so the new SDR's message is not taken for the first one). An account id SQS
+    would refuse (over 128 characters, or not printable ASCII) is replaced by its hash."""
+    text = f"{account_id}#{cycle}" + (f"#{attempt}" if attempt > 1 else "")
+    if _DEDUP_ID.fullmatch(text):
+        return text
+    digest = hashlib.sha256(account_id.encode("utf-8")).hexdigest()[:64]
+    return f"sha256:{digest}#{cycle}" + (f"#{attempt}" if attempt > 1 else "")
+
+
+def routed_message(scoring: ScoringConfig, account: Account, assignment: Assignment, sdr: Mapping[str, Any],
+                   now: datetime) -> dict[str, Any]:
+    """The body of `account-routed/v1` (PRODUCT.md "The routed queue"), valued as of `now`:
+    the reasons are the rules behind the score (points, contact), the contacts the top ones."""
+    from leadscore.accounts import account_card, effective_traits
+
+    card = account_card(scoring, effective_traits(account.traits), account.entries, now)
+    return {
+        "schema": SCHEMA,
+        "accountId": account.id,
+        "accountName": account.name,
+        "domain": account.domain,
+        "score": card.score,
+        "fit": card.fit,
+        "engagement": card.engagement,
+        "velocity": card.velocity,
+        "threshold": scoring.account.thresholds.sdr_ready,
+        "sdr": {"id": sdr.get("id"), "name": sdr.get("name"), "email": sdr.get("email")},
+        "territory": assignment.territory,
+        "routing": assignment.mode,
+        "reasons": [{"rule": line["rule"], "points": line["points"], "contactId": line.get("contactId")}
+                    for line in card.breakdown],
+        "contacts": [{"contactId": c["contactId"], "email": c.get("email"), "title": c.get("title"),
+                      "persona": c.get("persona"), "score": c.get("score")} for c in card.contacts],
+        "routedAt": assignment.routed_at,
+        "slaDueAt": assignment.sla_due_at,
+        "cycle": assignment.cycle,
+    }
+
+
+def sdr_card(sdr: Sdr) -> dict[str, Any]:
+    return {"id": sdr.id, "name": sdr.name, "email": sdr.email}
+
+
+@dataclass
+class _PoolCache:
+    counters: dict[str, int] = field(default_factory=dict)
+    days: dict[tuple[str, Any], int] = field(default_factory=dict)
+
+
+class Router:
+    """Routes accounts: `route_ready` for an `Account SDR Ready` event, `route_due` for an
+    account the routing pass found due. One Router per invocation (it keeps the pool counters
+    and daily counts it read and wrote, and its `now`)."""
+
+    def __init__(self, store: RoutingStore, queue: MessageQueue, scoring: ScoringConfig, routing: RoutingConfig,
+                 now: datetime) -> None:
+        self.store = store
+        self.queue = queue
+        self.scoring = scoring
+        self.routing = routing
+        self.now = now
+        self._cache = _PoolCache()
+
+    # ------------------------------------------------------------------ entry points
+
+    def route_ready(self, account_id: str, cycle: int) -> RouteOutcome:
+        """An `Account SDR Ready` for (account, cycle): route it once, or finish a route a
+        crash left unsent. Reads: the account and its assignment (one request), then the
+        pool's counter and daily counts (one request)."""
+        account, assignment = self.store.load_routing(account_id, cycle)
+        return self._settle(account_id, cycle, account, assignment, read=True, sla=False)
+
+    def route_due(self, account: Account) -> RouteOutcome:
+        """An account the routing pass found due (as the index projects it): route it if it
+        still waits, re-route it if its SLA ran out, else take it off the index."""
+        cycle = int(account.cycle or 0)
+        return self._settle(account.id, cycle, account, None, read=False, sla=True)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _settle(self, account_id: str, cycle: int, account: Account | None, assignment: Assignment | None, *,
+                read: bool, sla: bool) -> RouteOutcome:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return self._step(account_id, cycle, account, assignment, read=read, sla=sla)
+            except (TransactionConflict, VersionConflict):
+                # someone else routed it, stepped the counter, filled the SDR or wrote the
+                # account since we read: read again (consistently) and decide again
+                account, assignment = self.store.load_routing(account_id, cycle)
+                read = True
+        raise RoutingConflict(f"routing {account_id} (cycle {cycle}) kept conflicting")
+
+    def _step(self, account_id: str, cycle: int, account: Account | None, assignment: Assignment | None, *,
+              read: bool, sla: bool) -> RouteOutcome:
+        if account is None:
+            return RouteOutcome(account_id, cycle, "skipped", detail="unknown account")
+        if int(account.cycle or 0) != cycle:
+            return RouteOutcome(account_id, cycle, "skipped", detail=f"the account is in cycle {account.cycle}")
+        if assignment is not None and assignment.unsent and account.state == "routed":
+            self._send(account, assignment)
+            return RouteOutcome(account_id, cycle, "resent", assignment.sdr, assignment.attempt)
+        if account.state == "sdr_ready":
+            if assignment is not None:
+                return RouteOutcome(account_id, cycle, "already_routed", assignment.sdr, assignment.attempt)
+            return self._first_route(account)
+        if account.state == "routed":
+            status = account.routing
+            if sla and status is not None and status.sla_due_at and status.sla_due_at <= utc_text(self.now):
+                if status.due_at and status.due_at > utc_text(self.now):
+                    return RouteOutcome(account_id, cycle, "not_due", (account.sdr or {}).get("id"))
+                return self._reroute(account)
+            return RouteOutcome(account_id, cycle, "already_routed", (account.sdr or {}).get("id"),
+                                status.attempt if status else None)
+        if sla and account.routing is not None and account.routing.due_at:
+            # left sdr_ready / routed (accepted, recycled...) while on the index: take it off
+            self.store.save_routing_status(replace(account, routing=replace(account.routing, due_at=None)),
+                                           expected_state=str(account.state))
+        return RouteOutcome(account_id, cycle, "skipped", detail=f"state {account.state}")
+
+    # ------------------------------------------------------------------ choosing
+
+    def _decide(self, account: Account, *, previous_owner: str | None,
+                tried: list[str]) -> tuple[PoolChoice, RoutingDecision]:
+        from leadscore.accounts import effective_traits
+        from leadscore.routing import AccountTraits, capacity_days, choose_sdr, match_pool
+
+        traits = AccountTraits.from_traits(account.id, effective_traits(account.traits))
+        choice = match_pool(self.routing, traits)
+        days = capacity_days(self.routing, choice, self.now)
+        cache = self._cache
+        need_counter = choice.counter_key not in cache.counters
+        missing = [day for day in days if day not in cache.days]
+        if need_counter or missing:
+            counter, counts = self.store.load_pool_state(choice.counter_key if need_counter else None, missing)
+            if counter is not None:
+                cache.counters[choice.counter_key] = counter
+            cache.days.update(counts)
+        decision = choose_sdr(self.routing, choice, counter=cache.counters[choice.counter_key],
+                              assignments={day: cache.days[day] for day in days}, now=self.now,
+                              previous_owner=previous_owner, tried=tried)
+        return choice, decision
+
+    def _forget(self, choice: PoolChoice) -> None:
+        self._cache.counters.pop(choice.counter_key, None)
+        for key in [k for k in self._cache.days if k[0] in choice.sdrs]:
+            del self._cache.days[key]
+
+    def _first_route(self, account: Account) -> RouteOutcome:
+        previous = (account.sdr or {}).get("id")
+        choice, decision = self._decide(account, previous_owner=previous, tried=[])
+        if decision.sdr is None:
+            return self._wait(account, decision, expected_state="sdr_ready")
+        return self._write(account, choice, decision, tried=[], previous_attempt=None)
+
+    def _reroute(self, account: Account) -> RouteOutcome:
+        status = account.routing or RoutingStatus()
+        current = (account.sdr or {}).get("id")
+        tried = list(dict.fromkeys([*status.tried, *([current] if current else [])]))
+        choice, decision = self._decide(account, previous_owner=None, tried=tried)
+        if decision.sdr is None:
+            return self._wait(account, decision, expected_state="routed")
+        return self._write(account, choice, decision, tried=tried, previous_attempt=status.attempt or 1)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, account: Account, choice: PoolChoice, decision: RoutingDecision, *, tried: list[str],
+               previous_attempt: int | None) -> RouteOutcome:
+        sdr = decision.sdr
+        assert sdr is not None and decision.day is not None
+        now = utc_text(self.now)
+        attempt = (previous_attempt or 0) + 1
+        assignment = Assignment(
+            account_id=account.id, cycle=int(account.cycle or 0), sdr=sdr.id, pool=decision.pool,
+            territory=decision.territory, mode=decision.routing, routed_at=now,
+            sla_due_at=utc_text(self.now + timedelta(hours=float(self.routing.sla_hours))), attempt=attempt,
+            tried=list(dict.fromkeys([*tried, sdr.id])), sent=0)
+        how = "SLA re-route" if previous_attempt else ("previous owner" if decision.sticky else "round-robin")
+        routed = replace(
+            account, state="routed", sdr=sdr_card(sdr), updated_at=now,
+            state_at=account.state_at if previous_attempt else now,
+            state_why=f"routed to {sdr.id} ({how}, pool {decision.pool})",
+            routing=RoutingStatus(pool=decision.pool, territory=decision.territory, mode=decision.routing,
+                                  routed_at=assignment.routed_at, sla_due_at=assignment.sla_due_at,
+                                  attempt=attempt, tried=assignment.tried, due_at=assignment.sla_due_at))
+        counter = (choice.counter_key, decision.counter, decision.counter_next) if decision.counter_step else None
+        try:
+            self.store.save_assignment(assignment, routed, expected_state=str(account.state), counter=counter,
+                                       capacity=sdr.daily_capacity, day=decision.day,
+                                       previous_attempt=previous_attempt)
+        except TransactionConflict:
+            self._forget(choice)
+            raise
+        if counter is not None:
+            self._cache.counters[choice.counter_key] = decision.counter_next
+        if (sdr.id, decision.day) in self._cache.days:
+            self._cache.days[(sdr.id, decision.day)] += 1
+        self._send(routed, assignment)
+        return RouteOutcome(account.id, assignment.cycle, "rerouted" if previous_attempt else "routed", sdr.id,
+                            attempt)
+
+    def _wait(self, account: Account, decision: RoutingDecision, *, expected_state: str) -> RouteOutcome:
+        """Nobody can take the account now: keep it (with its SDR, for an SLA re-route) and
+        say why; the pass looks again when someone may be back."""
+        retry = decision.retry_at or (self.now + NOBODY_RETRY)
+        before = account.routing or RoutingStatus()
+        base = before if expected_state == "routed" else RoutingStatus()
+        status = replace(base, pool=decision.pool, territory=decision.territory, mode=decision.routing,
+                         waiting=decision.explanation, waiting_reason=decision.reason, retry_at=utc_text(retry),
+                         due_at=utc_text(retry))
+        if status != account.routing:
+            waiting = replace(account, routing=status, updated_at=utc_text(self.now),
+                              state_why=decision.explanation if expected_state == "sdr_ready" else account.state_why)
+            self.store.save_routing_status(waiting, expected_state=expected_state)
+        return RouteOutcome(account.id, int(account.cycle or 0), "waiting", (account.sdr or {}).get("id")
+                            if expected_state == "routed" else None, detail=decision.explanation)
+
+    def _send(self, account: Account, assignment: Assignment) -> None:
+        configured = self.routing.sdr_by_id.get(assignment.sdr)
+        sdr = sdr_card(configured) if configured is not None else (account.sdr or {"id": assignment.sdr})
+        body = routed_message(self.scoring, account, assignment, sdr, self.now)
+        self.queue.send(body, group_id=assignment.sdr,
+                        deduplication_id=deduplication_id(account.id, assignment.cycle, assignment.attempt))
+        self.store.mark_sent(account.id, assignment.cycle, assignment.attempt)

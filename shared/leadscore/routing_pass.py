@@ -1,0 +1,56 @@
+"""The scheduled routing pass: accounts due on the routing index (DueIndex partition `ROUTE`).
+
+Waiting accounts are routed once someone is available, accounts whose SLA ran out are
+re-routed to the pool's next SDR (same cycle, a new message, `Routing SLA Breached` from the
+stream), and accounts that became SDR-ready a while ago without being routed (a lost event)
+are routed. The index projects what the router needs, so the pass reads one item per
+account due, plus each pool's counter and daily counts once per run (the router keeps them
+up to date with its own writes). Never a scan.
+
+One account at a time: the pool's counter serializes a pool anyway (parallel transactions
+on it would only conflict), so at most one transaction and one send are in flight. The
+deadline (`out_of_time`) is asked before each account; what is left stays due for the
+next run. A separate module from `router.py` so the route function's role, derived from
+the code it imports, has no Query on the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from leadscore.router import Router, RoutingConflict
+
+
+@dataclass
+class PassResult:
+    due: int = 0
+    routed: int = 0
+    rerouted: int = 0
+    resent: int = 0
+    waiting: int = 0
+    already_routed: int = 0
+    not_due: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    stopped_early: bool = False
+
+
+def run_routing_pass(router: Router, *, out_of_time: Callable[[], bool] | None = None) -> PassResult:
+    """Route every account due on the routing index by `router.now`: waiting accounts once
+    someone is available, SLA re-routes, lost `Account SDR Ready`s. One account at a time (one
+    transaction and one send in flight); the deadline (`out_of_time`) is asked before each, and
+    what is left stays due for the next run."""
+    result = PassResult()
+    for account in router.store.query_route_due(router.now):
+        if out_of_time is not None and out_of_time():
+            result.stopped_early = True
+            break
+        result.due += 1
+        try:
+            outcome = router.route_due(account)
+        except RoutingConflict:
+            result.conflicts += 1
+            continue
+        setattr(result, outcome.status, getattr(result, outcome.status) + 1)
+    return result

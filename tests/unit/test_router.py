@@ -1,0 +1,216 @@
+"""The router on the in-memory fakes: exactly once per account and cycle, crash recovery,
+no SDR available, SLA re-routes and the routing pass. No moto."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from leadscore.config import load_config
+from leadscore.records import Account
+from leadscore.router import Router, deduplication_id
+from leadscore.routing_config import RoutingConfig
+from leadscore.routing_pass import run_routing_pass
+
+from tests.support.fakes import MemoryQueue, MemoryStore
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
+
+
+def sdr(sdr_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": sdr_id, "name": sdr_id.title(), "email": f"{sdr_id}@example.com", **extra}
+
+
+def routing(*sdrs: dict[str, Any], **extra: Any) -> RoutingConfig:
+    pools = [{"id": "team", "sdrs": [s["id"] for s in sdrs]}]
+    data: dict[str, Any] = {"version": 1, "sdrs": list(sdrs), "pools": pools, "fallback_pool": "team", **extra}
+    return RoutingConfig.model_validate(data)
+
+
+TEAM = routing(sdr("ana"), sdr("ben"), sdr("cy"))
+
+
+def ready(store: MemoryStore, account_id: str = "acme.com", cycle: int = 1, **extra: Any) -> Account:
+    account = Account(id=account_id, version=3, state="sdr_ready", cycle=cycle, name=account_id.split(".")[0].title(),
+                      domain=account_id, traits={"group": {"industry": "Software", "address": {"country": "US"}}},
+                      **extra)
+    store.accounts[account_id] = account
+    return account
+
+
+def router(store: MemoryStore, queue: MemoryQueue, cfg: RoutingConfig = TEAM, now: datetime = NOW) -> Router:
+    return Router(store, queue, load_config().scoring, cfg, now)
+
+
+class TestExactlyOnce:
+    def test_an_sdr_ready_account_is_routed_with_one_message_and_one_counter_step(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        outcome = router(store, queue).route_ready("acme.com", 1)
+        assert (outcome.status, outcome.sdr) == ("routed", "ana")
+        (message,) = queue.messages
+        assert message.group_id == "ana" and message.deduplication_id == "acme.com#1"
+        body = message.body
+        assert body["schema"] == "account-routed/v1" and body["cycle"] == 1
+        assert body["sdr"] == {"id": "ana", "name": "Ana", "email": "ana@example.com"}
+        assert body["routedAt"] == "2026-11-23T10:00:00Z" and body["slaDueAt"] == "2026-11-25T10:00:00Z"
+        assert set(body) == {"schema", "accountId", "accountName", "domain", "score", "fit", "engagement", "velocity",
+                             "threshold", "sdr", "territory", "routing", "reasons", "contacts", "routedAt",
+                             "slaDueAt", "cycle"}
+        assert round(sum(r["points"] for r in body["reasons"]), 2) == body["score"]
+        assert store.counters == {"team": 1}
+        account = store.accounts["acme.com"]
+        assert account.state == "routed" and account.sdr == {"id": "ana", "name": "Ana", "email": "ana@example.com"}
+        assert account.routing is not None and account.routing.due_at == "2026-11-25T10:00:00Z"
+        assert store.assignments[("acme.com", 1)].sent == 1
+
+    def test_the_same_event_twenty_times_routes_once(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        outcomes = [router(store, queue).route_ready("acme.com", 1).status for _ in range(20)]
+        assert outcomes == ["routed"] + ["already_routed"] * 19
+        assert len(queue.messages) == 1 and queue.sends == 1
+        assert store.counters == {"team": 1}
+
+    def test_twenty_concurrent_deliveries_route_once(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        barrier = threading.Barrier(20)
+        outcomes: list[str] = []
+
+        def deliver() -> None:
+            barrier.wait()
+            outcomes.append(router(store, queue).route_ready("acme.com", 1).status)
+
+        threads = [threading.Thread(target=deliver) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert Counter(outcomes)["routed"] == 1
+        assert len(queue.messages) == 1 and store.counters == {"team": 1}
+        assert sum(store.sdr_days.values()) <= 1 or store.sdr_days == {}
+
+    def test_a_race_lost_to_another_delivery_rereads_and_changes_nothing(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        store.before_transaction = lambda: router(store, queue).route_ready("acme.com", 1)
+        outcome = router(store, queue).route_ready("acme.com", 1)
+        assert outcome.status == "already_routed" and outcome.sdr == "ana"
+        assert len(queue.messages) == 1 and store.counters == {"team": 1}
+
+    def test_a_crash_between_the_transaction_and_the_send_is_resent_to_the_same_sdr(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue(fail=1)
+        ready(store)
+        with pytest.raises(RuntimeError):
+            router(store, queue).route_ready("acme.com", 1)
+        assert queue.messages == [] and store.assignments[("acme.com", 1)].unsent
+        # Lambda's retry, a little later
+        outcome = router(store, queue, now=NOW + timedelta(seconds=30)).route_ready("acme.com", 1)
+        assert (outcome.status, outcome.sdr) == ("resent", "ana")
+        (message,) = queue.messages
+        assert message.deduplication_id == "acme.com#1" and message.body["routedAt"] == "2026-11-23T10:00:00Z"
+        assert store.counters == {"team": 1} and not store.assignments[("acme.com", 1)].unsent
+        assert router(store, queue).route_ready("acme.com", 1).status == "already_routed"
+
+    def test_a_stale_event_of_an_earlier_cycle_changes_nothing(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store, cycle=2)
+        assert router(store, queue).route_ready("acme.com", 1).status == "skipped"
+        assert router(store, queue).route_ready("nobody.com", 1).status == "skipped"
+        assert queue.messages == []
+
+
+class TestFairnessAndStickiness:
+    def test_thirty_accounts_to_three_equal_sdrs_give_ten_each(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        for i in range(30):
+            ready(store, f"a{i}.com")
+            router(store, queue).route_ready(f"a{i}.com", 1)
+        assert Counter(m.group_id for m in queue.messages) == {"ana": 10, "ben": 10, "cy": 10}
+        assert store.counters == {"team": 30}
+
+    def test_a_requalified_account_goes_back_to_its_last_sdr_without_a_counter_step(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store, "other.com")
+        router(store, queue).route_ready("other.com", 1)  # ana
+        ready(store, cycle=2, sdr={"id": "cy", "name": "Cy", "email": "cy@example.com"})
+        outcome = router(store, queue).route_ready("acme.com", 2)
+        assert outcome.sdr == "cy" and store.counters == {"team": 1}
+        assert queue.messages[-1].deduplication_id == "acme.com#2"
+
+
+class TestNobodyAvailable:
+    def test_the_account_waits_with_the_reason_then_the_pass_routes_it_once(self) -> None:
+        away = routing(sdr("ana", out_of_office=[{"from": "2026-11-20", "to": "2026-11-24"}]))
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        outcome = router(store, queue, away).route_ready("acme.com", 1)
+        assert outcome.status == "waiting" and queue.messages == []
+        account = store.accounts["acme.com"]
+        assert account.state == "sdr_ready" and account.routing is not None
+        assert account.routing.waiting == "no SDR available in pool team: ana out of office until 2026-11-24"
+        assert account.routing.due_at == "2026-11-25T00:00:00Z"  # her local midnight (UTC)
+        # a pass before she is back changes nothing (and writes nothing)
+        before = store.calls.get("save_routing_status", 0)
+        early = run_routing_pass(router(store, queue, away, NOW + timedelta(hours=1)))
+        assert early.due == 0 and store.calls.get("save_routing_status", 0) == before
+        # the pass after she is back routes it, once
+        back = NOW + timedelta(days=1, hours=15)
+        result = run_routing_pass(router(store, queue, away, back))
+        assert (result.due, result.routed) == (1, 1)
+        assert run_routing_pass(router(store, queue, away, back)).due == 0
+        assert [m.group_id for m in queue.messages] == ["ana"]
+
+
+class TestSla:
+    def test_an_sla_breach_reroutes_to_another_sdr_in_the_same_cycle(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        router(store, queue).route_ready("acme.com", 1)
+        assert run_routing_pass(router(store, queue, now=NOW + timedelta(hours=47))).due == 0
+        later = NOW + timedelta(hours=49)
+        result = run_routing_pass(router(store, queue, now=later))
+        assert result.rerouted == 1
+        first, second = queue.messages
+        assert first.group_id == "ana" and second.group_id == "ben"
+        assert second.deduplication_id == "acme.com#1#2" and second.body["cycle"] == 1
+        assert second.body["slaDueAt"] == "2026-11-27T11:00:00Z"
+        account = store.accounts["acme.com"]
+        assert account.routing is not None and account.routing.tried == ["ana", "ben"]
+        assert account.routing.attempt == 2
+        # the next breach goes to the third SDR; once everyone had it, the round-robin goes on
+        run_routing_pass(router(store, queue, now=later + timedelta(hours=49)))
+        run_routing_pass(router(store, queue, now=later + timedelta(hours=98)))
+        assert [m.group_id for m in queue.messages] == ["ana", "ben", "cy", "ana"]
+        assert store.accounts["acme.com"].cycle == 1
+
+    def test_an_account_that_left_routed_leaves_the_index(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        router(store, queue).route_ready("acme.com", 1)
+        store.accounts["acme.com"].state = "accepted"
+        result = run_routing_pass(router(store, queue, now=NOW + timedelta(hours=49)))
+        assert result.skipped == 1 and len(queue.messages) == 1
+        assert run_routing_pass(router(store, queue, now=NOW + timedelta(hours=50))).due == 0
+
+    def test_the_pass_stops_before_the_deadline(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        for i in range(5):
+            ready(store, f"a{i}.com")
+            router(store, queue).route_ready(f"a{i}.com", 1)
+        calls = iter(range(100))
+        result = run_routing_pass(router(store, queue, now=NOW + timedelta(hours=49)),
+                                  out_of_time=lambda: next(calls) >= 2)
+        assert result.stopped_early and result.rerouted == 2
+
+
+def test_deduplication_ids_are_what_sqs_accepts() -> None:
+    assert deduplication_id("acme.com", 3) == "acme.com#3"
+    assert deduplication_id("acme.com", 3, 2) == "acme.com#3#2"
+    long = deduplication_id("x" * 300, 1)
+    assert len(long) <= 128 and long.startswith("sha256:")
+    assert deduplication_id("société générale", 1).startswith("sha256:")
