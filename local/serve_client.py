@@ -14,6 +14,7 @@ Used by the end-to-end tests (tests/e2e) and handy in a REPL:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -150,6 +151,20 @@ class LocalServer:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, prefix: str = "leadscore-serve-") -> Iterator[LocalServer]:
+        """A server for the length of the block (a test module's fixture); it must stop cleanly."""
+        with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+            local = cls(Path(folder) / "server.log").start()
+            try:
+                yield local
+            finally:
+                code = local.stop()
+                if code != 0:
+                    print(local.output()[-4000:], file=sys.stderr)
+                assert code == 0, f"local.server exited with {code} on SIGTERM"
 
     # -- requests ----------------------------------------------------------------------------
 

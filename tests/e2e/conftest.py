@@ -8,12 +8,9 @@ against the AWS endpoint, real SDKs.
 
 from __future__ import annotations
 
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +22,8 @@ from local.serve_client import REPO_ROOT, LocalServer
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalServer]:
     """The local stack for this module's tests (its own process, free ports)."""
-    with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as folder:
-        local = LocalServer(Path(folder) / "server.log").start()
-        try:
-            yield local
-        finally:
-            code = local.stop()
-            if code != 0:
-                print(local.output()[-4000:], file=sys.stderr)
-            assert code == 0, f"local.server exited with {code} on SIGTERM"
+    with LocalServer.running() as local:
+        yield local
 
 
 @pytest.fixture

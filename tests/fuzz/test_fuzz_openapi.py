@@ -11,10 +11,7 @@ agreement both ways.
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,14 +54,8 @@ REFUSALS = [400, 401, 403, 404, 413, 415, 422]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalServer]:
-    with tempfile.TemporaryDirectory(prefix="leadscore-fuzz-") as folder:
-        local = LocalServer(Path(folder) / "server.log").start()
-        try:
-            yield local
-        finally:
-            code = local.stop()
-            if code != 0:
-                print(local.output()[-4000:], file=sys.stderr)
+    with LocalServer.running("leadscore-fuzz-") as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

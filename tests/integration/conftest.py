@@ -78,6 +78,22 @@ class Pipeline:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def stream_records(self) -> list[dict[str, Any]]:
+        """Every record of the table's stream so far, shaped as Lambda delivers them."""
+        streams = self.stack.client("dynamodbstreams")
+        arn = self.stack.resources["Table"]["stream_arn"]
+        records: list[dict[str, Any]] = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator)
+                records += [self.stack._lambda_stream_record(r, arn) for r in page["Records"]]
+                if not page["Records"]:
+                    break
+                iterator = page.get("NextShardIterator")
+        return records
+
     def bus(self, detail_type: str) -> list[dict[str, Any]]:
         return [e for e in self.stack.bus_log if e.get("detail-type") == detail_type]
 

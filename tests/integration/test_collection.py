@@ -91,7 +91,7 @@ class TestExactlyOnce:
         pipeline.settle()
         before = {(i["pk"], i["sk"]): i for i in pipeline.table_items()}
         # When the whole stream so far is delivered again (a retried or bisected batch)
-        records = _read_whole_stream(pipeline)
+        records = pipeline.stream_records()
         answer = pipeline.stack.invoke("AggregateFunction", {"Records": records})
         assert answer == {"batchItemFailures": []}
         pipeline.settle()
@@ -109,11 +109,11 @@ class TestExactlyOnce:
 
         pipeline.send("identify", {"userId": "u-c", "anonymousId": "anon-c"})
         pipeline.settle()
-        seen = len(_read_whole_stream(pipeline))
+        seen = len(pipeline.stream_records())
         pipeline.send("track", {"userId": "u-c", "event": "Webinar Attended"})
         pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "e": "Case Study Downloaded", "aid": "anon-c"})
         own, forwarded = sorted(
-            (r for r in _read_whole_stream(pipeline)[seen:] if r["dynamodb"]["Keys"]["sk"]["S"].startswith("E#")),
+            (r for r in pipeline.stream_records()[seen:] if r["dynamodb"]["Keys"]["sk"]["S"].startswith("E#")),
             key=lambda r: r["dynamodb"]["Keys"]["pk"]["S"], reverse=True)
         table = pipeline.stack.name_of("Table")
         config = runtime.config()
@@ -351,25 +351,6 @@ class TestBusAndSettings:
         missing = pipeline.stack.invoke("CollectFunction", http_event(
             "GET", "/v1/projects/nope/settings", route_key="GET /v1/projects/{writeKey}/settings"))
         assert missing["statusCode"] == 404
-
-
-def _read_whole_stream(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """Every record of the table's stream so far, shaped as Lambda delivers them."""
-    stack = pipeline.stack
-    streams = stack.client("dynamodbstreams")
-    arn = stack.resources["Table"]["stream_arn"]
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            records += [stack._lambda_stream_record(r, arn) for r in page["Records"]]
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return records
-
 
 
 class TestWritesOnlyWhatChanged:

@@ -30,24 +30,6 @@ POISONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _read_whole_stream(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """Every record of the table's stream so far, shaped as Lambda delivers them."""
-    stack = pipeline.stack
-    streams = stack.client("dynamodbstreams")
-    arn = stack.resources["Table"]["stream_arn"]
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            records += [stack._lambda_stream_record(r, arn) for r in page["Records"]]
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return records
-
-
 def _put_poison(pipeline: Pipeline, contact_pk: str, attributes: dict[str, Any]) -> None:
     from leadscore.storage import marshal
 
@@ -63,7 +45,7 @@ def _failure_messages(pipeline: Pipeline) -> list[dict[str, Any]]:
 
 
 def _poison_sequence(pipeline: Pipeline) -> str:
-    return next(r["dynamodb"]["SequenceNumber"] for r in _read_whole_stream(pipeline)
+    return next(r["dynamodb"]["SequenceNumber"] for r in pipeline.stream_records()
                 if r["dynamodb"]["Keys"]["sk"]["S"] == "E#website#bad")
 
 
@@ -96,7 +78,7 @@ class TestPoisonInAContactsBatch:
         pipeline.stack.pump(raise_errors=False)
         before = {(i["pk"], i["sk"]): i for i in pipeline.table_items()}
         # When the whole stream so far is delivered again
-        answer = pipeline.stack.invoke("AggregateFunction", {"Records": _read_whole_stream(pipeline)})
+        answer = pipeline.stack.invoke("AggregateFunction", {"Records": pipeline.stream_records()})
         # Then only the poison record is reported, and no item moved
         assert answer == {"batchItemFailures": [{"itemIdentifier": bad}]}
         pipeline.settle()
