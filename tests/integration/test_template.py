@@ -811,3 +811,42 @@ def test_lambda_context() -> None:
     assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:collect"
     assert 0 < context.get_remaining_time_in_millis() <= 3000
     assert context.aws_request_id != lambda_context().aws_request_id
+
+
+# ---------------------------------------------------------------- routing (issue 16)
+
+
+def test_the_routed_queue_is_fifo_with_explicit_deduplication_and_a_fifo_dead_letter_queue(
+        sam_template: dict[str, Any]) -> None:
+    resources = sam_template["Resources"]
+    routed = resources["RoutedQueue"]["Properties"]
+    assert routed["FifoQueue"] is True and routed["ContentBasedDeduplication"] is False
+    assert routed["QueueName"]["Fn::Sub"].endswith(".fifo")
+    assert routed["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["RoutedDeadLetterQueue", "Arn"]}
+    dead = resources["RoutedDeadLetterQueue"]["Properties"]
+    assert dead["FifoQueue"] is True and dead["QueueName"]["Fn::Sub"].endswith(".fifo")
+    for function in ("RouteFunction", "RoutingPassFunction"):
+        env = resources[function]["Properties"]["Environment"]["Variables"]
+        assert env["ROUTED_QUEUE_URL"] == {"Ref": "RoutedQueue"}, function
+    rule = resources["RouteFunction"]["Properties"]["Events"]["SdrReady"]["Properties"]
+    assert rule["Pattern"] == {"source": ["leadscore"], "detail-type": ["Account SDR Ready"]}
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    schedule = resources["RoutingPassFunction"]["Properties"]["Events"]["RoutingSchedule"]["Properties"]
+    assert schedule["Schedule"] == {"Ref": "RoutingPassSchedule"}
+
+
+def test_the_due_index_carries_what_the_routing_pass_needs(sam_template: dict[str, Any]) -> None:
+    (index,) = sam_template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
+    assert {"id", "top", "tr", "state", "cycle", "sdr", "rt", "ver"} <= set(index["Projection"]["NonKeyAttributes"])
+
+
+def test_the_routed_queues_exist_in_the_stack(stack: TemplateStack) -> None:
+    sqs = boto3.client("sqs")
+    assert stack.url_of("RoutedQueue").endswith("leadscore-routed.fifo")
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.url_of("RoutedQueue"), AttributeNames=["All"])["Attributes"]
+    assert attributes["FifoQueue"] == "true" and attributes["ContentBasedDeduplication"] == "false"
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == stack.resources[
+        "RoutedDeadLetterQueue"]["arn"]
+    assert {"RouteFunction", "RoutingPassFunction"} <= set(stack.functions)
+    assert stack.rules_matching({"source": "leadscore", "detail-type": "Account SDR Ready", "detail": {}}) == [
+        ("RouteFunction", "SdrReady")]
