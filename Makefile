@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test test-fast lint typecheck validate-config validate-template check build demo bench serve replay
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config validate-template check build demo bench serve replay inbox
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -87,3 +87,7 @@ STACK ?= leadscore
 replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue [STACK=leadscore] [ARGS=--dry-run] (docs/OPERATIONS.md)
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
+
+inbox: install ## the routed queue as an SDR reads it: make inbox SDR=ana [ACK="all" | ACK="acme.com ..."] [STACK=leadscore] [ARGS=--json]
+	@test -n "$(SDR)" || { echo "usage: make inbox SDR=<sdr id> [ACK=\"all\" | ACK=\"<accountId> ...\"] [STACK=leadscore] [ARGS=--json]"; exit 2; }
+	$(PY) -m local.inbox --sdr "$(SDR)" --stack "$(STACK)" $(if $(strip $(ACK)),--ack $(ACK)) $(ARGS)

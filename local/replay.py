@@ -107,6 +107,12 @@ class Stack:
         found = self.physical_id(queue)
         if found:
             return found
+        named = template_queue_name(queue, self.name)
+        if named:  # the template names it (e.g. RoutedQueue: <stack>-routed.fifo)
+            try:
+                return str(self.client("sqs").get_queue_url(QueueName=named)["QueueUrl"])
+            except Exception:  # noqa: BLE001 - not created here: fall back to the default names
+                pass
         prefix = f"{self.name}-{queue}"
         urls = self.client("sqs").list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
         exact = [u for u in urls if u.rsplit("/", 1)[-1] in (prefix, prefix + ".fifo")]
@@ -127,6 +133,21 @@ class Stack:
         if not name:
             raise ReplayError(f"{logical_id} is not a resource of stack {self.name!r}: use --via local")
         return name
+
+
+def template_queue_name(logical_id: str, stack_name: str, template: Path = REPO_ROOT / "template.yaml") -> str | None:
+    """The `QueueName` template.yaml gives queue `logical_id` in stack `stack_name`, if it
+    names it (a plain name or a `!Sub` of `${AWS::StackName}`); None when it does not."""
+    from local.stack import load_template
+
+    try:
+        resource = (load_template(template).get("Resources") or {}).get(logical_id) or {}
+    except Exception:  # noqa: BLE001 - no template here (an installed tool): no name from it
+        return None
+    name = (resource.get("Properties") or {}).get("QueueName") if resource.get("Type") == "AWS::SQS::Queue" else None
+    if isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str):
+        name = name["Fn::Sub"].replace("${AWS::StackName}", stack_name)
+    return name if isinstance(name, str) and "${" not in name else None
 
 
 # ---------------------------------------------------------------- what a message holds
