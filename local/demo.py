@@ -186,7 +186,16 @@ class DemoResult:
         return [c for c in self.contacts.values() if not c.get("accountId")]
 
     def sdr_ready(self) -> list[dict[str, Any]]:
-        return [a for a in self.accounts.values() if a.get("state") == "sdr_ready"]
+        """Accounts that qualified this cycle: waiting for an SDR, or routed to one."""
+        return [a for a in self.accounts.values() if a.get("state") in ("sdr_ready", "routed")]
+
+    def inboxes(self) -> dict[str, list[dict[str, Any]]]:
+        """The routed queue's messages by SDR (its MessageGroupId), newest first."""
+        by_sdr: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for message in self.routed:
+            by_sdr[str((message.get("sdr") or {}).get("id"))].append(message)
+        return {sdr: sorted(messages, key=lambda m: str(m.get("routedAt")), reverse=True)
+                for sdr, messages in sorted(by_sdr.items())}
 
     def journey_outcome(self, journey: Journey) -> dict[str, Any]:
         """The account (or the contacts, for individuals) a journey produced."""
@@ -429,8 +438,8 @@ class Demo:
         if result.routing_function is None:
             return
         sqs = self.stack.client("sqs")
-        for info in self.stack.resources.values():
-            if info.get("type") == "AWS::SQS::Queue" and info.get("fifo") and info.get("url"):
+        for logical_id, info in self.stack.resources.items():
+            if logical_id == "RoutedQueue" and info.get("url"):
                 while True:
                     page = sqs.receive_message(QueueUrl=info["url"], MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                                AttributeNames=["All"]).get("Messages", [])
@@ -552,27 +561,41 @@ def report(result: DemoResult, out: Any = None) -> None:
 
     say()
     say("=" * 100)
-    say("WHAT AN SDR WOULD GET (and why)")
+    say("WHAT EACH SDR GOT (the routed FIFO queue, as `make inbox SDR=<id>` shows it)")
     say("=" * 100)
-    ready = result.sdr_ready()
     if result.routing_function is None:
-        say("Routing to an SDR is not in template.yaml yet (no function subscribes to \"Account SDR Ready\"): "
-            "below is the")
-        say("routed-queue message (schema account-routed/v1) each SDR-ready account will produce; `sdr`, "
-            "`territory`,")
-        say("`routedAt` and `slaDueAt` are the Route step's to fill.")
+        say("(no function subscribes to \"Account SDR Ready\": routing is not in this template)")
     else:
-        say(f"Routing: {result.routing_function} subscribes to \"Account SDR Ready\"; "
-            f"{len(result.routed)} message(s) on the routed queue.")
-    if not ready:
-        say("(no account is SDR-ready)")
-    for account in ready:
+        say(f"{result.routing_function} routes each \"Account SDR Ready\": the first matching territory of "
+            "config/routing.yaml, then its pool's")
+        say("weighted round-robin (one DynamoDB transaction steps the pool counter and records the "
+            "assignment); one message per account")
+        say("and cycle, MessageGroupId = the SDR's id. A reason's points are the contact's share after "
+            "persona weight and cap,")
+        say("so they add up to the account's score.")
+    for account in result.sdr_ready():
+        routing = account.get("routing") or {}
+        if account.get("state") == "sdr_ready":
+            say(f"  {account['accountId']}: SDR-ready, waiting for an SDR: {routing.get('reason') or '-'}")
+    for sdr, messages in result.inboxes().items():
         say()
-        say(f"{account['accountId']}: SDR-ready since {_when(account.get('stateSince'))} (cycle "
-            f"{account.get('cycle')}), score {_num(account['score'])} >= threshold {_num(account['threshold'])}")
-        say(json.dumps(sdr_message(account, routed=result.routing_function is not None), indent=2))
-    for message in result.routed:
-        say(json.dumps(message, indent=2))
+        first = messages[0].get("sdr") or {}
+        say(f"{sdr} ({first.get('name')} <{first.get('email')}>): {len(messages)} account(s)")
+        for message in messages:
+            say(f"  {message.get('accountId')}  {message.get('accountName') or ''}  score {_num(message.get('score'))}"
+                f" = fit {_num(message.get('fit'))} + engagement {_num(message.get('engagement'))}   territory "
+                f"{message.get('territory') or '-'} ({message.get('routing')})   cycle {message.get('cycle')}"
+                f"   routed {_when(message.get('routedAt'))}   SLA due {_when(message.get('slaDueAt'))}")
+            contacts = {c.get("contactId"): c for c in message.get("contacts") or []}
+            reasons = sorted(message.get("reasons") or [], key=lambda r: -abs(float(r.get("points") or 0)))
+            for reason in reasons[:5]:
+                contact = contacts.get(reason.get("contactId")) or {}
+                who = f"{contact.get('email')} ({contact.get('title')})" if contact else reason.get("contactId") or ""
+                say(f"    {float(reason.get('points') or 0):+8.2f}  {reason.get('rule'):<28} {who}")
+    if result.routed:
+        say()
+        say("One message as the queue carries it:")
+        say(json.dumps(result.routed[0], indent=2))
 
     say()
     say("=" * 100)
@@ -632,7 +655,9 @@ def _account_block(say: Any, account: Mapping[str, Any], result: DemoResult) -> 
     say()
     state = account.get("state")
     excluded = f" ({account.get('excluded')})" if account.get("excluded") else ""
-    say(f"{account['accountId']}  {account.get('name') or ''}  -  {str(state).upper()}{excluded}"
+    sdr = account.get("sdr") or {}
+    owner = f" to {sdr.get('id')} ({sdr.get('name')})" if sdr.get("id") else ""
+    say(f"{account['accountId']}  {account.get('name') or ''}  -  {str(state).upper()}{owner}{excluded}"
         f"  since {_when(account.get('stateSince'))}")
     say(f"  score {_num(account['score'])} = fit {_num(account['fit'])} + engagement {_num(account['engagement'])}"
         f" + committee bonus {_num(account.get('committeeBonus'))}   velocity {_num(account['velocity'])}"

@@ -67,9 +67,11 @@ def test_every_breakdown_sums_to_its_score(result: demo.DemoResult) -> None:
         assert round(account["fit"] + account["engagement"] + account["committeeBonus"], 2) == account["score"]
 
 
-def test_acme_is_sdr_ready_after_the_demo_request(result: demo.DemoResult) -> None:
+def test_acme_is_sdr_ready_after_the_demo_request_and_routed(result: demo.DemoResult) -> None:
     acme = result.accounts["acme.com"]
-    assert acme["state"] == "sdr_ready" and acme["cycle"] == 1
+    # routed as it qualified: a US account goes to the NA territory's pool (config/routing.yaml)
+    assert acme["state"] == "routed" and acme["cycle"] == 1
+    assert acme["sdr"]["id"] == "maya"
     # account fit: industry Software +15, country US +5 (1,200 employees is outside 50-500)
     assert acme["fit"] == 20
     # engagement of each contact, persona-weighted and capped at 80 (scoring.yaml `account`):
@@ -88,7 +90,9 @@ def test_acme_is_sdr_ready_after_the_demo_request(result: demo.DemoResult) -> No
     ready = _bus(result, "Account SDR Ready", "acme.com")
     assert len(ready) == 1
     assert ready[0]["score"] == 128 and ready[0]["cycle"] == 1
-    assert ready[0]["time"] == "2026-10-31T10:30:00+00:00" == acme["stateSince"]
+    assert ready[0]["time"] == "2026-10-31T10:30:00+00:00"
+    # routed at that same moment (stateSince is now the routing's)
+    assert datetime.fromisoformat(acme["stateSince"].replace("Z", "+00:00")) == datetime.fromisoformat(ready[0]["time"])
     changes = [d["score"] for d in _bus(result, "Account Score Changed", "acme.com")]
     assert changes[-2:] == [128, 153] and all(score < 100 for score in changes[:-2])
 
@@ -96,13 +100,17 @@ def test_acme_is_sdr_ready_after_the_demo_request(result: demo.DemoResult) -> No
 def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
     ready = result.sdr_ready()
     assert [a["accountId"] for a in ready] == ["acme.com"]
-    message = demo.sdr_message(ready[0])
+    # the one message on the routed queue, in maya's inbox, valued when it was routed (score 128)
+    assert list(result.inboxes()) == ["maya"]
+    (message,) = result.inboxes()["maya"]
     assert message["schema"] == "account-routed/v1"
     assert message["accountName"] == "Acme" and message["domain"] == "acme.com"
-    assert message["reasons"][0] == {"rule": "form_bottom_of_funnel", "points": 36.36, "contactId": "acme-sam"}
+    assert message["score"] == 128 and message["cycle"] == 1 and message["territory"] == "na"
+    reasons = {(r["rule"], r["contactId"]): r["points"] for r in message["reasons"]}
+    assert reasons[("form_bottom_of_funnel", "acme-sam")] == 36.36
     assert round(sum(r["points"] for r in message["reasons"]), 2) == message["score"]
-    assert message["contacts"][0]["email"] == "sam.lee@acme.com"
-    assert message["sdr"] is None  # routing is not in the template yet
+    assert {c["email"] for c in message["contacts"]} >= {"sam.lee@acme.com", "jo.park@acme.com"}
+    assert message["sdr"]["id"] == "maya" and message["slaDueAt"] == "2026-11-02T10:30:00Z"
 
 
 def test_globex_only_opens_emails_stays_below_threshold_and_decays(result: demo.DemoResult, scoring: Any) -> None:
@@ -152,8 +160,8 @@ def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResu
 def test_main_prints_the_report_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert demo.main(["--quiet"]) == 0
     out = capsys.readouterr().out
-    for words in ("acme.com  Acme  -  SDR_READY", "initech.com  Initech  -  EXCLUDED (customer)",
-                  "WHAT AN SDR WOULD GET", '"schema": "account-routed/v1"', "Account SDR Ready x1",
+    for words in ("acme.com  Acme  -  ROUTED to maya", "initech.com  Initech  -  EXCLUDED (customer)",
+                  "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x1",
                   "GET /v1/accounts/gmail.com -> 404"):
         assert words in out
 
