@@ -19,6 +19,10 @@ holds and what replaying it does (docs/OPERATIONS.md has the full story):
   them. Records already applied are skipped by the aggregation's own watermark.
 - `DecayDeadLetterQueue`: decay runs that failed (invocation record) or schedule events
   that were not delivered. Replay runs the decay job once, as of now (it is idempotent).
+- `RouteDeadLetterQueue`: "Account SDR Ready" events the route function failed on or
+  never got. Replay routes the account again (once per account and cycle: a replay of one
+  routed meanwhile changes nothing). `RoutingPassDeadLetterQueue`: routing passes that
+  failed; replay runs the pass once, as of now.
 
 Messages are deleted only after their replay succeeded; a failed one stays in the queue
 (visible again when the run ends) and the exit status is 1. `--dry-run` shows
@@ -46,6 +50,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACKING_EVENT = "Tracking Event"
 SCHEDULED_EVENT = "Scheduled Event"
+SDR_READY_EVENT = "Account SDR Ready"
 #: How long a received message stays hidden from other readers while it is replayed.
 VISIBILITY_SECONDS = 300
 #: Records per synchronous invoke of the aggregate function (a stream batch is at most 100).
@@ -165,8 +170,11 @@ def classify(body: Mapping[str, Any]) -> tuple[str, Any]:
         detail_type = event.get("detail-type")
         if detail_type == TRACKING_EVENT:
             return "tracking", event
+        if detail_type == SDR_READY_EVENT:
+            return "route", event
         if detail_type == SCHEDULED_EVENT:
-            return "decay", event
+            # which schedule: its rule (resources) or the failed function (the record) names it
+            return ("routing_pass" if "RoutingPass" in json.dumps(body) else "decay"), event
     raise ReplayError(f"not a message this tool knows how to replay: {json.dumps(body)[:200]}")
 
 
@@ -288,6 +296,7 @@ def _local_handler(stack: Stack, logical_id: str, payload: Any, config_dir: str 
     env = {
         "TABLE_NAME": stack.table_name(),
         "EVENT_BUS_NAME": stack.bus_name(),
+        "ROUTED_QUEUE_URL": stack.queue_url("RoutedQueue"),
         "LEADSCORE_CONFIG_DIR": config_dir or os.environ.get("LEADSCORE_CONFIG_DIR") or str(REPO_ROOT / "config"),
         "POWERTOOLS_SERVICE_NAME": "leadscore",
         "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
@@ -333,6 +342,18 @@ def replay_stream(stack: Stack, info: Mapping[str, Any], via: str, config_dir: s
     return what
 
 
+def replay_function(stack: Stack, logical_id: str, event: Mapping[str, Any], via: str, config_dir: str | None,
+                    dry_run: bool) -> str:
+    """Invoke the function on the event again: routing (`Account SDR Ready`: an account is
+    routed once per cycle, so a replay of a routed one changes nothing) or the routing pass
+    (as of now)."""
+    what = f"{event.get('detail-type')} of {event.get('time')} -> {logical_id} via {via}"
+    if dry_run:
+        return what
+    result = _invoke(stack, logical_id, dict(event), via, config_dir)
+    return f"{what}: {json.dumps(result, default=str)[:300]}"
+
+
 def replay_decay(stack: Stack, event: Mapping[str, Any], via: str, config_dir: str | None,
                  dry_run: bool) -> str:
     """Run the decay job once, as of now: what the failed run would have done, and more."""
@@ -368,6 +389,10 @@ def replay_queue(stack: Stack, queue_url: str, *, via: str, dry_run: bool = Fals
                     what = replay_tracking(stack, payload, bus, dry_run)
                 elif kind == "stream":
                     what = replay_stream(stack, payload, via, config_dir, dry_run)
+                elif kind == "route":
+                    what = replay_function(stack, "RouteFunction", payload, via, config_dir, dry_run)
+                elif kind == "routing_pass":
+                    what = replay_function(stack, "RoutingPassFunction", payload, via, config_dir, dry_run)
                 else:
                     what = replay_decay(stack, payload, via, config_dir, dry_run)
             except Exception as error:  # noqa: BLE001 - reported; the message stays for a later try

@@ -191,6 +191,18 @@ class TestFunctionFailures:
         assert _messages(pipeline, "DecayDeadLetterQueue") == []
 
 
+    def test_a_failed_routing_pass_is_run_again(self, pipeline: Pipeline,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+        scheduled = pipeline.stack.scheduled_event("RoutingPassFunction", pipeline.now)
+        record = {"version": "1.0", "requestContext": {"condition": "RetriesExhausted"},
+                  "requestPayload": scheduled, "responseContext": {"functionError": "Unhandled"}}
+        pipeline.stack.client("sqs").send_message(QueueUrl=pipeline.stack.url_of("RoutingPassDeadLetterQueue"),
+                                                  MessageBody=json.dumps(record))
+        assert _replay("RoutingPassDeadLetterQueue") == 0
+        assert "RoutingPassFunction" in capsys.readouterr().out
+        assert _messages(pipeline, "RoutingPassDeadLetterQueue") == []
+
+
 def test_classify_knows_every_shape() -> None:
     event = {"detail-type": "Tracking Event", "detail": {}}
     assert replay.classify(event) == ("tracking", event)
@@ -199,5 +211,10 @@ def test_classify_knows_every_shape() -> None:
     assert replay.classify({"requestContext": {}, "requestPayload": scheduled}) == ("decay", scheduled)
     assert replay.classify(scheduled)[0] == "decay"
     assert replay.classify({"DDBStreamBatchInfo": {"shardId": "s"}}) == ("stream", {"shardId": "s"})
+    ready = {"detail-type": "Account SDR Ready", "detail": {"accountId": "acme.com"}}
+    assert replay.classify({"requestContext": {}, "requestPayload": ready}) == ("route", ready)
+    routing_pass = {"detail-type": "Scheduled Event",
+                    "resources": ["arn:aws:events:us-east-1:123456789012:rule/leadscore-RoutingPassFunctionSchedule"]}
+    assert replay.classify(routing_pass) == ("routing_pass", routing_pass)
     with pytest.raises(replay.ReplayError):
         replay.classify({"requestContext": {}, "requestPayload": {"Records": []}})
