@@ -51,6 +51,7 @@ DEMO_ENV = {
 UNSET_ENV = UNSET_AWS_ENV
 
 SEGMENT_ROUTES = ("/v1/identify", "/v1/track", "/v1/page", "/v1/group", "/v1/alias", "/v1/screen", "/v1/batch")
+REPORT = Path("demo-report.html")
 STATE_EVENTS = ("Account SDR Ready", "Account Routed", "Account Recycled", "Account Disqualified",
                 "Routing SLA Breached")
 
@@ -685,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="do not list the steps as they are replayed")
     parser.add_argument("--json", action="store_true", help="print the accounts, contacts and bus events as JSON")
     parser.add_argument("--function-logs", action="store_true", help="show the functions' own (Powertools) logs")
+    parser.add_argument("--report", type=Path, default=REPORT,
+                        help="where to write the self-contained HTML report (default: %(default)s)")
     args = parser.parse_args(argv)
     log = None if args.quiet or args.json else sys.stdout
     if log:
@@ -706,6 +709,12 @@ def main(argv: list[str] | None = None) -> int:
             "errors": result.errors}, indent=2, default=str))
     else:
         report(result)
+    from local.report import render
+
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(render(result), encoding="utf-8")
+    if not args.json:
+        print(f"HTML report (score over time, routing moments, routed messages): {args.report}")
     return 0 if result.ok else 1
 
 

@@ -157,8 +157,8 @@ def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResu
     assert [c["contactId"] for c in result.individuals()] == ["ind-alex"]
 
 
-def test_main_prints_the_report_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo.main(["--quiet"]) == 0
+def test_main_prints_the_report_and_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert demo.main(["--quiet", "--report", str(tmp_path / "report.html")]) == 0
     out = capsys.readouterr().out
     for words in ("acme.com  Acme  -  ROUTED to maya", "initech.com  Initech  -  EXCLUDED (customer)",
                   "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x1",
@@ -194,3 +194,20 @@ def test_a_malformed_journey_names_the_file_and_step(tmp_path: Path) -> None:
                                                                  "key": "k", "body": {}}]}))
     with pytest.raises(demo.JourneyError, match=r"broken.json steps\[0\]"):
         demo.load_journeys(tmp_path)
+
+
+def test_the_html_report_charts_each_account_and_opens_offline(tmp_path: Path) -> None:
+    import re
+
+    path = tmp_path / "out" / "report.html"
+    assert demo.main(["--quiet", "--report", str(path)]) == 0
+    page = path.read_text()
+    # one chart per account, each with its threshold, the score line and the routing moments
+    assert page.count("<svg") == 3 and page.count("threshold 100") == 3
+    for account in ("acme.com", "globex.com", "initech.com"):
+        assert f"<h2>{account}" in page
+    assert "routed to Maya Johnson" in page and ">SDR Ready<" in page and ">Routed<" in page
+    assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
+    # nothing to fetch: no script, no external stylesheet, font or image
+    assert "<script" not in page and "<link" not in page
+    assert re.findall(r'(?:src|href)="https?://', page) == []
