@@ -273,13 +273,15 @@ class Transition:
 
 
 def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, excluded: str | None,
-               cooldown_until: str | None = None, now: datetime) -> Transition:
+               cooldown_until: str | None = None, baseline: float | None = None, now: datetime) -> Transition:
     """The account state machine with hysteresis.
 
     below_threshold/recycled --score >= sdr_ready--> sdr_ready (a new cycle)
     sdr_ready/routed --score < requalify_below--> recycled
     Excluded accounts are scored but never SDR-ready; disqualified and accepted are left to
-    people (sales feedback), not to the score.
+    people (sales feedback), not to the score. After `not_ready` feedback the account is held
+    until `cooldown_until`, and the engagement it had then (`baseline`) no longer counts
+    toward the threshold: it qualifies again on `score - baseline`.
     """
     thresholds = scoring.account.thresholds
     if state == "disqualified":
@@ -289,13 +291,22 @@ def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, 
     if state == "excluded":
         state = "below_threshold"  # the exclusion was lifted: earn your way in like anyone
     if state in ("below_threshold", "recycled"):
-        cooling = cooldown_until is not None and now.isoformat() < cooldown_until
-        if score >= thresholds.sdr_ready and not cooling:
+        cooling = cooldown_until is not None and _before(now, cooldown_until)
+        if score - (baseline or 0.0) >= thresholds.sdr_ready and not cooling:
             return Transition("sdr_ready", cycle + 1, "crossed sdr_ready")
         return Transition(state, cycle)
     if state in ("sdr_ready", "routed") and score < thresholds.requalify_below:
         return Transition("recycled", cycle, "fell below requalify_below")
     return Transition(state, cycle)
+
+
+def _before(now: datetime, moment: str) -> bool:
+    """Whether `now` is before an ISO-8601 moment as stored (`Z` or an offset)."""
+    try:
+        until = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return now < until if until.tzinfo is not None else now.replace(tzinfo=None) < until
 
 
 def traits_from_contact(contact: Contact) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -381,13 +392,19 @@ def rescore_account(scoring: ScoringConfig, account: Account, now: datetime) -> 
     card = account_card(scoring, traits, account.entries, now)
     excluded = exclusion_of(scoring, account.id, traits)
     transition = next_state(scoring, state=account.state or "below_threshold", cycle=int(account.cycle or 0),
-                            score=card.score, excluded=excluded, cooldown_until=account.cooldown_until, now=now)
+                            score=card.score, excluded=excluded, cooldown_until=account.cooldown_until,
+                            baseline=account.engagement_baseline, now=now)
     if transition.state != account.state or transition.cycle != account.cycle:
         account.state_at = now.isoformat()
         account.state_why = transition.reason
         if transition.state == "sdr_ready" and transition.cycle != account.cycle:
-            # a new cycle: its routing starts afresh (the last SDR stays in `sdr`: sticky)
+            # a new cycle: its routing starts afresh (the last SDR stays in `sdr`: sticky),
+            # and what a not_ready held back is spent
             account.routing = RoutingStatus(due_at=utc_text(now + ROUTING_SAFETY_NET))
+            if account.engagement_baseline is not None:
+                account.state_why = "crossed sdr_ready with new engagement after not_ready"
+            account.engagement_baseline = None
+            account.cooldown_until = None
     account.threshold = scoring.account.thresholds.sdr_ready
     account.fit, account.engagement, account.bonus = card.fit, card.engagement, card.bonus
     account.score, account.velocity = card.score, card.velocity
@@ -426,7 +443,7 @@ def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], 
             detail_type = STATE_EVENTS.get(str(new.state))
             if detail_type:
                 events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold",
-                                                           **routing_detail(new))))
+                                                           **routing_detail(new), **feedback_detail(old, new))))
         elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old):
             # an SLA re-route: same cycle, the next SDR
             previous = (old.sdr or {}).get("id")
@@ -440,6 +457,21 @@ def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], 
         if new.score != old_score:
             events.append(("Account Score Changed", account_detail(new, now, previousScore=old_score or 0)))
     return events
+
+
+def feedback_detail(old: Account | None, new: Account) -> dict[str, Any]:
+    """What a state change caused by sales feedback says of it on the bus: the outcome, the
+    SDR who gave it and when (the note stays on the read API), and a recycled account's
+    cooldown; nothing for a change the score made."""
+    feedback = new.last_feedback
+    before = old.last_feedback if old is not None else None
+    if feedback is None or (before is not None and before.seq == feedback.seq):
+        return {}
+    detail: dict[str, Any] = {"feedback": {"outcome": feedback.outcome, "sdr": feedback.sdr, "at": feedback.at,
+                                           "cycle": feedback.cycle}}
+    if new.state == "recycled" and new.cooldown_until:
+        detail["cooldownUntil"] = new.cooldown_until
+    return detail
 
 
 def _attempt(account: Account) -> int:

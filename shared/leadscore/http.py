@@ -49,6 +49,7 @@ class Request:
     body: bytes
     source_ip: str | None
     domain_name: str | None = None  # the host API Gateway answered on (never a client header)
+    caller: str | None = None  # the IAM principal of a signed request (AWS_IAM routes), never a header
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> Request:
@@ -78,6 +79,7 @@ class Request:
             body=body,
             source_ip=http.get("sourceIp"),
             domain_name=context.get("domainName"),
+            caller=_iam_caller(context),
         )
 
     @property
@@ -99,6 +101,14 @@ class Request:
         except ValueError:  # not base64 (binascii.Error), not ASCII ("Basic é"), not UTF-8
             return None
         return decoded.partition(":")[0] or None
+
+
+def _iam_caller(context: Mapping[str, Any]) -> str | None:
+    """`requestContext.authorizer.iam.userArn` of a SigV4-signed request (AWS_IAM routes)."""
+    authorizer = context.get("authorizer")
+    iam = authorizer.get("iam") if isinstance(authorizer, Mapping) else None
+    arn = iam.get("userArn") if isinstance(iam, Mapping) else None
+    return arn if isinstance(arn, str) and arn else None
 
 
 MAX_FORM_FIELDS = 100

@@ -23,7 +23,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, get_args
 
-from leadscore.records import Account, Assignment, Contact, ContactScores, PoisonRecord, RoutingStatus, StoredEvent
+from leadscore.records import (
+    Account,
+    Assignment,
+    Contact,
+    ContactScores,
+    Feedback,
+    PoisonRecord,
+    RoutingStatus,
+    StoredEvent,
+)
 
 if TYPE_CHECKING:
     from leadscore.accounts import ContactEntry, CounterPoints
@@ -43,6 +52,7 @@ POOL_PREFIX = "POOL#"
 POOL_COUNTER = "RR"
 SDR_PREFIX = "SDR#"
 DAY_PREFIX = "D#"
+FEEDBACK_PREFIX = "FB#"
 #: Routing states in which an account can be due for the routing pass.
 ROUTE_DUE_STATES = ("sdr_ready", "routed")
 #: Days an SDR's daily count is kept after the day (capacity only looks at today).
@@ -59,6 +69,8 @@ ITEM_KINDS: dict[str, tuple[str, str, str]] = {
                    "no contact data: the account id, the SDR ids (from routing.yaml), times"),
     "pool counter": ("POOL#<poolId>", "RR", "no"),
     "SDR day": ("SDR#<sdrId>", "D#<yyyy-mm-dd>", "no: an SDR id (from routing.yaml) and a count; TTL ttl"),
+    "feedback": ("A#<accountId>", "FB#<seq, 10 digits>",
+                 "yes: note (free text, may name people), sdr (as sent), by (the IAM caller's ARN)"),
 }
 
 #: Every attribute name this module writes or reads, item and stored-JSON alike (the
@@ -70,12 +82,15 @@ CONTACT_ATTRIBUTES = ("pk", "sk", "k", "ck", "ver", "lg", "seq", "uid", "em", "t
                       "upd")
 ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain", "thr", "fit", "eng", "bonus",
                       "score", "vel", "state", "cycle", "excl", "stateAt", "stateWhy", "cooldown", "sdr", "rt",
-                      "due_pk", "due_at", "first", "upd")
+                      "eb", "fb", "due_pk", "due_at", "first", "upd")
 REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
 ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr", "mode", "at", "sla", "att",
                          "tried", "sent")
 POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")
 SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
+FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "by", "at", "state")
+#: Keys of an account's last feedback (`fb`, a map).
+LAST_FEEDBACK_KEYS = ("o", "s", "at", "c", "h", "n")
 #: Keys of an account's routing status (`rt`, a map).
 ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due")
 _CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
@@ -148,6 +163,12 @@ def assignment_key(account_id: str, cycle: int) -> tuple[str, str]:
 def pool_counter_key(pool_id: str) -> tuple[str, str]:
     """A pool's round-robin counter (`*` for the global pool of `mode: round_robin`)."""
     return f"{POOL_PREFIX}{pool_id}", POOL_COUNTER
+
+
+def feedback_key(account_id: str, seq: int) -> tuple[str, str]:
+    """One feedback on an account, beside it; `seq` (the account version its write produced)
+    orders them, so the newest are read first."""
+    return account_pk(account_id), f"{FEEDBACK_PREFIX}{int(seq):010d}"
 
 
 def sdr_day_key(sdr_id: str, day: date) -> tuple[str, str]:
@@ -530,6 +551,8 @@ def account_item(account: Account) -> Item:
         "cooldown": account.cooldown_until,
         "sdr": account.sdr,
         "rt": routing_doc(account.routing) if account.routing is not None else None,
+        "eb": account.engagement_baseline,
+        "fb": last_feedback_doc(account.last_feedback) if account.last_feedback is not None else None,
         "ver": account.version,
         "upd": account.updated_at,
     }
@@ -569,6 +592,9 @@ def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Acco
         cooldown_until=item.get("cooldown"),
         sdr=item.get("sdr"),
         routing=routing_from_doc(item["rt"]) if isinstance(item.get("rt"), Mapping) else None,
+        engagement_baseline=item.get("eb"),
+        last_feedback=(last_feedback_from_doc(item.get("id") or account_id_of(item.get("pk", "")), item["fb"])
+                       if isinstance(item.get("fb"), Mapping) else None),
         first_seen=item.get("first"),
         updated_at=item.get("upd"),
         extra={name: value for name, value in item.items() if name not in known},
@@ -627,3 +653,34 @@ def sdr_day_expiry(day: date) -> int:
     """The TTL of an SDR's daily count: some days after that day ends."""
     end = datetime.combine(day + timedelta(days=SDR_DAY_KEEP_DAYS), time(0), tzinfo=UTC)
     return int(end.timestamp())
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+def last_feedback_doc(feedback: Feedback) -> dict[str, Any]:
+    """What an account keeps of its last feedback (`fb`, a map): enough to recognise a replay
+    of the same body and to say on the bus who gave it; the note stays in the feedback item."""
+    return {"o": feedback.outcome, "s": feedback.sdr, "at": feedback.at, "c": feedback.cycle,
+            "h": feedback.note_digest, "n": feedback.seq}
+
+
+def last_feedback_from_doc(account_id: str, doc: Mapping[str, Any]) -> Feedback:
+    return Feedback(account_id=account_id, cycle=int(doc.get("c") or 0), outcome=str(doc.get("o") or ""),
+                    sdr=str(doc.get("s") or ""), at=str(doc.get("at") or ""), note_digest=str(doc.get("h") or ""),
+                    seq=int(doc.get("n") or 0))
+
+
+def feedback_item(feedback: Feedback) -> Item:
+    pk, sk = feedback_key(feedback.account_id, feedback.seq)
+    item: Item = {"pk": pk, "sk": sk, "k": "FB", "acct": feedback.account_id, "cycle": feedback.cycle,
+                  "out": feedback.outcome, "sdr": feedback.sdr, "note": feedback.note, "by": feedback.caller,
+                  "at": feedback.at, "state": feedback.state}
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def feedback_from_item(item: Mapping[str, Any]) -> Feedback:
+    return Feedback(account_id=item.get("acct") or account_id_of(item["pk"]), cycle=int(item.get("cycle") or 0),
+                    outcome=item["out"], sdr=item.get("sdr") or "", at=item.get("at") or "", note=item.get("note"),
+                    caller=item.get("by"), state=item.get("state"),
+                    seq=int(str(item["sk"])[len(FEEDBACK_PREFIX):] or 0))

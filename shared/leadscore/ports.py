@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from leadscore.model import TrackingEvent
-    from leadscore.records import Account, Assignment, Contact, ContactScores
+    from leadscore.records import Account, Assignment, Contact, ContactScores, Feedback
 
 
 class EventStore(Protocol):
@@ -67,6 +67,19 @@ class ReadStore(Protocol):
     def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
 
     def load_account(self, account_id: str) -> Account | None: ...
+
+    def load_feedback(self, account_id: str, *, limit: int = 20) -> list[Feedback]:
+        """An account's sales feedback, newest first."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """Sales feedback: the account, and the feedback with the account it leaves, written
+    together conditioned on the version read (TransactionConflict when it moved on)."""
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def save_feedback(self, feedback: Feedback, account: Account, expected_version: int | None) -> None: ...
 
 
 class Publisher(Protocol):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from leadscore.http import HttpError, Request, json_response
-from leadscore.records import Contact
+from leadscore.records import Contact, Feedback
 
 if TYPE_CHECKING:
     from leadscore.config import Config
@@ -21,6 +21,8 @@ MAX_FOLLOW = 4
 EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 MAX_MOMENT_LENGTH = 64
+#: Sales feedback shown on an account, newest first.
+FEEDBACK_SHOWN = 20
 
 
 def _invalid_at(message: str) -> HttpError:
@@ -56,6 +58,13 @@ def parse_moment(text: str) -> datetime:
         raise _invalid_at(f"{shown} is out of range; give a time from {EARLIEST_MOMENT.isoformat()} "
                           f"to before {LATEST_MOMENT.isoformat()}")
     return moment
+
+
+def feedback_view(feedback: Feedback) -> dict[str, Any]:
+    """One sales feedback as the API shows it: the outcome, who (`sdr` as sent, `by` the IAM
+    caller of a signed request), when, the note, the cycle and the state it left."""
+    return {"outcome": feedback.outcome, "sdr": feedback.sdr, "note": feedback.note, "by": feedback.caller,
+            "at": feedback.at, "cycle": feedback.cycle, "state": feedback.state}
 
 
 class ReadApi:
@@ -176,4 +185,10 @@ class ReadApi:
         routing = routing_view(account)
         if routing is not None:
             answer["routing"] = routing
+        if account.cooldown_until:
+            answer["cooldownUntil"] = account.cooldown_until
+        if account.engagement_baseline is not None:
+            answer["engagementBaseline"] = account.engagement_baseline
+        answer["feedback"] = ([feedback_view(f) for f in self.store.load_feedback(account.id, limit=FEEDBACK_SHOWN)]
+                              if account.last_feedback is not None else [])
         return answer

@@ -120,6 +120,10 @@ class Account:
     cooldown_until: str | None = None
     sdr: dict[str, Any] | None = None  # the SDR who has (or last had) it: {id, name, email}
     routing: RoutingStatus | None = None
+    #: after `not_ready`: the engagement (committee bonus included) it had then, which no
+    #: longer counts toward the threshold (it must earn its way back with new engagement)
+    engagement_baseline: float | None = None
+    last_feedback: Feedback | None = None  # the last sales feedback applied (its note left out)
     first_seen: str | None = None
     updated_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -171,3 +175,23 @@ class Assignment:
     @property
     def unsent(self) -> bool:
         return self.sent < self.attempt
+
+
+@dataclass(slots=True)
+class Feedback:
+    """One sales feedback on an account (`POST /v1/accounts/{id}/feedback`), kept as given:
+    the outcome, who (`sdr` as sent, `caller` the IAM principal when the request was signed),
+    when, the note, the account's cycle, and the state it left the account in. `seq` orders
+    an account's feedback (the account version its write produced); `note_digest` lets a
+    replay of the same body be recognised from the account alone."""
+
+    account_id: str
+    cycle: int
+    outcome: str  # accepted | not_ready | disqualified | reset
+    sdr: str
+    at: str
+    note: str | None = None
+    caller: str | None = None
+    state: str | None = None
+    seq: int = 0
+    note_digest: str = ""

@@ -12,6 +12,7 @@ Single table, string keys `pk` / `sk` (see docs/DESIGN.md):
     assignment A#<accountId>        RT#<cycle>                 written once per cycle, in the routing transaction
     pool counter POOL#<poolId>      RR                         stepped in the routing transaction
     SDR day   SDR#<sdrId>           D#<yyyy-mm-dd>             counted in the routing transaction, TTL
+    feedback  A#<accountId>         FB#<seq>                   written with the account, in one transaction
 
 Events and their contact share a partition key so that DynamoDB Streams delivers every
 record of one contact on one shard, in write order: the contact's `seq` watermark is
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from leadscore.items import (
     DUE,
+    FEEDBACK_PREFIX,
     PROFILE,
     ROUTE_DUE,
     Item,
@@ -49,6 +51,8 @@ from leadscore.items import (
     counter_value,
     event_item,
     event_sk,
+    feedback_from_item,
+    feedback_item,
     key_item,
     pool_counter_key,
     rejected_item,
@@ -66,6 +70,7 @@ from leadscore.records import (
     Assignment,
     Contact,
     ContactScores,
+    Feedback,
     TransactionConflict,
     VersionConflict,
     utc_text,
@@ -535,3 +540,34 @@ class Store:
         pass needs: state, cycle, traits, entries, routing): one item read per account due."""
         for item in self.query_due(utc_text(until), page_size=page_size, partition=ROUTE_DUE):
             yield account_from_item(item)
+
+    # --- sales feedback ----------------------------------------------------------------------
+
+    def save_feedback(self, feedback: Feedback, account: Account, expected_version: int | None) -> None:
+        """Apply a sales feedback: one TransactWriteItems of two Puts, all or nothing: the
+        feedback item (`A#<id>`/`FB#<seq>`, conditioned on not existing) and the account as
+        the feedback leaves it (its `version` already the next one, conditioned on the version
+        read; `items.account_item` takes it off the DueIndex once it leaves sdr_ready/routed).
+        2 WCU per KB per item. TransactionConflict when the account moved on meanwhile."""
+        condition, values = self._version_condition(expected_version)
+        account_put: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(account_item(account)),
+                                       "ConditionExpression": condition}
+        if values:
+            account_put["ExpressionAttributeValues"] = values
+        actions = [{"Put": {"TableName": self.table_name, "Item": marshal(feedback_item(feedback)),
+                            "ConditionExpression": "attribute_not_exists(pk)"}},
+                   {"Put": account_put}]
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except self.client.exceptions.TransactionCanceledException as error:
+            raise TransactionConflict(f"{account_pk(account.id)} changed since it was read") from error
+
+    def load_feedback(self, account_id: str, *, limit: int = 20) -> list[Feedback]:
+        """An account's feedback, newest first, at most `limit`: one Query on the account's
+        partition (`FB#` sort keys, read backwards), 1 RCU per 4 KB read."""
+        answer = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=marshal({":pk": account_pk(account_id), ":prefix": FEEDBACK_PREFIX}),
+            ScanIndexForward=False, Limit=limit, ConsistentRead=True)
+        return [feedback_from_item(unmarshal(raw)) for raw in answer.get("Items", [])]

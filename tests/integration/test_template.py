@@ -45,7 +45,8 @@ INGESTION_ROUTES = {
     "POST /v1/forms/{formId}",
     "GET /v1/projects/{writeKey}/settings",
 }
-IAM_ROUTES = {"GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}"}
+IAM_ROUTES = {"GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}",
+              "POST /v1/accounts/{accountId}/feedback"}
 
 
 def _tool_env() -> dict[str, str]:

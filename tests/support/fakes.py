@@ -22,6 +22,7 @@ from leadscore.records import (
     Assignment,
     Contact,
     ContactScores,
+    Feedback,
     StoredEvent,
     TransactionConflict,
     VersionConflict,
@@ -54,6 +55,7 @@ class MemoryStore:
     assignments: dict[tuple[str, int], Assignment] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     sdr_days: dict[tuple[str, date], int] = field(default_factory=dict)
+    feedback: dict[str, list[Feedback]] = field(default_factory=dict)
     #: runs inside `save_assignment` before its conditions are checked (a hook to race it)
     before_transaction: Callable[[], None] | None = None
     write_delay: float = 0.0
@@ -173,6 +175,25 @@ class MemoryStore:
                 raise VersionConflict(f"account changed since it was read (expected {expected_version})")
             self.accounts[account.id] = copy.deepcopy(account)
 
+
+    # -- FeedbackStore -----------------------------------------------------------------------
+
+    def save_feedback(self, feedback: Feedback, account: Account, expected_version: int | None) -> None:
+        """Both or neither, as the DynamoDB transaction."""
+        self._count("save_feedback")
+        with self._lock:
+            kept = self.feedback.setdefault(account.id, [])
+            if not self._check(self.accounts.get(account.id), expected_version) or any(
+                    f.seq == feedback.seq for f in kept):
+                raise TransactionConflict("the account changed since it was read")
+            kept.append(copy.deepcopy(feedback))
+            self.accounts[account.id] = copy.deepcopy(account)
+
+    def load_feedback(self, account_id: str, *, limit: int = 20) -> list[Feedback]:
+        self._count("load_feedback")
+        with self._lock:
+            kept = sorted(self.feedback.get(account_id, []), key=lambda f: f.seq, reverse=True)
+            return copy.deepcopy(kept[:limit])
 
     # -- RoutingStore ------------------------------------------------------------------------
 

@@ -1,0 +1,15 @@
+"""Sales feedback (IAM-authorized): accepted, not_ready, disqualified, reset on an account."""
+
+from typing import Any
+
+from leadscore import runtime
+from leadscore.feedback import FeedbackApi
+from leadscore.http import Request
+from leadscore.observability import logger, metrics
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # notes may carry personal data
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    api = FeedbackApi(runtime.store(), runtime.config().scoring, runtime.routing(), clock=runtime.now)
+    return api.handle(Request.from_event(event))

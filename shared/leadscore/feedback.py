@@ -1,0 +1,210 @@
+"""Sales feedback on an account: `POST /v1/accounts/{accountId}/feedback` (IAM-authorized).
+
+PRODUCT "Routing semantics", Feedback:
+- `accepted` closes the cycle: state `accepted`, no SLA (off the routing index). Only a
+  `routed` account can be accepted.
+- `not_ready` recycles a `routed` or `accepted` account: state `recycled`, held until
+  `cooldown_days` (routing.yaml) from now, and the engagement it has now (committee bonus
+  included, valued as of now) becomes its baseline: it qualifies again only when its score
+  minus that baseline crosses `sdr_ready` (accounts.next_state), i.e. with new engagement.
+  Its SDR stays on the account, so a re-qualification goes back to them (sticky ownership).
+- `disqualified` parks any account (`disqualified`: scored, never routed) until `reset`.
+- `reset` returns a `disqualified` account to `below_threshold`, forgets any cooldown and
+  baseline, and re-evaluates it at once (it may be SDR-ready again: a new cycle).
+
+Every feedback is kept (an item beside the account, `storage.save_feedback`) with the
+outcome, the SDR as sent, the IAM caller, the time, the note, the cycle and the state it
+left; the read API lists the latest. The feedback item and the account are written in one
+transaction conditioned on the account's version, so a concurrent write makes it re-read.
+The same body replayed (same outcome, SDR and note, in the same cycle) changes nothing and
+answers as the first time (`replayed: true`): the account keeps a digest of its last one.
+
+Bus events come from the table's stream, as every state change's do (accounts.
+state_change_events): `Account Recycled` and `Account Disqualified`, with the feedback's
+outcome, SDR and time (and the cooldown); `accepted` and `reset` have no event of their own
+(a reset that re-qualifies the account gives `Account SDR Ready`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from leadscore.http import HttpError, Request, json_response, parse_json
+from leadscore.read import feedback_view
+from leadscore.records import Account, Feedback, VersionConflict, utc_text
+
+if TYPE_CHECKING:
+    from leadscore.config import ScoringConfig
+    from leadscore.ports import FeedbackStore
+    from leadscore.routing_config import RoutingConfig
+
+ROUTE = "POST /v1/accounts/{accountId}/feedback"
+MAX_BODY = 16 * 1024
+MAX_ATTEMPTS = 5
+OUTCOMES = ("accepted", "not_ready", "disqualified", "reset")
+#: outcome -> the states it fits
+FITS: dict[str, tuple[str, ...]] = {
+    "accepted": ("routed",),
+    "not_ready": ("routed", "accepted"),
+    "disqualified": ("below_threshold", "sdr_ready", "routed", "accepted", "recycled", "excluded"),
+    "reset": ("disqualified",),
+}
+
+
+class FeedbackBody(BaseModel):
+    """The request body (strict JSON types; unknown keys are refused so a typo is not lost)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    outcome: Literal["accepted", "not_ready", "disqualified", "reset"]
+    sdr: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class FeedbackConflict(Exception):
+    """The outcome does not fit the account's state (answered 409 naming `outcome`)."""
+
+
+@dataclass
+class Applied:
+    account: Account
+    feedback: Feedback
+    replayed: bool = False
+
+
+def note_digest(note: str | None) -> str:
+    return hashlib.sha256((note or "").encode("utf-8")).hexdigest()[:16]
+
+
+def is_replay(account: Account, body: FeedbackBody) -> bool:
+    """The same body as the account's last feedback, in the same cycle (a reset in any
+    cycle, as long as the account was not disqualified again since)."""
+    last = account.last_feedback
+    if last is None or (last.outcome, last.sdr, last.note_digest) != (body.outcome, body.sdr,
+                                                                      note_digest(body.note)):
+        return False
+    if body.outcome == "reset":
+        return account.state != "disqualified"
+    return last.cycle == int(account.cycle or 0)
+
+
+def apply_feedback(scoring: ScoringConfig, routing: RoutingConfig, account: Account, body: FeedbackBody, *,
+                   caller: str | None, now: datetime) -> Applied:
+    """The account as the feedback leaves it and the feedback record (pure). Raises
+    FeedbackConflict when the outcome does not fit the account's state."""
+    from leadscore.accounts import account_card, effective_traits, rescore_account
+
+    state = account.state or "below_threshold"
+    cycle = int(account.cycle or 0)
+    at = utc_text(now)
+    if body.outcome not in FITS or state not in FITS[body.outcome]:
+        raise FeedbackConflict(_misfit(body.outcome, account.id, state))
+    new = replace(account, entries=list(account.entries), traits=dict(account.traits), extra=dict(account.extra),
+                  version=int(account.version or 0) + 1, updated_at=at, state_at=now.isoformat())
+    routing_done = replace(account.routing, due_at=None) if account.routing is not None else None
+    who = f"{body.outcome} from {body.sdr}"
+    if body.outcome == "accepted":
+        new.state, new.state_why, new.routing = "accepted", f"{who}: cycle {cycle} closed", routing_done
+    elif body.outcome == "not_ready":
+        card = account_card(scoring, effective_traits(account.traits), account.entries, now)
+        until = utc_text(now + timedelta(days=float(routing.cooldown_days)))
+        new.state, new.routing, new.cooldown_until = "recycled", routing_done, until
+        new.engagement_baseline = round(card.engagement + card.bonus, 2)
+        new.state_why = (f"{who}: engagement so far ({new.engagement_baseline:g}) no longer counts; "
+                         f"cooldown until {until}")
+    elif body.outcome == "disqualified":
+        new.state, new.state_why, new.routing = "disqualified", who, routing_done
+    else:  # reset: below_threshold, then valued as of now (it may qualify again: a new cycle)
+        new.state, new.cooldown_until, new.engagement_baseline = "below_threshold", None, None
+        new.routing = routing_done
+        rescore_account(scoring, new, now)
+        new.state_at = now.isoformat()
+        new.state_why = who if new.state == "below_threshold" else f"{who}; {new.state_why}"
+    feedback = Feedback(account_id=account.id, cycle=cycle, outcome=body.outcome, sdr=body.sdr, at=at,
+                        note=body.note, caller=caller, state=new.state, seq=int(new.version or 0),
+                        note_digest=note_digest(body.note))
+    new.last_feedback = replace(feedback, note=None, caller=None)
+    return Applied(new, feedback)
+
+
+def _misfit(outcome: str, account_id: str, state: str) -> str:
+    fits = " or ".join(FITS.get(outcome, ()))
+    return f"outcome: {outcome} needs an account that is {fits}; {account_id!r} is {state}"
+
+
+def parse_body(raw: bytes) -> FeedbackBody:
+    """The body, or HttpError 400 naming the field (`body` when it is not a JSON object)."""
+    if len(raw) > MAX_BODY:
+        raise HttpError(413, "payload_too_large", f"the body is over {MAX_BODY} bytes", field="body")
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise HttpError(400, "invalid_feedback", "body: send a JSON object", field="body")
+    try:
+        return FeedbackBody.model_validate(data)
+    except ValidationError as problem:
+        error = problem.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        reason = error["msg"]
+        if error["type"] == "literal_error":
+            reason = f"must be one of {', '.join(OUTCOMES)}"
+        elif error["type"] == "extra_forbidden":
+            reason = "unknown field (outcome, sdr, note)"
+        raise HttpError(400, "invalid_feedback", f"{field}: {reason}", field=field) from None
+
+
+class FeedbackApi:
+    """The feedback route: validate at the edge, apply, keep the record, answer."""
+
+    def __init__(self, store: FeedbackStore, scoring: ScoringConfig, routing: RoutingConfig,
+                 clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.scoring = scoring
+        self.routing = routing
+        self.clock = clock
+
+    def handle(self, request: Request) -> dict[str, Any]:
+        try:
+            if request.route != ROUTE:
+                raise HttpError(404, "not_found", f"no route {request.route}")
+            account_id = unquote(request.path_parameters.get("accountId", ""))
+            body = parse_body(request.body)
+            applied = self.give(account_id, body, caller=request.caller)
+            return json_response(200, {"accountId": applied.account.id, "state": applied.account.state,
+                                       "cycle": applied.account.cycle, "cooldownUntil": applied.account.cooldown_until,
+                                       "replayed": applied.replayed, "feedback": feedback_view(applied.feedback)})
+        except HttpError as problem:
+            return problem.response()
+
+    def give(self, account_id: str, body: FeedbackBody, *, caller: str | None) -> Applied:
+        """Apply a feedback to the stored account: one read, one transaction (re-read and
+        decided again when the account moved on meanwhile)."""
+        now = self.clock()
+        lookup = account_id.strip().lower() if "." in account_id else account_id
+        for _ in range(MAX_ATTEMPTS):
+            account = self.store.load_account(lookup) or (self.store.load_account(account_id)
+                                                          if lookup != account_id else None)
+            if account is None:
+                raise HttpError(404, "unknown_account", f"no account {account_id!r}")
+            if is_replay(account, body):
+                last = account.last_feedback
+                assert last is not None
+                return Applied(account, replace(last, note=body.note, caller=caller, state=account.state),
+                               replayed=True)
+            try:
+                applied = apply_feedback(self.scoring, self.routing, account, body, caller=caller, now=now)
+            except FeedbackConflict as misfit:
+                raise HttpError(409, "feedback_conflict", str(misfit), field="outcome", state=account.state
+                                ) from None
+            try:
+                self.store.save_feedback(applied.feedback, applied.account, account.version)
+            except VersionConflict:
+                continue  # the aggregation, a route or another feedback wrote it: read again
+            return applied
+        raise HttpError(503, "busy", f"account {account_id!r} kept changing; try again", field="accountId")

@@ -1,0 +1,221 @@
+"""Sales feedback through the real path: the stack of template.yaml on moto, the feedback
+function (IAM route), the stream's bus events, the routing pass over simulated time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import Pipeline
+from tests.integration.test_route_flow import qualify, routed_messages
+from tests.support.apigw import http_event, iam_authorizer, json_body
+
+ROUTE = "POST /v1/accounts/{accountId}/feedback"
+CALLER = "arn:aws:iam::123456789012:user/crm-bot"
+
+
+def feedback(pipeline: Pipeline, body: Any, account_id: str = "acmetech.io") -> tuple[int, Any]:
+    event = http_event("POST", f"/v1/accounts/{account_id}/feedback", route_key=ROUTE, body=body, now=pipeline.now,
+                       path_parameters={"accountId": account_id}, authorizer=iam_authorizer(user="crm-bot"))
+    response = pipeline.stack.invoke("FeedbackFunction", event)
+    return response["statusCode"], json_body(response)
+
+
+def new_engagement(pipeline: Pipeline, who: str, domain: str = "acmetech.io") -> None:
+    """Another VP of the account requests a demo and clicks a demo link (75, capped at 80)."""
+    user = f"{who}-{domain}"
+    batch = [
+        {"type": "identify", "userId": user, "traits": {"email": f"{who}@{domain}", "title": "VP Marketing"}},
+        {"type": "group", "userId": user, "groupId": domain, "traits": {"website": f"https://{domain}"}},
+        {"type": "track", "userId": user, "event": "Demo Requested"},
+        {"type": "track", "userId": user, "event": "Demo Link Clicked"},
+    ]
+    stamped = [{**m, "timestamp": pipeline.now.isoformat(), "messageId": f"{user}-{pipeline.now:%s}-{i}"}
+               for i, m in enumerate(batch)]
+    response = pipeline.http("POST", "/v1/batch", body={"batch": stamped}, basic_user="wk_demo_website")
+    assert response["statusCode"] == 200, response
+
+
+def page_view(pipeline: Pipeline, who: str, path: str = "/pricing", domain: str = "acmetech.io") -> None:
+    pipeline.send("page", {"userId": f"{who}-{domain}", "properties": {"url": f"https://{domain}{path}"},
+                           "messageId": f"{who}-{path}-{pipeline.now:%s}"})
+
+
+def pass_(pipeline: Pipeline) -> dict[str, Any]:
+    return pipeline.stack.run_schedule("RoutingPassFunction", pipeline.now)
+
+
+class TestAccepted:
+    def test_accepted_stops_the_sla(self, pipeline: Pipeline) -> None:
+        qualify(pipeline)
+        pipeline.settle()
+        assert [m["group"] for m in routed_messages(pipeline)] == ["maya"]
+        pipeline.advance(hours=3)
+        status, answer = feedback(pipeline, {"outcome": "accepted", "sdr": "maya", "note": "meeting booked"})
+        assert status == 200, answer
+        assert (answer["state"], answer["cycle"]) == ("accepted", 1)
+        pipeline.settle()
+        # past the SLA, the pass has nothing to re-route
+        pipeline.advance(hours=48)
+        assert pass_(pipeline)["due"] == 0
+        pipeline.settle()
+        assert routed_messages(pipeline) == [] and pipeline.bus("Routing SLA Breached") == []
+        account = pipeline.account("acmetech.io")
+        assert account["state"] == "accepted" and account["sdr"]["id"] == "maya"
+        (kept,) = account["feedback"]
+        assert kept == {"outcome": "accepted", "sdr": "maya", "note": "meeting booked", "by": CALLER,
+                        "at": "2026-11-02T12:00:00Z", "cycle": 1, "state": "accepted"}
+        # replayed: nothing changes twice
+        again = feedback(pipeline, {"outcome": "accepted", "sdr": "maya", "note": "meeting booked"})
+        assert again[0] == 200 and again[1]["replayed"] is True
+        assert len(pipeline.account("acmetech.io")["feedback"]) == 1
+
+
+class TestNotReady:
+    def test_not_ready_then_requalification_after_the_cooldown_goes_back_to_the_same_sdr(
+            self, pipeline: Pipeline) -> None:
+        qualify(pipeline)
+        pipeline.settle()
+        assert [m["group"] for m in routed_messages(pipeline)] == ["maya"]
+        status, answer = feedback(pipeline, {"outcome": "not_ready", "sdr": "maya", "note": "no budget until Q2"})
+        assert status == 200 and answer["state"] == "recycled", answer
+        assert answer["cooldownUntil"] == "2026-12-02T09:00:00Z"  # cooldown_days 30
+        pipeline.settle()
+        (recycled,) = pipeline.bus("Account Recycled")
+        assert recycled["detail"]["feedback"]["outcome"] == "not_ready"
+        assert recycled["detail"]["feedback"]["sdr"] == "maya"
+        assert recycled["detail"]["cooldownUntil"] == "2026-12-02T09:00:00Z"
+        # the SLA no longer applies
+        pipeline.advance(hours=49)
+        assert pass_(pipeline)["due"] == 0
+        # new engagement during the cooldown: scored, not routed
+        pipeline.advance(days=5)
+        new_engagement(pipeline, "li")
+        pipeline.settle()
+        account = pipeline.account("acmetech.io")
+        assert account["score"] - account["engagementBaseline"] >= 100, account
+        assert (account["state"], account["cycle"]) == ("recycled", 1)
+        assert routed_messages(pipeline) == [] and len(pipeline.bus("Account SDR Ready")) == 1
+        # after the cooldown, the next engagement re-qualifies it: cycle 2, back to maya
+        pipeline.advance(days=30)
+        page_view(pipeline, "li")
+        pipeline.settle()
+        (message,) = routed_messages(pipeline)
+        assert message["group"] == "maya" and message["dedup"] == "acmetech.io#2"
+        assert message["body"]["cycle"] == 2
+        account = pipeline.account("acmetech.io")
+        assert (account["state"], account["cycle"], account["sdr"]["id"]) == ("routed", 2, "maya")
+        assert "engagementBaseline" not in account and "cooldownUntil" not in account
+        assert [f["outcome"] for f in account["feedback"]] == ["not_ready"]
+
+    def test_old_engagement_alone_never_requalifies_it(self, pipeline: Pipeline) -> None:
+        qualify(pipeline)
+        pipeline.settle()
+        routed_messages(pipeline)
+        assert feedback(pipeline, {"outcome": "not_ready", "sdr": "maya"})[0] == 200
+        pipeline.advance(days=31)
+        page_view(pipeline, "u-0", path="/blog")  # the same contact again, nothing new scored much
+        pipeline.settle()
+        assert pipeline.account("acmetech.io")["state"] == "recycled"
+        assert routed_messages(pipeline) == []
+
+
+class TestDisqualified:
+    def test_disqualified_never_routes_until_reset(self, pipeline: Pipeline) -> None:
+        qualify(pipeline)
+        pipeline.settle()
+        routed_messages(pipeline)
+        status, answer = feedback(pipeline, {"outcome": "disqualified", "sdr": "maya", "note": "a competitor"})
+        assert status == 200 and answer["state"] == "disqualified", answer
+        pipeline.settle()
+        (event,) = pipeline.bus("Account Disqualified")
+        assert event["detail"]["feedback"]["sdr"] == "maya" and event["detail"]["previousState"] == "routed"
+        # more engagement, time passing, SLA passes: never routed
+        pipeline.advance(days=40)
+        new_engagement(pipeline, "li")
+        pipeline.settle()
+        assert pass_(pipeline)["due"] == 0
+        pipeline.settle()
+        account = pipeline.account("acmetech.io")
+        assert account["state"] == "disqualified" and account["score"] > 100
+        assert routed_messages(pipeline) == []
+        # reset: re-evaluated at once, a new cycle, routed (back to maya)
+        pipeline.advance(hours=1)
+        status, answer = feedback(pipeline, {"outcome": "reset", "sdr": "maya", "note": "not a competitor"})
+        assert status == 200 and (answer["state"], answer["cycle"]) == ("sdr_ready", 2), answer
+        pipeline.settle()
+        (message,) = routed_messages(pipeline)
+        assert message["group"] == "maya" and message["dedup"] == "acmetech.io#2"
+        account = pipeline.account("acmetech.io")
+        assert account["state"] == "routed"
+        assert [(f["outcome"], f["by"]) for f in account["feedback"]] == [("reset", CALLER), ("disqualified", CALLER)]
+        assert pipeline.now.strftime("%Y-%m-%dT%H:%M:%SZ") == account["feedback"][0]["at"]
+
+
+class TestEdge:
+    def test_bad_bodies_are_400_naming_the_field_and_unknown_accounts_404(self, pipeline: Pipeline) -> None:
+        qualify(pipeline)
+        pipeline.settle()
+        for body, field in [({"sdr": "maya"}, "outcome"), ({"outcome": "later", "sdr": "maya"}, "outcome"),
+                            ({"outcome": "accepted"}, "sdr"), ({"outcome": "accepted", "sdr": "m", "note": "n" * 2001},
+                                                               "note"), ("{", "body")]:
+            status, answer = feedback(pipeline, body)
+            assert status == 400 and answer["field"] == field, (body, answer)
+        status, answer = feedback(pipeline, {"outcome": "accepted", "sdr": "maya"}, account_id="nobody.io")
+        assert status == 404 and answer["error"] == "unknown_account"
+        status, answer = feedback(pipeline, {"outcome": "reset", "sdr": "maya"})
+        assert status == 409 and answer["field"] == "outcome"
+        assert pipeline.account("acmetech.io")["feedback"] == []
+
+    def test_feedback_costs_one_read_and_one_transaction(self, pipeline: Pipeline) -> None:
+        from leadscore import runtime
+
+        from tests.integration.test_accounts import counting_calls
+
+        qualify(pipeline)
+        pipeline.settle()
+        with counting_calls(runtime.store().client) as calls:
+            assert feedback(pipeline, {"outcome": "accepted", "sdr": "maya"})[0] == 200
+        assert (calls["GetItem"], calls["TransactWriteItems"]) == (1, 1)
+        assert calls["Query"] == calls["Scan"] == calls["PutItem"] == calls["UpdateItem"] == 0
+
+
+# The document (openapi.yaml) and the code agree on this route's bodies and answers.
+EDGES: list[tuple[Any, bool, str | None]] = [
+    ({"outcome": "accepted", "sdr": "maya"}, True, None),
+    ({"outcome": "accepted", "sdr": "m" * 256, "note": "n" * 2000}, True, None),
+    ({"outcome": "accepted", "sdr": "maya", "note": None}, True, None),
+    ({"outcome": "accepted", "sdr": "m" * 257}, False, "sdr"),
+    ({"outcome": "accepted", "sdr": ""}, False, "sdr"),
+    ({"outcome": "accepted", "sdr": "  "}, False, "sdr"),
+    ({"outcome": "accepted", "sdr": "maya", "note": "n" * 2001}, False, "note"),
+    ({"outcome": "maybe", "sdr": "maya"}, False, "outcome"),
+    ({"sdr": "maya"}, False, "outcome"),
+    ({"outcome": "accepted", "sdr": "maya", "extra": 1}, False, "extra"),
+    ([], False, "body"),
+]
+
+
+def test_the_document_and_the_code_agree_on_feedback(pipeline: Pipeline) -> None:
+    from tests.integration.test_openapi import _request_schema, _response_schema, _schema_allows, _spec
+
+    qualify(pipeline)
+    pipeline.settle()
+    documented = _spec()["paths"]["/v1/accounts/{accountId}/feedback"]["post"]["responses"]
+    seen = set()
+    for body, allowed, field in EDGES:
+        assert _schema_allows(_request_schema(ROUTE), body) is allowed, body
+        status, answer = feedback(pipeline, body)
+        if allowed:
+            assert status in (200, 409), answer  # the second accepted no longer fits: 409
+        else:
+            assert status == 400 and answer["field"] == field, (body, answer)
+        for case_status, case_answer in ((status, answer),
+                                         feedback(pipeline, {"outcome": "accepted", "sdr": "x"}, "nobody.io")):
+            seen.add(case_status)
+            assert str(case_status) in documented
+            schema = _response_schema(ROUTE, case_status)
+            assert schema is not None and _schema_allows(schema, case_answer), case_answer
+    assert seen == {200, 400, 404, 409}
+    account = pipeline.account("acmetech.io")
+    schema = _response_schema("GET /v1/accounts/{accountId}", 200)
+    assert schema is not None and _schema_allows(schema, account) and len(account["feedback"]) == 1
