@@ -22,7 +22,9 @@ import json
 import os
 import re
 import sys
+import textwrap
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +43,13 @@ EPOCH = datetime(2026, 9, 7, tzinfo=UTC)
 #: The report is read the morning after the last step, at this hour (UTC).
 REPORT_HOUR = 9
 DEFAULT_BUS_SOURCE = "com.example.product"
+FEEDBACK_ROUTE = "POST /v1/accounts/{accountId}/feedback"
+#: The IAM user the demo's feedback steps are signed as (a CRM integration's).
+FEEDBACK_CALLER = "crm-bot"
+#: The routing pass (SLA re-routes, waiting accounts) runs once per simulated hour; the
+#: template schedules it every 15 minutes.
+ROUTING_PASS = "RoutingPassFunction"
+PASS_EVERY = timedelta(hours=1)
 
 #: Fake credentials and a fixed region: the demo never talks to AWS.
 DEMO_ENV = {
@@ -126,17 +135,31 @@ def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> li
         steps = []
         for index, raw in enumerate(raw_steps):
             where = f"{path.name} steps[{index}]"
-            if not isinstance(raw, dict) or "at" not in raw or "route" not in raw:
-                raise JourneyError(f"{where}: a step needs 'at' and 'route'")
+            kinds = [kind for kind in ("route", "feedback", "run") if kind in raw] if isinstance(raw, dict) else []
+            if not isinstance(raw, dict) or "at" not in raw or len(kinds) != 1:
+                raise JourneyError(f"{where}: a step needs 'at' and one of 'route', 'feedback' or 'run'")
+            try:
+                at = parse_at(raw["at"], epoch)
+            except ValueError as error:
+                raise JourneyError(f"{where}: {error}") from None
+            if kinds == ["feedback"]:
+                feedback = raw["feedback"]
+                if not isinstance(feedback, dict) or not feedback.get("account"):
+                    raise JourneyError(f"{where}: 'feedback' needs an 'account' (and 'outcome', 'sdr', 'note')")
+                steps.append(Step(journey=path.stem, index=index, at=at, route="feedback", body=dict(feedback),
+                                  note=raw.get("note")))
+                continue
+            if kinds == ["run"]:
+                if not isinstance(raw["run"], str) or not raw["run"]:
+                    raise JourneyError(f"{where}: 'run' names a scheduled function (e.g. RoutingPassFunction)")
+                steps.append(Step(journey=path.stem, index=index, at=at, route="run", body={"function": raw["run"]},
+                                  note=raw.get("note")))
+                continue
             route = str(raw["route"])
             if route not in SEGMENT_ROUTES and route not in ("pixel", "bus") and not route.startswith("form:"):
                 raise JourneyError(f"{where}: unknown route {route!r}")
             if route in SEGMENT_ROUTES + ("pixel",) and not raw.get("key"):
                 raise JourneyError(f"{where}: route {route} needs a write 'key'")
-            try:
-                at = parse_at(raw["at"], epoch)
-            except ValueError as error:
-                raise JourneyError(f"{where}: {error}") from None
             steps.append(Step(journey=path.stem, index=index, at=at, route=route, body=raw.get("body") or {},
                               key=raw.get("key"), note=raw.get("note"), source=raw.get("source"),
                               encoding=str(raw.get("encoding") or "urlencoded")))
@@ -175,6 +198,11 @@ class DemoResult:
     bus_events: list[dict[str, Any]] = field(default_factory=list)
     routed: list[dict[str, Any]] = field(default_factory=list)  # messages on the routed queue, if any
     routing_function: str | None = None
+    routing_passes: int = 0
+    #: the pass's counts summed over the run (due, routed, rerouted, ...)
+    routing_pass_counts: Counter[str] = field(default_factory=Counter)
+    #: config/routing.yaml as the functions read it (pools, territories, sla_hours, cooldown_days)
+    routing_rules: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -211,6 +239,8 @@ def contacts_of(journey: Journey) -> list[str]:
     """The contact ids (userId, else email) a journey's steps name, in order of appearance."""
     seen: dict[str, None] = {}
     for step in journey.steps:
+        if step.route in ("feedback", "run"):
+            continue
         bodies = step.body.get("batch", []) if step.route == "/v1/batch" else [step.body]
         for body in bodies:
             if not isinstance(body, dict):
@@ -250,11 +280,59 @@ def demo_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
+class Progress:
+    """The replay's progress on a terminal: one line, redrawn in place,
+    `[#####.....] 42/120 steps  2026-10-12`. Anywhere else (a pipe, a CI log, a test) it
+    writes no control characters: one plain line per quarter of the steps."""
+
+    WIDTH = 30
+    #: seconds between redraws on a terminal
+    EVERY = 0.05
+
+    def __init__(self, stream: Any, total: int) -> None:
+        self.stream = stream
+        self.total = max(total, 1)
+        isatty = getattr(stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self.shown = ""
+        self.drawn_at = 0.0
+        self.quarter = 0
+
+    def line(self, done: int, now: datetime) -> str:
+        filled = round(self.WIDTH * done / self.total)
+        return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total} steps  {now:%Y-%m-%d}"
+
+    def update(self, done: int, now: datetime, force: bool = False) -> None:
+        if self.tty:
+            moment = time.monotonic()
+            if force or done == self.total or moment - self.drawn_at >= self.EVERY:
+                text = self.line(done, now)
+                if text != self.shown:
+                    self.stream.write("\r" + text + "\x1b[K")
+                    self.stream.flush()
+                    self.shown, self.drawn_at = text, moment
+            return
+        quarter = 4 * done // self.total
+        if quarter > self.quarter:
+            self.quarter = quarter
+            print(f"replayed {done}/{self.total} steps, simulated clock at {now:%Y-%m-%d %H:%M}", file=self.stream)
+
+    def clear(self) -> None:
+        """Erase the bar (before other output on the same terminal; redrawn by the next update)."""
+        if self.tty and self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = ""
+
+
 class Demo:
-    def __init__(self, stack: Any, journeys: list[Journey], log: Any = None, function_logs: bool = False) -> None:
+    def __init__(self, stack: Any, journeys: list[Journey], log: Any = None, function_logs: bool = False,
+                 progress: Any = None) -> None:
         self.stack = stack
         self.journeys = journeys
         self.log = log
+        self.progress_stream = progress
+        self.progress: Progress | None = None
         self.now = EPOCH
         if not function_logs:
             # The template sets INFO; the demo's own report is what a reader wants to see.
@@ -296,7 +374,37 @@ class Demo:
                 event = form_event(path, step.body, route_key=route, now=self.now,
                                    headers={"referer": "https://www.leadscore.example/demo"})
             return self._http(step, f"POST {path}", event)
+        if step.route == "feedback":
+            return self._feedback(step)
+        if step.route == "run":
+            return self._run_schedule(step)
         return self._bus(step, at)
+
+    def _feedback(self, step: Step) -> StepResult:
+        """Sales feedback as a CRM would post it: `POST /v1/accounts/{accountId}/feedback`,
+        SigV4-signed (the IAM route's authorizer context), to FeedbackFunction."""
+        from urllib.parse import quote
+
+        from local.apigw import http_event, iam_authorizer, json_body
+
+        account_id = str(step.body["account"])
+        body = {k: v for k, v in step.body.items() if k != "account"}
+        path = f"/v1/accounts/{quote(account_id)}/feedback"
+        event = http_event("POST", path, body=body, route_key=FEEDBACK_ROUTE, now=self.now,
+                           path_parameters={"accountId": account_id}, authorizer=iam_authorizer(user=FEEDBACK_CALLER))
+        answer = self.stack.invoke("FeedbackFunction", event)
+        status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
+        ok = status == 200
+        detail = (f"-> {parsed.get('state')}" if ok and isinstance(parsed, dict)
+                  else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
+        return StepResult(step, f"POST {path}", status, ok, detail)
+
+    def _run_schedule(self, step: Step) -> StepResult:
+        function = str(step.body["function"])
+        if function not in self.stack.functions:
+            return StepResult(step, f"run {function}", "error", False, f"no function {function} in the template")
+        answer = self.stack.run_schedule(function, self.now)
+        return StepResult(step, f"run {function}", "ran", True, json.dumps(answer, default=str)[:200])
 
     def _http(self, step: Step, request: str, event: dict[str, Any], gif: bool = False) -> StepResult:
         from local.apigw import decode_body
@@ -348,12 +456,28 @@ class Demo:
         last_day = steps[-1].at.replace(hour=0, minute=0, second=0, microsecond=0)
         end = last_day + timedelta(days=1, hours=REPORT_HOUR)
         result = DemoResult(start=steps[0].at, end=end, journeys=self.journeys, resources=self.stack.describe())
+        result.routing_rules = routing_rules()
+        if self.progress_stream is not None:
+            self.progress = Progress(self.progress_stream, len(steps))
         day = first_day + timedelta(days=1)
+        # the routing pass, on the hour, when the template has it (SLA re-routes, waiting accounts)
+        passes = ROUTING_PASS in self.stack.functions
+        hour = first_day + PASS_EVERY
         queue = list(steps)
-        while queue or day <= end:
-            if queue and queue[0].at < day:
+        while True:
+            # the next thing to happen: a step, the day's decay (00:00) or the hour's pass
+            # (at the same moment: decay, then the pass, then the step)
+            pending = [(day, 0)] if day <= end else []
+            if passes and hour <= end:
+                pending.append((hour, 1))
+            if queue:
+                pending.append((queue[0].at, 2))
+            if not pending:
+                break
+            when, kind = min(pending)
+            self.set_clock(when)
+            if kind == 2:
                 step = queue.pop(0)
-                self.set_clock(step.at)
                 try:
                     outcome = self.run_step(step)
                 except Exception as error:  # noqa: BLE001 - a failed step is reported, the demo goes on
@@ -361,13 +485,21 @@ class Demo:
                 result.steps.append(outcome)
                 self._print_step(outcome)
                 self.pump(result, step.label)
-            else:
-                self.set_clock(day)
+            elif kind == 0:
                 answer = self.stack.run_schedule("DecayFunction", day)
                 result.decay_runs += 1
                 result.decayed += int((answer or {}).get("written", 0))
                 self.pump(result, f"decay {day.date()}")
                 day += timedelta(days=1)
+            else:
+                self._routing_pass(result)
+                hour += PASS_EVERY
+            drop_disabled_metrics()
+            if self.progress is not None:
+                self.progress.update(len(result.steps), self.now)
+        if self.progress is not None:
+            self.progress.update(len(result.steps), self.now, force=True)
+            self.progress.clear()
         self.set_clock(end)
         self.pump(result, "final drain")
         self._read_back(result)
@@ -375,9 +507,19 @@ class Demo:
         result.seconds = time.monotonic() - started
         return result
 
+    def _routing_pass(self, result: DemoResult) -> None:
+        answer = self.stack.run_schedule(ROUTING_PASS, self.now) or {}
+        result.routing_passes += 1
+        counts = {k: int(v) for k, v in answer.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+        result.routing_pass_counts.update(counts)
+        if counts.get("due"):
+            self.pump(result, f"routing pass {self.now:%Y-%m-%d %H:%M}")
+
     def _print_step(self, outcome: StepResult) -> None:
         if self.log is None:
             return
+        if self.progress is not None:
+            self.progress.clear()
         step = outcome.step
         mark = "  " if outcome.ok else "!!"
         line = (f"{mark}{step.at:%Y-%m-%d %H:%M}  {step.journey:<10} {outcome.request:<34} {outcome.status!s:<5}"
@@ -416,6 +558,9 @@ class Demo:
             expected = journey.expect.get("account")
             if expected:
                 account_ids.setdefault(expected)
+            for step in journey.steps:
+                if step.route == "feedback":
+                    account_ids.setdefault(str(step.body["account"]))
         for event in self.stack.bus_log:
             account = (event.get("detail") or {}).get("accountId")
             if event.get("detail-type", "").startswith("Account") and account:
@@ -451,8 +596,33 @@ class Demo:
                             result.routed.append(json.loads(message["Body"]))
 
 
+def drop_disabled_metrics() -> None:
+    """With POWERTOOLS_METRICS_DISABLED, Powertools never clears what the handlers add, and
+    prints the whole set once a metric reaches 100 values (thousands of routing passes do):
+    the demo drops them after each step or tick, as a flush would."""
+    from leadscore.observability import metrics
+
+    metrics.clear_metrics()
+
+
+def routing_rules() -> dict[str, Any]:
+    """config/routing.yaml as the functions read it (empty when there is none)."""
+    from leadscore import runtime
+
+    try:
+        config = runtime.routing()
+    except Exception:  # noqa: BLE001 - no routing in this configuration: the report says less
+        return {}
+    return {"mode": config.mode, "sla_hours": config.sla_hours, "cooldown_days": config.cooldown_days,
+            "sdrs": {sdr.id: {"name": sdr.name, "weight": sdr.weight} for sdr in config.sdrs},
+            "pools": {pool.id: list(pool.sdrs) for pool in config.pools},
+            "territories": {t.id: {"pool": t.pool, "when": t.when.model_dump(exclude_none=True)}
+                            for t in config.territories},
+            "fallback_pool": config.fallback_pool}
+
+
 def run(journeys_dir: Path = JOURNEYS_DIR, *, log: Any = None, template: Path = TEMPLATE,
-        function_logs: bool = False) -> DemoResult:
+        function_logs: bool = False, progress: Any = None) -> DemoResult:
     """Replay the journeys on a fresh in-process moto stack; the result holds what the read API said."""
     with demo_environment():
         if importlib.util.find_spec("leadscore") is None:  # not installed: use the layer's source
@@ -465,9 +635,11 @@ def run(journeys_dir: Path = JOURNEYS_DIR, *, log: Any = None, template: Path = 
         journeys = load_journeys(journeys_dir)
         runtime.reset()
         try:
-            with mock_aws():
+            with mock_aws(), warnings.catch_warnings():
+                # a scheduled run with nothing to do flushes no metrics: Powertools warns
+                warnings.filterwarnings("ignore", message="No application metrics to publish")
                 stack = TemplateStack.create(template)
-                return Demo(stack, journeys, log=log, function_logs=function_logs).run()
+                return Demo(stack, journeys, log=log, function_logs=function_logs, progress=progress).run()
         finally:
             runtime.reset()
 
@@ -598,6 +770,21 @@ def report(result: DemoResult, out: Any = None) -> None:
         say("One message as the queue carries it:")
         say(json.dumps(result.routed[0], indent=2))
 
+    moments = routing_moments(result)
+    if moments:
+        say()
+        say("=" * 100)
+        say("ROUTING MOMENTS (from the bus and the read API's feedback)")
+        say("=" * 100)
+        for at, account_id, text in moments:
+            say(f"  {_when(at)}  {account_id:<13} {text}")
+        notes = explanations(result)
+        if notes:
+            say()
+            say("What the numbers do not say:")
+            for note in notes:
+                say(textwrap.fill(note, width=100, initial_indent="  - ", subsequent_indent="    "))
+
     say()
     say("=" * 100)
     say("STATE CHANGES ON THE BUS (what other teams can subscribe to)")
@@ -607,11 +794,15 @@ def report(result: DemoResult, out: Any = None) -> None:
     for event in result.bus_events:
         detail = event.get("detail") or {}
         if event.get("detail-type") in STATE_EVENTS:
+            change = f"{detail.get('previousState') or detail.get('state')} -> {detail.get('state')}"
+            if detail.get("previousSdr"):
+                change += f" ({detail['previousSdr']} -> {(detail.get('sdr') or {}).get('id')})"
+            elif (detail.get("sdr") or {}).get("id"):
+                change += f" ({detail['sdr']['id']})"
             say(f"  {_when(detail.get('time'))}  {event['detail-type']:<20} {detail.get('accountId'):<12} "
                 f"score {_num(detail.get('score'))} = fit {_num(detail.get('fit'))} + engagement "
                 f"{_num(detail.get('engagement'))} + committee {_num(detail.get('committeeBonus'))}, "
-                f"velocity {_num(detail.get('velocity'))}, {detail.get('previousState')} -> {detail.get('state')}, "
-                f"cycle {detail.get('cycle')}")
+                f"velocity {_num(detail.get('velocity'))}, {change}, cycle {detail.get('cycle')}")
     by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in result.bus_events:
         if event.get("detail-type") == "Account Score Changed":
@@ -652,6 +843,141 @@ def report(result: DemoResult, out: Any = None) -> None:
         "(in-process).")
 
 
+def _iso(text: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _territory_why(rules: Mapping[str, Any], territory: Any) -> str:
+    when = ((rules.get("territories") or {}).get(territory) or {}).get("when") or {}
+    parts = []
+    for key, value in when.items():
+        if isinstance(value, dict):
+            value = "-".join(_num(value.get(k)) if value.get(k) is not None else "" for k in ("min", "max"))
+        elif isinstance(value, list):
+            value = "/".join(str(v) for v in value)
+        parts.append(f"{key} {value}")
+    return " and ".join(parts) or "no condition"
+
+
+def routing_moments(result: DemoResult) -> list[tuple[str, str, str]]:
+    """(time, account, what happened) for each routing moment: SDR-ready, routed (where and
+    why), SLA breached and re-routed, and each sales feedback (who, when, the note)."""
+    rules = result.routing_rules
+    pools = rules.get("pools") or {}
+    sdrs = rules.get("sdrs") or {}
+    found: list[tuple[str, str, str]] = []
+    for event in result.bus_events:
+        kind, detail = event.get("detail-type"), event.get("detail") or {}
+        account_id = str(detail.get("accountId"))
+        sdr = detail.get("sdr") or {}
+        if kind == "Account SDR Ready":
+            text = (f"SDR-ready: score {_num(detail.get('score'))} crossed the threshold "
+                    f"{_num(detail.get('threshold'))} (cycle {detail.get('cycle')})")
+        elif kind == "Account Routed" and not detail.get("previousSdr"):
+            pool = detail.get("pool")
+            members = ", ".join(f"{m} x{(sdrs.get(m) or {}).get('weight', 1)}" for m in pools.get(pool, []))
+            how = (f"territory {detail.get('territory')} (first match in routing.yaml: "
+                   f"{_territory_why(rules, detail.get('territory'))}), pool {pool} [{members}]"
+                   if detail.get("routing") == "territory" else f"{detail.get('routing')} over every active SDR")
+            text = (f"routed to {sdr.get('id')} ({sdr.get('name')}): {how}, weighted round-robin; SLA due "
+                    f"{_when(detail.get('slaDueAt'))}")
+        elif kind == "Routing SLA Breached":
+            text = (f"SLA breached: {detail.get('previousSdr')} did not accept within "
+                    f"{_num(rules.get('sla_hours'))} h")
+        elif kind == "Account Routed":
+            text = (f"re-routed to {sdr.get('id')} ({sdr.get('name')}), pool {detail.get('pool')}'s next SDR "
+                    f"(attempt {detail.get('attempt')}); SLA due {_when(detail.get('slaDueAt'))}")
+        else:
+            continue  # Account Recycled / Disqualified: shown with their feedback below
+        found.append((str(detail.get("time")), account_id, text))
+    for account in result.accounts.values():
+        for feedback in account.get("feedback") or []:
+            text = f"feedback {feedback.get('outcome')} from {feedback.get('sdr')}"
+            if feedback.get("note"):
+                text += f': "{feedback["note"]}"'
+            text += f" -> {feedback.get('state')}"
+            if feedback.get("outcome") == "not_ready" and account.get("cooldownUntil"):
+                text += f", cooldown until {_when(account['cooldownUntil'])}"
+            if feedback.get("outcome") == "accepted":
+                text += " (the SLA stops)"
+            found.append((str(feedback.get("at")), str(account["accountId"]), text))
+    return sorted(found, key=lambda moment: _iso(moment[0]))
+
+
+_FACTOR = re.compile(r"x (?P<factor>[\d.]+) \(persona (?P<persona>\w+) "
+                     r"weight (?P<weight>[\d.]+), cap (?P<cap>[\d.]+)\)")
+
+
+def explanations(result: DemoResult) -> list[str]:
+    """What a reader would not guess from the numbers alone."""
+    notes: list[str] = []
+    rules = result.routing_rules
+    routed_states = ("routed", "accepted", "sdr_ready")
+    # a reason smaller than its rule: persona weight x the contact cap
+    best: tuple[Any, ...] | None = None
+    for account in result.accounts.values():
+        contacts = {c.get("contactId"): c for c in account.get("contacts") or []}
+        for line in account.get("breakdown") or []:
+            match = _FACTOR.search(str(line.get("detail") or ""))
+            contact = contacts.get(line.get("contactId"))
+            if not match or not contact or float(match["factor"]) >= float(match["weight"]) - 1e-9:
+                continue
+            rank = (account.get("state") in routed_states, float(line["points"]))
+            if best is None or rank > best[0]:
+                best = (rank, account, line, contact, match)
+    if best is not None:
+        _, account, line, contact, match = best
+        factor, weight = float(match["factor"]), float(match["weight"])
+        engagement, cap = float(contact.get("engagement") or 0), float(match["cap"])
+        notes.append(
+            f"{account['accountId']}: {line['rule']} counts {_num(line['points'])}, not the rule's "
+            f"{_num(round(float(line['points']) / factor))}: {contact.get('name')} ({contact.get('title')}) is "
+            f"{'an' if match['persona'][0] in 'aeiou' else 'a'} {match['persona']} (persona weight {_num(weight)}) "
+            f"with {_num(engagement)} engagement, over the per-contact cap of {_num(cap)}, so each of their rules "
+            f"counts {_num(weight)} x {_num(cap)}/{_num(engagement)} = {factor:.4f} of its points. That is why an "
+            "SDR's reasons add up to the account's score.")
+    for sdr_messages in [result.routed]:
+        by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for message in sdr_messages:
+            by_account[str(message.get("accountId"))].append(message)
+        for account_id, messages in sorted(by_account.items()):
+            scores = sorted({float(m.get("score") or 0) for m in messages})
+            if len(scores) > 1:
+                notes.append(f"{account_id}: its messages say {' and '.join(_num(s) for s in scores)}: a message is "
+                             "the account as it was when it was routed (the re-route is later, after more "
+                             "engagement), and the read API values it now.")
+    for account in result.accounts.values():
+        account_id, state = account["accountId"], account.get("state")
+        routing = account.get("routing") or {}
+        tried = routing.get("tried") or []
+        if len(tried) > 1:
+            notes.append(f"{account_id}: the SLA pass (every 15 minutes in the template, every simulated hour "
+                         f"here) re-routed it to {tried[-1]}, not back to {tried[0]}: a re-route goes to the "
+                         f"pool's next SDR who has not had the account this cycle (tried: {', '.join(tried)}).")
+        if state == "recycled":
+            baseline = float(account.get("engagementBaseline") or 0)
+            counted = round(float(account["score"]) - baseline, 2)
+            notes.append(
+                f"{account_id} scores {_num(account['score'])} but stays recycled: at not_ready its engagement "
+                f"so far ({_num(baseline)}) stopped counting, so only new engagement can qualify it again (score "
+                f"minus {_num(baseline)} = {_num(counted)}, needs {_num(account['threshold'])}), and not before "
+                f"the cooldown ends on {_when(account.get('cooldownUntil'))} (cooldown_days "
+                f"{_num(rules.get('cooldown_days'))}); then it goes back to its SDR (when available) as cycle "
+                f"{int(account.get('cycle') or 0) + 1}.")
+        if state == "disqualified":
+            notes.append(f"{account_id} scores {_num(account['score'])}, over the threshold "
+                         f"{_num(account['threshold'])}, yet was never SDR-ready nor routed: a disqualified "
+                         "account is still scored but never routed, until a `reset` feedback.")
+        if state == "accepted":
+            notes.append(f"{account_id}: `accepted` has no bus event of its own; it closes the cycle and stops "
+                         "the SLA, and the read API keeps who accepted it and when.")
+    return notes
+
+
 def _account_block(say: Any, account: Mapping[str, Any], result: DemoResult) -> None:
     say()
     state = account.get("state")
@@ -683,7 +1009,8 @@ def _account_block(say: Any, account: Mapping[str, Any], result: DemoResult) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--journeys", type=Path, default=JOURNEYS_DIR, help="folder of journey files (*.json)")
-    parser.add_argument("--quiet", action="store_true", help="do not list the steps as they are replayed")
+    parser.add_argument("--quiet", action="store_true",
+                        help="do not list the steps nor show progress while they are replayed")
     parser.add_argument("--json", action="store_true", help="print the accounts, contacts and bus events as JSON")
     parser.add_argument("--function-logs", action="store_true", help="show the functions' own (Powertools) logs")
     parser.add_argument("--report", type=Path, default=REPORT,
@@ -695,7 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.journeys.relative_to(REPO_ROOT) if args.journeys.is_relative_to(REPO_ROOT) else args.journeys}"
               "/*.json ...", file=log)
     try:
-        result = run(args.journeys, log=log, function_logs=args.function_logs)
+        result = run(args.journeys, log=log, function_logs=args.function_logs,
+                     progress=None if args.quiet else sys.stderr)
     except JourneyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -25,6 +25,8 @@ MOMENTS = {
     "Account Recycled": "#7c3aed",
     "Account Disqualified": "#6b7280",
 }
+#: sales feedback marked on the chart (from the read API's `feedback`: `accepted` has no bus event)
+FEEDBACK_COLOUR = "#0891b2"
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,36 @@ def series(bus_events: Sequence[Mapping[str, Any]], account_id: str) -> list[Poi
     return sorted(points, key=lambda p: p.at)
 
 
-def moments(bus_events: Sequence[Mapping[str, Any]], account_id: str) -> list[tuple[datetime, str]]:
+def moments(bus_events: Sequence[Mapping[str, Any]], account_id: str,
+            feedback: Sequence[Mapping[str, Any]] = ()) -> list[tuple[datetime, str]]:
+    """The account's routing moments from the bus (SDR-ready, routed, SLA breached, recycled,
+    disqualified, the SDR in a routed one's title) and its sales feedback ("Feedback: accepted
+    by lucas") from the read API."""
     found = []
     for event in bus_events:
         detail = event.get("detail") or {}
         moment = _moment(detail.get("time"))
         if detail.get("accountId") == account_id and event.get("detail-type") in MOMENTS and moment:
-            found.append((moment, str(event["detail-type"])))
-    return sorted(found)
+            kind = str(event["detail-type"])
+            sdr = (detail.get("sdr") or {}).get("id")
+            if kind == "Account Routed" and sdr:
+                kind = f"{kind} to {sdr}"
+            elif kind == "Routing SLA Breached" and detail.get("previousSdr"):
+                kind = f"{kind} by {detail['previousSdr']}"
+            found.append((moment, kind))
+    for item in feedback:
+        moment = _moment(item.get("at"))
+        if moment is not None:
+            found.append((moment, f"Feedback: {item.get('outcome')} by {item.get('sdr')}"))
+    order = ["Account SDR Ready", "Routing SLA Breached", "Account Routed", "Feedback: "]
+    return sorted(found, key=lambda mark: (mark[0], next((i for i, name in enumerate(order)
+                                                          if mark[1].startswith(name)), len(order))))
+
+
+def _colour(kind: str) -> str:
+    if kind.startswith("Feedback: "):
+        return FEEDBACK_COLOUR
+    return next((colour for name, colour in MOMENTS.items() if kind.startswith(name)), "#444")
 
 
 def chart(points: Sequence[Point], marks: Sequence[tuple[datetime, str]], threshold: float,
@@ -92,12 +116,12 @@ def chart(points: Sequence[Point], marks: Sequence[tuple[datetime, str]], thresh
         f'<text x="{WIDTH - MARGIN}" y="{HEIGHT - 8}" text-anchor="end">{end:%Y-%m-%d}</text>',
     ]
     for index, (moment, kind) in enumerate(marks):
-        colour = MOMENTS[kind]
+        colour = _colour(kind)
         parts.append(f'<line x1="{x(moment):.1f}" y1="{MARGIN - 10}" x2="{x(moment):.1f}" y2="{y(0):.1f}" '
                      f'stroke="{colour}" stroke-width="1.5"><title>{html.escape(kind)} {moment:%Y-%m-%d %H:%M}'
                      f'</title></line>')
-        parts.append(f'<text x="{x(moment) + 3:.1f}" y="{MARGIN - 12 + 11 * (index % 3)}" fill="{colour}">'
-                     f'{html.escape(kind.removeprefix("Account "))}</text>')
+        parts.append(f'<text x="{x(moment) + 3:.1f}" y="{MARGIN - 12 + 11 * (index % 5)}" fill="{colour}">'
+                     f'{html.escape(kind.removeprefix("Account ").removeprefix("Feedback: "))}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -118,7 +142,8 @@ def render(result: Any) -> str:
     body = [f"<h1>leadscore demo: {len(result.accounts)} accounts from {start:%Y-%m-%d} to {end:%Y-%m-%d}</h1>",
             "<p>Each chart is the account's score (fit + persona-weighted engagement + committee bonus, decay "
             "applied) after every change, against its SDR-ready threshold. Vertical rules mark SDR-ready, "
-            "routing, SLA and feedback moments.</p>"]
+            "routing, SLA and feedback moments (bus events; sales feedback from the read API, since "
+            "<code>accepted</code> has no bus event).</p>"]
     for account in sorted(result.accounts.values(), key=lambda a: -float(a.get("score") or 0)):
         account_id = str(account["accountId"])
         sdr = account.get("sdr") or {}
@@ -126,8 +151,12 @@ def render(result: Any) -> str:
                     f"{html.escape(str(account.get('state')))}"
                     f"{' to ' + html.escape(str(sdr.get('name'))) if sdr.get('name') else ''}, score "
                     f"{account.get('score')}</h2>")
-        body.append(chart(series(result.bus_events, account_id), moments(result.bus_events, account_id),
+        marks = moments(result.bus_events, account_id, account.get("feedback") or [])
+        body.append(chart(series(result.bus_events, account_id), marks,
                           float(account.get("threshold") or 100), start, end))
+        if marks:
+            items = "".join(f"<li>{moment:%Y-%m-%d %H:%M} {html.escape(kind)}</li>" for moment, kind in marks)
+            body.append(f"<ul class=\"moments\">{items}</ul>")
         rows = "".join(f"<tr><td>{html.escape(str(line.get('rule')))}</td><td>{line.get('points')}</td>"
                        f"<td>{html.escape(str(line.get('contactId') or ''))}</td></tr>"
                        for line in account.get("breakdown", []))

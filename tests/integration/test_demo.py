@@ -56,22 +56,27 @@ def test_every_step_is_accepted_and_nothing_fails(result: demo.DemoResult) -> No
     assert result.ok
     assert len(result.steps) == sum(len(j.steps) for j in result.journeys)
     assert result.decay_runs == (result.end.date() - result.start.date()).days
+    # the routing pass on every simulated hour, from day 0 01:00 to the report's time
+    first_day = result.start.replace(hour=0, minute=0)
+    assert result.routing_passes == int((result.end - first_day).total_seconds() // 3600)
     assert result.seconds < 30
 
 
 def test_every_breakdown_sums_to_its_score(result: demo.DemoResult) -> None:
-    assert set(result.accounts) == {"acme.com", "globex.com", "initech.com"}
+    assert set(result.accounts) == {"acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com"}
     for body in [*result.accounts.values(), *result.contacts.values()]:
         assert _sum(body) == body["score"], body["breakdown"]
     for account in result.accounts.values():
         assert round(account["fit"] + account["engagement"] + account["committeeBonus"], 2) == account["score"]
 
 
-def test_acme_is_sdr_ready_after_the_demo_request_and_routed(result: demo.DemoResult) -> None:
+def test_acme_is_sdr_ready_after_the_demo_request_routed_re_routed_and_accepted(result: demo.DemoResult) -> None:
     acme = result.accounts["acme.com"]
-    # routed as it qualified: a US account goes to the NA territory's pool (config/routing.yaml)
-    assert acme["state"] == "routed" and acme["cycle"] == 1
-    assert acme["sdr"]["id"] == "maya"
+    # routed as it qualified: a US account goes to the NA territory's pool (config/routing.yaml),
+    # maya first; she did not accept within 48 h, lucas got it and accepted it
+    assert acme["state"] == "accepted" and acme["cycle"] == 1
+    assert acme["sdr"]["id"] == "lucas"
+    assert acme["routing"]["tried"] == ["maya", "lucas"] and acme["routing"]["attempt"] == 2
     # account fit: industry Software +15, country US +5 (1,200 employees is outside 50-500)
     assert acme["fit"] == 20
     # engagement of each contact, persona-weighted and capped at 80 (scoring.yaml `account`):
@@ -91,17 +96,30 @@ def test_acme_is_sdr_ready_after_the_demo_request_and_routed(result: demo.DemoRe
     assert len(ready) == 1
     assert ready[0]["score"] == 128 and ready[0]["cycle"] == 1
     assert ready[0]["time"] == "2026-10-31T10:30:00+00:00"
-    # routed at that same moment (stateSince is now the routing's)
-    assert datetime.fromisoformat(acme["stateSince"].replace("Z", "+00:00")) == datetime.fromisoformat(ready[0]["time"])
+    (routed, rerouted) = _bus(result, "Account Routed", "acme.com")
+    assert routed["time"] == ready[0]["time"] and routed["sdr"]["id"] == "maya"
+    assert (routed["territory"], routed["pool"]) == ("na", "na")
+    # the first routing pass after maya's SLA (2026-11-02 10:30): re-routed to the NA pool's next SDR
+    (breach,) = _bus(result, "Routing SLA Breached", "acme.com")
+    assert breach["time"] == rerouted["time"] == "2026-11-02T11:00:00+00:00"
+    assert (breach["previousSdr"], breach["sdr"]["id"], breach["cycle"]) == ("maya", "lucas", 1)
+    assert (rerouted["previousSdr"], rerouted["sdr"]["id"], rerouted["attempt"]) == ("maya", "lucas", 2)
+    # lucas accepts it (the journey's feedback step): the SLA stops, the read API keeps who and when
+    assert acme["stateSince"].startswith("2026-11-02T14:00")
+    (accepted,) = acme["feedback"]
+    assert (accepted["outcome"], accepted["sdr"], accepted["at"], accepted["cycle"]) == (
+        "accepted", "lucas", "2026-11-02T14:00:00Z", 1)
+    assert accepted["by"] == "arn:aws:iam::123456789012:user/crm-bot"
+    assert accepted["note"] == "Called Sam Lee: discovery call booked for Thursday"
     changes = [d["score"] for d in _bus(result, "Account Score Changed", "acme.com")]
     assert changes[-2:] == [128, 153] and all(score < 100 for score in changes[:-2])
 
 
 def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
-    ready = result.sdr_ready()
-    assert [a["accountId"] for a in ready] == ["acme.com"]
-    # the one message on the routed queue, in maya's inbox, valued when it was routed (score 128)
-    assert list(result.inboxes()) == ["maya"]
+    assert result.sdr_ready() == []  # every qualified account was routed and got its feedback
+    # acme's first message, in maya's inbox, valued when it was routed (score 128); the re-route's
+    # in lucas's, valued then (153, after Jo's demo link click); northwind's in ana's (EMEA)
+    assert list(result.inboxes()) == ["ana", "lucas", "maya"]
     (message,) = result.inboxes()["maya"]
     assert message["schema"] == "account-routed/v1"
     assert message["accountName"] == "Acme" and message["domain"] == "acme.com"
@@ -111,6 +129,39 @@ def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
     assert round(sum(r["points"] for r in message["reasons"]), 2) == message["score"]
     assert {c["email"] for c in message["contacts"]} >= {"sam.lee@acme.com", "jo.park@acme.com"}
     assert message["sdr"]["id"] == "maya" and message["slaDueAt"] == "2026-11-02T10:30:00Z"
+    (second,) = result.inboxes()["lucas"]
+    assert (second["accountId"], second["score"], second["cycle"], second["territory"]) == ("acme.com", 153, 1, "na")
+    assert second["slaDueAt"] == "2026-11-04T11:00:00Z"
+    assert [m["accountId"] for m in result.inboxes()["ana"]] == ["northwind.de"]
+
+
+def test_northwind_not_ready_is_recycled_with_a_cooldown(result: demo.DemoResult) -> None:
+    northwind = result.accounts["northwind.de"]
+    # Germany: the EMEA territory (400 people: not emea-enterprise), ana first in its pool
+    (routed,) = _bus(result, "Account Routed", "northwind.de")
+    assert (routed["territory"], routed["pool"], routed["sdr"]["id"]) == ("emea", "emea", "ana")
+    (recycled,) = _bus(result, "Account Recycled", "northwind.de")
+    assert recycled["feedback"]["outcome"] == "not_ready" and recycled["feedback"]["sdr"] == "ana"
+    # cooldown_days 30 from the feedback (2026-10-24 11:00)
+    assert recycled["cooldownUntil"] == northwind["cooldownUntil"] == "2026-11-23T11:00:00Z"
+    # Elena came back: scored, still over the threshold, but the engagement before not_ready
+    # (80, her capped engagement) no longer counts and the cooldown holds: still recycled, cycle 1
+    assert northwind["state"] == "recycled" and northwind["cycle"] == 1
+    assert northwind["score"] >= northwind["threshold"] and northwind["engagementBaseline"] == 80
+    assert northwind["score"] - northwind["engagementBaseline"] < northwind["threshold"]
+    assert len(_bus(result, "Account SDR Ready", "northwind.de")) == 1
+    assert [(f["outcome"], f["sdr"]) for f in northwind["feedback"]] == [("not_ready", "ana")]
+
+
+def test_hooli_disqualified_is_scored_over_the_threshold_and_never_routed(result: demo.DemoResult) -> None:
+    hooli = result.accounts["hooli.com"]
+    assert hooli["state"] == "disqualified" and hooli["cycle"] == 0
+    (event,) = _bus(result, "Account Disqualified", "hooli.com")
+    assert event["previousState"] == "below_threshold" and event["feedback"]["sdr"] == "sofia"
+    # the demo request and a VP afterwards take it over the threshold: still never SDR-ready nor routed
+    assert hooli["score"] >= hooli["threshold"]
+    assert not _bus(result, "Account SDR Ready", "hooli.com") and not _bus(result, "Account Routed", "hooli.com")
+    assert all(m["accountId"] != "hooli.com" for m in result.routed)
 
 
 def test_globex_only_opens_emails_stays_below_threshold_and_decays(result: demo.DemoResult, scoring: Any) -> None:
@@ -160,10 +211,46 @@ def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResu
 def test_main_prints_the_report_and_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert demo.main(["--quiet", "--report", str(tmp_path / "report.html")]) == 0
     out = capsys.readouterr().out
-    for words in ("acme.com  Acme  -  ROUTED to maya", "initech.com  Initech  -  EXCLUDED (customer)",
-                  "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x1",
-                  "GET /v1/accounts/gmail.com -> 404"):
+    for words in ("acme.com  Acme  -  ACCEPTED to lucas", "initech.com  Initech  -  EXCLUDED (customer)",
+                  "northwind.de  Northwind  -  RECYCLED", "hooli.com  Hooli  -  DISQUALIFIED",
+                  "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x2",
+                  "Routing SLA Breached x1", "GET /v1/accounts/gmail.com -> 404", "ROUTING MOMENTS",
+                  "routed to maya (Maya Johnson): territory na (first match in routing.yaml: region NA), pool na",
+                  "SLA breached: maya did not accept within 48 h",
+                  "re-routed to lucas (Lucas Miller)",
+                  'feedback not_ready from ana: "Talked to Elena: no budget before Q2, revisit then" -> recycled, '
+                  "cooldown until 2026-11-23 11:00",
+                  "feedback disqualified from sofia", "feedback accepted from lucas"):
         assert words in out
+    notes = " ".join(out.split("What the numbers do not say:")[1].split("STATE CHANGES")[0].split())
+    # the persona weight and cap factor behind a reason's points
+    assert "form_bottom_of_funnel counts 36.36, not the rule's 50" in notes
+    assert "0.8 x 80/88 = 0.7273" in notes
+    assert "only new engagement can qualify it again" in notes and "2026-11-23 11:00" in notes
+    assert "hooli.com scores 114" in notes
+    # no progress bar, no control characters with --quiet
+    assert "\r" not in out and "\x1b" not in out
+
+
+def test_the_progress_bar_redraws_one_line_on_a_terminal_and_writes_plain_lines_elsewhere() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = datetime(2026, 10, 12, 9, tzinfo=UTC)
+    tty = Terminal()
+    bar = demo.Progress(tty, 120)
+    bar.update(42, now, force=True)
+    assert tty.getvalue() == "\r[##########" + "." * 20 + "] 42/120 steps  2026-10-12\x1b[K"
+    bar.clear()
+    assert tty.getvalue().endswith("\r\x1b[K")
+    plain = io.StringIO()
+    bar = demo.Progress(plain, 120)
+    for done in range(121):
+        bar.update(done, now)
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 4 and lines[-1] == "replayed 120/120 steps, simulated clock at 2026-10-12 09:00"
+    assert "\r" not in plain.getvalue() and "\x1b" not in plain.getvalue()
 
 
 def test_a_failing_step_makes_the_demo_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,6 +281,30 @@ def test_a_malformed_journey_names_the_file_and_step(tmp_path: Path) -> None:
                                                                  "key": "k", "body": {}}]}))
     with pytest.raises(demo.JourneyError, match=r"broken.json steps\[0\]"):
         demo.load_journeys(tmp_path)
+    (tmp_path / "broken.json").write_text(json.dumps({"steps": [{"at": "+1d", "feedback": {"outcome": "accepted"}}]}))
+    with pytest.raises(demo.JourneyError, match=r"broken.json steps\[0\]: 'feedback' needs an 'account'"):
+        demo.load_journeys(tmp_path)
+
+
+def test_feedback_and_run_steps(tmp_path: Path) -> None:
+    """A journey's feedback step is posted as a signed request to FeedbackFunction; a `run`
+    step runs a scheduled function at the step's time; a feedback that does not fit fails."""
+    journey = {"steps": [
+        {"at": "+0d 09:00", "route": "/v1/identify", "key": "wk_demo_website",
+         "body": {"userId": "x-1", "traits": {"email": "kim@example-corp.com", "title": "CTO"}}},
+        {"at": "+0d 09:05", "feedback": {"account": "example-corp.com", "outcome": "disqualified", "sdr": "maya"}},
+        {"at": "+0d 09:06", "feedback": {"account": "example-corp.com", "outcome": "accepted", "sdr": "maya"}},
+        {"at": "+0d 09:07", "run": "RoutingPassFunction"},
+        {"at": "+0d 09:08", "feedback": {"account": "nobody.example", "outcome": "reset", "sdr": "maya"}},
+    ]}
+    (tmp_path / "j.json").write_text(json.dumps(journey))
+    result = demo.run(tmp_path)
+    assert [(s.request, s.status, s.ok) for s in result.steps[1:]] == [
+        ("POST /v1/accounts/example-corp.com/feedback", 200, True),
+        ("POST /v1/accounts/example-corp.com/feedback", 409, False),
+        ("run RoutingPassFunction", "ran", True),
+        ("POST /v1/accounts/nobody.example/feedback", 404, False)]
+    assert result.accounts["example-corp.com"]["state"] == "disqualified"
 
 
 def test_the_html_report_charts_each_account_and_opens_offline(tmp_path: Path) -> None:
@@ -203,10 +314,13 @@ def test_the_html_report_charts_each_account_and_opens_offline(tmp_path: Path) -
     assert demo.main(["--quiet", "--report", str(path)]) == 0
     page = path.read_text()
     # one chart per account, each with its threshold, the score line and the routing moments
-    assert page.count("<svg") == 3 and page.count("threshold 100") == 3
-    for account in ("acme.com", "globex.com", "initech.com"):
+    assert page.count("<svg") == 5 and page.count("threshold 100") == 5
+    for account in ("acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com"):
         assert f"<h2>{account}" in page
-    assert "routed to Maya Johnson" in page and ">SDR Ready<" in page and ">Routed<" in page
+    assert "accepted to Lucas Miller" in page and ">SDR Ready<" in page and ">Routed to maya<" in page
+    for mark in ("Routing SLA Breached by maya", "Routed to lucas", "accepted by lucas", ">Recycled<",
+                 "not_ready by ana", ">Disqualified<", "disqualified by sofia"):
+        assert mark in page, mark
     assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
     # nothing to fetch: no script, no external stylesheet, font or image
     assert "<script" not in page and "<link" not in page
