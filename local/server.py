@@ -350,7 +350,14 @@ class LocalService:
         def invoke(logical_id: str, event: Any, context: Any = None) -> Any:
             with self.lock:
                 os.environ["LEADSCORE_NOW"] = iso(self.clock.now())
-                return original(logical_id, event, context)
+                try:
+                    return original(logical_id, event, context)
+                finally:
+                    # metrics are off locally, so Powertools never flushes them: drop what the
+                    # handler added, or a long-running server prints them once one reaches 100
+                    from local.demo import drop_disabled_metrics
+
+                    drop_disabled_metrics()
 
         self.stack.invoke = invoke
 
