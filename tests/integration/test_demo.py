@@ -208,9 +208,20 @@ def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResu
     assert [c["contactId"] for c in result.individuals()] == ["ind-alex"]
 
 
-def test_main_prints_the_report_and_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert demo.main(["--quiet", "--report", str(tmp_path / "report.html")]) == 0
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """`make demo` once for the tests of what it prints and writes: (stdout, the HTML report)."""
+    import contextlib
+
+    path = tmp_path_factory.mktemp("demo") / "out" / "report.html"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert demo.main(["--quiet", "--report", str(path)]) == 0
+    return printed.getvalue(), path
+
+
+def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
+    out = main_run[0]
     for words in ("acme.com  Acme  -  ACCEPTED to lucas", "initech.com  Initech  -  EXCLUDED (customer)",
                   "northwind.de  Northwind  -  RECYCLED", "hooli.com  Hooli  -  DISQUALIFIED",
                   "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x2",
@@ -307,12 +318,10 @@ def test_feedback_and_run_steps(tmp_path: Path) -> None:
     assert result.accounts["example-corp.com"]["state"] == "disqualified"
 
 
-def test_the_html_report_charts_each_account_and_opens_offline(tmp_path: Path) -> None:
+def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[str, Path]) -> None:
     import re
 
-    path = tmp_path / "out" / "report.html"
-    assert demo.main(["--quiet", "--report", str(path)]) == 0
-    page = path.read_text()
+    page = main_run[1].read_text()
     # one chart per account, each with its threshold, the score line and the routing moments
     assert page.count("<svg") == 5 and page.count("threshold 100") == 5
     for account in ("acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com"):
