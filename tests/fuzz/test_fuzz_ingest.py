@@ -184,7 +184,7 @@ def check_segment(route: str, request: dict[str, Any]) -> None:
             assert table.event_writes <= request["items"], table.writes
 
 
-@fuzz_settings(1000)
+@fuzz_settings(600)
 @given(request=segment_request("batch"))
 def test_batch(request: dict[str, Any]) -> None:
     check_segment("batch", request)

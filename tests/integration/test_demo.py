@@ -209,13 +209,14 @@ def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResu
 
 
 @pytest.fixture(scope="module")
-def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """`make demo` once for the tests of what it prints and writes: (stdout, the HTML report)."""
+def main_run(result: demo.DemoResult, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """`make demo`'s command line on the module's replay (not a second one): (stdout, the HTML report)."""
     import contextlib
+    from unittest import mock
 
     path = tmp_path_factory.mktemp("demo") / "out" / "report.html"
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), mock.patch.object(demo, "run", return_value=result):
         assert demo.main(["--quiet", "--report", str(path)]) == 0
     return printed.getvalue(), path
 
