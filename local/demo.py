@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from local.durations import parse_iso_duration
-from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
+from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV, drop_disabled_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JOURNEYS_DIR = REPO_ROOT / "events" / "journeys"
@@ -594,15 +594,6 @@ class Demo:
                     for message in page:
                         with contextlib.suppress(ValueError):
                             result.routed.append(json.loads(message["Body"]))
-
-
-def drop_disabled_metrics() -> None:
-    """With POWERTOOLS_METRICS_DISABLED, Powertools never clears what the handlers add, and
-    prints the whole set once a metric reaches 100 values (thousands of routing passes do):
-    the demo drops them after each step or tick, as a flush would."""
-    from leadscore.observability import metrics
-
-    metrics.clear_metrics()
 
 
 def routing_rules() -> dict[str, Any]:

@@ -15,3 +15,12 @@ LOCAL_AWS_ENV = {
 }
 #: Settings of the machine that would send a local run to a real account.
 UNSET_AWS_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
+
+
+def drop_disabled_metrics() -> None:
+    """With POWERTOOLS_METRICS_DISABLED, Powertools never clears what the handlers add, and
+    prints the whole set once a metric reaches 100 values (thousands of routing passes do):
+    local runs drop them after each invocation, step or tick, as a flush would."""
+    from leadscore.observability import metrics
+
+    metrics.clear_metrics()

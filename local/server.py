@@ -56,7 +56,7 @@ from urllib.parse import unquote, urlsplit
 
 from local.apigw import route_pattern
 from local.durations import parse_iso_duration
-from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV
+from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV, drop_disabled_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -355,8 +355,6 @@ class LocalService:
                 finally:
                     # metrics are off locally, so Powertools never flushes them: drop what the
                     # handler added, or a long-running server prints them once one reaches 100
-                    from local.demo import drop_disabled_metrics
-
                     drop_disabled_metrics()
 
         self.stack.invoke = invoke

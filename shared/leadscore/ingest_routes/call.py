@@ -146,14 +146,19 @@ def read_json(call: Call, limit: int) -> Any:
         body = inflate(request.body, request.headers.get("content-encoding"), limit)
     except HttpError as problem:
         raise call.refuse(problem, field="content-encoding", raw="") from None
-    if len(body) > limit:
-        message = f"the body is over {limit // 1024} KB ({len(body)} bytes or more)"
-        raise call.refuse(HttpError(413, "payload_too_large", message, field="body"),
-                          raw=body[:1024].decode("utf-8", "replace"))
+    refuse_oversized(call, body, limit, "the body")
     try:
         return parse_json(body)
     except HttpError as problem:
         raise call.refuse(problem, field="body") from None
+
+
+def refuse_oversized(call: Call, body: bytes, limit: int, what: str) -> None:
+    """413 (recorded as rejected when the sender is known) for a body over `limit` bytes."""
+    if len(body) > limit:
+        message = f"{what} is over {limit // 1024} KB ({len(body)} bytes or more)"
+        raise call.refuse(HttpError(413, "payload_too_large", message, field="body"),
+                          raw=body[:1024].decode("utf-8", "replace"))
 
 
 def authorized_json(call: Call, limit: int) -> tuple[str, Any]:

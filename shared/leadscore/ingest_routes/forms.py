@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from leadscore.http import HttpError, json_response, parse_form, redirect_response
-from leadscore.ingest_routes.call import Answer, Call, read_json
+from leadscore.ingest_routes.call import Answer, Call, read_json, refuse_oversized
 
 # Form fields that steer collection rather than describe the person (`userId` is ignored:
 # a public form must not name a known contact).
@@ -46,10 +46,7 @@ def _html_fields(call: Call) -> dict[str, Any]:
     from leadscore.messages import MAX_EVENT_BYTES
 
     body = call.request.body
-    if len(body) > MAX_EVENT_BYTES:
-        message = f"the form is over {MAX_EVENT_BYTES // 1024} KB ({len(body)} bytes)"
-        raise call.refuse(HttpError(413, "payload_too_large", message, field="body"),
-                          raw=body[:1024].decode("utf-8", "replace"))
+    refuse_oversized(call, body, MAX_EVENT_BYTES, "the form")
     try:
         return parse_form(body)
     except HttpError as problem:
