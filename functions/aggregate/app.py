@@ -1,5 +1,6 @@
 """Aggregate: the table's stream folds events into contacts, contacts into accounts,
-and account changes onto the bus."""
+account changes onto the bus, and routed accounts onto the routed queue (the routing
+transaction is the outbox)."""
 
 from typing import Any
 
@@ -13,7 +14,7 @@ from leadscore.observability import logger, metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     outcome = aggregate_batch(records, store=runtime.store(), config=runtime.config(),
-                              publisher=runtime.publisher(), now=runtime.now())
+                              publisher=runtime.publisher(), now=runtime.now(), routed_queue=runtime.routed_queue())
     if outcome.failed:
         logger.warning("stream records failed; Lambda retries from the first",
                        extra={"failed": outcome.failed[:10], "poison": outcome.poison[:10]})

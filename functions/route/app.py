@@ -18,11 +18,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # retrying cannot help: the event is not what this rule expects
         logger.warning("ignored: detail without accountId and cycle", extra={"detailType": event.get("detail-type")})
         return {"status": "ignored"}
-    router = Router(runtime.store(), runtime.routed_queue(), runtime.config().scoring, runtime.routing(),
-                    runtime.now())
-    outcome = router.route_ready(account_id, cycle)
-    if outcome.status in ("routed", "resent"):
-        metrics.add_metric(name="AccountsRouted" if outcome.status == "routed" else "RoutedMessagesResent",
-                           unit=MetricUnit.Count, value=1)
+    router = Router(runtime.store(), runtime.config().scoring, runtime.routing(), runtime.now())
+    outcome = router.route_ready(account_id, cycle)  # the routed message goes out from the stream
+    if outcome.status == "routed":
+        metrics.add_metric(name="AccountsRouted", unit=MetricUnit.Count, value=1)
     logger.info("route", extra=asdict(outcome))
     return asdict(outcome)

@@ -14,8 +14,7 @@ from leadscore.routing_pass import run_routing_pass
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    router = Router(runtime.store(), runtime.routed_queue(), runtime.config().scoring, runtime.routing(),
-                    runtime.now())
+    router = Router(runtime.store(), runtime.config().scoring, runtime.routing(), runtime.now())
     # Leave a margin before the timeout; accounts not reached stay due for the next run.
     result = run_routing_pass(router, out_of_time=lambda: context.get_remaining_time_in_millis() < 15_000)
     metrics.add_metric(name="AccountsRouted", unit=MetricUnit.Count, value=result.routed)

@@ -53,7 +53,7 @@ from leadscore.storage import account_pk, pad_sequence, unmarshal
 if TYPE_CHECKING:
     from leadscore.accounts import Membership
     from leadscore.config import Config
-    from leadscore.ports import AggregateStore, ContactStore, Publisher
+    from leadscore.ports import AggregateStore, ContactStore, MessageQueue, Publisher
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
@@ -358,6 +358,23 @@ def state_changes(records: Iterable[StreamRecord], now: datetime) -> list[tuple[
     return state_change_events(changes, now)
 
 
+def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> list[Any]:
+    """The routed messages an account batch owes (router.routed_sends: the routing
+    transaction is the outbox, the stream delivers it). Only a record whose new image is
+    routed is decoded in full."""
+    from leadscore.router import routed_sends
+
+    changes = [(items.account_from_item(record.old, summary=True) if record.old else None,
+                items.account_from_item(record.new))
+               for record in records if record.is_account and record.new is not None
+               and record.new.get("state") == "routed"]
+    return routed_sends(config.scoring, changes) if changes else []
+
+
+class NoRoutedQueue(RuntimeError):
+    """An account was routed but this aggregator has no routed queue to send its message to."""
+
+
 @dataclass
 class BatchOutcome:
     """What one stream batch left undone."""
@@ -379,11 +396,13 @@ def _sequence_of(raw: Mapping[str, Any]) -> str:
 
 
 def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
-                    publisher: Publisher, now: datetime) -> BatchOutcome:
-    """Run the three folds over one stream batch; what failed, and which of it is poison.
+                    publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None) -> BatchOutcome:
+    """Run the three folds over one stream batch, then send the routed messages the account
+    changes owe and publish their state changes; what failed, and which of it is poison.
 
     Each fold is idempotent, so a record reported failed (and everything after it, which
-    Lambda redelivers) is safe to apply again.
+    Lambda redelivers) is safe to apply again; a routed message sent again carries the same
+    FIFO deduplication id, and SQS drops it.
     """
     records: list[StreamRecord] = []
     poison: list[str] = []
@@ -401,19 +420,28 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
             failed.extend(sequences)
         poison.extend(fold.poison)
         failed.extend(fold.poison)
-    changes = state_changes(records, now)
-    if changes:
-        try:
+    try:
+        sends = routed_sends_of(records, config)
+        if sends:
+            if routed_queue is None:
+                raise NoRoutedQueue(f"{len(sends)} routed message(s) and no ROUTED_QUEUE_URL")
+            from leadscore.router import send_routed
+
+            send_routed(routed_queue, sends)
+        changes = state_changes(records, now)
+        if changes:
             publisher.publish(changes, time=now)
-        except Exception:  # noqa: BLE001 - report the account records; the retry republishes
-            failed.extend(r.sequence for r in records if r.is_account)
+    except Exception as error:  # noqa: BLE001 - report the account records; the retry sends and publishes again
+        logger.error("routed messages or bus events of the batch failed: %s", type(error).__name__)
+        failed.extend(r.sequence for r in records if r.is_account)
     return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence))
 
 
 def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
-                  publisher: Publisher, now: datetime) -> list[str]:
+                  publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None) -> list[str]:
     """The sequence numbers of one stream batch that failed (see `aggregate_batch`)."""
-    return aggregate_batch(raw_records, store=store, config=config, publisher=publisher, now=now).failed
+    return aggregate_batch(raw_records, store=store, config=config, publisher=publisher, now=now,
+                           routed_queue=routed_queue).failed
 
 
 def stream_response(raw_records: Sequence[Mapping[str, Any]], outcome: BatchOutcome) -> dict[str, Any]:

@@ -85,7 +85,7 @@ ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain
                       "eb", "fb", "due_pk", "due_at", "first", "upd")
 REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
 ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr", "mode", "at", "sla", "att",
-                         "tried", "sent")
+                         "tried")
 POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")
 SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
 FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "by", "at", "state")
@@ -630,14 +630,14 @@ def assignment_fields(assignment: Assignment) -> Item:
     """The attributes an SLA re-route replaces (everything but the keys)."""
     return {"sdr": assignment.sdr, "pool": assignment.pool, "terr": assignment.territory, "mode": assignment.mode,
             "at": assignment.routed_at, "sla": assignment.sla_due_at, "att": assignment.attempt,
-            "tried": list(assignment.tried), "sent": assignment.sent}
+            "tried": list(assignment.tried)}
 
 
 def assignment_from_item(item: Mapping[str, Any]) -> Assignment:
     return Assignment(account_id=item.get("acct") or account_id_of(item["pk"]), cycle=int(item["cycle"]),
                       sdr=item["sdr"], pool=item["pool"], territory=item.get("terr"), mode=item.get("mode") or "",
                       routed_at=item["at"], sla_due_at=item["sla"], attempt=int(item.get("att") or 1),
-                      tried=list(item.get("tried") or []), sent=int(item.get("sent") or 0))
+                      tried=list(item.get("tried") or []))
 
 
 def counter_value(item: Mapping[str, Any] | None) -> int:

@@ -157,8 +157,7 @@ class RoutingStatus:
 class Assignment:
     """The assignment of an account to an SDR for one qualification cycle: the exactly-once
     guard of routing (written once per cycle, conditionally, with the pool's counter step)
-    and what the routed message needs to be sent again after a crash (same SDR, same times).
-    `sent` is the attempt whose message was sent (0: none yet)."""
+    and the SDR an SLA re-route moves on from."""
 
     account_id: str
     cycle: int
@@ -170,11 +169,6 @@ class Assignment:
     sla_due_at: str
     attempt: int = 1
     tried: list[str] = field(default_factory=list)
-    sent: int = 0
-
-    @property
-    def unsent(self) -> bool:
-        return self.sent < self.attempt
 
 
 @dataclass(slots=True)

@@ -10,14 +10,13 @@ Exactly once, per account and cycle:
   the pool's counter step, the SDR's daily count and the account's routing fields. A
   redelivered `Account SDR Ready`, a retry or 20 concurrent deliveries: one of them writes it,
   the others find it (a TransactionConflict makes them re-read) and change nothing;
-- the message is sent after the transaction and then marked sent on the assignment. A crash
-  in between leaves the assignment unsent: the next delivery (Lambda's retry) sends it again
-  for the same SDR without choosing again. The FIFO deduplication id (account + cycle, + the
-  attempt of an SLA re-route) makes a second send within SQS's 5 minutes a no-op.
-
-`Account Routed` and `Routing SLA Breached` go on the bus from the table's stream (the
-aggregate function sees the account's routing fields change, accounts.state_change_events),
-once per change of the account, so this module publishes nothing itself.
+- the routed message is not sent from here: the transaction is the outbox. The table's stream
+  carries the account's change to `routed` (or to the next attempt of an SLA re-route), and
+  the aggregate function sends the message from it (`routed_sends`), with `Account Routed` and
+  `Routing SLA Breached` on the bus. A crash after the transaction loses nothing (the stream
+  keeps the change until it is processed) and needs no second write to say "sent"; a stream
+  retry sends again with the same FIFO deduplication id (account + cycle, + the attempt of an
+  SLA re-route), which SQS drops within its 5 minutes.
 
 The routing pass (`routing_pass.run_routing_pass`, on a schedule) reads the accounts due on the DueIndex
 (partition `ROUTE`): those waiting for an SDR (`retry_at`), those whose SLA ran out (re-routed
@@ -31,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -62,7 +61,7 @@ class RouteOutcome:
     account_id: str
     cycle: int | None
     status: str
-    """routed | rerouted | resent | already_routed | waiting | not_due | skipped"""
+    """routed | rerouted | already_routed | waiting | not_due | skipped"""
     sdr: str | None = None
     attempt: int | None = None
     detail: str | None = None
@@ -124,10 +123,8 @@ class Router:
     account the routing pass found due. One Router per invocation (it keeps the pool counters
     and daily counts it read and wrote, and its `now`)."""
 
-    def __init__(self, store: RoutingStore, queue: MessageQueue, scoring: ScoringConfig, routing: RoutingConfig,
-                 now: datetime) -> None:
+    def __init__(self, store: RoutingStore, scoring: ScoringConfig, routing: RoutingConfig, now: datetime) -> None:
         self.store = store
-        self.queue = queue
         self.scoring = scoring
         self.routing = routing
         self.now = now
@@ -136,9 +133,8 @@ class Router:
     # ------------------------------------------------------------------ entry points
 
     def route_ready(self, account_id: str, cycle: int) -> RouteOutcome:
-        """An `Account SDR Ready` for (account, cycle): route it once, or finish a route a
-        crash left unsent. Reads: the account and its assignment (one request), then the
-        pool's counter and daily counts (one request)."""
+        """An `Account SDR Ready` for (account, cycle): route it once. Reads: the account and
+        its assignment (one request), then the pool's counter and daily counts (one request)."""
         account, assignment = self.store.load_routing(account_id, cycle)
         return self._settle(account_id, cycle, account, assignment, read=True, sla=False)
 
@@ -168,9 +164,6 @@ class Router:
             return RouteOutcome(account_id, cycle, "skipped", detail="unknown account")
         if int(account.cycle or 0) != cycle:
             return RouteOutcome(account_id, cycle, "skipped", detail=f"the account is in cycle {account.cycle}")
-        if assignment is not None and assignment.unsent and account.state == "routed":
-            self._send(account, assignment)
-            return RouteOutcome(account_id, cycle, "resent", assignment.sdr, assignment.attempt)
         if account.state == "sdr_ready":
             if assignment is not None:
                 return RouteOutcome(account_id, cycle, "already_routed", assignment.sdr, assignment.attempt)
@@ -245,7 +238,7 @@ class Router:
             account_id=account.id, cycle=int(account.cycle or 0), sdr=sdr.id, pool=decision.pool,
             territory=decision.territory, mode=decision.routing, routed_at=now,
             sla_due_at=utc_text(self.now + timedelta(hours=float(self.routing.sla_hours))), attempt=attempt,
-            tried=list(dict.fromkeys([*tried, sdr.id])), sent=0)
+            tried=list(dict.fromkeys([*tried, sdr.id])))
         how = "SLA re-route" if previous_attempt else ("previous owner" if decision.sticky else "round-robin")
         routed = replace(
             account, state="routed", sdr=sdr_card(sdr), updated_at=now,
@@ -266,7 +259,6 @@ class Router:
             self._cache.counters[choice.counter_key] = decision.counter_next
         if (sdr.id, decision.day) in self._cache.days:
             self._cache.days[(sdr.id, decision.day)] += 1
-        self._send(routed, assignment)
         return RouteOutcome(account.id, assignment.cycle, "rerouted" if previous_attempt else "routed", sdr.id,
                             attempt)
 
@@ -286,10 +278,47 @@ class Router:
         return RouteOutcome(account.id, int(account.cycle or 0), "waiting", (account.sdr or {}).get("id")
                             if expected_state == "routed" else None, detail=decision.explanation)
 
-    def _send(self, account: Account, assignment: Assignment) -> None:
-        configured = self.routing.sdr_by_id.get(assignment.sdr)
-        sdr = sdr_card(configured) if configured is not None else (account.sdr or {"id": assignment.sdr})
-        body = routed_message(self.scoring, account, assignment, sdr, self.now)
-        self.queue.send(body, group_id=assignment.sdr,
-                        deduplication_id=deduplication_id(account.id, assignment.cycle, assignment.attempt))
-        self.store.mark_sent(account.id, assignment.cycle, assignment.attempt)
+
+# ---------------------------------------------------------------------- the outbox
+
+
+@dataclass(frozen=True)
+class RoutedSend:
+    """One routed message owed to the queue."""
+
+    body: dict[str, Any]
+    group_id: str
+    deduplication_id: str
+
+
+def routed_sends(scoring: ScoringConfig, changes: Iterable[tuple[Account | None, Account]]) -> list[RoutedSend]:
+    """The routed messages a stream batch's account changes owe, in order: one each time an
+    account became `routed` (a new cycle) or moved to the next attempt of an SLA re-route.
+    The message is valued as of the routing (`routedAt`), so a retry builds the same body."""
+    sends: list[RoutedSend] = []
+    for old, new in changes:
+        status = new.routing
+        if new.state != "routed" or status is None or not new.sdr or not status.routed_at:
+            continue
+        if (old is not None and old.state == "routed" and old.cycle == new.cycle
+                and (old.routing.attempt if old.routing else 0) >= status.attempt):
+            continue  # the same routing, rewritten (a waiting note, a score change)
+        cycle = int(new.cycle or 0)
+        sdr_id = str(new.sdr.get("id"))
+        assignment = Assignment(account_id=new.id, cycle=cycle, sdr=sdr_id, pool=status.pool or "",
+                                territory=status.territory, mode=status.mode or "", routed_at=status.routed_at,
+                                sla_due_at=status.sla_due_at or "", attempt=status.attempt or 1,
+                                tried=list(status.tried))
+        routed_at = datetime.fromisoformat(status.routed_at.replace("Z", "+00:00"))
+        body = routed_message(scoring, new, assignment, new.sdr, routed_at)
+        sends.append(RoutedSend(body, sdr_id, deduplication_id(new.id, cycle, assignment.attempt)))
+    return sends
+
+
+def send_routed(queue: MessageQueue, sends: Iterable[RoutedSend]) -> int:
+    """Send what the outbox owes, in order (a failure stops here: the stream retries)."""
+    count = 0
+    for send in sends:
+        queue.send(send.body, group_id=send.group_id, deduplication_id=send.deduplication_id)
+        count += 1
+    return count

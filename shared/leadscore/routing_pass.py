@@ -8,7 +8,7 @@ account due, plus each pool's counter and daily counts once per run (the router 
 up to date with its own writes). Never a scan.
 
 One account at a time: the pool's counter serializes a pool anyway (parallel transactions
-on it would only conflict), so at most one transaction and one send are in flight. The
+on it would only conflict), so at most one transaction is in flight. The
 deadline (`out_of_time`) is asked before each account; what is left stays due for the
 next run. A separate module from `router.py` so the route function's role, derived from
 the code it imports, has no Query on the index.
@@ -27,7 +27,6 @@ class PassResult:
     due: int = 0
     routed: int = 0
     rerouted: int = 0
-    resent: int = 0
     waiting: int = 0
     already_routed: int = 0
     not_due: int = 0
@@ -39,7 +38,7 @@ class PassResult:
 def run_routing_pass(router: Router, *, out_of_time: Callable[[], bool] | None = None) -> PassResult:
     """Route every account due on the routing index by `router.now`: waiting accounts once
     someone is available, SLA re-routes, lost `Account SDR Ready`s. One account at a time (one
-    transaction and one send in flight); the deadline (`out_of_time`) is asked before each, and
+    transaction in flight); the deadline (`out_of_time`) is asked before each, and
     what is left stays due for the next run."""
     result = PassResult()
     for account in router.store.query_route_due(router.now):

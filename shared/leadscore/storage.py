@@ -520,20 +520,6 @@ class Store:
         except self.client.exceptions.ConditionalCheckFailedException as error:
             raise VersionConflict(f"{account_pk(account.id)} changed since it was read") from error
 
-    def mark_sent(self, account_id: str, cycle: int, attempt: int) -> bool:
-        """Record that the routed message of this attempt went out: one UpdateItem,
-        conditioned on the assignment still being at that attempt (False when it moved on)."""
-        pk, sk = assignment_key(account_id, cycle)
-        try:
-            self.client.update_item(
-                TableName=self.table_name, Key=marshal(key_item(pk, sk)),
-                UpdateExpression="SET #sent = :attempt", ConditionExpression="#att = :attempt",
-                ExpressionAttributeNames={"#sent": "sent", "#att": "att"},
-                ExpressionAttributeValues=marshal({":attempt": attempt}))
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
     def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]:
         """Accounts the routing pass should look at by `until` (an SLA due, a retry after
         nobody was available), oldest first, as the DueIndex projects them (everything the

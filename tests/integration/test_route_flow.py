@@ -139,6 +139,8 @@ class TestRoute:
 
     def test_a_route_costs_two_reads_one_transaction_one_send_and_a_redelivery_reads_only(
             self, pipeline: Pipeline) -> None:
+        # PRODUCT's routing budget: one transaction plus the reads it needs, one SQS send (from
+        # the stream, the transaction being the outbox) and one bus event; nothing else written
         from leadscore import runtime
 
         from tests.integration.test_accounts import counting_calls
@@ -149,15 +151,18 @@ class TestRoute:
         (event,) = pipeline.bus("Account SDR Ready")
         with counting_calls(runtime.store().client) as calls:
             assert pipeline.stack.invoke("RouteFunction", event)["status"] == "routed"
-        assert (calls["BatchGetItem"], calls["TransactWriteItems"], calls["UpdateItem"]) == (2, 1, 1)
-        assert calls["Query"] == calls["Scan"] == calls["GetItem"] == calls["PutItem"] == 0
+        assert (calls["BatchGetItem"], calls["TransactWriteItems"]) == (2, 1)
+        assert calls["Query"] == calls["Scan"] == calls["GetItem"] == calls["PutItem"] == calls["UpdateItem"] == 0
+        assert routed_messages(pipeline) == []  # not yet: the stream has not run
         with counting_calls(runtime.store().client) as again:
             assert pipeline.stack.invoke("RouteFunction", event)["status"] == "already_routed"
         assert dict(again) == {"BatchGetItem": 1, "keys_read": 2}
+        pipeline.settle()
+        assert [m["group"] for m in routed_messages(pipeline)] == ["maya"]
+        assert len(pipeline.bus("Account Routed")) == 1
 
     def test_20_concurrent_deliveries_give_one_sdr_one_message_one_counter_step(self, pipeline: Pipeline) -> None:
         from leadscore import runtime
-        from leadscore.bus import RoutedQueue
         from leadscore.router import Router
         from leadscore.storage import Store
 
@@ -192,11 +197,10 @@ class TestRoute:
                 return state
 
         store = EveryoneReadsFirst(pipeline.stack.name_of("Table"), client=Serialized(runtime.store().client))
-        queue = RoutedQueue(pipeline.stack.url_of("RoutedQueue"), client=Serialized(pipeline.stack.client("sqs")))
         outcomes: list[str] = []
 
         def deliver() -> None:
-            router = Router(store, queue, runtime.config().scoring, runtime.routing(), pipeline.now)
+            router = Router(store, runtime.config().scoring, runtime.routing(), pipeline.now)
             outcomes.append(router.route_ready("acmetech.io", 1).status)
 
         threads = [threading.Thread(target=deliver) for _ in range(20)]
@@ -206,7 +210,7 @@ class TestRoute:
             thread.join()
         pipeline.settle()
         assert len(outcomes) == 20 and Counter(outcomes)["routed"] == 1
-        assert set(outcomes) <= {"routed", "already_routed", "resent"}
+        assert set(outcomes) <= {"routed", "already_routed"}
         messages = routed_messages(pipeline)
         assert [m["group"] for m in messages] == ["maya"] and counter(pipeline, "na") == 1
         assert len(pipeline.bus("Account Routed")) == 1
@@ -214,25 +218,37 @@ class TestRoute:
     def test_a_fault_between_the_transaction_and_the_send_converges_to_one_message_for_the_same_sdr(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
         from leadscore.bus import RoutedQueue
+        from leadscore.storage import Store
 
-        send = RoutedQueue.send
-        failures = {"left": 1}
+        save_assignment, send = Store.save_assignment, RoutedQueue.send
+        faults = {"route": 1, "send": 1}
 
-        def crashing_send(self: RoutedQueue, *args: Any, **kwargs: Any) -> None:
-            if failures["left"]:
-                failures["left"] -= 1
-                raise ConnectionError("the Lambda died before SendMessage")
+        def crash_after_the_transaction(self: Store, *args: Any, **kwargs: Any) -> None:
+            save_assignment(self, *args, **kwargs)
+            if faults["route"]:
+                faults["route"] -= 1
+                raise ConnectionError("the route function died right after its transaction")
+
+        def failing_send(self: RoutedQueue, *args: Any, **kwargs: Any) -> None:
+            if faults["send"]:
+                faults["send"] -= 1
+                raise ConnectionError("SendMessage failed (the stream's first attempt)")
             send(self, *args, **kwargs)
 
-        monkeypatch.setattr(RoutedQueue, "send", crashing_send)
+        monkeypatch.setattr(Store, "save_assignment", crash_after_the_transaction)
+        monkeypatch.setattr(RoutedQueue, "send", failing_send)
         qualify(pipeline)
-        pipeline.stack.pump(raise_errors=False)  # Lambda's asynchronous retry does the rest
+        pipeline.stack.pump(raise_errors=False)  # Lambda's retries (async and stream) do the rest
+        # the route function failed once (retried by Lambda); the stream batch reported its
+        # account record failed (ReportBatchItemFailures) and was delivered again
         assert [e.logical_id for e in pipeline.stack.errors] == ["RouteFunction"]
+        assert faults == {"route": 0, "send": 0}
         (message,) = routed_messages(pipeline)
         assert message["group"] == "maya" and message["dedup"] == "acmetech.io#1"
         assignment = item(pipeline, "A#acmetech.io", "RT#000001")
-        assert assignment is not None and (assignment["sdr"], assignment["sent"], assignment["att"]) == ("maya", 1, 1)
+        assert assignment is not None and (assignment["sdr"], assignment["att"]) == ("maya", 1)
         assert counter(pipeline, "na") == 1 and pipeline.stack.dead_letters == []
+        assert len(pipeline.bus("Account Routed")) == 1
 
 
 class TestFairness:

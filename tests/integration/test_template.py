@@ -826,9 +826,12 @@ def test_the_routed_queue_is_fifo_with_explicit_deduplication_and_a_fifo_dead_le
     assert routed["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["RoutedDeadLetterQueue", "Arn"]}
     dead = resources["RoutedDeadLetterQueue"]["Properties"]
     assert dead["FifoQueue"] is True and dead["QueueName"]["Fn::Sub"].endswith(".fifo")
+    # the routing transaction is the outbox: the stream's aggregate function sends the message,
+    # and only it may
+    env = resources["AggregateFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ROUTED_QUEUE_URL"] == {"Ref": "RoutedQueue"}
     for function in ("RouteFunction", "RoutingPassFunction"):
-        env = resources[function]["Properties"]["Environment"]["Variables"]
-        assert env["ROUTED_QUEUE_URL"] == {"Ref": "RoutedQueue"}, function
+        assert "ROUTED_QUEUE_URL" not in resources[function]["Properties"].get("Environment", {}).get("Variables", {})
     rule = resources["RouteFunction"]["Properties"]["Events"]["SdrReady"]["Properties"]
     assert rule["Pattern"] == {"source": ["leadscore"], "detail-type": ["Account SDR Ready"]}
     assert rule["EventBusName"] == {"Ref": "EventBus"}

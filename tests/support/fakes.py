@@ -56,6 +56,8 @@ class MemoryStore:
     counters: dict[str, int] = field(default_factory=dict)
     sdr_days: dict[tuple[str, date], int] = field(default_factory=dict)
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)
+    #: the table's stream of account changes, (before, after) in order (see `MemoryOutbox`)
+    account_stream: list[tuple[Account | None, Account]] = field(default_factory=list)
     #: runs inside `save_assignment` before its conditions are checked (a hook to race it)
     before_transaction: Callable[[], None] | None = None
     write_delay: float = 0.0
@@ -244,6 +246,7 @@ class MemoryStore:
             stored, state=account.state, sdr=copy.deepcopy(account.sdr), routing=copy.deepcopy(account.routing),
             state_why=account.state_why, state_at=account.state_at or stored.state_at,
             updated_at=account.updated_at or stored.updated_at, version=(stored.version or 0) + 1)
+        self.account_stream.append((copy.deepcopy(stored), copy.deepcopy(self.accounts[account.id])))
 
     def save_routing_status(self, account: Account, *, expected_state: str) -> None:
         self._count("save_routing_status")
@@ -252,15 +255,6 @@ class MemoryStore:
             if stored is None or stored.state != expected_state or stored.cycle != account.cycle:
                 raise VersionConflict("account changed since it was read")
             self._store_routing(stored, account)
-
-    def mark_sent(self, account_id: str, cycle: int, attempt: int) -> bool:
-        self._count("mark_sent")
-        with self._lock:
-            existing = self.assignments.get((account_id, cycle))
-            if existing is None or existing.attempt != attempt:
-                return False
-            existing.sent = attempt
-            return True
 
     def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]:
         self._count("query_route_due")
@@ -273,6 +267,26 @@ class MemoryStore:
                          key=lambda a: a.routing.due_at if a.routing and a.routing.due_at else "")
             snapshot = [copy.deepcopy(a) for a in due]
         yield from snapshot
+
+
+class MemoryOutbox:
+    """The aggregate function's outbox stage on the fake store's account stream: sends the
+    routed messages the routing writes owe (router.routed_sends), in order. A send that fails
+    leaves the stream where it was, so the next `drain` (the stream's retry) sends again."""
+
+    def __init__(self, store: MemoryStore, queue: MemoryQueue, scoring: Any) -> None:
+        self.store, self.queue, self.scoring = store, queue, scoring
+        self.position = 0
+        self._lock = threading.Lock()
+
+    def drain(self) -> int:
+        from leadscore.router import routed_sends, send_routed
+
+        with self._lock:  # a stream shard is processed one batch at a time
+            pending = self.store.account_stream[self.position:]
+            sent = send_routed(self.queue, routed_sends(self.scoring, pending))
+            self.position += len(pending)
+            return sent
 
 
 @dataclass

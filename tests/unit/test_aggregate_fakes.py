@@ -168,6 +168,80 @@ class TestBatch:
         assert outcome.failed == ["9"] and outcome.poison == []
 
 
+
+class TestRoutedOutbox:
+    """The routing transaction is the outbox: the stream's account change to `routed` (or to
+    an SLA re-route's next attempt) is what sends the routed message, once per change."""
+
+    def _routed_stream(self, config: Config, *, attempt: int = 1, old_attempt: int | None = None
+                       ) -> list[dict[str, Any]]:
+        from dataclasses import replace
+
+        from leadscore.records import RoutingStatus
+
+        store = MemoryStore()
+        AccountAggregator(store, config, NOW).apply([contact_record(TestAccounts()._contact(config, "u:c0",
+                                                                                         "acme.com"))])
+        ready = replace(store.accounts["acme.com"], state="sdr_ready", cycle=1)
+
+        def routed(at: int) -> Any:
+            return replace(ready, state="routed", sdr={"id": f"sdr{at}", "name": f"SDR {at}", "email": None},
+                           routing=RoutingStatus(pool="team", territory="na", mode="territory",
+                                                 routed_at="2026-11-25T12:00:00Z", sla_due_at="2026-11-27T12:00:00Z",
+                                                 attempt=at, tried=[f"sdr{i}" for i in range(1, at + 1)]))
+
+        old = items.account_item(ready if old_attempt is None else routed(old_attempt))
+        new = items.account_item(routed(attempt))
+        return [{"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "11", "Keys": _marshal(items.table_key(new)),
+                                                    "NewImage": _marshal_item(new), "OldImage": _marshal_item(old)}}]
+
+    def test_an_account_becoming_routed_sends_one_message_and_one_bus_event(self, config: Config) -> None:
+        from tests.support.fakes import MemoryQueue
+
+        queue, bus = MemoryQueue(), MemoryPublisher()
+        outcome = aggregate_batch(self._routed_stream(config), store=MemoryStore(), config=config, publisher=bus,
+                                  now=NOW, routed_queue=queue)
+        assert outcome.failed == []
+        (message,) = queue.messages
+        assert (message.group_id, message.deduplication_id) == ("sdr1", "acme.com#1")
+        body = message.body
+        assert body["schema"] == "account-routed/v1" and body["sdr"]["id"] == "sdr1"
+        assert (body["routedAt"], body["slaDueAt"], body["territory"]) == (
+            "2026-11-25T12:00:00Z", "2026-11-27T12:00:00Z", "na")
+        assert body["reasons"] and round(sum(r["points"] for r in body["reasons"]), 2) == body["score"]
+        assert [t for t, _ in bus.events] == ["Account Routed"]
+
+    def test_an_sla_reroute_sends_the_next_attempt_and_a_rewrite_sends_nothing(self, config: Config) -> None:
+        from tests.support.fakes import MemoryQueue
+
+        queue = MemoryQueue()
+        aggregate_batch(self._routed_stream(config, attempt=2, old_attempt=1), store=MemoryStore(), config=config,
+                        publisher=MemoryPublisher(), now=NOW, routed_queue=queue)
+        assert [(m.group_id, m.deduplication_id) for m in queue.messages] == [("sdr2", "acme.com#1#2")]
+        aggregate_batch(self._routed_stream(config, attempt=2, old_attempt=2), store=MemoryStore(), config=config,
+                        publisher=MemoryPublisher(), now=NOW, routed_queue=queue)
+        assert queue.sends == 1
+
+    def test_a_failed_send_reports_the_account_record_and_the_retry_sends_once(self, config: Config) -> None:
+        from tests.support.fakes import MemoryQueue
+
+        queue, stream = MemoryQueue(fail=1), self._routed_stream(config)
+        first = aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
+                                routed_queue=queue)
+        assert first.failed == ["11"] and first.poison == [] and queue.messages == []
+        again = aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
+                                routed_queue=queue)
+        assert again.failed == [] and len(queue.messages) == 1
+        # a third delivery (a crash after the send) is dropped by the FIFO deduplication id
+        aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
+                        routed_queue=queue)
+        assert queue.sends == 3 and len(queue.messages) == 1
+
+    def test_without_a_routed_queue_the_record_fails_rather_than_dropping_the_message(self, config: Config) -> None:
+        outcome = aggregate_batch(self._routed_stream(config), store=MemoryStore(), config=config,
+                                  publisher=MemoryPublisher(), now=NOW)
+        assert outcome.failed == ["11"]
+
 def _marshal(keys: tuple[str, str]) -> dict[str, Any]:
     from leadscore.storage import marshal
 

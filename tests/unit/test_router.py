@@ -1,5 +1,8 @@
 """The router on the in-memory fakes: exactly once per account and cycle, crash recovery,
-no SDR available, SLA re-routes and the routing pass. No moto."""
+no SDR available, SLA re-routes and the routing pass. No moto.
+
+The routed messages come from the outbox stage (`MemoryOutbox`, what the aggregate function
+does on the table's stream), drained after each routing step as the stream would be."""
 
 from __future__ import annotations
 
@@ -11,11 +14,11 @@ from typing import Any
 import pytest
 from leadscore.config import load_config
 from leadscore.records import Account
-from leadscore.router import Router, deduplication_id
+from leadscore.router import RouteOutcome, Router, deduplication_id
 from leadscore.routing_config import RoutingConfig
 from leadscore.routing_pass import run_routing_pass
 
-from tests.support.fakes import MemoryQueue, MemoryStore
+from tests.support.fakes import MemoryOutbox, MemoryQueue, MemoryStore
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 
@@ -41,8 +44,36 @@ def ready(store: MemoryStore, account_id: str = "acme.com", cycle: int = 1, **ex
     return account
 
 
+_OUTBOXES: dict[tuple[int, int], MemoryOutbox] = {}
+
+
+def outbox(store: MemoryStore, queue: MemoryQueue) -> MemoryOutbox:
+    key = (id(store), id(queue))
+    if key not in _OUTBOXES:
+        _OUTBOXES[key] = MemoryOutbox(store, queue, load_config().scoring)
+    return _OUTBOXES[key]
+
+
+class StreamedRouter(Router):
+    """The router, and the stream's outbox stage right after each routing step."""
+
+    def __init__(self, store: MemoryStore, queue: MemoryQueue, cfg: RoutingConfig, now: datetime) -> None:
+        super().__init__(store, load_config().scoring, cfg, now)
+        self.outbox = outbox(store, queue)
+
+    def route_ready(self, account_id: str, cycle: int) -> RouteOutcome:
+        outcome = super().route_ready(account_id, cycle)
+        self.outbox.drain()
+        return outcome
+
+    def route_due(self, account: Account) -> RouteOutcome:
+        outcome = super().route_due(account)
+        self.outbox.drain()
+        return outcome
+
+
 def router(store: MemoryStore, queue: MemoryQueue, cfg: RoutingConfig = TEAM, now: datetime = NOW) -> Router:
-    return Router(store, queue, load_config().scoring, cfg, now)
+    return StreamedRouter(store, queue, cfg, now)
 
 
 class TestExactlyOnce:
@@ -65,7 +96,7 @@ class TestExactlyOnce:
         account = store.accounts["acme.com"]
         assert account.state == "routed" and account.sdr == {"id": "ana", "name": "Ana", "email": "ana@example.com"}
         assert account.routing is not None and account.routing.due_at == "2026-11-25T10:00:00Z"
-        assert store.assignments[("acme.com", 1)].sent == 1
+        assert store.calls["save_assignment"] == 1 and "save_routing_status" not in store.calls
 
     def test_the_same_event_twenty_times_routes_once(self) -> None:
         store, queue = MemoryStore(), MemoryQueue()
@@ -102,19 +133,32 @@ class TestExactlyOnce:
         assert outcome.status == "already_routed" and outcome.sdr == "ana"
         assert len(queue.messages) == 1 and store.counters == {"team": 1}
 
-    def test_a_crash_between_the_transaction_and_the_send_is_resent_to_the_same_sdr(self) -> None:
+    def test_a_crash_after_the_transaction_still_sends_once_to_the_same_sdr(self) -> None:
         store, queue = MemoryStore(), MemoryQueue(fail=1)
         ready(store)
+        # the route function dies right after its transaction: the stream still has the change
+        assert Router(store, load_config().scoring, TEAM, NOW).route_ready("acme.com", 1).status == "routed"
+        stream = outbox(store, queue)
         with pytest.raises(RuntimeError):
-            router(store, queue).route_ready("acme.com", 1)
-        assert queue.messages == [] and store.assignments[("acme.com", 1)].unsent
-        # Lambda's retry, a little later
-        outcome = router(store, queue, now=NOW + timedelta(seconds=30)).route_ready("acme.com", 1)
-        assert (outcome.status, outcome.sdr) == ("resent", "ana")
+            stream.drain()  # and the first attempt to send fails too
+        assert queue.messages == []
+        # Lambda's retry of the event finds the assignment; the stream's retry sends the message
+        retried = router(store, queue, now=NOW + timedelta(seconds=30)).route_ready("acme.com", 1)
+        assert (retried.status, retried.sdr) == ("already_routed", "ana")
         (message,) = queue.messages
-        assert message.deduplication_id == "acme.com#1" and message.body["routedAt"] == "2026-11-23T10:00:00Z"
-        assert store.counters == {"team": 1} and not store.assignments[("acme.com", 1)].unsent
-        assert router(store, queue).route_ready("acme.com", 1).status == "already_routed"
+        assert message.deduplication_id == "acme.com#1" and message.group_id == "ana"
+        assert message.body["routedAt"] == "2026-11-23T10:00:00Z" and message.body["sdr"]["id"] == "ana"
+        assert store.counters == {"team": 1}
+        assert stream.drain() == 0 and len(queue.messages) == 1
+
+    def test_a_stream_retry_of_a_sent_change_is_dropped_by_the_fifo_deduplication(self) -> None:
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store)
+        router(store, queue).route_ready("acme.com", 1)
+        stream = outbox(store, queue)
+        stream.position = 0  # the batch is delivered again (a crash after the send)
+        stream.drain()
+        assert queue.sends == 2 and len(queue.messages) == 1
 
     def test_a_stale_event_of_an_earlier_cycle_changes_nothing(self) -> None:
         store, queue = MemoryStore(), MemoryQueue()
