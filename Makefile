@@ -43,7 +43,16 @@ $(NODE_DEPS): tests/e2e/node/package.json tests/e2e/node/package-lock.json
 	npm ci --prefix tests/e2e/node --no-audit --no-fund
 	touch $@
 
-node-deps: $(NODE_DEPS) ## the Segment Node SDK the e2e tests drive (npm ci)
+# The browser test's packages: analytics.js, RudderStack's SDK, playwright-core (which never
+# downloads a browser: the test drives Debian's chromium).
+BROWSER_DEPS = tests/e2e/browser/node_modules/.package-lock.json
+
+$(BROWSER_DEPS): tests/e2e/browser/package.json tests/e2e/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the browser test: install Node.js >= 20"; exit 1; }
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/e2e/browser --no-audit --no-fund
+	touch $@
+
+node-deps: $(NODE_DEPS) $(BROWSER_DEPS) ## the SDKs the e2e tests drive: Segment's Node SDK, the browser test's packages (npm ci)
 
 test: install node-deps ## the whole test suite, slowest tests and total time at the end (pytest exits non-zero when no test ran)
 	$(PY) -m pytest --durations=15
