@@ -31,6 +31,11 @@ class TransactionConflict(VersionConflict):
     """A transaction's condition failed or it raced another transaction."""
 
 
+class CapacityReached(TransactionConflict):
+    """The routing transaction found the chosen SDR at their daily capacity (the day count's
+    condition failed, and only it): the router reads the pool's day counts and chooses again."""
+
+
 class PoisonRecord(ValueError):
     """A stored image that can never be applied: its image will not change, so retrying
     it is useless. The message names what is wrong, never a value of the record."""

@@ -35,7 +35,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from leadscore.records import Account, Assignment, RoutingStatus, TransactionConflict, VersionConflict, utc_text
+from leadscore.records import (
+    Account,
+    Assignment,
+    CapacityReached,
+    RoutingStatus,
+    TransactionConflict,
+    VersionConflict,
+    utc_text,
+)
 
 if TYPE_CHECKING:
     from leadscore.config import ScoringConfig
@@ -116,6 +124,8 @@ def sdr_card(sdr: Sdr) -> dict[str, Any]:
 class _PoolCache:
     counters: dict[str, int] = field(default_factory=dict)
     days: dict[tuple[str, Any], int] = field(default_factory=dict)
+    #: pools whose day counts are read before choosing (one of their SDRs was found full)
+    counting: set[str] = field(default_factory=set)
 
 
 class Router:
@@ -134,7 +144,8 @@ class Router:
 
     def route_ready(self, account_id: str, cycle: int) -> RouteOutcome:
         """An `Account SDR Ready` for (account, cycle): route it once. Reads: the account and
-        its assignment (one request), then the pool's counter and daily counts (one request)."""
+        its assignment (one request), then the pool's counter (one request; with the day counts
+        of the pool's SDRs only after a transaction found one of them full)."""
         account, assignment = self.store.load_routing(account_id, cycle)
         return self._settle(account_id, cycle, account, assignment, read=True, sla=False)
 
@@ -151,6 +162,8 @@ class Router:
         for _ in range(MAX_ATTEMPTS):
             try:
                 return self._step(account_id, cycle, account, assignment, read=read, sla=sla)
+            except CapacityReached:
+                continue  # only the SDR's day count refused: what was read still holds; choose again
             except (TransactionConflict, VersionConflict):
                 # someone else routed it, stepped the counter, filled the SDR or wrote the
                 # account since we read: read again (consistently) and decide again
@@ -194,14 +207,19 @@ class Router:
         days = capacity_days(self.routing, choice, self.now)
         cache = self._cache
         need_counter = choice.counter_key not in cache.counters
-        missing = [day for day in days if day not in cache.days]
+        # Optimistic about capacity: the transaction's condition on the chosen SDR's day count
+        # is the guard, so only the counter is read (a read that does not grow with the pool).
+        # Once a transaction finds an SDR full (CapacityReached), this router reads the pool's
+        # day counts and keeps them up to date with its own writes.
+        missing = [day for day in days if day not in cache.days] if choice.counter_key in cache.counting else []
         if need_counter or missing:
             counter, counts = self.store.load_pool_state(choice.counter_key if need_counter else None, missing)
             if counter is not None:
                 cache.counters[choice.counter_key] = counter
             cache.days.update(counts)
         decision = choose_sdr(self.routing, choice, counter=cache.counters[choice.counter_key],
-                              assignments={day: cache.days[day] for day in days}, now=self.now,
+                              assignments={day: cache.days[day] for day in days if day in cache.days},
+                              now=self.now,
                               previous_owner=previous_owner, tried=tried)
         return choice, decision
 
@@ -252,8 +270,10 @@ class Router:
             self.store.save_assignment(assignment, routed, expected_state=str(account.state), counter=counter,
                                        capacity=sdr.daily_capacity, day=decision.day,
                                        previous_attempt=previous_attempt)
-        except TransactionConflict:
+        except TransactionConflict as conflict:
             self._forget(choice)
+            if isinstance(conflict, CapacityReached):
+                self._cache.counting.add(choice.counter_key)
             raise
         if counter is not None:
             self._cache.counters[choice.counter_key] = decision.counter_next

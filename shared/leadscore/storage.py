@@ -68,6 +68,7 @@ from leadscore.items import (
 from leadscore.records import (
     Account,
     Assignment,
+    CapacityReached,
     Contact,
     ContactScores,
     Feedback,
@@ -408,8 +409,9 @@ class Store:
     def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
                         ) -> tuple[int | None, dict[tuple[str, date], int]]:
         """A pool's counter (0 when never stepped; None when `pool_id` is None: not asked) and
-        the assignment counts of (SDR, local day) pairs. One strongly consistent BatchGetItem
-        of 1 + (SDRs with a capacity) small items: it grows with the pool, never the table."""
+        the assignment counts of the (SDR, local day) pairs asked for. One strongly consistent
+        BatchGetItem. The router asks for the counter alone until a transaction finds an SDR
+        full (CapacityReached); only then for the day counts of the pool's SDRs."""
         wanted_days = list(dict.fromkeys(days))
         keys = [sdr_day_key(sdr, day) for sdr, day in wanted_days]
         if pool_id is not None:
@@ -475,11 +477,16 @@ class Store:
                                                   **({":cap": capacity} if capacity is not None else {})})}
         if capacity is not None:
             day_update["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :cap"
+        day_action = len(actions)
         actions.append({"Update": day_update})
         actions.append({"Update": self._account_routing_update(account, expected_state)})
         try:
             self.client.transact_write_items(TransactItems=actions)
         except self.client.exceptions.TransactionCanceledException as error:
+            codes = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons") or []]
+            if capacity is not None and len(codes) == len(actions) and codes[day_action] == "ConditionalCheckFailed" \
+                    and all(code == "None" for i, code in enumerate(codes) if i != day_action):
+                raise CapacityReached(f"{assignment.sdr} is at capacity ({capacity}) on {day}") from error
             raise TransactionConflict(f"routing {account_pk(account.id)} cycle {assignment.cycle} lost a race"
                                       ) from error
 

@@ -152,6 +152,7 @@ class TestRoute:
         with counting_calls(runtime.store().client) as calls:
             assert pipeline.stack.invoke("RouteFunction", event)["status"] == "routed"
         assert (calls["BatchGetItem"], calls["TransactWriteItems"]) == (2, 1)
+        assert calls["keys_read"] == 3  # the account, its assignment, the pool counter: not one per SDR
         assert calls["Query"] == calls["Scan"] == calls["GetItem"] == calls["PutItem"] == calls["UpdateItem"] == 0
         assert routed_messages(pipeline) == []  # not yet: the stream has not run
         with counting_calls(runtime.store().client) as again:
@@ -160,6 +161,36 @@ class TestRoute:
         pipeline.settle()
         assert [m["group"] for m in routed_messages(pipeline)] == ["maya"]
         assert len(pipeline.bus("Account Routed")) == 1
+
+    def test_an_sdr_at_capacity_is_passed_over_by_the_transactions_condition(self, pipeline: Pipeline) -> None:
+        from zoneinfo import ZoneInfo
+
+        from leadscore import runtime
+        from leadscore.items import sdr_day_key
+        from leadscore.storage import marshal
+
+        from tests.integration.test_accounts import counting_calls
+
+        # Given maya (NA, capacity 25) already has 25 accounts on her local day
+        day = pipeline.now.astimezone(ZoneInfo("America/New_York")).date()
+        pk, sk = sdr_day_key("maya", day)
+        pipeline.stack.client("dynamodb").put_item(TableName=pipeline.stack.name_of("Table"),
+                                                   Item=marshal({"pk": pk, "sk": sk, "k": "SD", "n": 25}))
+        with route_function_paused(pipeline):
+            qualify(pipeline)
+            pipeline.settle()
+        (event,) = pipeline.bus("Account SDR Ready")
+        # When the account is routed (maya's turn by the counter)
+        with counting_calls(runtime.store().client) as calls:
+            outcome = pipeline.stack.invoke("RouteFunction", event)
+        pipeline.settle()
+        # Then the transaction's condition on maya's day count refused her (and nothing else), so
+        # the router read the pool's day counts (not the account again) and chose the next SDR;
+        # maya stays at 25
+        assert outcome["status"] == "routed" and outcome["sdr"] != "maya"
+        assert calls["TransactWriteItems"] == 2 and calls["BatchGetItem"] == 3
+        assert [m["group"] for m in routed_messages(pipeline)] == [outcome["sdr"]]
+        assert item(pipeline, pk, sk)["n"] == 25
 
     def test_20_concurrent_deliveries_give_one_sdr_one_message_one_counter_step(self, pipeline: Pipeline) -> None:
         from leadscore import runtime

@@ -20,6 +20,7 @@ from leadscore.model import TrackingEvent
 from leadscore.records import (
     Account,
     Assignment,
+    CapacityReached,
     Contact,
     ContactScores,
     Feedback,
@@ -209,7 +210,9 @@ class MemoryStore:
     def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
                         ) -> tuple[int | None, dict[tuple[str, date], int]]:
         self._count("load_pool_state")
+        days = list(dict.fromkeys(days))
         with self._lock:
+            self.calls["pool_keys_read"] = self.calls.get("pool_keys_read", 0) + len(days) + (pool_id is not None)
             counter = self.counters.get(pool_id, 0) if pool_id is not None else None
             return counter, {day: self.sdr_days.get(day, 0) for day in dict.fromkeys(days)}
 
@@ -230,10 +233,11 @@ class MemoryStore:
                 (existing is None if previous_attempt is None
                  else existing is not None and existing.attempt == previous_attempt)
                 and (counter is None or self.counters.get(counter[0], 0) == counter[1])
-                and (capacity is None or self.sdr_days.get(day_key, 0) < capacity)
                 and stored is not None and stored.state == expected_state and stored.cycle == account.cycle
             )
-            if not ok:
+            if ok and capacity is not None and self.sdr_days.get(day_key, 0) >= capacity:
+                raise CapacityReached(f"{assignment.sdr} is at capacity on {day}")  # and nothing else failed
+            if not ok or (capacity is not None and self.sdr_days.get(day_key, 0) >= capacity):
                 raise TransactionConflict("a condition of the routing transaction failed")
             self.assignments[key] = copy.deepcopy(assignment)
             if counter is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from leadscore.config import load_config
-from leadscore.records import Account
+from leadscore.records import Account, RoutingStatus, utc_text
 from leadscore.router import RouteOutcome, Router, deduplication_id
 from leadscore.routing_config import RoutingConfig
 from leadscore.routing_pass import run_routing_pass
@@ -185,6 +185,54 @@ class TestFairnessAndStickiness:
         outcome = router(store, queue).route_ready("acme.com", 2)
         assert outcome.sdr == "cy" and store.counters == {"team": 1}
         assert queue.messages[-1].deduplication_id == "acme.com#2"
+
+
+class TestCapacity:
+    """Capacity is guarded by the transaction (a condition on the SDR's day count), so a route
+    reads only the pool's counter, whatever the pool's size, until an SDR is found full."""
+
+    @pytest.mark.parametrize("team_size", [3, 30])
+    def test_a_route_reads_the_counter_alone_whatever_the_pool_size(self, team_size: int) -> None:
+        team = routing(*(sdr(f"s{i:02d}", daily_capacity=5) for i in range(team_size)))
+        store, queue = MemoryStore(), MemoryQueue()
+        for i in range(6):
+            ready(store, f"a{i}.com")
+            router(store, queue, team).route_ready(f"a{i}.com", 1)
+        assert len(queue.messages) == 6
+        assert store.calls["pool_keys_read"] == 6  # one key per route: the counter
+
+    def test_a_full_sdr_costs_one_failed_transaction_then_the_day_counts_are_read(self) -> None:
+        team = routing(sdr("ana", daily_capacity=1), sdr("ben", daily_capacity=5))
+        store, queue = MemoryStore(), MemoryQueue()
+        store.sdr_days[("ana", NOW.date())] = 1  # ana already got her one account today
+        ready(store)
+        outcome = router(store, queue, team).route_ready("acme.com", 1)
+        assert (outcome.status, outcome.sdr) == ("routed", "ben")
+        assert store.calls["save_assignment"] == 2  # ana's day count refused the first
+        assert store.counters == {"team": 2}  # ana's turn is spent, as if she had been skipped
+        assert store.sdr_days == {("ana", NOW.date()): 1, ("ben", NOW.date()): 1}
+
+    def test_a_pass_learns_once_that_an_sdr_is_full(self) -> None:
+        team = routing(sdr("ana", daily_capacity=1), sdr("ben"))
+        store, queue = MemoryStore(), MemoryQueue()
+        store.sdr_days[("ana", NOW.date())] = 1
+        for i in range(6):
+            ready(store, f"a{i}.com", routing=RoutingStatus(due_at=utc_text(NOW)))
+        result = run_routing_pass(router(store, queue, team))
+        assert result.routed == 6 and [m.group_id for m in queue.messages] == ["ben"] * 6
+        assert store.calls["save_assignment"] == 7  # one refusal, then the pass knows
+
+    def test_everyone_full_waits_until_their_next_local_midnight(self) -> None:
+        team = routing(sdr("ana", daily_capacity=1), sdr("ben", daily_capacity=1))
+        store, queue = MemoryStore(), MemoryQueue()
+        store.sdr_days.update({("ana", NOW.date()): 1, ("ben", NOW.date()): 1})
+        ready(store)
+        outcome = router(store, queue, team).route_ready("acme.com", 1)
+        assert outcome.status == "waiting" and queue.messages == []
+        status = store.accounts["acme.com"].routing
+        assert status is not None and status.waiting_reason == "at_capacity"
+        assert status.retry_at == "2026-11-24T00:00:00Z"
+        assert store.sdr_days == {("ana", NOW.date()): 1, ("ben", NOW.date()): 1}
 
 
 class TestNobodyAvailable:
