@@ -354,3 +354,15 @@ def test_rudderstack_sdk_is_scored(run: Run, server: LocalServer, rules: Any) ->
     assert not [u for u in run.summary["undelivered"] if u.startswith(run.rudder_user)], report
 
     assert_scored(server, rules, run.rudder_user, run.rudder_domain)
+
+
+def test_readme_recipe_is_the_page_s() -> None:
+    """README.md's "Self-hosting analytics.js" is this page's snippet and RudderStack `load`, word for word."""
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    page = (PAGE_DIR / "pricing.html").read_text()
+    snippet = re.search(r'^\s*(!function\(\)\{var i="analytics".*)$', page, re.MULTILINE)
+    load = re.search(r"rudder\.load\(.*?\n\s*\}\);", page, re.DOTALL)
+    assert snippet and load, "the page lost Segment's snippet or RudderStack's load()"
+    for code in (snippet.group(1), 'analytics.load("__WRITE_KEY__");', load.group(0)):
+        recipe = " ".join(code.replace("__WRITE_KEY__", WEB_KEY).replace("__API__", "https://<api>").split())
+        assert recipe in readme, f"README.md's recipe differs from the tested page's:\n{recipe}"
