@@ -65,6 +65,9 @@ DEFAULT_AWS_PORT = 5000
 DELIVERY_INTERVAL = 0.2
 #: Request bodies above this are refused (API Gateway's HTTP API limit is 10 MB).
 MAX_BODY = 10 * 1024 * 1024
+#: The header the collect function answers a bot's hit with (`leadscore.ingest.NOT_SCORED_HEADER`):
+#: the access log shows it, so a hit from curl says at once why it scored nothing.
+NOT_SCORED_HEADER = "x-leadscore-not-scored"
 
 #: The local stack never talks to AWS: fake credentials, one region, no machine config.
 SERVER_ENV = {**LOCAL_AWS_ENV, "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -624,7 +627,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.quiet:
             took = (time.monotonic() - started) * 1000
             target = f" -> {function}" if function else ""
-            print(f"{self.command} {self.path} {response.status}{target} {took:.0f} ms", flush=True)
+            # why a hit scores nothing although it was answered as usual (a bot's GIF or redirect)
+            why = response.headers.get(NOT_SCORED_HEADER)
+            note = f"  not scored: {why}" if why else ""
+            print(f"{self.command} {self.path} {response.status}{target} {took:.0f} ms{note}", flush=True)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

@@ -3,7 +3,9 @@
 Knows nothing of Lambda or HTTP: the handlers hand in decoded messages and an
 `EventStore` (ports.py: the DynamoDB `Store`, or an in-memory fake in unit tests).
 Cost per accepted event: one conditional PutItem (see storage.py). A batch of N
-messages costs N such writes, never more per event than N single calls.
+messages costs N such writes, never more per event than N single calls. Bad messages and
+bots (judged by their user agent) are kept as rejected records with the reason instead:
+at most 11 PutItems per request, whatever its size.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class Rejection:
 class CollectResult:
     accepted: int = 0
     duplicates: int = 0
-    bots: int = 0
+    bots: int = 0  # judged bots: recorded as rejected with the reason, never scored nor listed
     rejected: list[Rejection] = field(default_factory=list)
+    bot_matches: list[str] = field(default_factory=list)  # what crawlerdetect matched, per bot
 
 
 def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -> dict[str, Any]:
@@ -99,12 +102,13 @@ class Collector:
                 indexed: bool = False, all_or_nothing: bool = False) -> CollectResult:
         """Parse, score and store each message. A bad message never fails the others, unless
         `all_or_nothing` (a form's identify and submission): then one bad one stores none."""
-        from leadscore.messages import parse_message
+        from leadscore.messages import bot_reason, parse_message
         from leadscore.rules import matching_rules
 
         result = CollectResult()
         accepted: list[tuple[TrackingEvent, list[str]]] = []
         bad: list[tuple[InvalidMessage, Any]] = []
+        bots: list[tuple[InvalidMessage, Any]] = []
         for index, raw in enumerate(messages):
             try:
                 event = parse_message(raw, source_id=source_id, received_at=received_at,
@@ -116,13 +120,18 @@ class Collector:
                                                  _short_id(message_id)))
                 bad.append((problem, raw))
                 continue
-            # Bots are stored (so they can be audited and deduplicated) but never scored.
-            hits = [] if event.bot else matching_rules(self.config.scoring, event)
             if event.bot:
+                # A bot is kept as a rejected record that says why, never as an event: it
+                # scores nothing, and its messageId stays free for the visitor's own hit (a
+                # mail scanner opens the pixel of an email before its reader does).
+                field_name, reason, match = bot_reason(raw, event, user_agent)
                 result.bots += 1
-            accepted.append((event, hits))
+                result.bot_matches.append(match)
+                bots.append((InvalidMessage(field_name, reason), raw))
+                continue
+            accepted.append((event, matching_rules(self.config.scoring, event)))
 
-        self._record_rejections(bad, source_id, received_at)
+        self._record_rejections(bad + bots, source_id, received_at)
         if bad and all_or_nothing:
             return result
         for stored in self._put_all(accepted):

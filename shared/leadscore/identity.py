@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from leadscore.model import InvalidMessage
 
 if TYPE_CHECKING:
-    from crawlerdetect import CrawlerDetect
     from tldextract import TLDExtract
 
 EmailDomainType = Literal["corporate", "free", "disposable"]
@@ -217,28 +216,35 @@ def account_id_for(
     return None
 
 
-@lru_cache(maxsize=1)
-def _crawler_detect() -> CrawlerDetect:
+@lru_cache(maxsize=4096)
+def _bot_match(user_agent: str) -> str | None:
     from crawlerdetect import CrawlerDetect
 
-    return CrawlerDetect()
+    # A detector per distinct user agent (cached): its last match is instance state, which
+    # one detector shared by the local server's threads would mix up.
+    detector = CrawlerDetect()
+    if not detector.is_crawler(user_agent):
+        return None
+    return detector.get_matches() or user_agent[:60]
 
 
-@lru_cache(maxsize=4096)
-def _is_bot(user_agent: str) -> bool:
-    return bool(_crawler_detect().is_crawler(user_agent))
-
-
-def is_bot(user_agent: str | None) -> bool:
-    """A crawler, headless browser, link previewer or scripted HTTP client.
+def bot_match(user_agent: str | None) -> str | None:
+    """What makes a user agent a crawler, headless browser, link previewer or scripted HTTP
+    client: the part crawlerdetect's patterns matched (`"curl"`, `"Googlebot"`,
+    `"Headless"`); `None` for a visitor's browser.
 
     An absent or empty user agent is not evidence of a bot (server-side SDKs and the
     EventBridge path send none).
     """
     if not isinstance(user_agent, str):
-        return False
+        return None
     user_agent = user_agent.strip()
-    return bool(user_agent) and _is_bot(user_agent)
+    return _bot_match(user_agent) if user_agent else None
+
+
+def is_bot(user_agent: str | None) -> bool:
+    """A crawler, headless browser, link previewer or scripted HTTP client (`bot_match`)."""
+    return bot_match(user_agent) is not None
 
 
 @lru_cache(maxsize=1024)

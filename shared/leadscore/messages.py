@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlparse
 
-from leadscore.identity import account_id_for, is_bot, normalize_email
+from leadscore.identity import account_id_for, bot_match, is_bot, normalize_email
 from leadscore.model import InvalidMessage, MessageType, TrackingEvent
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -91,7 +91,12 @@ def parse_message(
         group_id = _identifier(context.get("groupId"), "context.groupId")
 
     event = _event_name(msg_type, raw, properties)
-    traits = own_traits if msg_type in ("identify", "group") else context_traits
+    if msg_type == "identify":
+        # RudderStack's SDKs send an identify's traits only as context.traits: both count,
+        # the message's own traits winning key by key.
+        traits = _merge(context_traits, own_traits)
+    else:
+        traits = own_traits if msg_type == "group" else context_traits
     url, path, referrer = _page_location(msg_type, properties, context_page)
 
     context_user_agent = _text(context.get("userAgent"))
@@ -133,6 +138,21 @@ def parse_message(
         ),
         bot=bot,
     )
+
+
+def bot_reason(raw: Mapping[str, Any], event: TrackingEvent, user_agent: str | None = None) -> tuple[str, str, str]:
+    """(field, reason, match) for a message judged a bot (`event.bot`): which user agent was
+    judged (the message's own `context.userAgent`, else the request's `user-agent` header,
+    which a pixel hit or a form post copies into its messages), and what in it crawlerdetect
+    matched, so the sender can tell why it was not scored."""
+    context = raw.get("context")
+    own = _text(context.get("userAgent")) if isinstance(context, Mapping) else None
+    own = own if own != _text(user_agent) else None
+    agent = event.user_agent or ""
+    match = bot_match(agent) or agent[:60]
+    shown = agent if len(agent) <= 160 else agent[:160] + "..."
+    return ("context.userAgent" if own is not None else "user-agent",
+            f'bot user agent: crawlerdetect matched "{match}" in "{shown}"', match)
 
 
 def batch_messages(body: Any) -> list[Any]:

@@ -286,8 +286,10 @@ class TestPixel:
         pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "uid": "u-bot", "url": "https://x.com/pricing"},
                       user_agent=googlebot)
         pipeline.settle()
-        stored = _events_stored(pipeline)
-        assert len(stored) == 1 and stored[0]["bot"] is True
+        # recorded as rejected with the reason (what crawlerdetect matched), never as an event
+        assert _events_stored(pipeline) == []
+        (record,) = _rejected(pipeline)
+        assert record["reason"] == f'bot user agent: crawlerdetect matched "Googlebot" in "{googlebot}"'
         status, _ = pipeline.read("/v1/contacts/u-bot")
         assert status == 404
 

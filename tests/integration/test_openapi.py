@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,17 @@ CASES = [
     ("POST", "/v1/forms/{formId}", dict(path="/v1/forms/nope", body={"email": "a@b.io"})),
     ("GET", "/v1/projects/{writeKey}/settings", dict(path=f"/v1/projects/{WEB_KEY}/settings")),
     ("GET", "/v1/projects/{writeKey}/settings", dict(path="/v1/projects/nope/settings")),
+    # what analytics.js and RudderStack's JavaScript SDK send (openapi.yaml: /v1/t ... /v1/sourceConfig)
+    ("POST", "/v1/t", dict(body=json.dumps({"userId": "u", "event": "x", "writeKey": WEB_KEY}),
+                           headers={"content-type": "text/plain"})),
+    ("POST", "/v1/i", dict(body={"userId": "u", "type": "track", "event": "x"}, basic_user=WEB_KEY)),
+    ("POST", "/v1/b", dict(body=json.dumps({"batch": [{"type": "page", "userId": "u"}], "writeKey": WEB_KEY}),
+                           headers={"content-type": "text/plain"})),
+    ("POST", "/beacon/v1/batch", dict(body='{"batch": [{"type": "page", "userId": "u"}]}',
+                                      query={"writeKey": WEB_KEY}, headers={"content-type": "text/plain"})),
+    ("POST", "/beacon/v1/batch", dict(body='{"batch": []}', headers={"content-type": "text/plain"})),
+    ("GET", "/v1/sourceConfig", dict(basic_user=WEB_KEY)),
+    ("GET", "/v1/sourceConfig", dict(query={"writeKey": "nope"})),
 ]
 
 
@@ -118,6 +130,24 @@ def test_every_answer_of_the_code_is_documented(pipeline: Pipeline, method: str,
     schema = _response_schema(f"{method} {route}", response["statusCode"])
     if schema is not None:
         assert _schema_allows(schema, json_body(response)), (route, response["body"])
+
+
+def test_the_not_scored_header_of_a_bot_s_answer_is_documented(pipeline: Pipeline) -> None:
+    curl = "curl/8.5.0"
+    for method, route, kwargs in [
+        ("GET", "/v1/pixel.gif", dict(query={"k": WEB_KEY, "uid": "u"})),
+        ("POST", "/v1/forms/{formId}", dict(path="/v1/forms/demo-request", body="email=a%40b.io",
+                                            headers={"content-type": "application/x-www-form-urlencoded"})),
+        ("POST", "/v1/batch", dict(body={"batch": [{"type": "page", "userId": "u", "context": {"userAgent": curl}}]},
+                                   basic_user=WEB_KEY)),
+    ]:
+        kwargs = dict(kwargs)
+        path = kwargs.pop("path", route)
+        response = pipeline.http(method, path, route_key=f"{method} {route}", user_agent=curl, **kwargs)
+        documented = _spec()["paths"][route][method.lower()]["responses"][str(response["statusCode"])]
+        header = next(k for k in response["headers"] if k.lower() == "x-leadscore-not-scored")
+        assert header.lower() in {name.lower() for name in documented.get("headers", {})}, (route, response)
+        assert response["headers"][header] == 'bot user agent: crawlerdetect matched "curl"'
 
 
 # Bodies at the edges of what openapi.yaml allows: the document and the code must say the same.

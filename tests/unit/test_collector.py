@@ -56,10 +56,11 @@ def test_all_or_nothing_stores_none_when_one_is_bad(config: Config) -> None:
     assert result.accepted == 0 and store.events == {} and len(store.rejected) == 1
 
 
-def test_bots_are_stored_unscored(config: Config) -> None:
+def test_bots_are_recorded_with_the_reason_never_scored(config: Config) -> None:
     collector, store = _collector(config)
     result = collector.collect([{"type": "page", "userId": "u-b", "properties": {"url": "https://x.com/pricing"}}],
                                source_id="website", received_at=NOW, user_agent=GOOGLEBOT)
-    assert result.bots == 1 and result.accepted == 1
-    (stored,) = store.events.values()
-    assert stored.event.bot and stored.hits == []
+    assert (result.bots, result.accepted, result.rejected, result.bot_matches) == (1, 0, [], ["Googlebot"])
+    assert store.events == {}
+    (record,) = store.rejected
+    assert record.reason == f'bot user agent: crawlerdetect matched "Googlebot" in "{GOOGLEBOT}"'

@@ -30,6 +30,11 @@ from tests.unit.ingest_fakes import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+NOT_SCORED = "x-leadscore-not-scored"
+CURL_UA = "curl/8.5.0"
+HEADLESS_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 "
+               "Safari/537.36")
+RECIPE_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 SEGMENT_BODIES: dict[str, dict[str, Any]] = {
     "track": {"userId": "u-1", "event": "Webinar Attended"},
     "identify": {"userId": "u-1", "traits": {"email": "jo@acme.com", "title": "VP Sales"}},
@@ -216,6 +221,18 @@ class TestBatch:
         assert_error(post(store, "batch", body), 400, "invalid_batch", "batch")
         assert store.stored == [] and [r["field"] for r in store.rejections] == ["batch"]
 
+    def test_bots_are_counted_apart_and_recorded_by_their_own_user_agent(self, store: FakeEventStore) -> None:
+        # Given a batch whose second message comes from a crawler's page view (context.userAgent)
+        batch = [{"type": "track", "userId": "u-1", "event": "Webinar Attended"},
+                 {"type": "page", "userId": "u-2", "context": {"userAgent": BOT_UA}}]
+        response = post(store, "batch", {"batch": batch})
+        # Then the first is stored, the bot counted and recorded with its reason, the header says why
+        assert json_body(response) == {"success": True, "accepted": 1, "duplicates": 0, "bots": 1}
+        assert headers_of(response)[NOT_SCORED] == 'bot user agent: crawlerdetect matched "Googlebot"'
+        assert [e.user_id for e in store.stored] == ["u-1"]
+        assert [(r["field"], r["reason"].split(" in ")[0]) for r in store.rejections] == [
+            ("context.userAgent", 'bot user agent: crawlerdetect matched "Googlebot"')]
+
     def test_an_unknown_key_is_401_and_nothing_is_stored(self, store: FakeEventStore) -> None:
         response = post(store, "batch", {"batch": [{"type": "track", "userId": "u", "event": "x"}]},
                         basic_user="wk_nobody")
@@ -255,11 +272,42 @@ class TestPixel:
         assert_gif(hit(store, query, api=api))
         assert store.writes == 0 and api.counters.unauthorized == 1
 
-    def test_a_bot_hit_is_stored_and_never_scored(self, store: FakeEventStore) -> None:
+    def test_a_bot_hit_gets_its_gif_and_a_rejected_record_that_says_why(self, store: FakeEventStore) -> None:
         api = ingest_api(store)
-        assert_gif(hit(store, "k=wk_demo_email&e=Demo%20Link%20Clicked&uid=u-1", api=api, user_agent=BOT_UA))
-        (stored,) = store.events.values()
-        assert stored.event.bot is True and stored.hits == [] and api.counters.bots == 1
+        response = hit(store, "k=wk_demo_email&e=Demo%20Link%20Clicked&uid=u-1", api=api, user_agent=BOT_UA)
+        # Then the GIF, a header that says why it scores nothing, and no event: a record with the reason
+        assert_gif(response)
+        assert headers_of(response)[NOT_SCORED] == 'bot user agent: crawlerdetect matched "Googlebot"'
+        assert store.stored == [] and api.counters.bots == 1 and api.counters.accepted == 0
+        (record,) = store.rejections
+        assert (record["field"], record["source_id"]) == ("user-agent", "email")
+        assert record["reason"] == f'bot user agent: crawlerdetect matched "Googlebot" in "{BOT_UA}"'
+
+    @pytest.mark.parametrize("user_agent, match", [(CURL_UA, "curl"), (HEADLESS_UA, "Headless")])
+    def test_curl_and_headless_browsers_are_bots_and_the_recipe_s_user_agent_is_not(
+            self, store: FakeEventStore, user_agent: str, match: str) -> None:
+        # Given curl's own user agent, or a headless browser's
+        api = ingest_api(store)
+        response = hit(store, "k=wk_demo_email&uid=u-1&mid=m-1", api=api, user_agent=user_agent)
+        assert headers_of(response)[NOT_SCORED] == f'bot user agent: crawlerdetect matched "{match}"'
+        assert store.stored == [] and store.rejections[0]["reason"].startswith(
+            f'bot user agent: crawlerdetect matched "{match}" in ')
+        # When the same hit comes with the browser user agent of the README's curl recipe (-A)
+        response = hit(store, "k=wk_demo_email&uid=u-1&mid=m-1", api=api, user_agent=RECIPE_UA)
+        # Then it is stored and scored, with no such header
+        assert NOT_SCORED not in headers_of(response)
+        assert [e.user_id for e in store.stored] == ["u-1"] and store.stored[0].bot is False
+
+    def test_a_mail_scanner_s_hit_leaves_the_message_id_to_the_reader(self, store: FakeEventStore) -> None:
+        # Given a mail security gateway that opens the pixel of an email before its reader does
+        api = ingest_api(store)
+        query = "k=wk_demo_email&e=Email%20Opened&uid=u-1&mid=campaign-7-u-1"
+        hit(store, query, api=api, user_agent=BOT_UA)
+        # When the reader opens it, with the same message id
+        hit(store, query, api=api)
+        # Then the reader's open is stored (the bot's was only recorded as rejected)
+        assert [(e.event, e.bot) for e in store.stored] == [("Email Opened", False)]
+        assert api.counters.duplicates == 0
 
     def test_a_bad_hit_with_a_known_key_answers_the_gif_and_is_kept_as_rejected(self, store: FakeEventStore) -> None:
         assert_gif(hit(store, "k=wk_demo_email&uid=" + "u" * 300))
@@ -336,6 +384,15 @@ class TestForms:
                                       headers={"content-type": "multipart/form-data; boundary=x"}))
         assert_error(response, 415, "unsupported_media_type", "content-type")
         assert store.stored == []
+
+    def test_a_bot_s_form_post_is_still_redirected_and_recorded_with_the_reason(self, store: FakeEventStore) -> None:
+        response = ingest_api(store).handle(form_request("demo-request", {"email": "ana@globex.com"},
+                                                         user_agent=CURL_UA))
+        assert response["statusCode"] == 303
+        assert headers_of(response)[NOT_SCORED] == 'bot user agent: crawlerdetect matched "curl"'
+        assert store.stored == []
+        assert {(r["field"], r["reason"]) for r in store.rejections} == {
+            ("user-agent", f'bot user agent: crawlerdetect matched "curl" in "{CURL_UA}"')}
 
     def test_an_unknown_form_is_404_and_stores_nothing(self, store: FakeEventStore) -> None:
         response = ingest_api(store).handle(form_request("no-such-form", {"email": "ana@globex.com"}))

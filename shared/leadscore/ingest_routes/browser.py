@@ -25,6 +25,15 @@ def cors(call: Call) -> dict[str, str]:
     return {}
 
 
+# Request headers the browser SDKs send (a preflight must allow each one, or the browser
+# drops the request): Segment's analytics.js (@segment/analytics-next 1.84) adds
+# Authorization and, on a retry, X-Retry-Count; RudderStack's JavaScript SDK (v3 3.34,
+# v2 2.52) adds Authorization, AnonymousId, SentAt and its Rsa-* retry headers.
+ALLOWED_HEADERS = ("content-type", "authorization", "content-encoding", "x-retry-count", "anonymousid", "sentat",
+                   "rsa-recovered", "rsa-retry-attempt", "rsa-since-last-attempt", "rsa-since-first-attempt",
+                   "rsa-retry-reason")
+
+
 def preflight(call: Call) -> Answer:
     """A browser asks before a cross-origin POST: allowed if some source lists the origin
     (the request does not say which source yet; the answer to the POST itself does)."""
@@ -34,7 +43,7 @@ def preflight(call: Call) -> Answer:
                          "this origin is in no source's cors_origins (sources.yaml)").response({"vary": "origin"})
     return {"statusCode": 204, "body": "", "headers": {
         **allowed, "access-control-allow-methods": "GET, POST, OPTIONS",
-        "access-control-allow-headers": "content-type, authorization, content-encoding",
+        "access-control-allow-headers": ", ".join(ALLOWED_HEADERS),
         "access-control-max-age": "600"}}
 
 
@@ -64,6 +73,24 @@ def settings(call: Call) -> Answer:
         "legacyVideoPluginsEnabled": False,
         "remotePlugins": [],
     }
+    return json_response(200, body, {"cache-control": "max-age=300"})
+
+
+def source_config(call: Call) -> Answer:
+    """`GET /v1/sourceConfig`: what RudderStack's JavaScript SDK loads before it sends
+    anything (its `configUrl` option pointed here): the source, enabled, with no device-mode
+    destinations and no stats collection, so events go only to the `dataPlaneUrl` the page
+    gave `load()`."""
+    source = call.sources.source(call.source_id)
+    body = {"isHosted": False, "source": {
+        "id": call.source_id,
+        "name": getattr(source, "name", None) or call.source_id,
+        "writeKey": getattr(source, "write_key", ""),
+        "workspaceId": "leadscore",
+        "enabled": True,
+        "config": {"statsCollection": {"errors": {"enabled": False}, "metrics": {"enabled": False}}},
+        "destinations": [],
+    }}
     return json_response(200, body, {"cache-control": "max-age=300"})
 
 

@@ -31,11 +31,13 @@ class Counters:
     rejected: int = 0
     unauthorized: int = 0
     fields: list[str] = field(default_factory=list)  # what was wrong, by field: safe to log
+    bot_matches: list[str] = field(default_factory=list)  # what crawlerdetect matched: safe to log
 
     def add(self, result: CollectResult) -> None:
         self.accepted += result.accepted
         self.duplicates += result.duplicates
         self.bots += result.bots
+        self.bot_matches.extend(result.bot_matches)
         self.rejected += len(result.rejected)
         self.fields.extend(r.field or "message" for r in result.rejected)
 
@@ -53,13 +55,12 @@ class Call:
     source_id: str | None = None  # set by a sender or `authorize`, never from unchecked input
     form: Any = None  # the form `POST /v1/forms/{formId}` names (set by its sender)
 
-    def authorize(self, key: str | None) -> str:
+    def authorize(self, key: str | None, *, where: str = "as the HTTP Basic username") -> str:
         """The source of a write key, which owns the request from now on; else 401."""
         source = self.sources.by_write_key(key) if key else None
         if source is None:
             self.counters.unauthorized += 1
-            raise HttpError(401, "unauthorized",
-                            "unknown write key" if key else "no write key: send it as the HTTP Basic username",
+            raise HttpError(401, "unauthorized", "unknown write key" if key else f"no write key: send it {where}",
                             field="authorization")
         self.source_id = str(source.id)
         return self.source_id
@@ -100,6 +101,20 @@ def basic_auth(call: Call) -> None:
     key = call.request.basic_username()
     if key:
         call.authorize(key)
+
+
+def beacon_key(call: Call) -> None:
+    """RudderStack's `navigator.sendBeacon`, which can send no header: the write key is the
+    `writeKey` query parameter, checked before the body is read (unknown: 401)."""
+    call.authorize(call.request.query.get("writeKey") or call.request.basic_username(),
+                   where="as the writeKey query parameter")
+
+
+def config_key(call: Call) -> None:
+    """RudderStack's source config request: HTTP Basic (rudder-sdk-js v3), else the
+    `writeKey` query parameter both versions add. Unknown: 401."""
+    call.authorize(call.request.basic_username() or call.request.query.get("writeKey"),
+                   where="as the HTTP Basic username or the writeKey query parameter")
 
 
 def pixel_key(call: Call) -> None:

@@ -3,6 +3,9 @@
 The sender is the Basic-auth key (checked before the body is read, `call.basic_auth`) or
 the body's `writeKey`. Server-side senders (curl, SDKs) are not judged bots by their HTTP
 client: only a message's own `context.userAgent` counts.
+
+The same answers serve analytics.js's short routes (`/v1/t` ... `/v1/b`) and RudderStack's
+beacon batches, whose bodies are the same Segment Spec messages (`leadscore.ingest.ROUTES`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from leadscore.ingest_routes.call import Answer, Call, authorized_json
 from leadscore.model import InvalidMessage
 
 MAX_LISTED_REJECTIONS = 100  # a batch answer lists this many rejected messages, then counts
+TYPES = ("track", "identify", "page", "screen", "group", "alias")  # one route each
 
 
 def single(message_type: str) -> Callable[[Call], Answer]:
@@ -51,4 +55,6 @@ def batch(call: Call) -> Answer:
         # the answer stays small however many were rejected: the first ones and a count
         answer["rejected"] = [r.as_json() for r in result.rejected[:MAX_LISTED_REJECTIONS]]
         answer["rejectedCount"] = len(result.rejected)
+    if result.bots:
+        answer["bots"] = result.bots  # judged bots by their user agent: recorded, never scored
     return json_response(200, answer)
