@@ -12,6 +12,9 @@ website source's `cors_origins` (config/sources.yaml, `http://localhost:8000`):
   data plane; the same four calls for a visitor of its own;
 - an `<img>` pixel and a plain HTML form (`POST /v1/forms/demo-request`, 303 to its redirect).
 
+A second page (batched.html), visited at the same time by another visitor in its own browser
+context, loads the same snippet with analytics.js's batching delivery (`POST /v1/b`).
+
 Nothing comes from a CDN: a static server of the test serves the page and the SDK bundles
 from tests/e2e/browser/node_modules (`npm ci --prefix tests/e2e/browser`, pinned by its
 package-lock.json; `make node-deps`), and Chromium maps the page's origin to that server
@@ -73,6 +76,10 @@ VENDOR_FILES = {"rudderstack": {"rsa.js": "index.js"}}  # the URL's name -> the 
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
+    return ensure_chromium()
+
+
+def ensure_chromium() -> Path:
     """Debian's Chromium, installed with apt-get when it is missing and we are root; else skip, loudly."""
     if not _runs(CHROMIUM):
         reason = _install_chromium()
@@ -132,10 +139,10 @@ def node_with_packages() -> str:
 
 @dataclass
 class Site:
-    """The static server of the page: its port, what it fills into the page, what it was asked."""
+    """The static server of the pages: its port, each page's file and what it fills in, what it was asked."""
 
     url: str = ""
-    fill: dict[str, str] = field(default_factory=dict)
+    pages: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
 
@@ -152,9 +159,10 @@ def _site_handler(site: Site) -> type[http.server.BaseHTTPRequestHandler]:
             self._send(200, content_type, body)
 
         def _resolve(self, path: str) -> tuple[str, bytes] | None:
-            if path == "/pricing":
-                text = (PAGE_DIR / "pricing.html").read_text()
-                for placeholder, value in site.fill.items():
+            if path in site.pages:
+                name, fill = site.pages[path]
+                text = (PAGE_DIR / name).read_text()
+                for placeholder, value in fill.items():
                     text = text.replace(placeholder, value)
                 return "text/html; charset=utf-8", text.encode()
             if path == "/thanks.html":
@@ -205,6 +213,8 @@ class Run:
     summary: dict[str, Any]
     ajs_user: str
     ajs_domain: str
+    batched_user: str
+    batched_domain: str
     rudder_user: str
     rudder_domain: str
     pixel_user: str
@@ -235,7 +245,8 @@ class Run:
             "console:", *[f"  {line}" for line in console],
             "page errors:", *[f"  {line}" for line in self.summary["pageErrors"]],
             "API access log (the server's own lines, preflights included):", *[f"  {line}" for line in self.server_log],
-            f"undelivered after {DELIVERY_TIMEOUT_MS / 1000:.0f} s: {self.summary.get('undelivered')}",
+            f"undelivered after {DELIVERY_TIMEOUT_MS / 1000:.0f} s: "
+            f"{[u for v in self.summary['visits'].values() for u in v['undelivered'] or []]}",
         ])
 
 
@@ -254,26 +265,34 @@ def run(server: LocalServer, site: Site, chromium: Path) -> Run:
     node = node_with_packages()
     s = uuid.uuid4().hex[:8]
     ajs_user, ajs_domain = f"ajs-{s}", f"ajs-{s}.com"
+    batched_user, batched_domain = f"ajsb-{s}", f"ajsb-{s}.com"
     rudder_user, rudder_domain = f"rs-{s}", f"rs-{s}.com"
     pixel_user, form_email = f"px-{s}", f"ann@form-{s}.com"
     page_url = f"{PAGE_ORIGIN}/pricing"
-    site.fill = {
-        "__API__": server.api,
-        "__WRITE_KEY__": WEB_KEY,
-        "__PIXEL_SRC__": f"{server.api}/v1/pixel.gif?k={WEB_KEY}&uid={pixel_user}&url={quote(page_url, safe='')}",
-        "__E2E__": json.dumps({"segment": {"user": ajs_user, "domain": ajs_domain},
-                               "rudder": {"user": rudder_user, "domain": rudder_domain},
-                               "form": {"email": form_email}}),
+    fill = {"__API__": server.api, "__WRITE_KEY__": WEB_KEY}
+    site.pages = {
+        "/pricing": ("pricing.html", {
+            **fill,
+            "__PIXEL_SRC__": f"{server.api}/v1/pixel.gif?k={WEB_KEY}&uid={pixel_user}&url={quote(page_url, safe='')}",
+            "__E2E__": json.dumps({"segment": {"user": ajs_user, "domain": ajs_domain},
+                                   "rudder": {"user": rudder_user, "domain": rudder_domain},
+                                   "form": {"email": form_email}}),
+        }),
+        "/batched/pricing": ("batched.html", {
+            **fill, "__E2E__": json.dumps({"segment": {"user": batched_user, "domain": batched_domain}}),
+        }),
     }
-    origin = urlsplit(PAGE_ORIGIN)
+    journey = ["identify", "track", "page", "group"]
     job = {
         "chromium": str(chromium),
-        "pageUrl": page_url,
-        "hostRules": f"MAP {origin.netloc} {urlsplit(site.url).netloc}",
+        "hostRules": f"MAP {urlsplit(PAGE_ORIGIN).netloc} {urlsplit(site.url).netloc}",
         "api": server.api,
-        "expect": {user: ["identify", "track", "page", "group"] for user in (ajs_user, rudder_user)},
-        "formId": FORM_ID,
         "deliveryTimeoutMs": DELIVERY_TIMEOUT_MS,
+        "visits": [
+            {"name": "page", "url": page_url, "expect": {ajs_user: journey, rudder_user: journey},
+             "formId": FORM_ID},
+            {"name": "batched", "url": f"{PAGE_ORIGIN}/batched/pricing", "expect": {batched_user: journey}},
+        ],
     }
     log_start = len(server.output())
     env = {**os.environ, "NO_PROXY": "*", "no_proxy": "*", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
@@ -286,9 +305,10 @@ def run(server: LocalServer, site: Site, chromium: Path) -> Run:
     assert done.returncode == 0 and lines, f"drive.mjs exited {done.returncode}:\n{done.stderr}{done.stdout}"
     summary = json.loads(lines[-1])
     server.drain()
-    access = [line for line in server.output()[log_start:].splitlines() if " /v1/" in line]
-    return Run(summary, ajs_user, ajs_domain, rudder_user, rudder_domain, pixel_user, form_email,
-               site.log, access)
+    # the server's access log (its lines can interleave when requests end together)
+    access = re.findall(r"[A-Z]+ /v1/\S* \d{3}.*? \d+ ms", server.output()[log_start:])
+    return Run(summary, ajs_user, ajs_domain, batched_user, batched_domain, rudder_user, rudder_domain,
+               pixel_user, form_email, site.log, access)
 
 
 # ------------------------------------------------------------------------------ the tests
@@ -313,10 +333,10 @@ def test_versions_driven_and_a_browser_user_agent(run: Run, capsys: pytest.Captu
 def test_analytics_js_snippet_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
     report = run.report(run.ajs_user)
     print(report)
-    settings = [r for r in run.requests() if r["path"] == f"/v1/projects/{WEB_KEY}/settings"]
+    settings = [r for r in run.requests() if r["path"] == f"/v1/projects/{WEB_KEY}/settings" and r["visit"] == "page"]
     assert [r["status"] for r in settings] == [200], report  # from the API (`analytics._cdn`), not Segment's CDN
-    assert run.summary["analyticsJs"]["initialized"], report
-    assert not [u for u in run.summary["undelivered"] if u.startswith(run.ajs_user)], report
+    assert run.summary["visits"]["page"]["analyticsJs"]["initialized"], report
+    assert run.summary["visits"]["page"]["undelivered"] == [], report
     sent = run.requests(run.ajs_user)
     assert all(r["status"] == 200 for r in sent), report
     # one call a request, to /v1/<the type's first letter>, JSON as text/plain, the key as Basic user
@@ -326,8 +346,23 @@ def test_analytics_js_snippet_is_scored(run: Run, server: LocalServer, rules: An
     assert_scored(server, rules, run.ajs_user, run.ajs_domain)
 
 
+def test_analytics_js_batching_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
+    report = run.report(run.batched_user)
+    print(report)
+    assert run.summary["visits"]["batched"]["undelivered"] == [], report
+    sent = run.requests(run.batched_user)
+    assert sent and all(r["status"] == 200 for r in sent), report
+    # the calls in batches to /v1/b, JSON as text/plain: {"batch": [...], "writeKey", "sentAt"}
+    assert {(r["path"], r["headers"]["content-type"], r["body"]["batch"]) for r in sent} == {
+        ("/v1/b", "text/plain", True)}, report
+    assert sorted(e["type"] for r in sent for e in r["body"]["events"]) == ["group", "identify", "page", "track"]
+
+    assert_scored(server, rules, run.batched_user, run.batched_domain)
+
+
 def test_pixel_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
-    assert run.summary["pixel"]["complete"] and run.summary["pixel"]["naturalWidth"] == 1, run.summary["pixel"]
+    pixel = run.summary["visits"]["page"]["pixel"]
+    assert pixel["complete"] and pixel["naturalWidth"] == 1, pixel
 
     contact = server.contact(run.pixel_user)
 
@@ -338,7 +373,7 @@ def test_pixel_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
 
 def test_form_redirects_and_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
     redirect = _form_redirect()
-    form = run.summary["form"]
+    form = run.summary["visits"]["page"]["form"]
 
     assert (form["status"], form["location"], form["finalUrl"], form["title"]) == (303, redirect, redirect, "Thanks")
     contact = server.contact(run.form_email)
@@ -351,7 +386,7 @@ def test_rudderstack_sdk_is_scored(run: Run, server: LocalServer, rules: Any) ->
     report = run.report(run.rudder_user)
     print(report)
     assert run.requests(run.rudder_user), f"rudder-sdk-js sent nothing:\n{run.report()}"
-    assert not [u for u in run.summary["undelivered"] if u.startswith(run.rudder_user)], report
+    assert run.summary["visits"]["page"]["undelivered"] == [], report
 
     assert_scored(server, rules, run.rudder_user, run.rudder_domain)
 
@@ -359,10 +394,30 @@ def test_rudderstack_sdk_is_scored(run: Run, server: LocalServer, rules: Any) ->
 def test_readme_recipe_is_the_page_s() -> None:
     """README.md's "Self-hosting analytics.js" is this page's snippet and RudderStack `load`, word for word."""
     readme = " ".join((REPO_ROOT / "README.md").read_text().split())
-    page = (PAGE_DIR / "pricing.html").read_text()
+    page, batched = (PAGE_DIR / "pricing.html").read_text(), (PAGE_DIR / "batched.html").read_text()
     snippet = re.search(r'^\s*(!function\(\)\{var i="analytics".*)$', page, re.MULTILINE)
     load = re.search(r"rudder\.load\(.*?\n\s*\}\);", page, re.DOTALL)
-    assert snippet and load, "the page lost Segment's snippet or RudderStack's load()"
-    for code in (snippet.group(1), 'analytics.load("__WRITE_KEY__");', load.group(0)):
+    batched_load = re.search(r'analytics\.load\("__WRITE_KEY__", \{.*?\}\);', batched, re.DOTALL)
+    assert snippet and load and batched_load, "a page lost Segment's snippet, its load() or RudderStack's load()"
+    assert snippet.group(1) in batched, "batched.html's snippet is not pricing.html's"
+    for code in (snippet.group(1), 'analytics.load("__WRITE_KEY__");', batched_load.group(0), load.group(0)):
         recipe = " ".join(code.replace("__WRITE_KEY__", WEB_KEY).replace("__API__", "https://<api>").split())
         assert recipe in readme, f"README.md's recipe differs from the tested page's:\n{recipe}"
+
+
+def test_without_chromium_and_not_root_it_skips_and_says_how_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", tmp_path / "chromium")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+
+    with pytest.raises(pytest.skip.Exception, match=r"not root.*apt-get install -y -qq chromium"):
+        ensure_chromium()
+    assert "BROWSER E2E TESTS SKIPPED" in capsys.readouterr().err
+
+
+def test_missing_packages_fail_with_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without node_modules the browser tests fail (not skip) and say how to install the packages."""
+    monkeypatch.setattr(f"{__name__}.MODULES", tmp_path / "node_modules")
+
+    with pytest.raises(pytest.fail.Exception, match=r"npm ci --prefix tests/e2e/browser"):
+        node_with_packages()

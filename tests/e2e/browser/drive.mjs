@@ -1,16 +1,17 @@
 // Drives Debian's Chromium (headless, through playwright-core, which never downloads a
-// browser) through the page of tests/e2e/test_browser.py and prints what happened as one JSON
-// line on stdout: every request the page made to the API (method, URL, headers, the body's
-// shape, the answer or the failure), the console, the form's answer, the versions driven.
+// browser) through the pages of tests/e2e/test_browser.py and prints what happened as one
+// JSON line on stdout: every request the pages made to the API (method, URL, headers, the
+// body's shape, the answer or the failure), the console, the form's answer, the versions.
 //
 // Input, a JSON object on stdin:
 //   chromium        the browser executable (/usr/bin/chromium)
-//   pageUrl         the page, on an origin of the website source's cors_origins
-//   hostRules       Chromium's --host-resolver-rules: that origin -> the test's static server
+//   hostRules       Chromium's --host-resolver-rules: the pages' origin -> the static server
 //   api             the API's base URL (requests to it are recorded)
-//   expect          {userId: [event types]}: what the SDKs must get delivered (2xx)
-//   formId          the form to submit once they are, or after deliveryTimeoutMs
-//   deliveryTimeoutMs
+//   deliveryTimeoutMs  how long a visit waits for its events to be delivered
+//   visits          [{name, url, expect: {userId: [event types]}, formId?}]: each visit opens
+//                   its page in a fresh context (no shared storage), all at once; it waits
+//                   until every expected event got a 2xx (or the timeout), then submits the
+//                   form, if any, as a visitor would.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,21 +52,21 @@ function bodyShape(request) {
 const started = Date.now();
 const browser = await chromium.launch({ executablePath: input.chromium, headless: true,
   args: [...FLAGS, `--host-resolver-rules=${input.hostRules}`] });
-const out = { versions: { chromium: browser.version(), ...versions }, requests: [], console: [], pageErrors: [] };
-try {
-  // Chromium's own user agent, as a headed Chromium sends it ("HeadlessChrome" is a bot).
-  const probe = await browser.newPage();
-  out.userAgent = (await probe.evaluate(() => navigator.userAgent)).replace('HeadlessChrome/', 'Chrome/');
-  await probe.close();
-  const context = await browser.newContext({ userAgent: out.userAgent });
+const out = { versions: { chromium: browser.version(), ...versions }, requests: [], console: [], pageErrors: [],
+  visits: {} };
+
+async function visit({ name, url, expect, formId }, userAgent) {
+  const result = { undelivered: null, form: null };
+  out.visits[name] = result;
+  const context = await browser.newContext({ userAgent });
   const page = await context.newPage();
-  page.on('console', (m) => out.console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => out.pageErrors.push(String(e)));
+  page.on('console', (m) => out.console.push(`${name} ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => out.pageErrors.push(`${name} ${e}`));
 
   const byRequest = new Map();
   page.on('request', (request) => {
     if (!request.url().startsWith(input.api)) return;
-    const entry = { at: Date.now() - started, method: request.method(), url: request.url(),
+    const entry = { visit: name, at: Date.now() - started, method: request.method(), url: request.url(),
       path: new URL(request.url()).pathname, resourceType: request.resourceType(), headers: request.headers(),
       body: bodyShape(request), status: null, failure: null };
     byRequest.set(request, entry);
@@ -76,45 +77,55 @@ try {
     const entry = byRequest.get(response.request());
     if (!entry) return;
     entry.status = response.status();
-    const h = response.headers();
-    entry.responseHeaders = Object.fromEntries(Object.entries(h).filter(([k]) =>
-      k.startsWith('access-control-') || ['content-type', 'location', 'cache-control'].includes(k)));
+    entry.responseHeaders = Object.fromEntries(Object.entries(response.headers()).filter(([k]) =>
+      k.startsWith('access-control-') || k.startsWith('x-leadscore-')
+      || ['content-type', 'location', 'cache-control'].includes(k)));
   });
   page.on('requestfailed', (request) => {
     const entry = byRequest.get(request);
     if (entry) entry.failure = request.failure()?.errorText ?? 'failed';
   });
 
-  const delivered = () => {
+  const undelivered = () => {
     const done = {};
-    for (const entry of out.requests) {
+    for (const entry of byRequest.values()) {
       if (entry.method !== 'POST' || entry.status === null || entry.status >= 300) continue;
       for (const e of entry.body.events ?? []) (done[e.userId] ??= new Set()).add(e.type);
     }
-    return Object.entries(input.expect).flatMap(([user, types]) =>
+    return Object.entries(expect).flatMap(([user, types]) =>
       types.filter((t) => !done[user]?.has(t)).map((t) => `${user} ${t}`));
   };
 
-  await page.goto(input.pageUrl, { waitUntil: 'load' });
+  await page.goto(url, { waitUntil: 'load' });
   const deadline = Date.now() + input.deliveryTimeoutMs;
-  while (delivered().length && Date.now() < deadline) await page.waitForTimeout(100);
-  out.undelivered = delivered();
-  out.pixel = await page.evaluate(() => {
+  while (undelivered().length && Date.now() < deadline) await page.waitForTimeout(100);
+  result.undelivered = undelivered();
+  result.pixel = await page.evaluate(() => {
     const img = document.getElementById('pixel');
-    return { complete: img.complete, naturalWidth: img.naturalWidth, src: img.src };
+    return img && { complete: img.complete, naturalWidth: img.naturalWidth, src: img.src };
   });
-  out.analyticsJs = await page.evaluate(() => ({ initialized: Boolean(window.analytics?.initialized),
+  result.analyticsJs = await page.evaluate(() => ({ initialized: Boolean(window.analytics?.initialized),
     version: window.analytics?.VERSION ?? null }));
 
-  // The form, as a visitor submits it: the API answers 303 and the browser follows it.
-  const formAnswer = page.waitForResponse((r) => r.url().endsWith(`/v1/forms/${input.formId}`), { timeout: 10000 });
-  await page.click(`form[action$="/v1/forms/${input.formId}"] button[type=submit]`);
-  const answer = await formAnswer;
-  const location = answer.headers().location;
-  if (location) await page.waitForURL(location, { timeout: 10000 });
-  out.form = { status: answer.status(), location: location ?? null,
-    finalUrl: page.url(), title: await page.title() };
+  if (formId) {
+    // The form, as a visitor submits it: the API answers 303 and the browser follows it.
+    const formAnswer = page.waitForResponse((r) => r.url().endsWith(`/v1/forms/${formId}`), { timeout: 10000 });
+    await page.click(`form[action$="/v1/forms/${formId}"] button[type=submit]`);
+    const answer = await formAnswer;
+    const location = answer.headers().location;
+    if (location) await page.waitForURL(location, { timeout: 10000 });
+    result.form = { status: answer.status(), location: location ?? null, finalUrl: page.url(),
+      title: await page.title() };
+  }
   await context.close();
+}
+
+try {
+  // Chromium's own user agent, as a headed Chromium sends it ("HeadlessChrome" is a bot).
+  const probe = await browser.newPage();
+  out.userAgent = (await probe.evaluate(() => navigator.userAgent)).replace('HeadlessChrome/', 'Chrome/');
+  await probe.close();
+  await Promise.all(input.visits.map((v) => visit(v, out.userAgent)));
 } finally {
   await browser.close();
   out.seconds = (Date.now() - started) / 1000;
