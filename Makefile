@@ -75,10 +75,11 @@ validate-template: install ## sam validate --lint and cfn-lint
 
 check: lint typecheck validate-config validate-template test ## everything CI runs
 
-lock: install ## re-pin constraints.txt to what the virtualenv has (after changing pyproject.toml)
+lock: install ## re-pin constraints.txt to the virtualenv (after changing pyproject.toml), then shared/requirements.txt (the layer) from it
 	{ echo '# Exact versions CI and developers install (make install uses it as pip constraints).'; \
 	  echo '# Refresh after changing pyproject.toml: make lock'; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(leadscore|py-spy)=='; } > constraints.txt
+	$(PY) -m local.lock
 
 build: install ## sam build (the layer and the functions, for arm64)
 	PATH="$(PY312_PATH)" $(SAM) build --template-file template.yaml
