@@ -3,7 +3,7 @@
 The request shapes come from the SDKs' own source (the versions are in the README's table
 of client paths): `@segment/analytics-next` 1.84.3 posts each call to `/v1/<the type's
 first letter>` and batches to `/v1/b`, as text/plain JSON with the write key in the body
-(and, since 1.7x, as HTTP Basic too); its retries add `X-Retry-Count`. RudderStack's
+and as HTTP Basic (1.60.0: in the body only); its retries add `X-Retry-Count`. RudderStack's
 JavaScript SDK (`@rudderstack/analytics-js` 3.34.1, `rudder-sdk-js` 2.52.21) posts
 `/v1/<type>` and `/v1/batch` with `AnonymousId`, `SentAt` and `Rsa-*` headers, beacons
 batches to `/beacon/v1/batch?writeKey=`, loads `/v1/sourceConfig`, and sends an identify's
@@ -97,7 +97,7 @@ class TestAnalyticsNext:
                                                                                 body["messageId"])]
 
     def test_the_write_key_in_the_body_alone_names_the_sender(self, store: FakeEventStore) -> None:
-        # Given analytics.js before 1.7x (and sendBeacon-like senders): no Authorization, writeKey in the body
+        # Given analytics.js 1.60.0: no Authorization header, the writeKey in the text/plain body
         body = {**ANALYTICS_NEXT["t"], "writeKey": EMAIL_KEY}
         response = post(store, "/v1/t", body, basic_user=None)
         # Then the body's key decides the source
