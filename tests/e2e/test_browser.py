@@ -8,12 +8,13 @@ website source's `cors_origins` (config/sources.yaml, `http://localhost:8000`):
   standalone bundle of `@segment/analytics-next` from its npm package, `analytics._cdn` set
   to this API, which answers the settings and the events; identify, track, page, group;
 - RudderStack's JavaScript SDK v3 (`@rudderstack/analytics-js`) from its npm package: the
-  build with its plugins bundled, the source configuration given inline, the API as the
-  data plane; the same four calls for a visitor of its own;
+  build with its plugins bundled, its source configuration from the API (`configUrl`), the
+  API as the data plane; the same four calls for a visitor of its own;
 - an `<img>` pixel and a plain HTML form (`POST /v1/forms/demo-request`, 303 to its redirect).
 
-A second page (batched.html), visited at the same time by another visitor in its own browser
-context, loads the same snippet with analytics.js's batching delivery (`POST /v1/b`).
+A second page (batched.html), visited at the same time in its own browser context, loads
+the same snippet with analytics.js's batching delivery (`POST /v1/b`) and RudderStack's SDK
+delivering by `navigator.sendBeacon` (`POST /beacon/v1/batch?writeKey=`), for two more visitors.
 
 Nothing comes from a CDN: a static server of the test serves the page and the SDK bundles
 from tests/e2e/browser/node_modules (`npm ci --prefix tests/e2e/browser`, pinned by its
@@ -215,6 +216,8 @@ class Run:
     ajs_domain: str
     batched_user: str
     batched_domain: str
+    beacon_user: str
+    beacon_domain: str
     rudder_user: str
     rudder_domain: str
     pixel_user: str
@@ -266,6 +269,7 @@ def run(server: LocalServer, site: Site, chromium: Path) -> Run:
     s = uuid.uuid4().hex[:8]
     ajs_user, ajs_domain = f"ajs-{s}", f"ajs-{s}.com"
     batched_user, batched_domain = f"ajsb-{s}", f"ajsb-{s}.com"
+    beacon_user, beacon_domain = f"rsb-{s}", f"rsb-{s}.com"
     rudder_user, rudder_domain = f"rs-{s}", f"rs-{s}.com"
     pixel_user, form_email = f"px-{s}", f"ann@form-{s}.com"
     page_url = f"{PAGE_ORIGIN}/pricing"
@@ -279,7 +283,8 @@ def run(server: LocalServer, site: Site, chromium: Path) -> Run:
                                    "form": {"email": form_email}}),
         }),
         "/batched/pricing": ("batched.html", {
-            **fill, "__E2E__": json.dumps({"segment": {"user": batched_user, "domain": batched_domain}}),
+            **fill, "__E2E__": json.dumps({"segment": {"user": batched_user, "domain": batched_domain},
+                                           "rudder": {"user": beacon_user, "domain": beacon_domain}}),
         }),
     }
     journey = ["identify", "track", "page", "group"]
@@ -291,7 +296,8 @@ def run(server: LocalServer, site: Site, chromium: Path) -> Run:
         "visits": [
             {"name": "page", "url": page_url, "expect": {ajs_user: journey, rudder_user: journey},
              "formId": FORM_ID},
-            {"name": "batched", "url": f"{PAGE_ORIGIN}/batched/pricing", "expect": {batched_user: journey}},
+            {"name": "batched", "url": f"{PAGE_ORIGIN}/batched/pricing",
+             "expect": {batched_user: journey, beacon_user: journey}},
         ],
     }
     log_start = len(server.output())
@@ -306,8 +312,9 @@ def run(server: LocalServer, site: Site, chromium: Path) -> Run:
     summary = json.loads(lines[-1])
     server.drain()
     # the server's access log (its lines can interleave when requests end together)
-    access = re.findall(r"[A-Z]+ /v1/\S* \d{3}.*? \d+ ms", server.output()[log_start:])
-    return Run(summary, ajs_user, ajs_domain, batched_user, batched_domain, rudder_user, rudder_domain,
+    access = re.findall(r"[A-Z]+ /(?:beacon/)?v1/\S* \d{3}.*? \d+ ms", server.output()[log_start:])
+    return Run(summary, ajs_user, ajs_domain, batched_user, batched_domain, beacon_user, beacon_domain,
+               rudder_user, rudder_domain,
                pixel_user, form_email, site.log, access)
 
 
@@ -360,6 +367,19 @@ def test_analytics_js_batching_is_scored(run: Run, server: LocalServer, rules: A
     assert_scored(server, rules, run.batched_user, run.batched_domain)
 
 
+def test_rudderstack_sdk_by_beacon_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
+    report = run.report(run.beacon_user)
+    print(report)
+    assert run.summary["visits"]["batched"]["undelivered"] == [], report
+    sent = run.requests(run.beacon_user)
+    # navigator.sendBeacon: no header but its content type, the write key in the query
+    assert sent and {(r["path"], r["status"], r["body"]["batch"]) for r in sent} == {
+        ("/beacon/v1/batch", 200, True)}, report
+    assert all(f"writeKey={WEB_KEY}" in r["url"] and "authorization" not in r["headers"] for r in sent), report
+
+    assert_scored(server, rules, run.beacon_user, run.beacon_domain)
+
+
 def test_pixel_is_scored(run: Run, server: LocalServer, rules: Any) -> None:
     pixel = run.summary["visits"]["page"]["pixel"]
     assert pixel["complete"] and pixel["naturalWidth"] == 1, pixel
@@ -387,6 +407,9 @@ def test_rudderstack_sdk_is_scored(run: Run, server: LocalServer, rules: Any) ->
     print(report)
     assert run.requests(run.rudder_user), f"rudder-sdk-js sent nothing:\n{run.report()}"
     assert run.summary["visits"]["page"]["undelivered"] == [], report
+    config = [r for r in run.requests() if r["path"] == "/v1/sourceConfig" and r["visit"] == "page"]
+    assert [r["status"] for r in config] == [200], report  # from the API (`configUrl`), not RudderStack's
+    assert {r["path"] for r in run.requests(run.rudder_user)} == {"/v1/identify", "/v1/track", "/v1/page", "/v1/group"}
 
     assert_scored(server, rules, run.rudder_user, run.rudder_domain)
 

@@ -29,8 +29,11 @@ const version = (name) => JSON.parse(readFileSync(join(HERE, 'node_modules', nam
 const versions = Object.fromEntries(PACKAGES.map((name) => [name, version(name)]));
 
 function bodyShape(request) {
-  const raw = request.postData();
-  if (raw === null) return { kind: 'none' };
+  return shapeOf(request.postData());
+}
+
+function shapeOf(raw) {
+  if (raw === null || raw === undefined) return { kind: 'none' };
   const shape = { bytes: Buffer.byteLength(raw) };
   try {
     const json = JSON.parse(raw);
@@ -59,6 +62,19 @@ async function visit({ name, url, expect, formId }, userAgent) {
   const result = { undelivered: null, form: null };
   out.visits[name] = result;
   const context = await browser.newContext({ userAgent });
+  // A beacon's body is not in the browser's network events: note what the page hands
+  // navigator.sendBeacon (observed only; the beacon goes out unchanged).
+  const beacons = [];
+  await context.exposeFunction('__e2eBeacon', (url, body) => { beacons.push({ url, body }); });
+  await context.addInitScript(() => {
+    const send = navigator.sendBeacon.bind(navigator);
+    navigator.sendBeacon = (url, data) => {
+      const text = typeof data === 'string' ? Promise.resolve(data)
+        : data instanceof Blob ? data.text() : Promise.resolve(null);
+      text.then((body) => window.__e2eBeacon(String(url), body));
+      return send(url, data);
+    };
+  });
   const page = await context.newPage();
   page.on('console', (m) => out.console.push(`${name} ${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => out.pageErrors.push(`${name} ${e}`));
@@ -88,6 +104,10 @@ async function visit({ name, url, expect, formId }, userAgent) {
 
   const undelivered = () => {
     const done = {};
+    const sentBeacons = [...byRequest.values()].filter((e) => e.resourceType === 'ping' || e.path.startsWith('/beacon/'));
+    sentBeacons.forEach((entry, i) => {
+      if (entry.body.kind === 'none' && beacons[i]) entry.body = { ...shapeOf(beacons[i].body), from: 'sendBeacon' };
+    });
     for (const entry of byRequest.values()) {
       if (entry.method !== 'POST' || entry.status === null || entry.status >= 300) continue;
       for (const e of entry.body.events ?? []) (done[e.userId] ??= new Set()).add(e.type);
