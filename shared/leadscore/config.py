@@ -7,7 +7,7 @@ errors, not coercions), regexes are compiled at load, and cross-rule checks (dup
 ids, overlapping buckets, thresholds in the wrong order) run before a config is handed
 out. Errors name the file, the key path (`engagement[3].points`) and the line.
 
-Pure: no AWS. Imports only pydantic and yaml at module top (cold start).
+Pure: no AWS. Imports pydantic at module top; yaml on first read (cold start).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
@@ -722,62 +721,107 @@ class SourcesConfig(_Model):
 # -------------------------------------------------------------------------- loading
 
 
-class _DuplicateKey(yaml.constructor.ConstructorError):
-    pass
+class _Yaml:
+    """The YAML readers, built on first use (a function whose rules files are pre-validated
+    never imports yaml). Both are SafeLoaders with YAML 1.2 booleans and duplicate keys as
+    errors: YAML 1.1 reads `NO`, `yes`, `on` as booleans, which turns Norway's country code
+    into `false`, and a repeated key silently keeps the last value. Both are config bugs.
 
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and duplicate keys as errors.
-
-    YAML 1.1 reads `NO`, `yes`, `on` as booleans, which turns Norway's country code into
-    `false`; a repeated key silently keeps the last value. Both are config bugs.
+    `fast` parses with libyaml (PyYAML's C extension, some 8x faster) where it is there;
+    `pure` is PyYAML's own parser, whose messages (and marks) an error is reported with.
     """
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
-                raise _DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key if isinstance(key, str | int | float | bool) else id(key))
-        return super().construct_mapping(node, deep=deep)
+    def __init__(self) -> None:
+        import yaml
+
+        class DuplicateKey(yaml.constructor.ConstructorError):
+            pass
+
+        class Rules(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+            def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    if isinstance(key, str | int | float | bool) and key in seen:
+                        raise DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    seen.add(key if isinstance(key, str | int | float | bool) else id(key))
+                return super().construct_mapping(node, deep=deep)
+
+        Rules.yaml_implicit_resolvers = {
+            first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+        Rules.add_implicit_resolver(
+            "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+        )
+
+        class Pure(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, Rules):
+            def __init__(self, stream: str) -> None:
+                yaml.reader.Reader.__init__(self, stream)
+                yaml.scanner.Scanner.__init__(self)
+                yaml.parser.Parser.__init__(self)
+                yaml.composer.Composer.__init__(self)
+                Rules.__init__(self)
+
+        self.yaml = yaml
+        self.DuplicateKey = DuplicateKey
+        self.pure: Any = Pure
+        self.fast: Any = Pure
+        c_parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)  # libyaml, if PyYAML has it
+        if c_parser is not None:
+
+            class Fast(c_parser, Rules):
+                def __init__(self, stream: str) -> None:
+                    c_parser.__init__(self, stream)
+                    Rules.__init__(self)
+
+            self.fast = Fast
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+@functools.cache
+def _yaml() -> _Yaml:
+    return _Yaml()
 
 
-def _read_yaml(path: Path, label: str) -> tuple[Any, yaml.Node | None]:
+def _compose(loader_class: Any, text: str) -> tuple[Any, Any]:
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def _read_yaml(path: Path, label: str) -> tuple[Any, Any]:
+    """The data of a rules file and its node tree (for the line of an error)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(label, "(file)", "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(label, "(file)", f"cannot read: {exc}") from None
-    loader = _Loader(text)
+    kit = _yaml()
+    yaml = kit.yaml
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        try:
+            return _compose(kit.fast, text)
+        except yaml.YAMLError:
+            if kit.fast is kit.pure:
+                raise
+            # the error again from the pure parser: its messages and marks are the documented ones
+            return _compose(kit.pure, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}" if mark else "(file)"
         col = f" (column {mark.column + 1})" if mark else ""
-        if isinstance(exc, _DuplicateKey):
+        if isinstance(exc, kit.DuplicateKey):
             raise ConfigError(label, where, f"{exc.problem}{col}") from None
         problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise ConfigError(label, where, f"YAML syntax error: {problem}{col}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(label, "(file)", f"YAML syntax error: {exc}") from None
-    finally:
-        loader.dispose()
-    return data, node
 
 
 def _load(model: type[_M], path: str | os.PathLike[str]) -> _M:
@@ -883,7 +927,7 @@ _BOUNDS = {
 }
 
 
-def _problems(exc: ValidationError, model: type[BaseModel], root: yaml.Node | None) -> list[tuple[str, str]]:
+def _problems(exc: ValidationError, model: type[BaseModel], root: Any) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
@@ -924,17 +968,18 @@ def _format_loc(loc: Iterable[str | int]) -> str:
     return out or "(root)"
 
 
-def _with_line(reason: str, root: yaml.Node | None, loc: Loc) -> str:
+def _with_line(reason: str, root: Any, loc: Loc) -> str:
     line = _line_of(root, loc)
     return f"{reason} (line {line})" if line else reason
 
 
-def _line_of(node: yaml.Node | None, loc: Loc) -> int | None:
+def _line_of(node: Any, loc: Loc) -> int | None:
     if node is None:
         return None
+    yaml = _yaml().yaml
     line = node.start_mark.line
     for part in loc:
-        nxt: yaml.Node | None = None
+        nxt: Any = None
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value == str(part):
