@@ -129,6 +129,11 @@ class TestAnalyticsNext:
         assert json_body(response) == {"success": True, "accepted": 3, "duplicates": 0}
         assert sorted(e.type for e in store.stored) == ["identify", "page", "track"]
 
+    def test_the_settings_turn_its_metrics_off_so_nothing_posts_to_v1_m(self, store: FakeEventStore) -> None:
+        response = ingest_api(store).handle(request("GET", f"/v1/projects/{WEB_KEY}/settings",
+                                                    "/v1/projects/{writeKey}/settings"))
+        assert json_body(response)["metrics"]["sampleRate"] == 0  # remote-metrics.ts sends only when > 0
+
     def test_a_retry_with_x_retry_count_scores_once(self, store: FakeEventStore) -> None:
         api = ingest_api(store)
         for attempt in ("", "1", "2"):
