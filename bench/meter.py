@@ -345,6 +345,18 @@ class Meter:
             target.counts.update(counts)
             target.counts["max_item_bytes"] = biggest
 
+    # -- SQS (the routed queue) -----------------------------------------------------------
+
+    def watch_sqs(self, client: Any) -> None:
+        """Count the SQS requests a function makes through `client` (the routed queue's)."""
+        client.meta.events.register("provide-client-params.sqs.*", self._sqs_before)
+        client.meta.events.register("after-call.sqs.*", self._span_end)
+
+    def _sqs_before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        self._span_start(context)
+        with self._lock:
+            self._target().counts.update({"sqs_requests": 1, f"sqs:{model.name}": 1})
+
     # -- EventBridge ----------------------------------------------------------------------
 
     def _events_before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:

@@ -16,21 +16,22 @@ from bench import run
 
 pytestmark = pytest.mark.slow
 
-COUNTED = ("1 collection", "2 aggregation", "3 decay", "4 state changes")
+COUNTED = ("1 collection", "2 aggregation", "3 decay", "4 state changes", "8 routing")
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out: Path = tmp_path_factory.mktemp("bench") / "results.json"
     run.main(["--contacts", "200", "--burst", "300", "--decay-sizes", "300,1200", "--decay-due", "40",
-              "--engine-iterations", "200", "--coldstart-runs", "1", "--json", str(out)])
+              "--engine-iterations", "200", "--coldstart-runs", "1", "--routing-accounts", "20",
+              "--routing-teams", "3,12", "--routing-sizes", "300,1200", "--json", str(out)])
     return json.loads(out.read_text())
 
 
 def test_every_section_produces_numbers(results: dict) -> None:
     sections = {row["section"] for row in results["rows"]}
     assert {"1 collection", "2 aggregation", "3 decay", "4 state changes", "5 rules engine", "6 cold start",
-            "7 cost"} <= sections
+            "7 cost", "8 routing"} <= sections
     for row in results["rows"]:
         if isinstance(row["measured"], float | int):
             assert not math.isnan(row["measured"]), row
@@ -56,3 +57,23 @@ def test_decay_reads_do_not_grow_with_the_table(results: dict) -> None:
     small, large = results["decay"]
     assert small["due"] == large["due"] == 40
     assert small["items_read"] == large["items_read"] == 40
+
+
+def test_a_routed_account_costs_one_transaction_two_reads_one_send_one_bus_entry(results: dict) -> None:
+    small, large = results["routing"]["routes"]
+    for figures in (small, large):
+        route, stream = figures["counts"], figures["stream"]
+        assert figures["routed"] == figures["messages"] == 20
+        assert route["ddb:TransactWriteItems"] == 20 and route["ddb:BatchGetItem"] == 40
+        assert not any(route.get(f"ddb:{op}") for op in ("PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"))
+        assert stream["sqs:SendMessage"] == stream["bus:Account Routed"] == 20
+    # a pool of 12 SDRs reads what a pool of 3 does
+    assert small["counts"]["keys_read"] == large["counts"]["keys_read"] == 60
+
+
+def test_the_sla_pass_reads_about_one_item_per_account_due_at_both_sizes(results: dict) -> None:
+    small, large = results["routing"]["passes"]
+    for figures in (small, large):
+        assert figures["due"] == figures["rerouted"] == figures["transactions"] == figures["sends"] == 21
+        assert figures["scans"] == 0 and figures["items_read"] <= 1.2 * figures["due"]
+    assert small["items_read"] == large["items_read"]
