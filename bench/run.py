@@ -189,11 +189,73 @@ def coldstart_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def routing_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    from bench.routing import run_pass, run_routes
+
+    s = "8 routing"
+    rows: list[Row] = []
+    routes = [run_routes(size, args.routing_accounts) for size in args.routing_teams]
+    for f in routes:
+        c, per = f.counts, f.per_routed
+        pool = f"pool of {f.team_size} SDRs"
+        outside = sum(c.get(f"ddb:{op}", 0) for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"))
+        reads = sum(c.get(f"ddb:{op}", 0) for op in ("BatchGetItem", "GetItem", "Query", "Scan"))
+        rows += [
+            Row(s, f"{pool}: accounts routed / SDR-ready accounts", f"{f.routed} / {args.routing_accounts}",
+                "all", f.routed == args.routing_accounts),
+            budget_row(s, f"{pool}: transactions / routed account", per(c.get("ddb:TransactWriteItems", 0)), 1),
+            budget_row(s, f"{pool}: DynamoDB writes outside the transaction / routed account", per(outside), 0),
+            Row(s, f"{pool}: read requests / routed account (account + assignment, pool counter)", per(reads)),
+            Row(s, f"{pool}: keys read / routed account", per(c.get("keys_read", 0))),
+            Row(s, f"{pool}: write units / routed account (transaction 2x, DueIndex)", per(c.get("wcu", 0))),
+            budget_row(s, f"{pool}: SQS sends / routed account (from the stream: the outbox)",
+                       per(f.stream.get("sqs:SendMessage", 0)), 1),
+            Row(s, f"{pool}: messages on the routed queue / routed account", per(f.messages), "= 1",
+                f.messages == f.routed),
+            budget_row(s, f"{pool}: `Account Routed` bus entries / routed account",
+                       per(f.stream.get("bus:Account Routed", 0)), 1),
+        ]
+    if len(routes) > 1:
+        small, large = routes[0], routes[-1]
+        growth = large.per_routed(large.counts.get("keys_read", 0)) / small.per_routed(small.counts.get("keys_read", 0))
+        rows.append(budget_row(s, f"flat: keys read per routed account, pool of {large.team_size} / of "
+                                  f"{small.team_size}", growth, 1.0))
+    passes = [run_pass(size, args.routing_accounts) for size in args.routing_sizes]
+    for p in passes:
+        rows += [
+            budget_row(s, f"SLA pass: items read / account due, table of {p.table_contacts} contacts, {p.due} due",
+                       p.items_read_per_due, 1.2),
+            Row(s, f"SLA pass: re-routed to the next SDR / due, table of {p.table_contacts}",
+                f"{p.rerouted} / {p.due}", "all", p.rerouted == p.due),
+            budget_row(s, f"SLA pass: transactions / account due, table of {p.table_contacts}",
+                       p.transactions / p.due, 1),
+        ]
+    rows.append(budget_row(s, "SLA pass: Scan calls", sum(p.scans for p in passes), 0))
+    if len(passes) > 1:
+        growth = passes[-1].items_read_per_due / passes[0].items_read_per_due
+        rows.append(budget_row(s, f"flat: SLA pass items read per due at {passes[-1].table_contacts} / at "
+                                  f"{passes[0].table_contacts}", growth, 1.1))
+    cost = routes[0].cost
+    total = sum(cost.values())
+    rows.append(Row(s, f"USD / million routed accounts (pool of {routes[0].team_size})", total))
+    rows += [Row(s, f"  routing: {k}", v) for k, v in cost.items()]
+    singles = raw.get("pipeline", {}).get("cost_singles")
+    if singles:
+        per_event = sum(singles.values())
+        share = total / args.events_per_route
+        rows.append(Row(s, f"routing's share of the cost per million single events, one routed account per "
+                           f"{args.events_per_route} events (USD, % of {per_event:.2f})",
+                        f"{share:.4f} ({100 * share / (per_event + share):.2f}%)"))
+    raw["routing"] = {"routes": [vars(f) for f in routes], "passes": [vars(p) for p in passes]}
+    return rows
+
+
 SECTIONS = {
     "pipeline": pipeline_rows,  # collection, aggregation, state changes, cost (one run)
     "decay": decay_rows,
     "engine": engine_rows,
     "coldstart": coldstart_rows,
+    "routing": routing_rows,
 }
 
 
@@ -226,6 +288,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--decay-due", type=int, default=200, help="contacts due at each size (200)")
     parser.add_argument("--engine-iterations", type=int, default=2000)
     parser.add_argument("--coldstart-runs", type=int, default=5, help="fresh interpreters per side (5)")
+    parser.add_argument("--routing-accounts", type=int, default=60,
+                        help="SDR-ready accounts routed, and due in the SLA pass (60)")
+    parser.add_argument("--routing-teams", type=lambda v: [int(x) for x in v.split(",")], default=[3, 30],
+                        help="SDRs in the pool, comma separated (3,30)")
+    parser.add_argument("--routing-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[2000, 10000],
+                        help="table sizes (contacts) of the SLA pass, comma separated (2000,10000)")
+    parser.add_argument("--events-per-route", type=int, default=1000,
+                        help="events per routed account, for routing's share of the cost (1000)")
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only these sections")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file ({RESULTS.name})")
     return parser.parse_args(argv)
