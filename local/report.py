@@ -120,7 +120,11 @@ def chart(points: Sequence[Point], marks: Sequence[tuple[datetime, str]], thresh
         parts.append(f'<line x1="{x(moment):.1f}" y1="{MARGIN - 10}" x2="{x(moment):.1f}" y2="{y(0):.1f}" '
                      f'stroke="{colour}" stroke-width="1.5"><title>{html.escape(kind)} {moment:%Y-%m-%d %H:%M}'
                      f'</title></line>')
-        parts.append(f'<text x="{x(moment) + 3:.1f}" y="{MARGIN - 12 + 11 * (index % 5)}" fill="{colour}">'
+        # a label right of the middle reads leftwards, so it stays inside the chart
+        left = x(moment) > WIDTH / 2
+        anchor = ' text-anchor="end"' if left else ""
+        parts.append(f'<text x="{x(moment) + (-3 if left else 3):.1f}" y="{MARGIN - 12 + 11 * (index % 5)}" '
+                     f'fill="{colour}"{anchor}>'
                      f'{html.escape(kind.removeprefix("Account ").removeprefix("Feedback: "))}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
