@@ -7,25 +7,42 @@ errors, not coercions), regexes are compiled at load, and cross-rule checks (dup
 ids, overlapping buckets, thresholds in the wrong order) run before a config is handed
 out. Errors name the file, the key path (`engagement[3].points`) and the line.
 
-Pure: no AWS. Imports pydantic at module top; yaml on first read (cold start).
+Validated once, before deploy: `python -m leadscore.config validate --write` keeps the
+validated form of the three files in `config/compiled.json` (next to them, so in the config
+layer). A function's first invocation builds its rules from it, importing neither pydantic
+nor yaml (cold start); a rules file that does not match it byte for byte (edited since, or
+validated by other code) is read and validated at load as before.
+
+Pure: no AWS. pydantic and yaml are imported only to validate.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import re
 import sys
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
-
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic import model_validator as _model_validator
-from pydantic_core import PydanticCustomError
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    NoReturn,
+    Self,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 from leadscore.rules import match_key
 from leadscore.rules import number_text as _num
@@ -38,7 +55,11 @@ MessageTypeName = Literal["track", "page", "screen", "identify", "group", "alias
 _NON_ENGAGEMENT_TYPES = ("identify", "group", "alias")
 
 Loc = tuple[str | int, ...]
-_M = TypeVar("_M", bound=BaseModel)
+_M = TypeVar("_M", bound="_Model")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 
 # ---------------------------------------------------------------------------- errors
@@ -64,7 +85,63 @@ class ConfigError(Exception):
 def _fail(*problems: tuple[Loc, str]) -> NoReturn:
     # Validators can only raise one error at their own location; the key path below it
     # travels in the context so messages point at `buckets[1]`, not at the whole rule.
+    from pydantic_core import PydanticCustomError
+
     raise PydanticCustomError("leadscore", "{reason}", {"reason": problems[0][1], "problems": list(problems)})
+
+
+# ------------------------------------------------------------------------ models
+#
+# At run time the rules are plain frozen objects: a function whose rules files were validated
+# before deploy (`compiled.json`, see "the pre-validated form" below) builds them without
+# importing pydantic or yaml, which would be most of its cold start. The classes declare their
+# fields the way pydantic models do (`Annotated` constraints, `Field`, `AfterValidator`,
+# `BeforeValidator`, `model_validator`), with the light stand-ins below; `_schema(cls)` turns a
+# class into the pydantic model that validates a rules file: the same fields, constraints,
+# defaults and validators. That model subclasses the plain class, so the validators and the
+# properties they use are the same code, and `_plain` turns what it validated into plain objects.
+
+_MISSING: Any = object()
+
+
+class _FieldSpec:
+    """What `Field(...)` declares: a default or a default factory, an alias, pydantic constraints."""
+
+    __slots__ = ("alias", "constraints", "default", "factory")
+
+    def __init__(self, default: Any = _MISSING, factory: Callable[[], Any] | None = None, alias: str | None = None,
+                 constraints: dict[str, Any] | None = None) -> None:
+        self.default, self.factory, self.alias, self.constraints = default, factory, alias, constraints or {}
+
+
+def Field(default: Any = _MISSING, *, default_factory: Callable[[], Any] | None = None, alias: str | None = None,
+          **constraints: Any) -> Any:
+    """pydantic's `Field`, declared (a class attribute, or `Annotated` metadata for constraints)."""
+    return _FieldSpec(default, default_factory, alias, constraints)
+
+
+@dataclass(frozen=True)
+class AfterValidator:
+    """pydantic's `AfterValidator`, declared."""
+
+    func: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class BeforeValidator:
+    """pydantic's `BeforeValidator`, declared."""
+
+    func: Callable[[Any], Any]
+
+
+def _model_validator(*, mode: Literal["after"]) -> Callable[[_F], _F]:
+    """pydantic's `model_validator`, declared: the check runs when a rules file is validated."""
+
+    def declare(func: _F) -> _F:
+        func.__leadscore_validator__ = mode  # type: ignore[attr-defined]
+        return func
+
+    return declare
 
 
 # ----------------------------------------------------------------------- field types
@@ -132,10 +209,225 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
-class _Model(BaseModel):
-    # strict: YAML already yields real numbers and booleans, so a quoted "10" or a bare
-    # `yes` is a mistake worth reporting rather than coercing.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, ignored_types=(cached_property,))
+class _Model:
+    """A frozen object of a rules file; subclasses declare their fields as pydantic models do.
+
+    Validated through `_schema(cls)`, whose pydantic config is strict: YAML already yields real
+    numbers and booleans, so a quoted "10" or a bare `yes` is a mistake worth reporting rather
+    than coercing; unknown keys are errors."""
+
+    __leadscore_fields__: ClassVar[dict[str, _FieldSpec]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__leadscore_plain__" in cls.__dict__:  # the pydantic model of a plain class
+            return
+        fields: dict[str, _FieldSpec] = {}
+        for base in reversed(cls.__bases__):
+            fields.update(getattr(base, "__leadscore_fields__", {}))
+        for name in cls.__dict__.get("__annotations__", {}):
+            if name.startswith("__"):
+                continue
+            value = cls.__dict__.get(name, _MISSING)
+            fields[name] = value if isinstance(value, _FieldSpec) else _FieldSpec(value)
+            if name in cls.__dict__:
+                delattr(cls, name)  # as in pydantic: a default is not a class attribute
+        cls.__leadscore_fields__ = fields
+
+    def __init__(self, **values: Any) -> None:
+        for name, spec in self.__leadscore_fields__.items():
+            if name in values:
+                value = values.pop(name)
+            elif spec.factory is not None:
+                value = spec.factory()
+            elif spec.default is not _MISSING:
+                value = spec.default
+            else:
+                raise TypeError(f"{type(self).__name__}: {name} is required")
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(values)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__leadscore_fields__)
+
+    def __hash__(self) -> int:
+        return hash((type(self), *(getattr(self, name) for name in self.__leadscore_fields__)))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__leadscore_fields__)
+        return f"{type(self).__name__}({fields})"
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        """Validate a mapping as a rules file holds it; pydantic's `ValidationError` lists the problems."""
+        validated: Self = _plain(_schema(cls).model_validate(data))
+        return validated
+
+    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """The fields as plain data (nested objects as dicts), by field name."""
+        dumped: dict[str, Any] = _dumped(self, exclude_none=exclude_none, json_safe=False)
+        return dumped
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, _Model)
+
+
+@functools.cache
+def _pydantic() -> types.SimpleNamespace:
+    """pydantic, imported when a rules file is validated (never on the pre-validated path)."""
+    import pydantic
+
+    class Base(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    return types.SimpleNamespace(Base=Base, pydantic=pydantic)
+
+
+_SCHEMAS: dict[type[_Model], type[BaseModel]] = {}
+
+
+def _schema(cls: type[_Model]) -> type[BaseModel]:
+    """The pydantic model that validates `cls`: its fields, constraints, defaults and validators."""
+    known = _SCHEMAS.get(cls)
+    if known is not None:
+        return known
+    import typing
+
+    pyd = _pydantic()
+    hints = typing.get_type_hints(cls, include_extras=True)
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                 "__doc__": cls.__doc__, "__annotations__": annotations, "__leadscore_plain__": cls}
+    for name, spec in cls.__leadscore_fields__.items():
+        annotations[name] = _to_pydantic(hints[name])
+        options = dict(spec.constraints)
+        if spec.alias is not None:
+            options["alias"] = spec.alias
+        factory = spec.factory
+        if isinstance(factory, type) and issubclass(factory, _Model):
+            options["default_factory"] = _schema(factory)
+        elif factory is not None:
+            options["default_factory"] = factory
+        elif spec.default is not _MISSING:
+            options["default"] = spec.default
+        if options:
+            namespace[name] = pyd.pydantic.Field(**options)
+    for name in dir(cls):
+        mode = getattr(getattr(cls, name, None), "__leadscore_validator__", None)
+        if mode is not None:
+            namespace[name] = pyd.pydantic.model_validator(mode=mode)(getattr(cls, name))
+    model: type[BaseModel] = type(cls.__name__, (pyd.Base, cls), namespace)
+    _SCHEMAS[cls] = model
+    return model
+
+
+def _to_pydantic(tp: Any) -> Any:
+    if _is_model(tp):
+        return _schema(tp)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is None or origin is Literal:
+        return tp
+    if origin is Annotated:
+        return Annotated[(_to_pydantic(args[0]), *map(_pydantic_metadata, args[1:]))]
+    converted = tuple(_to_pydantic(arg) for arg in args)
+    if origin in (Union, types.UnionType):
+        return Union[converted]  # noqa: UP007
+    return origin[converted]
+
+
+def _pydantic_metadata(meta: Any) -> Any:
+    pydantic = _pydantic().pydantic
+    if isinstance(meta, _FieldSpec):
+        return pydantic.Field(**meta.constraints)
+    if isinstance(meta, AfterValidator):
+        return pydantic.AfterValidator(meta.func)
+    if isinstance(meta, BeforeValidator):
+        return pydantic.BeforeValidator(meta.func)
+    return meta
+
+
+def _plain(value: Any) -> Any:
+    """What pydantic validated, as the plain objects the rest of the code uses."""
+    plain = type(value).__dict__.get("__leadscore_plain__")
+    if plain is not None:
+        out = object.__new__(plain)
+        out.__dict__.update({name: _plain(getattr(value, name)) for name in plain.__leadscore_fields__})
+        return out
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _dumped(value: Any, *, exclude_none: bool = False, json_safe: bool = True) -> Any:
+    if isinstance(value, _Model):
+        fields = ((name, getattr(value, name)) for name in value.__leadscore_fields__)
+        return {name: _dumped(v, exclude_none=exclude_none, json_safe=json_safe)
+                for name, v in fields if not (exclude_none and v is None)}
+    if isinstance(value, list | tuple):
+        return [_dumped(v, exclude_none=exclude_none, json_safe=json_safe) for v in value]
+    if isinstance(value, dict):
+        return {k: _dumped(v, exclude_none=exclude_none, json_safe=json_safe) for k, v in value.items()}
+    if json_safe and isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+_PLANS: dict[type[_Model], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
+
+
+def _plan(cls: type[_Model]) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """How to rebuild each field of `cls` from its pre-validated JSON (from its type hints)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        plan = _PLANS[cls] = tuple((name, _decoder(hints[name])) for name in cls.__leadscore_fields__)
+    return plan
+
+
+def _decoder(tp: Any) -> Callable[[Any], Any] | None:
+    """How to rebuild a value of type `tp` from its pre-validated JSON (None: as it is)."""
+    if _is_model(tp):
+        return functools.partial(_decoded, tp)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        inner = [_decoder(arg) for arg in args if arg is not type(None)]
+        if all(d is None for d in inner):
+            return None
+        if len(inner) == 1:
+            return inner[0]
+        raise TypeError(f"no pre-validated form for {tp}")
+    if origin is list:
+        item = _decoder(args[0])
+        return None if item is None else (lambda v: [x if x is None else item(x) for x in v])
+    if origin is dict:
+        entry = _decoder(args[1])
+        return None if entry is None else (lambda v: {k: x if x is None else entry(x) for k, x in v.items()})
+    if tp is date:
+        return date.fromisoformat
+    return None
+
+
+def _decoded(cls: type[_M], data: dict[str, Any]) -> _M:
+    out = object.__new__(cls)
+    values = out.__dict__
+    for name, decode in _plan(cls):
+        value = data[name]
+        values[name] = value if decode is None or value is None else decode(value)
+    return out
 
 
 # ----------------------------------------------------------------------- conditions
@@ -824,7 +1116,13 @@ def _read_yaml(path: Path, label: str) -> tuple[Any, Any]:
         raise ConfigError(label, "(file)", f"YAML syntax error: {exc}") from None
 
 
-def _load(model: type[_M], path: str | os.PathLike[str]) -> _M:
+def _load(model: type[_M], path: str | os.PathLike[str], *, prevalidated: bool = True) -> _M:
+    """A rules file as `model`: its pre-validated form when `compiled.json` next to it holds
+    one for these exact bytes (and `prevalidated`), else read and validated now."""
+    if prevalidated:
+        found = _prevalidated(model, Path(path))
+        if found is not None:
+            return found
     label = os.fspath(path)
     data, node = _read_yaml(Path(path), label)
     if data is None:
@@ -842,10 +1140,14 @@ def _load(model: type[_M], path: str | os.PathLike[str]) -> _M:
         raise ConfigError(
             label, "version", f"unsupported version {version!r}; this release reads version {FORMAT_VERSION}"
         )
+    from pydantic import ValidationError
+
+    schema = _schema(model)
     try:
-        return model.model_validate(data)
+        validated: _M = _plain(schema.model_validate(data))
     except ValidationError as exc:
-        raise ConfigError(label, errors=_problems(exc, model, node)) from None
+        raise ConfigError(label, errors=_problems(exc, schema, node)) from None
+    return validated
 
 
 def load_scoring(path: str | os.PathLike[str]) -> ScoringConfig:
@@ -856,6 +1158,91 @@ def load_scoring(path: str | os.PathLike[str]) -> ScoringConfig:
 def load_sources(path: str | os.PathLike[str]) -> SourcesConfig:
     """Read and validate a `sources.yaml`; `ConfigError` lists every problem found."""
     return _load(SourcesConfig, path)
+
+
+# ------------------------------------------------------------- the pre-validated form
+#
+# `compiled.json`, next to the rules files (so in the config layer), holds each file's
+# validated form: every key, default and shorthand resolved, keyed by the file's SHA-256 and
+# by the code that validated it (this module and `routing_config`). `python -m
+# leadscore.config validate --write` writes it (every file valid); `validate` alone fails when
+# it is out of date (`make validate-config`, so CI). A function's first
+# invocation then builds its rules from it in a few milliseconds, importing neither pydantic
+# nor yaml; a file edited since (or other code) does not match, and is read and validated as
+# before: slower, never different.
+
+COMPILED_FILE = "compiled.json"
+
+
+@functools.cache
+def _code_digest() -> str:
+    """The validating code: this module and the routing rules' (their source bytes)."""
+    digest = hashlib.sha256()
+    for module in ("config.py", "routing_config.py"):
+        digest.update(Path(__file__).with_name(module).read_bytes())
+    return digest.hexdigest()
+
+
+def _compiled_document(directory: Path) -> dict[str, Any] | None:
+    path = directory / COMPILED_FILE
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _read_compiled(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_compiled(path: Path, mtime_ns: int, size: int) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) and document.get("code") == _code_digest() else None
+
+
+def _prevalidated(model: type[_M], path: Path) -> _M | None:
+    document = _compiled_document(path.parent)
+    if document is None:
+        return None
+    entry = (document.get("files") or {}).get(path.name)
+    if not isinstance(entry, dict) or entry.get("model") != model.__name__:
+        return None
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if entry.get("sha256") != hashlib.sha256(raw).hexdigest():
+        return None
+    return _decoded(model, entry["rules"])
+
+
+def compiled_text(files: Sequence[tuple[Path, _Model]]) -> str:
+    """The text of `compiled.json` for rules files and what validating them gave."""
+    document = {
+        "about": "The validated form of the rules files next to it, which the functions load: written "
+                 "by `python -m leadscore.config validate --write`. Do not edit.",
+        "code": _code_digest(),
+        "files": {
+            path.name: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": type(rules).__name__,
+                        "rules": _dumped(rules)}
+            for path, rules in files
+        },
+    }
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+def write_compiled(directory: Path, files: Sequence[tuple[Path, _Model]]) -> bool:
+    """Write `directory/compiled.json` for these validated files; False when it was up to date."""
+    text = compiled_text(files)
+    path = directory / COMPILED_FILE
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    path.write_text(text, encoding="utf-8")
+    return True
 
 
 @dataclass(frozen=True)
@@ -997,6 +1384,8 @@ def _line_of(node: Any, loc: Loc) -> int | None:
 def _suggestion(model: type[BaseModel], loc: Loc) -> str:
     import difflib
 
+    from pydantic import BaseModel
+
     owner = _type_at(model, loc[:-1])
     if not (isinstance(owner, type) and issubclass(owner, BaseModel)):
         return ""
@@ -1008,6 +1397,8 @@ def _suggestion(model: type[BaseModel], loc: Loc) -> str:
 
 
 def _type_at(tp: Any, loc: Loc) -> Any:
+    from pydantic import BaseModel
+
     for part in loc:
         tp = _strip(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -1071,35 +1462,61 @@ def _short(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m leadscore.config validate [DIR]`: exit 1 when any rules file has errors."""
+    """`python -m leadscore.config validate [DIR] [--write]`: exit 1 when a rules file has errors,
+    or when DIR/compiled.json (the pre-validated form the functions load) is out of date;
+    `--write` (re)writes it."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m leadscore.config", description="Check the rules files.")
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="validate scoring.yaml, sources.yaml and routing.yaml")
+    validate = commands.add_parser("validate", help="validate scoring.yaml, sources.yaml and routing.yaml, "
+                                                    f"and check {COMPILED_FILE}")
     validate.add_argument("dir", nargs="?", help="config directory (default: %(default)s)", default=None)
+    validate.add_argument("--write", action="store_true",
+                          help=f"(re)write {COMPILED_FILE}, the pre-validated rules the functions load")
     args = parser.parse_args(argv)
     directory = Path(args.dir) if args.dir else default_config_dir()
-    from leadscore.routing_config import ROUTING_FILE, load_routing
+    from leadscore.routing_config import ROUTING_FILE, RoutingConfig
 
-    checks: list[tuple[str, Callable[[Path], Any], Callable[[Any], str]]] = [
-        (SCORING_FILE, load_scoring, lambda c: f"{c.rule_count} rules"),
-        (SOURCES_FILE, load_sources, lambda c: f"{len(c.sources)} sources, {len(c.forms)} forms"),
-        (ROUTING_FILE, load_routing, lambda c: f"{len(c.sdrs)} SDRs, {len(c.pools)} pools, "
-                                               f"{len(c.territories)} territories"),
+    checks: list[tuple[str, type[_Model], Callable[[Any], str]]] = [
+        (SCORING_FILE, ScoringConfig, lambda c: f"{c.rule_count} rules"),
+        (SOURCES_FILE, SourcesConfig, lambda c: f"{len(c.sources)} sources, {len(c.forms)} forms"),
+        (ROUTING_FILE, RoutingConfig, lambda c: f"{len(c.sdrs)} SDRs, {len(c.pools)} pools, "
+                                                f"{len(c.territories)} territories"),
     ]
     status = 0
-    for name, loader, summary in checks:
+    valid: list[tuple[Path, _Model]] = []
+    for name, model, summary in checks:
         path = directory / name
         try:
-            loaded = loader(path)
+            loaded = _load(model, path, prevalidated=False)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             status = 1
         else:
+            valid.append((path, loaded))
             print(f"ok: {path} ({summary(loaded)})")
-    return status
+    if status:
+        return status
+    compiled = directory / COMPILED_FILE
+    if args.write:
+        print(f"{'wrote' if write_compiled(directory, valid) else 'up to date:'} {compiled}")
+    elif not compiled.exists():
+        print(f"note: no {compiled}: the functions validate the rules on their first invocation (a slower "
+              f"cold start); `python -m leadscore.config validate --write {directory}` writes it")
+    elif compiled.read_text(encoding="utf-8") != compiled_text(valid):
+        print(f"{compiled}: out of date (the rules files or the code that validates them changed); the functions "
+              f"would validate the rules on their first invocation: run `python -m leadscore.config validate "
+              f"--write {directory}`", file=sys.stderr)
+        return 1
+    else:
+        print(f"up to date: {compiled}")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as `__main__`, a second copy of the module: the routing rules'
+    # classes derive from the real one's, so the command runs there.
+    from leadscore.config import main as _main
+
+    sys.exit(_main())

@@ -16,7 +16,8 @@ Country and region data come from maintained libraries, never a hand list:
 Time zones are checked with `zoneinfo`, which reads the system database (Lambda's Amazon
 Linux has it) and falls back to the `tzdata` package where the system has none.
 
-Pure: no AWS. The country data loads on first use, not at import (cold start).
+Pure: no AWS. The country data loads on first use, not at import; pydantic and yaml only to
+validate: a function loads the validated form kept in `compiled.json` (see `leadscore.config`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
-from pydantic import model_validator as _model_validator
-
 from leadscore.config import (
+    BeforeValidator,
     ConfigError,
+    Field,
     Loc,
     NonEmpty,
     RuleId,
@@ -43,6 +43,7 @@ from leadscore.config import (
     _fail,
     _load,
     _Model,
+    _model_validator,
     _names,
     _num,
     default_config_dir,
@@ -485,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory = Path(args.dir) if args.dir else default_config_dir()
     path = directory / ROUTING_FILE
     try:
-        loaded = load_routing(path)
+        loaded = _load(RoutingConfig, path, prevalidated=False)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
