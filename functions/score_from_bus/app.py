@@ -40,4 +40,7 @@ def lambda_handler(event: dict[str, Any], context: Any, collector: Collector | N
         # Bad input is stored as rejected; raising would only make EventBridge retry it for a day.
         logger.warning("rejected bus event", extra={"id": str(event.get("id"))[:100],
                                                     "field": result.rejected[0].field})
-    return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": len(result.rejected)}
+    answer = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": len(result.rejected)}
+    if result.bots:  # judged a bot by its context.userAgent: only a rejected record with the reason
+        answer["bots"] = result.bots
+    return answer
