@@ -20,11 +20,14 @@ The first invocation (init + config + handle) is held to PRODUCT's 1.5x of the f
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,10 +281,11 @@ def _measure(script: str, cwd: Path) -> dict[str, Any]:
     return result
 
 
-def function_script(code_dir: Path) -> str:
-    """The measured interpreter's program: init, config, then the handler on the function's sample."""
+def function_script(code_dir: Path, *, run_from: Path | None = None, layer: Path = LAYER_DIR) -> str:
+    """The measured interpreter's program: init, config, then the handler on the function's sample
+    (the function's code from `run_from`, a copy of `code_dir`, when given)."""
     event, world = SAMPLES[code_dir.name]()
-    return _FUNCTION_SCRIPT.format(absent=_LAMBDA_ABSENT, code=str(code_dir), layer=str(LAYER_DIR),
+    return _FUNCTION_SCRIPT.format(absent=_LAMBDA_ABSENT, code=str(run_from or code_dir), layer=str(layer),
                                    clients=clients_of(code_dir), watched=WATCHED,
                                    config_getters=config_of(code_dir), event=json.dumps(event),
                                    fake=_FAKE_AWS.format(world=json.dumps(world)))
@@ -328,9 +332,10 @@ def top_imports(code_dir: Path, count: int = 12) -> list[tuple[str, float]]:
     return sorted(top_level, key=lambda row: -row[1])[:count]
 
 
-def measure_function(code_dir: Path, runs: int = 5) -> ColdStart:
+def measure_function(code_dir: Path, runs: int = 5, *, script: str | None = None, label: str | None = None
+                     ) -> ColdStart:
     clients = clients_of(code_dir)
-    script = function_script(code_dir)
+    script = script or function_script(code_dir)
     baseline = _BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=[CLIENTS[c] for c in clients])
     # interleave so that a busy machine disturbs both sides alike
     function_runs, baseline_runs = [], []
@@ -342,7 +347,7 @@ def measure_function(code_dir: Path, runs: int = 5) -> ColdStart:
     if problem:
         raise RuntimeError(f"cold start of {code_dir.name}: the sample event was not handled: {problem}")
     return ColdStart(
-        function=code_dir.name, clients=clients,
+        function=label or code_dir.name, clients=clients,
         function_s=statistics.median(r["init"] for r in function_runs),
         baseline_s=statistics.median(r["init"] for r in baseline_runs),
         config_s=statistics.median(r["config"] for r in function_runs),
@@ -356,7 +361,49 @@ def function_dirs() -> list[Path]:
 
 
 def run_coldstart(runs: int = 5, only: list[str] | None = None) -> list[ColdStart]:
+    """Every function (or `only` these), with the layer's and the functions' bytecode written first,
+    so that every run measures the same thing (see `as_built` for a layer without it)."""
+    for tree in (LAYER_DIR / "leadscore", FUNCTIONS_DIR):
+        compileall.compile_dir(tree, quiet=1)
     return [measure_function(code_dir, runs) for code_dir in function_dirs() if not only or code_dir.name in only]
+
+
+def build_layer(dest: Path) -> Path:
+    """The shared layer as `sam build` makes it, in `dest`: `shared/leadscore` and the
+    distributions of `shared/requirements.txt`, sources only. sam build copies sources without
+    `__pycache__` and extracts wheels without compiling them, and /opt is read-only in Lambda,
+    so every cold start compiles each module of the layer it imports."""
+    from importlib import metadata
+
+    shutil.copytree(LAYER_DIR / "leadscore", dest / "leadscore", ignore=_NO_BYTECODE)
+    for line in (LAYER_DIR / "requirements.txt").read_text().splitlines():
+        name = line.split("#", 1)[0].split("==")[0].strip()
+        if not name:
+            continue
+        dist = metadata.distribution(name)
+        for file in dist.files or ():
+            if file.parts[0] == ".." or "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            source = Path(str(dist.locate_file(file)))
+            if source.is_file():
+                (dest / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest / file)
+    return dest
+
+
+_NO_BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def as_built(function: str = "collect", runs: int = 5) -> ColdStart:
+    """A function's first invocation with its code and the layer as `sam build` ships them today
+    (no bytecode: `build_layer`), against the same floor (the Lambda runtime's boto3 has its
+    bytecode). For information: shipping the layer's bytecode is a build matter."""
+    code_dir = FUNCTIONS_DIR / function
+    with tempfile.TemporaryDirectory(prefix="leadscore-layer-") as tmp:
+        layer = build_layer(Path(tmp) / "python")
+        code = Path(shutil.copytree(code_dir, Path(tmp) / "function" / function, ignore=_NO_BYTECODE))
+        script = function_script(code_dir, run_from=code, layer=layer)
+        return measure_function(code_dir, runs, script=script, label=f"{function} (layer as sam build ships it)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,12 +413,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("functions", nargs="*", help="function folders (default: all)")
     parser.add_argument("--runs", type=int, default=5, help="fresh interpreters per side (5)")
     parser.add_argument("--imports", action="store_true", help="list the heaviest imports of each function")
+    parser.add_argument("--as-built", action="store_true",
+                        help="also each function with the layer as sam build ships it (no bytecode)")
     args = parser.parse_args(argv)
-    print(f"{'function':<16}{'init x':>8}{'first x':>9}   ms: init / config / handle / floor   AWS calls")
+    results = run_coldstart(args.runs, args.functions)
+    if args.as_built:
+        results += [as_built(c.function, args.runs) for c in list(results)]
+    width = max(len(c.function) for c in results) + 2
+    print(f"{'function':<{width}}{'init x':>8}{'first x':>9}   ms: init / config / handle / floor   AWS calls")
     failed = 0
-    for c in run_coldstart(args.runs, args.functions):
+    for c in results:
         failed += c.first_ratio > BUDGET
-        print(f"{c.function:<16}{c.ratio:>8.2f}{c.first_ratio:>9.2f}   "
+        print(f"{c.function:<{width}}{c.ratio:>8.2f}{c.first_ratio:>9.2f}   "
               f"{c.function_s * 1000:.0f} / {c.config_s * 1000:.0f} / {c.handle_s * 1000:.0f} / "
               f"{c.baseline_s * 1000:.0f}   {' '.join(c.calls)}   loaded: {', '.join(c.loaded) or '-'}")
         if args.imports:
