@@ -33,6 +33,11 @@ def lambda_handler(event: dict[str, Any], context: Any, api: IngestApi | None = 
                         ("RequestsUnauthorized", counters.unauthorized)):
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if counters.bots:
+        # the sender still got its GIF, redirect or 200; the log and the rejected item say why
+        reason = (response.get("headers") or {}).get("x-leadscore-not-scored") or "bot user agent"
+        logger.info("not scored: judged a bot", extra={"route": event.get("routeKey"), "bots": counters.bots,
+                                                       "reason": reason[:300]})
     if counters.rejected:
         # field names only: reasons and bodies may carry personal data (kept in the rejected item)
         logger.info("rejected input", extra={"route": event.get("routeKey"), "fields": counters.fields[:10]})

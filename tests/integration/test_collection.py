@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import EMAIL_KEY, PRODUCT_KEY, WEB_KEY, Pipeline, vp_identify
 from tests.support.apigw import decode_body, form_event, http_event, json_body
 
@@ -281,11 +283,15 @@ class TestPixel:
         response = pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "uid": "u"})
         assert response["statusCode"] == 200 and len(decode_body(response)) == 43
 
-    def test_bots_are_recorded_not_scored(self, pipeline: Pipeline) -> None:
+    def test_bots_are_recorded_not_scored(self, pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
         googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-        pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "uid": "u-bot", "url": "https://x.com/pricing"},
-                      user_agent=googlebot)
+        response = pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "uid": "u-bot",
+                                                                "url": "https://x.com/pricing"}, user_agent=googlebot)
         pipeline.settle()
+        # the GIF still goes out; the function's log says why nothing was scored
+        assert response["statusCode"] == 200 and len(decode_body(response)) == 43
+        (logged,) = [r for r in caplog.records if r.getMessage() == "not scored: judged a bot"]
+        assert 'matched "Googlebot"' in logged.__dict__["reason"]
         # recorded as rejected with the reason (what crawlerdetect matched), never as an event
         assert _events_stored(pipeline) == []
         (record,) = _rejected(pipeline)
