@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import functools
 import json
 import os
 import shutil
@@ -415,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imports", action="store_true", help="list the heaviest imports of each function")
     parser.add_argument("--as-built", action="store_true",
                         help="also each function with the layer as sam build ships it (no bytecode)")
+    parser.add_argument("--sample", action="append", default=[], metavar="FUNCTION=EVENT",
+                        help="another sample for a function, from events/EVENT.json (collect=collect-identify)")
     args = parser.parse_args(argv)
+    for choice in args.sample:
+        function, _, name = choice.partition("=")
+        SAMPLES[function] = functools.partial(lambda n: (_sample(n), {}), name)
     results = run_coldstart(args.runs, args.functions)
     if args.as_built:
         results += [as_built(c.function, args.runs) for c in list(results)]
