@@ -1176,10 +1176,14 @@ COMPILED_FILE = "compiled.json"
 
 @functools.cache
 def _code_digest() -> str:
-    """The validating code: this module and the routing rules' (their source bytes)."""
+    """The validating code: this module and the routing rules' (their source bytes; "" when
+    they cannot be read, which no compiled.json matches)."""
     digest = hashlib.sha256()
-    for module in ("config.py", "routing_config.py"):
-        digest.update(Path(__file__).with_name(module).read_bytes())
+    try:
+        for module in ("config.py", "routing_config.py"):
+            digest.update(Path(__file__).with_name(module).read_bytes())
+    except OSError:
+        return ""
     return digest.hexdigest()
 
 
@@ -1198,7 +1202,8 @@ def _read_compiled(path: Path, mtime_ns: int, size: int) -> dict[str, Any] | Non
         document = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
-    return document if isinstance(document, dict) and document.get("code") == _code_digest() else None
+    code = _code_digest()
+    return document if isinstance(document, dict) and code and document.get("code") == code else None
 
 
 def _prevalidated(model: type[_M], path: Path) -> _M | None:
