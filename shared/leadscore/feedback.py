@@ -31,10 +31,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
-
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from leadscore.http import HttpError, Request, json_response, parse_json
 from leadscore.read import feedback_view
@@ -58,14 +56,50 @@ FITS: dict[str, tuple[str, ...]] = {
 }
 
 
-class FeedbackBody(BaseModel):
-    """The request body (strict JSON types; unknown keys are refused so a typo is not lost)."""
+MAX_SDR = 256
+MAX_NOTE = 2000
 
-    model_config = ConfigDict(extra="forbid", strict=True)
 
-    outcome: Literal["accepted", "not_ready", "disqualified", "reset"]
-    sdr: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+@dataclass(frozen=True)
+class FeedbackBody:
+    """The request body: `outcome` (one of OUTCOMES), `sdr` (1-256 characters, trimmed), `note`
+    (at most 2,000 characters, optional). Strict JSON types; unknown keys are refused, so a
+    typo is not lost. Checked by hand (`from_json`): three fields do not need pydantic's
+    import on a function's first invocation."""
+
+    outcome: str
+    sdr: str
+    note: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeedbackBody:
+        """The body, or HttpError 400 naming the first field in error (fields in order, then
+        unknown keys)."""
+        def refuse(field: str, reason: str) -> HttpError:
+            return HttpError(400, "invalid_feedback", f"{field}: {reason}", field=field)
+
+        outcome = data.get("outcome")
+        if outcome is None:
+            raise refuse("outcome", f"required, one of {', '.join(OUTCOMES)}")
+        if not isinstance(outcome, str) or outcome not in OUTCOMES:
+            raise refuse("outcome", f"must be one of {', '.join(OUTCOMES)}")
+        sdr = data.get("sdr")
+        if sdr is None:
+            raise refuse("sdr", "required: the SDR giving the feedback")
+        if not isinstance(sdr, str):
+            raise refuse("sdr", "must be a string")
+        sdr = sdr.strip()
+        if not 1 <= len(sdr) <= MAX_SDR:
+            raise refuse("sdr", f"must be 1 to {MAX_SDR} characters")
+        note = data.get("note")
+        if note is not None and not isinstance(note, str):
+            raise refuse("note", "must be a string or null")
+        if note is not None and len(note) > MAX_NOTE:
+            raise refuse("note", f"must be at most {MAX_NOTE} characters")
+        unknown = [key for key in data if key not in ("outcome", "sdr", "note")]
+        if unknown:
+            raise refuse(str(unknown[0]), "unknown field (outcome, sdr, note)")
+        return cls(outcome=outcome, sdr=sdr, note=note)
 
 
 class FeedbackConflict(Exception):
@@ -146,17 +180,7 @@ def parse_body(raw: bytes) -> FeedbackBody:
     data = parse_json(raw)
     if not isinstance(data, dict):
         raise HttpError(400, "invalid_feedback", "body: send a JSON object", field="body")
-    try:
-        return FeedbackBody.model_validate(data)
-    except ValidationError as problem:
-        error = problem.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        reason = error["msg"]
-        if error["type"] == "literal_error":
-            reason = f"must be one of {', '.join(OUTCOMES)}"
-        elif error["type"] == "extra_forbidden":
-            reason = "unknown field (outcome, sdr, note)"
-        raise HttpError(400, "invalid_feedback", f"{field}: {reason}", field=field) from None
+    return FeedbackBody.from_json(data)
 
 
 class FeedbackApi:
