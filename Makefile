@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test test-fast lint typecheck validate-config validate-template check build demo bench serve replay inbox
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve replay inbox
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -66,8 +66,11 @@ lint: install ## ruff
 typecheck: install ## mypy on the layer, local/ and bench/ (pyproject.toml lists them)
 	$(PY) -m mypy
 
-validate-config: install ## the shipped rules files
+validate-config: install ## the shipped rules files, and that config/compiled.json is up to date with them
 	$(PY) -m leadscore.config validate config
+
+config: install ## after editing config/*.yaml: validate the rules files and write config/compiled.json
+	$(PY) -m leadscore.config validate --write config
 
 validate-template: install ## sam validate --lint and cfn-lint
 	$(SAM) validate --lint --template-file template.yaml --region $(AWS_DEFAULT_REGION)

@@ -1511,8 +1511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"cold start); `python -m leadscore.config validate --write {directory}` writes it")
     elif compiled.read_text(encoding="utf-8") != compiled_text(valid):
         print(f"{compiled}: out of date (the rules files or the code that validates them changed); the functions "
-              f"would validate the rules on their first invocation: run `python -m leadscore.config validate "
-              f"--write {directory}`", file=sys.stderr)
+              f"would validate the rules on their first invocation: run `make config` (`python -m "
+              f"leadscore.config validate --write {directory}`)", file=sys.stderr)
         return 1
     else:
         print(f"up to date: {compiled}")

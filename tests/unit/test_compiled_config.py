@@ -33,7 +33,7 @@ def copy_of_shipped(tmp_path: Path) -> Path:
 
 def test_the_shipped_compiled_json_is_up_to_date() -> None:
     assert (SHIPPED / COMPILED_FILE).read_text(encoding="utf-8") == config.compiled_text(validated(SHIPPED)), (
-        "config/compiled.json is stale: run `PYTHONPATH=shared python -m leadscore.config validate --write config`")
+        "config/compiled.json is stale: run `make config`")
 
 
 @pytest.mark.parametrize(("name", "model"), FILES)
