@@ -185,8 +185,9 @@ def coldstart_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
                 rows.append(Row(s, f"  {c.function}: import {name} (cumulative ms)", ms))
     rows.append(Row(s, "first invocation: loading the rules files (ms, median)",
                     1000 * sorted(c.config_s for c in results)[len(results) // 2]))
-    shipped = as_built("collect", args.coldstart_runs)  # no bytecode in the layer: a build matter, shown
-    rows.append(Row(s, "collect: first invocation with the layer as sam build ships it (no .pyc) vs boto3",
+    shipped = as_built("collect", args.coldstart_runs)  # why `make build` ships the layer's bytecode
+    rows.append(Row(s, "collect: first invocation, layer without bytecode (a plain sam build; make build "
+                       "compiles it) vs boto3",
                     shipped.first_ratio))
     raw["coldstart"] = [asdict(c) | {"ratio": c.ratio, "first_ratio": c.first_ratio} for c in [*results, shipped]]
     return rows
