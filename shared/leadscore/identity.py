@@ -11,12 +11,9 @@ import hashlib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from leadscore.model import InvalidMessage
-
-if TYPE_CHECKING:
-    from tldextract import TLDExtract
 
 EmailDomainType = Literal["corporate", "free", "disposable"]
 
@@ -56,12 +53,78 @@ def email_domain(email: str | None) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _extractor() -> TLDExtract:
-    import tldextract
+def _suffix_rules() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The ICANN section of the Public Suffix List as the `tldextract` package ships it (its
+    bundled snapshot, read without importing tldextract, whose import pulls in `requests`
+    for fetching fresh lists: some 40 ms of a cold start this never needs). Returns the
+    exact rules, the wildcard rules (`*.ck` kept as `ck`) and the exceptions (`!www.ck`
+    kept as `www.ck`). Private domains (`github.io`, ...) are not suffixes here, as in
+    tldextract's default."""
+    from importlib.util import find_spec
 
-    # No suffix list URLs and no cache dir: the bundled snapshot is the only source, so
-    # Lambda (read-only file system, no egress) never fetches and never writes a file.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+    spec = find_spec("tldextract")  # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the tldextract package (its Public Suffix List snapshot) is not installed")
+    path = f"{next(iter(spec.submodule_search_locations))}/.tld_set_snapshot"
+    exact, wildcard, exception = set(), set(), set()
+    with open(path, encoding="utf-8") as snapshot:
+        for line in snapshot:
+            if "===END ICANN DOMAINS===" in line:
+                break
+            rule = line.strip().split(" ", 1)[0].lower()
+            if not rule or rule.startswith("//"):
+                continue
+            if rule.startswith("!"):
+                exception.add(rule[1:])
+            elif rule.startswith("*."):
+                wildcard.add(rule[2:])
+            else:
+                exact.add(rule)
+    return frozenset(exact), frozenset(wildcard), frozenset(exception)
+
+
+def _public_suffix_labels(labels: list[str]) -> int:
+    """How many trailing labels are the public suffix (0: no rule knows the top level).
+    Longest match wins; an exception rule's suffix is the rule without its first label."""
+    exact, wildcard, exception = _suffix_rules()
+    for start in range(len(labels)):
+        candidate = ".".join(labels[start:])
+        size = len(labels) - start
+        if candidate in exception:
+            return size - 1
+        if candidate in exact or (size > 1 and ".".join(labels[start + 1:]) in wildcard):
+            return size
+    return 0
+
+
+def _unicode_label(label: str) -> str:
+    # The list spells IDN suffixes in Unicode; hosts may arrive in punycode.
+    if label.startswith("xn--"):
+        try:
+            return label.encode("ascii").decode("idna")
+        except UnicodeError:
+            return label
+    return label
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _host_of(value: str) -> str:
+    """The host of a URL, host name or `host:port`, as a browser would read it."""
+    slashes = value.find("//")
+    if slashes == 0:
+        value = value[2:]
+    elif slashes > 1 and value[slashes - 1] == ":" and _SCHEME.match(value[:slashes]):
+        value = value[slashes + 2:]
+    authority = value.partition("/")[0].partition("?")[0].partition("#")[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):  # an IPv6 literal: never a registrable domain
+        return ""
+    host = host.partition(":")[0].strip()
+    for dot in ("\u3002", "\uff0e", "\uff61"):  # ideographic and full-width full stops
+        host = host.replace(dot, ".")
+    return host.rstrip(".")
 
 
 def _to_ascii(domain: str) -> str:
@@ -79,10 +142,11 @@ def _to_ascii(domain: str) -> str:
 def _registrable(value: str) -> str | None:
     if "@" in value and "://" not in value:
         value = value.rsplit("@", 1)[1]
-    parts = _extractor()(value)
-    if not parts.domain or not parts.suffix:
-        return None
-    return _to_ascii(f"{parts.domain}.{parts.suffix}")
+    labels = _host_of(value).split(".")
+    suffix = _public_suffix_labels([_unicode_label(label) for label in labels])
+    if suffix == 0 or suffix >= len(labels) or not labels[-suffix - 1]:
+        return None  # an unknown top level (an IP address, `localhost`), or a suffix itself
+    return _to_ascii(".".join(labels[-suffix - 1:]))
 
 
 def registrable_domain(value: str | None) -> str | None:

