@@ -121,6 +121,20 @@ def light_transaction_backups() -> Iterator[None]:
 
 
 @contextmanager
+def quiet_handlers() -> Iterator[None]:
+    """The handlers' INFO lines would drown the table; whatever runs after a bench (the tests)
+    gets its log level back."""
+    from leadscore.observability import logger  # after the handlers: its Metrics reads their environment
+
+    level = logger.log_level
+    logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
 def metered_stack() -> Iterator[Bench]:
     """A fresh moto world holding template.yaml's resources, with the meter attached."""
     from moto import mock_aws
@@ -145,11 +159,9 @@ def metered_stack() -> Iterator[Bench]:
                 table = runtime.store().table_name
             for logical_id in stack.functions:  # import the handlers before anything is measured
                 stack.module(logical_id)
-            from leadscore.observability import logger
-
-            logger.setLevel("WARNING")  # the handlers' INFO lines would drown the table
-            meter = Meter(stack, store_client, events_client, table)
-            meter.watch_sqs(sqs_client)
-            yield Bench(stack, meter, table)
+            with quiet_handlers():
+                meter = Meter(stack, store_client, events_client, table)
+                meter.watch_sqs(sqs_client)
+                yield Bench(stack, meter, table)
         finally:
             runtime.reset()

@@ -1,10 +1,24 @@
-"""What the e2e tests expect of the VP journey the SDK tests send (shared by both SDKs)."""
+"""The VP journey the Python SDK tests send (Segment's and RudderStack's clients share the
+same calls) and what the e2e tests expect of it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from local.serve_client import LocalServer, breakdown_points
+
+
+def journey(client: Any, user: str, domain: str) -> None:
+    """A VP of Sales at a 200-employee US software company reads pricing and clicks the demo link."""
+    client.identify(user, {
+        "email": f"jo@{domain}", "title": "VP Sales",
+        "company": {"name": "Acme", "industry": "Software", "employee_count": 200},
+        "address": {"country": "US"},
+    })
+    client.track(user, "Demo Link Clicked", {"link": "https://example.org/demo"})
+    client.page(user, "Marketing", "Pricing", {"url": f"https://www.{domain}/pricing", "path": "/pricing"})
+    client.group(user, f"grp-{domain}", {"website": f"https://www.{domain}", "name": "Acme",
+                                         "industry": "Software", "employees": 200})
 
 
 def assert_scored(server: LocalServer, rules: Any, user: str, domain: str) -> None:

@@ -16,7 +16,7 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from local.serve_client import WEB_KEY, LocalServer, breakdown_points
-from tests.e2e.journey import assert_scored
+from tests.e2e.journey import assert_scored, journey
 
 pytestmark = pytest.mark.slow
 
@@ -59,19 +59,6 @@ def client_of(server: LocalServer, errors: Errors) -> Iterator[Any]:
     for client in made:
         if not client.sync_mode:
             client.shutdown()
-
-
-def journey(client: Client, user: str, domain: str) -> None:
-    """A VP of Sales at a 200-employee US software company reads pricing and clicks the demo link."""
-    client.identify(user, {
-        "email": f"jo@{domain}", "title": "VP Sales",
-        "company": {"name": "Acme", "industry": "Software", "employee_count": 200},
-        "address": {"country": "US"},
-    })
-    client.track(user, "Demo Link Clicked", {"link": "https://example.org/demo"})
-    client.page(user, "Marketing", "Pricing", {"url": f"https://www.{domain}/pricing", "path": "/pricing"})
-    client.group(user, f"grp-{domain}", {"website": f"https://www.{domain}", "name": "Acme",
-                                         "industry": "Software", "employees": 200})
 
 
 def test_sync_mode_identify_track_page_group(server: LocalServer, client_of: Any, errors: Errors, rules: Any) -> None:
