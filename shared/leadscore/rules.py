@@ -59,6 +59,8 @@ class RuleLedger:
 
     def total(self) -> float:
         """Points credited, before decay."""
+        if not self.touches:  # most ledgers a cap check reads: no generator to build
+            return self.base
         return self.base + sum(p for _, p in self.touches)
 
 
@@ -359,7 +361,10 @@ def _bucket_points(rule: EngagementRule, visits: int) -> float:
 
 
 def _bucket(buckets: Sequence[Bucket], x: float) -> Bucket | None:
-    return next((b for b in buckets if b.contains(x)), None)
+    for bucket in buckets:  # a loop, not next(genexpr): this runs on every page view
+        if bucket.contains(x):
+            return bucket
+    return None
 
 
 # --------------------------------------------------------------------------- merge
