@@ -253,7 +253,7 @@ def _event_matches(when: When, event: TrackingEvent, haystack: str | None = None
 def _credit(cfg: ScoringConfig, ledger: RuleLedger, rule: EngagementRule, t: float, points: float) -> float:
     """Credit `points` at `t` honouring the rule's limit and cap; what was credited."""
     limit = rule.limit
-    if limit is not None:
+    if limit is not None and ledger.recent:  # (no recent hits: nothing to count, the usual case)
         window = limit.per_days * DAY
         ledger.recent = [x for x in ledger.recent if x > t - window]
         if sum(1 for x in ledger.recent if abs(x - t) < window) >= limit.max:
