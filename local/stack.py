@@ -60,6 +60,27 @@ UNBOUNDED_RETRY_CAP = 20
 LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 _INVOKE_LOCK = threading.RLock()
+_STREAM_APPEND_LOCK = threading.Lock()
+
+
+def serialize_stream_appends() -> None:
+    """moto numbers a stream record by the shard's length when it appends it, so two threads
+    writing at once (collect puts a batch's events in parallel; `make serve` answers requests
+    on several threads) can give two records the same sequence number, and a reader asking
+    for what follows the last one is handed the tail again, forever. DynamoDB numbers them
+    strictly; so does moto once its appends take turns (idempotent, for this process)."""
+    from moto.dynamodb.models.table import StreamShard
+
+    if getattr(StreamShard.add, "_serialized", False):
+        return
+    append = StreamShard.add
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        with _STREAM_APPEND_LOCK:
+            append(self, old, new)
+
+    add._serialized = True  # type: ignore[attr-defined]
+    StreamShard.add = add  # type: ignore[method-assign]
 
 
 class TemplateError(RuntimeError):
@@ -263,6 +284,7 @@ class TemplateStack:
         parameters: Mapping[str, Any] | None = None,
     ) -> TemplateStack:
         """Create the template's resources in the active moto (or at `endpoint_url`)."""
+        serialize_stream_appends()
         path = Path(template_path)
         if not path.is_absolute():
             path = (REPO_ROOT / path) if not path.exists() else path.resolve()
@@ -788,11 +810,14 @@ class TemplateStack:
             args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
         iterator = streams.get_shard_iterator(**args)["ShardIterator"]
         records: list[dict[str, Any]] = []
+        last = int(after) if after is not None else -1
         while iterator:
             page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            if not page["Records"]:
+            fresh = [r for r in page["Records"] if int(r["dynamodb"]["SequenceNumber"]) > last]
+            if not fresh:  # the end (or a page that does not move on: never loop on it)
                 break
-            records.extend(page["Records"])
+            records.extend(fresh)
+            last = int(fresh[-1]["dynamodb"]["SequenceNumber"])
             iterator = page.get("NextShardIterator")
         return records
 
