@@ -8,6 +8,8 @@ PRODUCT "Routing semantics", Feedback:
   included, valued as of now) becomes its baseline: it qualifies again only when its score
   minus that baseline crosses `sdr_ready` (accounts.next_state), i.e. with new engagement.
   Its SDR stays on the account, so a re-qualification goes back to them (sticky ownership).
+  It is due on the routing index when the cooldown ends: the routing pass values it again
+  then (router `_after_cooldown`), so engagement earned during the cooldown counts at once.
 - `disqualified` parks any account (`disqualified`: scored, never routed) until `reset`.
 - `reset` returns a `disqualified` account to `below_threshold`, forgets any cooldown and
   baseline, and re-evaluates it at once (it may be SDR-ready again: a new cycle).
@@ -36,7 +38,7 @@ from urllib.parse import unquote
 
 from leadscore.http import HttpError, Request, json_response, parse_json
 from leadscore.read import feedback_view
-from leadscore.records import Account, Feedback, VersionConflict, utc_text
+from leadscore.records import Account, Feedback, RoutingStatus, VersionConflict, utc_text
 
 if TYPE_CHECKING:
     from leadscore.config import ScoringConfig
@@ -149,7 +151,10 @@ def apply_feedback(scoring: ScoringConfig, routing: RoutingConfig, account: Acco
     elif body.outcome == "not_ready":
         card = account_card(scoring, effective_traits(account.traits), account.entries, now)
         until = utc_text(now + timedelta(days=float(routing.cooldown_days)))
-        new.state, new.routing, new.cooldown_until = "recycled", routing_done, until
+        # due on the routing index when the cooldown ends: the routing pass then values the
+        # account again, so engagement earned meanwhile qualifies it without waiting for an event
+        new.state, new.cooldown_until = "recycled", until
+        new.routing = replace(routing_done or RoutingStatus(), due_at=until)
         new.engagement_baseline = round(card.engagement + card.bonus, 2)
         new.state_why = (f"{who}: engagement so far ({new.engagement_baseline:g}) no longer counts; "
                          f"cooldown until {until}")

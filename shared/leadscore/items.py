@@ -556,15 +556,20 @@ def account_item(account: Account) -> Item:
         "ver": account.version,
         "upd": account.updated_at,
     }
-    due = route_due_of(account.state, account.routing)
+    due = route_due_of(account.state, account.routing, account.cooldown_until)
     item["due_pk"], item["due_at"] = (ROUTE_DUE, due) if due else (None, None)
     return {name: value for name, value in item.items() if value is not None}
 
 
-def route_due_of(state: str | None, routing: RoutingStatus | None) -> str | None:
-    """When the routing pass looks at an account: only while it is `sdr_ready` or `routed`
-    (so an account that leaves those states leaves the index with its next write)."""
-    return routing.due_at if routing is not None and state in ROUTE_DUE_STATES else None
+def route_due_of(state: str | None, routing: RoutingStatus | None, cooldown_until: str | None = None) -> str | None:
+    """When the routing pass looks at an account: while it is `sdr_ready` or `routed`, and
+    while it is `recycled` by a `not_ready` (its cooldown's end), so an account that leaves
+    those states leaves the index with its next write."""
+    if routing is None:
+        return None
+    if state in ROUTE_DUE_STATES or (state == "recycled" and cooldown_until):
+        return routing.due_at
+    return None
 
 
 def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Account:

@@ -69,7 +69,7 @@ class RouteOutcome:
     account_id: str
     cycle: int | None
     status: str
-    """routed | rerouted | already_routed | waiting | not_due | skipped"""
+    """routed | rerouted | already_routed | waiting | not_due | requalified | skipped"""
     sdr: str | None = None
     attempt: int | None = None
     detail: str | None = None
@@ -189,11 +189,44 @@ class Router:
                 return self._reroute(account)
             return RouteOutcome(account_id, cycle, "already_routed", (account.sdr or {}).get("id"),
                                 status.attempt if status else None)
+        if sla and account.state == "recycled":  # (the index does not project the cooldown)
+            return self._after_cooldown(account_id, cycle)
         if sla and account.routing is not None and account.routing.due_at:
             # left sdr_ready / routed (accepted, recycled...) while on the index: take it off
             self.store.save_routing_status(replace(account, routing=replace(account.routing, due_at=None)),
                                            expected_state=str(account.state))
         return RouteOutcome(account_id, cycle, "skipped", detail=f"state {account.state}")
+
+    def _after_cooldown(self, account_id: str, cycle: int) -> RouteOutcome:
+        """A `not_ready` account whose cooldown ended: valued again as of now (the index's
+        copy is partial: the whole account is read first). Engagement earned since the
+        feedback, net of its baseline, may qualify it: `sdr_ready` in a new cycle, written
+        with a version check; the stream then says `Account SDR Ready` and the route
+        function sends it back to its SDR. Otherwise it leaves the index until an event
+        re-scores it."""
+        from leadscore.accounts import rescore_account
+
+        account, _ = self.store.load_routing(account_id, cycle)
+        if account is None or account.state != "recycled":
+            return RouteOutcome(account_id, cycle, "skipped", detail="no longer recycled")
+        if not account.cooldown_until:  # recycled by its score while on the index: take it off
+            off = replace(account, routing=replace(account.routing or RoutingStatus(), due_at=None))
+            self.store.save_routing_status(off, expected_state="recycled")
+            return RouteOutcome(account_id, cycle, "skipped", detail="state recycled")
+        if account.cooldown_until > utc_text(self.now):
+            return RouteOutcome(account_id, cycle, "not_due", detail=f"cooldown until {account.cooldown_until}")
+        rescored = replace(account, entries=list(account.entries), traits=dict(account.traits),
+                           extra=dict(account.extra))
+        rescore_account(self.scoring, rescored, self.now)
+        if rescored.state == "sdr_ready":
+            rescored.version = int(account.version or 0) + 1
+            rescored.updated_at = utc_text(self.now)
+            self.store.save_account(rescored, account.version)
+            return RouteOutcome(account_id, int(rescored.cycle or 0), "requalified",
+                                (account.sdr or {}).get("id"), detail=rescored.state_why)
+        off = replace(account, routing=replace(account.routing or RoutingStatus(), due_at=None))
+        self.store.save_routing_status(off, expected_state="recycled")
+        return RouteOutcome(account_id, cycle, "skipped", detail="cooldown over, not SDR-ready")
 
     # ------------------------------------------------------------------ choosing
 

@@ -2,10 +2,12 @@
 
 Waiting accounts are routed once someone is available, accounts whose SLA ran out are
 re-routed to the pool's next SDR (same cycle, a new message, `Routing SLA Breached` from the
-stream), and accounts that became SDR-ready a while ago without being routed (a lost event)
-are routed. The index projects what the router needs, so the pass reads one item per
-account due, plus each pool's counter and daily counts once per run (the router keeps them
-up to date with its own writes). Never a scan.
+stream), accounts that became SDR-ready a while ago without being routed (a lost event)
+are routed, and accounts recycled by `not_ready` are valued again when their cooldown ends
+(SDR-ready again, a new cycle, when engagement earned since crosses the threshold). The
+index projects what the router needs, so the pass reads one item per account due (three for
+a cooldown's end: the whole account), plus each pool's counter once per run (the router keeps
+it up to date with its own writes). Never a scan.
 
 One account at a time: the pool's counter serializes a pool anyway (parallel transactions
 on it would only conflict), so at most one transaction is in flight. The
@@ -29,6 +31,7 @@ class PassResult:
     rerouted: int = 0
     waiting: int = 0
     already_routed: int = 0
+    requalified: int = 0  # a not_ready account SDR-ready again at the end of its cooldown
     not_due: int = 0
     skipped: int = 0
     conflicts: int = 0

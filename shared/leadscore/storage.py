@@ -493,7 +493,7 @@ class Store:
     def _account_routing_update(self, account: Account, expected_state: str) -> dict[str, Any]:
         """The Update of an account's routing fields (state, sdr, rt, stateWhy, due time),
         conditioned on the state and cycle read; bumps `ver`."""
-        due = route_due_of(account.state, account.routing)
+        due = route_due_of(account.state, account.routing, account.cooldown_until)
         sets: dict[str, Any] = {"state": account.state, "stateWhy": account.state_why, "upd": account.updated_at,
                                 "stateAt": account.state_at, "sdr": account.sdr,
                                 "rt": routing_doc(account.routing) if account.routing is not None else None}

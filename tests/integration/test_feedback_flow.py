@@ -107,12 +107,42 @@ class TestNotReady:
         assert "engagementBaseline" not in account and "cooldownUntil" not in account
         assert [f["outcome"] for f in account["feedback"]] == ["not_ready"]
 
+    def test_engagement_during_the_cooldown_requalifies_it_when_the_cooldown_ends_without_a_new_event(
+            self, pipeline: Pipeline) -> None:
+        qualify(pipeline)
+        pipeline.settle()
+        routed_messages(pipeline)
+        assert feedback(pipeline, {"outcome": "not_ready", "sdr": "maya"})[0] == 200
+        pipeline.advance(days=5)
+        new_engagement(pipeline, "li")  # enough net of the baseline, but cooling down
+        pipeline.settle()
+        assert pipeline.account("acmetech.io")["state"] == "recycled"
+        # the routing pass before the cooldown's end finds nothing due
+        pipeline.advance(days=20)
+        assert pass_(pipeline)["due"] == 0
+        # the first pass after it values the account again: SDR-ready, cycle 2, back to maya
+        pipeline.advance(days=6)
+        result = pass_(pipeline)
+        assert (result["due"], result["requalified"]) == (1, 1), result
+        pipeline.settle()
+        (message,) = routed_messages(pipeline)
+        assert message["group"] == "maya" and message["dedup"] == "acmetech.io#2"
+        account = pipeline.account("acmetech.io")
+        assert (account["state"], account["cycle"], account["sdr"]["id"]) == ("routed", 2, "maya")
+        assert len(pipeline.bus("Account SDR Ready")) == 2
+        assert pass_(pipeline)["requalified"] == 0  # once
+
     def test_old_engagement_alone_never_requalifies_it(self, pipeline: Pipeline) -> None:
         qualify(pipeline)
         pipeline.settle()
         routed_messages(pipeline)
         assert feedback(pipeline, {"outcome": "not_ready", "sdr": "maya"})[0] == 200
         pipeline.advance(days=31)
+        # the pass at the cooldown's end values it again: not enough new engagement, and it
+        # leaves the routing index (the next pass finds nothing)
+        result = pass_(pipeline)
+        assert (result["due"], result["requalified"], result["skipped"]) == (1, 0, 1), result
+        assert pass_(pipeline)["due"] == 0
         page_view(pipeline, "u-0", path="/blog")  # the same contact again, nothing new scored much
         pipeline.settle()
         assert pipeline.account("acmetech.io")["state"] == "recycled"

@@ -98,7 +98,8 @@ class TestOutcomes:
         assert answer["state"] == "recycled" and answer["cooldownUntil"] == "2026-12-23T10:00:00Z"
         account = store.accounts["acme.com"]
         assert account.engagement_baseline == card.engagement + card.bonus == 75
-        assert account.routing is not None and account.routing.due_at is None
+        # no SLA any more; due on the routing index when the cooldown ends (valued again then)
+        assert account.routing is not None and account.routing.due_at == account.cooldown_until
         # the same engagement, after the cooldown: still recycled (it no longer counts)
         later = NOW + timedelta(days=31)
         rescore_account(config.scoring, account, later)
