@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.meter import Meter
 from local.apigw import http_event
-from local.env import LOCAL_AWS_ENV
+from local.env import LOCAL_AWS_ENV, quiet_handlers
 
 if TYPE_CHECKING:
     from local.stack import TemplateStack
@@ -118,20 +118,6 @@ def light_transaction_backups() -> Iterator[None]:
         yield
     finally:
         models.DynamoDBBackend.transact_write_items = original_method  # type: ignore[method-assign]
-
-
-@contextmanager
-def quiet_handlers() -> Iterator[None]:
-    """The handlers' INFO lines would drown the table; whatever runs after a bench (the tests)
-    gets its log level back."""
-    from leadscore.observability import logger  # after the handlers: its Metrics reads their environment
-
-    level = logger.log_level
-    logger.setLevel("WARNING")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextmanager

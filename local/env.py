@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 #: Fake credentials and a fixed region: local runs never talk to AWS.
 LOCAL_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -24,3 +27,18 @@ def drop_disabled_metrics() -> None:
     from leadscore.observability import metrics
 
     metrics.clear_metrics()
+
+
+@contextmanager
+def quiet_handlers() -> Iterator[None]:
+    """The handlers log warnings only meanwhile (their INFO lines would drown a bench table or
+    a fuzz report); whatever runs afterwards gets its log level back. Import the handlers
+    first: Powertools' Metrics reads the functions' environment when it is made."""
+    from leadscore.observability import logger
+
+    level = logger.log_level
+    logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from local.serve_client import REPO_ROOT, LocalServer
+from tests.e2e.journey import Errors
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,18 @@ def server() -> Iterator[LocalServer]:
     """The local stack for this module's tests (its own process, free ports)."""
     with LocalServer.running() as local:
         yield local
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDKs and urllib honour machine proxies: keep 127.0.0.1 direct."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def errors() -> Errors:
+    """What a Python SDK reported through `on_error` during the test."""
+    return Errors()
 
 
 @pytest.fixture

@@ -3,9 +3,23 @@ same calls) and what the e2e tests expect of it."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from local.serve_client import LocalServer, breakdown_points
+
+
+@dataclass
+class Errors:
+    """What a Python SDK reports through `on_error`."""
+
+    seen: list[tuple[BaseException, list[dict[str, Any]]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, error: BaseException, batch: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.seen.append((error, batch))
 
 
 def journey(client: Any, user: str, domain: str) -> None:

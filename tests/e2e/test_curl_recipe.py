@@ -48,7 +48,8 @@ def run_as_written(block: str, api: str) -> str:
 @pytest.fixture(scope="module")
 def curl_version() -> str:
     if shutil.which("curl") is None:
-        pytest.skip("curl is not installed: the README's curl recipes cannot be run as written")
+        pytest.fail("curl is not installed: the README's curl recipes cannot be run as written "
+                    "(apt-get install curl; .ci/run installs it)")
     version = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
     print(f"\ncurl {version} against make serve")
     return version

@@ -8,10 +8,8 @@ as a Segment identify's `traits` do (title and company kept, fit 50, not 0).
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
@@ -19,37 +17,14 @@ import pytest
 from rudderstack.analytics import Client
 
 from local.serve_client import WEB_KEY, LocalServer
-from tests.e2e.journey import assert_scored, journey
+from tests.e2e.journey import Errors, assert_scored, journey
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK uses requests, which honours machine proxies: keep 127.0.0.1 direct."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def driven_version() -> None:
     print(f"\nrudder-sdk-python {version('rudder-sdk-python')} against make serve")
-
-
-@dataclass
-class Errors:
-    """What the SDK reports through `on_error`."""
-
-    seen: list[tuple[BaseException, list[dict[str, Any]]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, error: BaseException, batch: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.seen.append((error, batch))
-
-
-@pytest.fixture
-def errors() -> Errors:
-    return Errors()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ What a back-end team does to adopt the product: change `host`, keep their tracki
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -16,32 +14,9 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from local.serve_client import WEB_KEY, LocalServer, breakdown_points
-from tests.e2e.journey import assert_scored, journey
+from tests.e2e.journey import Errors, assert_scored, journey
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK uses requests, which honours machine proxies: keep 127.0.0.1 direct."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@dataclass
-class Errors:
-    """What the SDK reports through `on_error`."""
-
-    seen: list[tuple[BaseException, list[dict[str, Any]]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, error: BaseException, batch: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.seen.append((error, batch))
-
-
-@pytest.fixture
-def errors() -> Errors:
-    return Errors()
 
 
 @pytest.fixture

@@ -38,16 +38,14 @@ def powertools_as_deployed() -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-    from leadscore.observability import logger, metrics
+    from leadscore.observability import metrics
+
+    from local.env import quiet_handlers
 
     metrics.namespace = metrics.namespace or "LeadScore"
     metrics.service = metrics.service or "leadscore"
-    level = logger.log_level
-    logger.setLevel("WARNING")
-    try:
+    with quiet_handlers():
         yield
-    finally:
-        logger.setLevel(level)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
