@@ -235,9 +235,10 @@ class MemoryStore:
                 and (counter is None or self.counters.get(counter[0], 0) == counter[1])
                 and stored is not None and stored.state == expected_state and stored.cycle == account.cycle
             )
-            if ok and capacity is not None and self.sdr_days.get(day_key, 0) >= capacity:
+            full = capacity is not None and self.sdr_days.get(day_key, 0) >= capacity
+            if ok and full:
                 raise CapacityReached(f"{assignment.sdr} is at capacity on {day}")  # and nothing else failed
-            if not ok or (capacity is not None and self.sdr_days.get(day_key, 0) >= capacity):
+            if not ok or full:
                 raise TransactionConflict("a condition of the routing transaction failed")
             self.assignments[key] = copy.deepcopy(assignment)
             if counter is not None:
