@@ -403,6 +403,9 @@ class RoutingConfig(_Model):
     pools: list[Pool] = Field(default_factory=list)
     territories: list[Territory] = Field(default_factory=list)
     fallback_pool: RuleId | None = None
+    leads: list[RuleId] = Field(default_factory=list)
+    """Team leads: ids of `sdrs` (who may be in no pool: managers) who may give feedback on,
+    and act on, any account."""
 
     @_model_validator(mode="after")
     def _cross_checks(self) -> RoutingConfig:
@@ -444,6 +447,13 @@ class RoutingConfig(_Model):
                     )
                 )
                 break
+        seen_leads: set[str] = set()
+        for i, lead in enumerate(self.leads):
+            if lead not in sdr_ids:
+                problems.append((("leads", i), f"unknown SDR {lead!r}: a lead is one of `sdrs` (SDRs: {_names(sdr_ids)})"))
+            elif lead in seen_leads:
+                problems.append((("leads", i), f"lead {lead!r} is listed twice"))
+            seen_leads.add(lead)
         if self.fallback_pool is not None and self.fallback_pool not in pool_ids:
             problems.append((("fallback_pool",), f"unknown pool {self.fallback_pool!r} (pools: {_names(pool_ids)})"))
         if self.mode == "territory" and self.fallback_pool is None:
