@@ -277,10 +277,13 @@ def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, 
     """The account state machine with hysteresis.
 
     below_threshold/recycled --score >= sdr_ready--> sdr_ready (a new cycle)
-    sdr_ready/routed --score < requalify_below--> recycled
-    Excluded accounts are scored but never SDR-ready; disqualified and accepted are left to
-    people (sales feedback), not to the score. After `not_ready` feedback the account is held
-    until `cooldown_until`, and the engagement it had then (`baseline`) no longer counts
+    sdr_ready --score < requalify_below--> recycled
+    Excluded accounts are scored but never SDR-ready; routed, disqualified and accepted are
+    left to people (sales feedback) and the SLA, not to the score: once routed, the cycle is
+    its SDR's, and a dip shows in the score, never by taking the account from her. An
+    `sdr_ready` account (waiting for an SDR) is nobody's yet, so a dip still recycles it
+    (recycled by the score: no cooldown, no baseline; it qualifies again on its whole score).
+    After `not_ready` feedback the account is held until `cooldown_until`, and the engagement it had then (`baseline`) no longer counts
     toward the threshold: it qualifies again on `score - baseline`.
     """
     thresholds = scoring.account.thresholds
@@ -295,7 +298,7 @@ def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, 
         if score - (baseline or 0.0) >= thresholds.sdr_ready and not cooling:
             return Transition("sdr_ready", cycle + 1, "crossed sdr_ready")
         return Transition(state, cycle)
-    if state in ("sdr_ready", "routed") and score < thresholds.requalify_below:
+    if state == "sdr_ready" and score < thresholds.requalify_below:
         return Transition("recycled", cycle, "fell below requalify_below")
     return Transition(state, cycle)
 

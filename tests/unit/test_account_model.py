@@ -82,7 +82,7 @@ class TestStateMachine:
         ("below_threshold", 100, ("sdr_ready", 2)),
         ("sdr_ready", 85, ("sdr_ready", 1)),  # hysteresis: between requalify_below and sdr_ready
         ("sdr_ready", 79.9, ("recycled", 1)),
-        ("routed", 50, ("recycled", 1)),
+        ("routed", 50, ("routed", 1)),  # once routed, the cycle is the SDR's (issue 21, item 6)
         ("recycled", 99, ("recycled", 1)),  # must re-cross sdr_ready
         ("recycled", 120, ("sdr_ready", 2)),
         ("accepted", 10, ("accepted", 1)),  # people decide after acceptance
