@@ -1466,6 +1466,21 @@ def _short(value: Any) -> str:
 # ------------------------------------------------------------------------------ CLI
 
 
+def config_warnings(path: Path, loaded: _Model) -> list[str]:
+    """`warning: file: key path: reason (line N)` for what a valid file says but probably does
+    not mean (a model's `config_warnings()`); not errors: the file still loads."""
+    found: list[tuple[Loc, str]] = getattr(loaded, "config_warnings", list)()
+    if not found:
+        return []
+    _, node = _read_yaml(path, os.fspath(path))
+    return [f"warning: {path}: {_format_loc(loc)}: {_with_line(reason, node, loc)}" for loc, reason in found]
+
+
+def print_warnings(path: Path, loaded: _Model) -> None:
+    for line in config_warnings(path, loaded):
+        print(line, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m leadscore.config validate [DIR] [--write]`: exit 1 when a rules file has errors,
     or when DIR/compiled.json (the pre-validated form the functions load) is out of date;
@@ -1501,6 +1516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             valid.append((path, loaded))
             print(f"ok: {path} ({summary(loaded)})")
+            print_warnings(path, loaded)
     if status:
         return status
     compiled = directory / COMPILED_FILE

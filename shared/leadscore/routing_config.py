@@ -47,6 +47,7 @@ from leadscore.config import (
     _names,
     _num,
     default_config_dir,
+    print_warnings,
 )
 
 ROUTING_FILE = "routing.yaml"
@@ -397,7 +398,7 @@ class RoutingConfig(_Model):
 
     version: Literal[1]
     mode: RoutingMode = "territory"
-    sla_hours: Annotated[float, Field(gt=0)] = 48
+    sla_hours: Annotated[float, Field(ge=1)] = 48  # under an hour: re-routes faster than anyone reads
     cooldown_days: Annotated[float, Field(ge=0)] = 30
     sdrs: Annotated[list[Sdr], Field(min_length=1)]
     pools: list[Pool] = Field(default_factory=list)
@@ -438,19 +439,12 @@ class RoutingConfig(_Model):
         for i, t in enumerate(self.territories):
             if t.pool not in pool_ids:
                 problems.append((("territories", i, "pool"), f"unknown pool {t.pool!r} (pools: {_names(pool_ids)})"))
-        for i, t in enumerate(self.territories[:-1]):
-            if t.when.is_empty:
-                problems.append(
-                    (
-                        ("territories", i + 1),
-                        f"never reached: territories[{i}] ({t.id!r}) has no conditions and matches every account",
-                    )
-                )
-                break
+        problems += self._shadowed() + self._never_routed()
         seen_leads: set[str] = set()
         for i, lead in enumerate(self.leads):
             if lead not in sdr_ids:
-                problems.append((("leads", i), f"unknown SDR {lead!r}: a lead is one of `sdrs` (SDRs: {_names(sdr_ids)})"))
+                problems.append((("leads", i),
+                                 f"unknown SDR {lead!r}: a lead is one of `sdrs` (SDRs: {_names(sdr_ids)})"))
             elif lead in seen_leads:
                 problems.append((("leads", i), f"lead {lead!r} is listed twice"))
             seen_leads.add(lead)
@@ -462,6 +456,57 @@ class RoutingConfig(_Model):
             _fail(*problems)
         return self
 
+    def _shadowed(self) -> list[tuple[Loc, str]]:
+        """Territories an earlier one always wins over (first match wins), each named once."""
+        problems: list[tuple[Loc, str]] = []
+        for j, later in enumerate(self.territories):
+            for i, earlier in enumerate(self.territories[:j]):
+                if earlier.when.is_empty:
+                    why = "has no conditions and matches every account"
+                elif _covers(earlier.when, later.when):
+                    why = "matches every account this one matches (its conditions are the same or looser)"
+                else:
+                    continue
+                problems.append((("territories", j), f"never reached: territories[{i}] ({earlier.id!r}) {why}"))
+                break
+        return problems
+
+    def _never_routed(self) -> list[tuple[Loc, str]]:
+        """Pools nobody active can take accounts from, and active SDRs no account can reach."""
+        problems: list[tuple[Loc, str]] = []
+        active = {s.id for s in self.sdrs if s.active}
+        if self.mode == "round_robin":
+            if not active:
+                problems.append((("sdrs",), "no active SDR: with `mode: round_robin` every account would wait "
+                                 "for ever"))
+            return problems
+        pool_ids = {p.id for p in self.pools}
+        for i, pool in enumerate(self.pools):
+            users = [f"territories[{j}] ({t.id!r})" for j, t in enumerate(self.territories) if t.pool == pool.id]
+            if pool.sdrs and users and not active & set(pool.sdrs) and set(pool.sdrs) <= self.sdr_by_id.keys():
+                problems.append((("pools", i, "sdrs"), f"every SDR of pool {pool.id!r} is inactive "
+                                 f"({', '.join(pool.sdrs)}): accounts of {', '.join(users)} would never be routed"))
+        fallback = self.pool_by_id.get(self.fallback_pool or "")
+        if fallback is not None and fallback.sdrs and not active & set(fallback.sdrs) \
+                and set(fallback.sdrs) <= self.sdr_by_id.keys():
+            problems.append((("fallback_pool",), f"every SDR of pool {fallback.id!r} is inactive "
+                             f"({', '.join(fallback.sdrs)}): accounts no territory matches would never be routed"))
+        if pool_ids:
+            pooled = {sdr for p in self.pools for sdr in p.sdrs}
+            for i, sdr in enumerate(self.sdrs):
+                if sdr.active and sdr.id not in pooled and sdr.id not in self.leads:
+                    problems.append((("sdrs", i), f"SDR {sdr.id!r} is active but in no pool and not in `leads`: no "
+                                     "account is ever routed to them; add them to a pool, to `leads`, or set "
+                                     "`active: false`"))
+        return problems
+
+    def config_warnings(self) -> list[tuple[Loc, str]]:
+        """What is valid but probably not meant (`make config` prints each with its line)."""
+        if self.mode == "round_robin" and self.territories:
+            return [(("territories",), "ignored with `mode: round_robin` (one round-robin over every active SDR); "
+                                       "remove them or set `mode: territory`")]
+        return []
+
     @cached_property
     def sdr_by_id(self) -> dict[str, Sdr]:
         return {s.id: s for s in self.sdrs}
@@ -469,6 +514,37 @@ class RoutingConfig(_Model):
     @cached_property
     def pool_by_id(self) -> dict[str, Pool]:
         return {p.id: p for p in self.pools}
+
+
+def _covers(wide: TerritoryWhen, narrow: TerritoryWhen) -> bool:
+    """Every account `narrow` matches also matches `wide` (see `routing.territory_matches`):
+    each condition of `wide` is implied by `narrow`'s. Only sure implications count (a
+    country implies its region; a state does not imply the country trait is set)."""
+    if narrow.domain == [] or narrow.country == [] or narrow.state == [] or narrow.industry == [] \
+            or narrow.region == []:
+        return False  # an empty list matches nothing: another mistake, not this one
+    if wide.domain is not None and (narrow.domain is None or not narrow.domains <= wide.domains):
+        return False
+    if wide.country is not None and (narrow.country is None or not narrow.countries <= wide.countries):
+        return False
+    if wide.region is not None:
+        by_region = narrow.region is not None and narrow.regions <= wide.regions
+        by_country = narrow.country is not None and all(region_of(c) in wide.regions for c in narrow.countries)
+        if not (by_region or by_country):
+            return False
+    if wide.state is not None and (narrow.state is None or not narrow.states <= wide.states):
+        return False
+    if wide.industry is not None and (narrow.industry is None or not narrow.industries <= wide.industries):
+        return False
+    if wide.employees is not None:
+        band, within = wide.employees, narrow.employees
+        if within is None:
+            return False
+        if band.min is not None and (within.min is None or within.min < band.min):
+            return False
+        if band.max is not None and (within.max is None or within.max > band.max):
+            return False
+    return True
 
 
 # -------------------------------------------------------------------------- loading
@@ -501,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"ok: {path} ({describe(loaded)})")
+    print_warnings(path, loaded)
     return 0
 
 

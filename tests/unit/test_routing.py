@@ -18,7 +18,7 @@ from leadscore.routing import (
     route,
     schedule,
 )
-from leadscore.routing_config import RoutingConfig, load_routing, region_of
+from leadscore.routing_config import RoutingConfig, Sdr, load_routing, region_of
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
@@ -36,6 +36,11 @@ def config(sdrs: list[dict[str, Any]], **extra: Any) -> RoutingConfig:
         "fallback_pool": "team",
         **extra,
     }
+    if sdrs and not any(s.get("active", True) for s in sdrs):
+        # Validation refuses a pool with nobody active (issue 21, item 12); routing still copes.
+        checked = RoutingConfig.model_validate({**data, "sdrs": [{**s, "active": True} for s in sdrs]})
+        fields = {name: getattr(checked, name) for name in RoutingConfig.__leadscore_fields__}
+        return RoutingConfig(**{**fields, "sdrs": [Sdr.model_validate(s) for s in sdrs]})
     return RoutingConfig.model_validate(data)
 
 
@@ -280,7 +285,7 @@ def test_an_sla_reroute_never_picks_an_sdr_already_tried_while_others_are_availa
     # Then c, with the counter moved past the skipped slots
     assert d.sdr is not None and d.sdr.id == "c" and not d.already_tried
     assert d.counter_step == 3
-    assert [(s.sdr, s.reason) for s in d.skipped] == [("a", "tried"), ("b", "tried")]
+    assert [(s.sdr, s.reason) for s in d.skipped] == [("a", "tried"), ("b", "owner")]
 
 
 def test_an_sla_reroute_falls_back_to_a_tried_sdr_only_when_nobody_else_is_available() -> None:

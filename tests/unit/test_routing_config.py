@@ -155,7 +155,7 @@ def test_defaults_when_keys_are_left_out(tmp_path: Path) -> None:
             "expected a number, got '50'",
         ),
         ("version: 1", "version: 1\nmode: regional", "mode", "expected 'territory' or 'round_robin', got 'regional'"),
-        ("version: 1", "version: 1\nsla_hours: 0", "sla_hours", "must be greater than 0"),
+        ("version: 1", "version: 1\nsla_hours: 0", "sla_hours", "must be at least 1, got 0"),
     ],
 )
 def test_each_mistake_names_its_key_path_and_reason(tmp_path: Path, old: str, new: str, path: str, reason: str) -> None:
@@ -220,3 +220,145 @@ def test_the_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["validate", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "routing.yaml: pools[0].sdrs[1]: unknown SDR 'bob' (SDRs: ana, ben) (line 6)" in err
+
+
+# ---------------------------------------------------------------- item 12: configurations that never route
+
+
+def loads(tmp_path: Path, text: str) -> RoutingConfig:
+    path = tmp_path / "routing.yaml"
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return load_routing(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "reason"),
+    [
+        # every SDR of a territory's pool inactive: its accounts would wait for ever
+        (
+            "  - {id: emea, sdrs: [ana, ben]}",
+            "  - {id: emea, sdrs: [ana, ben]}\n  - {id: dach, sdrs: [cleo]}",
+            "pools[1].sdrs",
+            "every SDR of pool 'dach' is inactive (cleo): accounts of territories[0] ('dach') would never be routed",
+        ),
+        # the fallback pool's
+        (
+            "fallback_pool: emea",
+            "fallback_pool: dach",
+            "fallback_pool",
+            "every SDR of pool 'dach' is inactive (cleo): accounts no territory matches would never be routed",
+        ),
+    ],
+)
+def test_item12_a_pool_whose_sdrs_are_all_inactive_is_an_error(
+        tmp_path: Path, old: str, new: str, path: str, reason: str) -> None:
+    text = (BASE.replace("sdrs:\n", "sdrs:\n  - {id: cleo, name: Cleo, email: cleo@example.com, active: false}\n", 1)
+            .replace("  - {id: emea, sdrs: [ana, ben]}",
+                     "  - {id: emea, sdrs: [ana, ben]}\n  - {id: dach, sdrs: [cleo]}")
+            .replace("territories:\n", "territories:\n  - {id: dach, pool: dach, when: {country: [DE]}}\n"))
+    if old == "fallback_pool: emea":
+        text = text.replace("  - {id: dach, pool: dach, when: {country: [DE]}}\n", "").replace(old, new)
+    found = errors(tmp_path, text)
+    matching = [r for p, r in found if p == path and r.startswith(reason)]
+    assert matching, found
+    assert "(line " in matching[0]
+
+
+def test_item12_round_robin_with_no_active_sdr_is_an_error(tmp_path: Path) -> None:
+    text = (BASE.replace("version: 1", "version: 1\nmode: round_robin")
+            .replace("time_zone: Europe/Madrid}", "time_zone: Europe/Madrid, active: false}")
+            .replace("email: ben@example.com}", "email: ben@example.com, active: false}"))
+    assert [(p, r.split(" (line")[0]) for p, r in errors(tmp_path, text)] == [
+        ("sdrs", "no active SDR: with `mode: round_robin` every account would wait for ever")]
+
+
+TERRITORY = "  - {id: emea, pool: emea, when: {region: [EMEA]}}"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("{region: [EMEA]}", "{region: [EMEA], employees: {min: 1000}}"),
+        ("{region: [EMEA, NA]}", "{region: [EMEA]}"),
+        ("{region: [EMEA]}", "{country: [DE, France]}"),  # a country's region is known
+        ("{country: [US]}", "{country: [US], state: [CA]}"),
+        ("{state: [US-CA, US-WA]}", "{country: US, state: [California]}"),
+        ("{industry: [Software, SaaS]}", "{industry: [' software'], employees: {max: 50}}"),
+        ("{employees: {min: 100}}", "{employees: {min: 500, max: 1000}}"),
+        ("{employees: {min: 100, max: 5000}}", "{employees: {min: 100, max: 5000}}"),
+        ("{domain: [acme.com, globex.com]}", "{domain: [ACME.com], country: [US]}"),
+        ("{}", "{region: [NA]}"),
+    ],
+)
+def test_item12_a_territory_shadowed_by_an_earlier_broader_one_is_an_error(
+        tmp_path: Path, first: str, second: str) -> None:
+    text = edited(TERRITORY,
+                  f"  - {{id: wide, pool: emea, when: {first}}}\n  - {{id: narrow, pool: emea, when: {second}}}")
+    found = errors(tmp_path, text)
+    assert [p for p, _ in found] == ["territories[1]"], found
+    assert found[0][1].startswith("never reached: territories[0] ('wide')"), found
+    assert found[0][1].endswith("(line 9)")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("{region: [EMEA], employees: {min: 1000}}", "{region: [EMEA]}"),  # narrower first: fine
+        ("{region: [EMEA]}", "{region: [EMEA, NA]}"),
+        ("{region: [NA]}", "{country: [DE]}"),
+        ("{country: [US]}", "{region: [NA]}"),  # a region is more than one country
+        ("{country: [US]}", "{state: [US-CA]}"),  # a state does not say the country trait is set
+        ("{state: [US-CA]}", "{country: [US]}"),
+        ("{employees: {min: 100}}", "{employees: {max: 1000}}"),
+        ("{employees: {min: 100, max: 500}}", "{employees: {min: 100}}"),
+        ("{industry: [software]}", "{region: [EMEA]}"),
+        ("{domain: [acme.com]}", "{domain: [acme.com, globex.com]}"),
+        ("{region: [EMEA], industry: [software]}", "{region: [EMEA]}"),
+    ],
+)
+def test_item12_a_territory_an_earlier_one_does_not_cover_is_valid(tmp_path: Path, first: str, second: str) -> None:
+    cfg = loads(tmp_path, edited(
+        TERRITORY, f"  - {{id: a, pool: emea, when: {first}}}\n  - {{id: b, pool: emea, when: {second}}}"))
+    assert [t.id for t in cfg.territories] == ["a", "b"]
+
+
+def test_item12_sla_hours_under_one_is_an_error(tmp_path: Path) -> None:
+    assert errors(tmp_path, edited("version: 1", "version: 1\nsla_hours: 0.5")) == [
+        ("sla_hours", "must be at least 1, got 0.5 (line 2)")]
+    assert loads(tmp_path, edited("version: 1", "version: 1\nsla_hours: 1")).sla_hours == 1
+
+
+def test_item12_an_active_sdr_in_no_pool_who_is_not_a_lead_is_an_error(tmp_path: Path) -> None:
+    text = edited("  - {id: ben, name: Ben Fischer, email: ben@example.com}",
+                  "  - {id: ben, name: Ben Fischer, email: ben@example.com}\n"
+                  "  - {id: dana, name: Dana Lee, email: dana@example.com}")
+    assert errors(tmp_path, text) == [(
+        "sdrs[2]",
+        "SDR 'dana' is active but in no pool and not in `leads`: no account is ever routed to them; add them to a "
+        "pool, to `leads`, or set `active: false` (line 5)")]
+    # a lead, an inactive SDR, or round_robin mode (every active SDR is in its one pool): valid
+    assert loads(tmp_path, text + "leads: [dana]\n").leads == ["dana"]
+    assert loads(tmp_path, text.replace("dana@example.com}", "dana@example.com, active: false}"))
+    assert loads(tmp_path, text.replace("version: 1", "version: 1\nmode: round_robin")).mode == "round_robin"
+
+
+def test_item12_territories_with_mode_round_robin_are_a_warning_make_config_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from leadscore.config import main as config_main
+
+    for name in ("scoring.yaml", "sources.yaml"):
+        (tmp_path / name).write_text((SHIPPED / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "routing.yaml").write_text(
+        textwrap.dedent(edited("version: 1", "version: 1\nmode: round_robin")).lstrip(), encoding="utf-8")
+    assert config_main(["validate", str(tmp_path), "--write"]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: {tmp_path / 'routing.yaml'}: territories: ignored with `mode: round_robin` (one round-robin "
+            "over every active SDR); remove them or set `mode: territory` (line 8)") in err
+    # the routing file's own command prints it too
+    assert main(["validate", str(tmp_path)]) == 0
+    assert "territories: ignored with `mode: round_robin`" in capsys.readouterr().err
+
+
+def test_item12_the_shipped_routing_yaml_has_no_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SHIPPED)]) == 0
+    assert capsys.readouterr().err == ""
