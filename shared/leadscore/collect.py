@@ -11,10 +11,11 @@ at most 11 PutItems per request, whatever its size.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from leadscore.model import InvalidMessage, TrackingEvent
@@ -129,7 +130,8 @@ class Collector:
                 result.bot_matches.append(match)
                 bots.append((InvalidMessage(field_name, reason), raw))
                 continue
-            accepted.append((event, matching_rules(self.config.scoring, event)))
+            hits = matching_rules(self.config.scoring, event)
+            accepted.append((self._bounded(event), hits))
 
         self._record_rejections(bad + bots, source_id, received_at)
         if bad and all_or_nothing:
@@ -165,6 +167,22 @@ class Collector:
         from dataclasses import replace
 
         return replace(event, properties={**event.properties, "form_id": form.id, "stage": form.stage})
+
+    @cached_property
+    def _trait_rank(self) -> Callable[[str], int]:
+        from leadscore.messages import trait_rank
+
+        return trait_rank(self.config.scoring)
+
+    def _bounded(self, event: TrackingEvent) -> TrackingEvent:
+        """The event with its traits as they are stored: within the stored event's bound, the
+        traits the rules, the code and the Spec know kept before custom ones (the storage
+        layer alone cannot know which traits the rules read)."""
+        from dataclasses import replace
+
+        from leadscore.items import bounded_json_object
+
+        return replace(event, traits=bounded_json_object(event.traits, rank=self._trait_rank) or {})
 
     def _put_all(self, events: list[tuple[TrackingEvent, list[str]]]) -> list[bool]:
         def put(accepted: tuple[TrackingEvent, list[str]]) -> bool:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 from leadscore.identity import account_id_for, bot_match, is_bot, normalize_email
 from leadscore.model import InvalidMessage, MessageType, TrackingEvent
+
+if TYPE_CHECKING:
+    from leadscore.config import ScoringConfig
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -421,3 +424,36 @@ def _merge(base: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+# --------------------------------------------------------------------------- known traits
+
+#: Traits the Segment Spec reserves, identify's and group's (dotted for nested ones).
+SPEC_TRAITS = frozenset({
+    "address", "address.city", "address.country", "address.postalCode", "address.state", "address.street",
+    "age", "avatar", "birthday", "company", "company.name", "company.id", "company.industry",
+    "company.employee_count", "company.plan", "createdAt", "description", "email", "employees", "firstName",
+    "gender", "id", "industry", "lastName", "name", "phone", "plan", "title", "username", "website",
+})
+#: Traits the code reads whatever the rules say: seniority and the derived traits (rules.py),
+#: the account a contact names (identity.py), its name and title (contacts.py), the company
+#: traits an account takes from its contacts and its exclusion (accounts.py), and what
+#: territories match on (routing.py).
+READ_TRAITS = frozenset({
+    "title", "seniority", "email", "name", "firstName", "lastName", "country", "address.country",
+    "address.state", "state", "industry", "employees", "employee_count", "lifecycle", "website", "domain",
+    "company.name", "company.industry", "company.employee_count", "company.employees", "company.domain",
+    "company.website", "company.country",
+})
+
+
+def trait_rank(scoring: ScoringConfig) -> Callable[[str], int]:
+    """How long a trait (dotted path) holds when a stored event's traits must be cut to their
+    bound (items.compact_json): 2 for what the fit rules (contact and account) and the code
+    read, 1 for the Spec's other reserved traits, 0 for custom keys, which go first."""
+    read = READ_TRAITS | {rule.trait for rule in (*scoring.fit, *scoring.account.fit)}
+
+    def rank(path: str) -> int:
+        return 2 if path in read else 1 if path in SPEC_TRAITS else 0
+
+    return rank
