@@ -19,5 +19,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = run_routing_pass(router, out_of_time=lambda: context.get_remaining_time_in_millis() < 15_000)
     metrics.add_metric(name="AccountsRouted", unit=MetricUnit.Count, value=result.routed)
     metrics.add_metric(name="SlaReroutes", unit=MetricUnit.Count, value=result.rerouted)
+    # accounts the pass failed on (each logged with its error, parked an hour; the others went on)
+    metrics.add_metric(name="RoutingPassFailures", unit=MetricUnit.Count, value=result.failed)
     logger.info("routing pass", extra=asdict(result))
     return asdict(result)

@@ -448,12 +448,19 @@ def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], 
                 events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold",
                                                            **routing_detail(new), **feedback_detail(old, new))))
         elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old):
-            # an SLA re-route: same cycle, the next SDR
+            # an SLA re-route: same cycle, the next SDR (the breach said already when it ran
+            # out with nobody else available: once per breach)
             previous = (old.sdr or {}).get("id")
-            events.append(("Routing SLA Breached", account_detail(new, now, previousSdr=previous,
-                                                                  **routing_detail(new))))
+            if not _sla_waiting(old):
+                events.append(("Routing SLA Breached", account_detail(new, now, previousSdr=previous,
+                                                                      **routing_detail(new))))
             events.append(("Account Routed", account_detail(new, now, previousState="routed", previousSdr=previous,
                                                             **routing_detail(new))))
+        elif new.state == "routed" and old is not None and _sla_waiting(new) and not _sla_waiting(old):
+            # the SLA ran out and nobody else can take it: it stays with its SDR (named once)
+            status = new.routing or RoutingStatus()
+            events.append(("Routing SLA Breached", account_detail(
+                new, now, **routing_detail(new), reroute={"reason": status.waiting, "retryAt": status.retry_at})))
     for key, new in last_new.items():
         before = first_old[key]
         old_score = before.score if before is not None else None
@@ -479,6 +486,11 @@ def feedback_detail(old: Account | None, new: Account) -> dict[str, Any]:
 
 def _attempt(account: Account) -> int:
     return account.routing.attempt if account.routing is not None else 0
+
+
+def _sla_waiting(account: Account) -> bool:
+    """Routed, its SLA ran out, and nobody else could take it yet (the breach was announced)."""
+    return account.state == "routed" and account.routing is not None and bool(account.routing.waiting)
 
 
 def routing_detail(account: Account) -> dict[str, Any]:

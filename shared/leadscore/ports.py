@@ -108,6 +108,8 @@ class RoutingStore(Protocol):
 
     def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]: ...
 
+    def park_route_due(self, account: Account, until: datetime) -> None: ...
+
 
 class MessageQueue(Protocol):
     """The routed queue (SQS FIFO): one JSON message in a group, deduplicated by its id."""

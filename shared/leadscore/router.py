@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from leadscore.items import UNREADABLE
 from leadscore.records import (
     Account,
     Assignment,
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 
 SCHEMA = "account-routed/v1"
 MAX_ATTEMPTS = 6
-#: With nobody available and nobody due back (every SDR inactive): look again this much later.
-NOBODY_RETRY = timedelta(hours=1)
 _DEDUP_ID = re.compile(r"[!-~]{1,128}")
 
 
@@ -152,6 +151,8 @@ class Router:
     def route_due(self, account: Account) -> RouteOutcome:
         """An account the routing pass found due (as the index projects it): route it if it
         still waits, re-route it if its SLA ran out, else take it off the index."""
+        if UNREADABLE in account.extra:
+            raise ValueError(f"{account.id}: the routing index item cannot be read ({account.extra[UNREADABLE]})")
         cycle = int(account.cycle or 0)
         return self._settle(account.id, cycle, account, None, read=False, sla=True)
 
@@ -272,7 +273,8 @@ class Router:
         status = account.routing or RoutingStatus()
         current = (account.sdr or {}).get("id")
         tried = list(dict.fromkeys([*status.tried, *([current] if current else [])]))
-        choice, decision = self._decide(account, previous_owner=None, tried=tried)
+        # the owner, in `tried`, is never chosen again: nobody else available, it stays theirs
+        choice, decision = self._decide(account, previous_owner=current, tried=tried)
         if decision.sdr is None:
             return self._wait(account, decision, expected_state="routed")
         return self._write(account, choice, decision, tried=tried, previous_attempt=status.attempt or 1)
@@ -317,13 +319,18 @@ class Router:
 
     def _wait(self, account: Account, decision: RoutingDecision, *, expected_state: str) -> RouteOutcome:
         """Nobody can take the account now: keep it (with its SDR, for an SLA re-route) and
-        say why; the pass looks again when someone may be back."""
-        retry = decision.retry_at or (self.now + NOBODY_RETRY)
+        say why. It stays due from the moment it started waiting, so every pass values it
+        again with the config and counts of the time: an SDR added, back early or given more
+        capacity takes it at the next pass (PRODUCT: "as soon as one is"), not at a date
+        fixed now. `retry_at` only says when someone is known to be back. A pass that finds
+        nothing changed writes nothing (the status it would write is the one it read)."""
+        now = utc_text(self.now)
         before = account.routing or RoutingStatus()
         base = before if expected_state == "routed" else RoutingStatus()
+        since = before.due_at if before.waiting and before.due_at and before.due_at <= now else now
         status = replace(base, pool=decision.pool, territory=decision.territory, mode=decision.routing,
-                         waiting=decision.explanation, waiting_reason=decision.reason, retry_at=utc_text(retry),
-                         due_at=utc_text(retry))
+                         waiting=decision.explanation, waiting_reason=decision.reason,
+                         retry_at=utc_text(decision.retry_at) if decision.retry_at else None, due_at=since)
         if status != account.routing:
             waiting = replace(account, routing=status, updated_at=utc_text(self.now),
                               state_why=decision.explanation if expected_state == "sdr_ready" else account.state_why)

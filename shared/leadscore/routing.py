@@ -48,7 +48,7 @@ NoSdrReason = Literal["inactive", "out_of_office", "at_capacity", "unavailable"]
 """Why no SDR was chosen: every SDR of the pool is inactive; every active one is out of
 office; every active one is at capacity; a mix of those."""
 
-SkipReason = Literal["inactive", "out_of_office", "at_capacity", "tried"]
+SkipReason = Literal["inactive", "out_of_office", "at_capacity", "tried", "owner"]
 
 SdrDay = tuple[str, date]
 """(SDR id, the SDR's local calendar day): the key of a daily assignment count."""
@@ -193,6 +193,8 @@ class RoutingDecision:
                 details.append(f"{s.sdr} out of office until {s.until}")
             elif s.reason == "at_capacity":
                 details.append(f"{s.sdr} at daily capacity")
+            elif s.reason == "owner":
+                details.append(f"{s.sdr} has it (SLA ran out)")
             else:
                 details.append(f"{s.sdr} {s.reason}")
         return f"no SDR available in pool {self.pool}: " + ("; ".join(details) or "empty pool")
@@ -300,9 +302,10 @@ def _back_at(sdr: Sdr, skip: Skip, now: datetime) -> datetime | None:
 
 
 def _no_sdr_reason(skips: list[Skip]) -> NoSdrReason:
-    reasons = {s.reason for s in skips if s.reason != "inactive"}
+    others = [s for s in skips if s.reason != "owner"]
+    reasons = {s.reason for s in others if s.reason != "inactive"}
     if not reasons:
-        return "inactive"
+        return "inactive" if others else "unavailable"  # (a pool of one: only its owner)
     if reasons == {"out_of_office"}:
         return "out_of_office"
     if reasons == {"at_capacity"}:
@@ -330,7 +333,9 @@ def choose_sdr(
       Only the keys of `capacity_days` are looked at.
     - `now`: an aware datetime; capacity and absences use each SDR's own local day.
     - `previous_owner`: the SDR who had the account last (sticky ownership): chosen again,
-      without a counter step, when still in the pool, available and not in `tried`.
+      without a counter step, when still in the pool, available and not in `tried`. When
+      in `tried` (an SLA re-route away from them), never chosen: with nobody else available
+      the decision has no SDR and the account stays theirs (no new message, no capacity).
     - `tried`: SDRs who already had the account this cycle (SLA re-routes); chosen only
       when nobody else of the pool is available (`already_tried`).
     """
@@ -340,6 +345,10 @@ def choose_sdr(
     skips: dict[str, Skip | None] = {
         sdr_id: _availability(config.sdr_by_id[sdr_id], now, assignments) for sdr_id in dict.fromkeys(pool.sdrs)
     }
+    if previous_owner is not None and previous_owner in tried_set and previous_owner in skips:
+        # their SLA ran out: sending it back to them would be a new message and their capacity
+        # spent for nothing (they keep it anyway while nobody else can take it)
+        skips[previous_owner] = skips[previous_owner] or Skip(previous_owner, "owner")
 
     # Sticky ownership: still in the pool, available, and not already tried this cycle.
     if previous_owner in skips and skips[previous_owner] is None and previous_owner not in tried_set:

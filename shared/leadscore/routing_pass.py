@@ -18,10 +18,18 @@ the code it imports, has no Query on the index.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from leadscore.records import Account, TransactionConflict, VersionConflict
 from leadscore.router import Router, RoutingConflict
+
+logger = logging.getLogger(__name__)
+
+#: An account the pass failed on is looked at again this much later (not at every run).
+PARK = timedelta(hours=1)
 
 
 @dataclass
@@ -35,6 +43,7 @@ class PassResult:
     not_due: int = 0
     skipped: int = 0
     conflicts: int = 0
+    failed: int = 0  # an account the pass could not handle: logged and parked (PARK later)
     stopped_early: bool = False
 
 
@@ -54,5 +63,22 @@ def run_routing_pass(router: Router, *, out_of_time: Callable[[], bool] | None =
         except RoutingConflict:
             result.conflicts += 1
             continue
+        except Exception as error:  # one bad account must not stop the pass (the oldest first: every run)
+            result.failed += 1
+            logger.exception("routing pass: %s failed (%s: %s); parked until %s", account.id,
+                             type(error).__name__, error, router.now + PARK)
+            _park(router, account)
+            continue
         setattr(result, outcome.status, getattr(result, outcome.status) + 1)
     return result
+
+
+def _park(router: Router, account: Account) -> None:
+    """Push a failed account back on the index (PARK later), so the runs until then go on
+    without it; it is tried again then (fixed meanwhile, it routes)."""
+    try:
+        router.store.park_route_due(account, router.now + PARK)
+    except (TransactionConflict, VersionConflict):
+        pass  # written meanwhile: no longer what failed, the index has its new time
+    except Exception:
+        logger.exception("routing pass: %s could not be parked; the next run tries it again", account.id)

@@ -37,8 +37,10 @@ from leadscore.items import (
     FEEDBACK_PREFIX,
     PROFILE,
     ROUTE_DUE,
+    UNREADABLE,
     Item,
     account_from_item,
+    account_id_of,
     account_item,
     account_pk,
     assignment_fields,
@@ -532,7 +534,32 @@ class Store:
         nobody was available), oldest first, as the DueIndex projects them (everything the
         pass needs: state, cycle, traits, entries, routing): one item read per account due."""
         for item in self.query_due(utc_text(until), page_size=page_size, partition=ROUTE_DUE):
-            yield account_from_item(item)
+            try:
+                yield account_from_item(item)
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                # a corrupt item: still yielded (its key and version), so the pass parks it
+                # and goes on instead of stopping at it on every run
+                yield Account(id=str(item.get("id") or account_id_of(str(item.get("pk", "")))),
+                              version=int(ver) if isinstance(ver := item.get("ver"), int | Decimal) else None,
+                              extra={UNREADABLE: f"{type(error).__name__}: {error}"})
+
+    def park_route_due(self, account: Account, until: datetime) -> None:
+        """Push an account the routing pass failed on back on the routing index, to `until`:
+        one UpdateItem of its index time alone (so even an item too large to grow is parked),
+        conditioned on the version read and on it still being on the index. VersionConflict
+        when it moved on meanwhile (then it is no longer what failed)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name, Key=marshal(key_item(account_pk(account.id), PROFILE)),
+                UpdateExpression="SET #da = :until",
+                ConditionExpression=("#ver = :ver" if account.version is not None else "attribute_not_exists(#ver)")
+                + " AND #dp = :route",
+                ExpressionAttributeNames={"#da": "due_at", "#dp": "due_pk", "#ver": "ver"},
+                ExpressionAttributeValues=marshal({":until": utc_text(until), ":route": ROUTE_DUE,
+                                                   **({":ver": account.version} if account.version is not None
+                                                      else {})}))
+        except self.client.exceptions.ConditionalCheckFailedException as error:
+            raise VersionConflict(f"{account_pk(account.id)} changed since it was read") from error
 
     # --- sales feedback ----------------------------------------------------------------------
 

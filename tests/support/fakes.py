@@ -234,6 +234,7 @@ class MemoryStore:
                  else existing is not None and existing.attempt == previous_attempt)
                 and (counter is None or self.counters.get(counter[0], 0) == counter[1])
                 and stored is not None and stored.state == expected_state and stored.cycle == account.cycle
+                and stored.version == account.version
             )
             full = capacity is not None and self.sdr_days.get(day_key, 0) >= capacity
             if ok and full:
@@ -257,7 +258,8 @@ class MemoryStore:
         self._count("save_routing_status")
         with self._lock:
             stored = self.accounts.get(account.id)
-            if stored is None or stored.state != expected_state or stored.cycle != account.cycle:
+            if (stored is None or stored.state != expected_state or stored.cycle != account.cycle
+                    or stored.version != account.version):
                 raise VersionConflict("account changed since it was read")
             self._store_routing(stored, account)
 
@@ -272,6 +274,14 @@ class MemoryStore:
                          key=lambda a: a.routing.due_at if a.routing and a.routing.due_at else "")
             snapshot = [copy.deepcopy(a) for a in due]
         yield from snapshot
+
+    def park_route_due(self, account: Account, until: datetime) -> None:
+        self._count("park_route_due")
+        with self._lock:
+            stored = self.accounts.get(account.id)
+            if stored is None or stored.version != account.version or stored.routing is None:
+                raise VersionConflict("account changed since it was read")
+            stored.routing = replace(stored.routing, due_at=utc_text(until))  # (the index time alone)
 
 
 class MemoryOutbox:

@@ -245,11 +245,12 @@ class TestNobodyAvailable:
         account = store.accounts["acme.com"]
         assert account.state == "sdr_ready" and account.routing is not None
         assert account.routing.waiting == "no SDR available in pool team: ana out of office until 2026-11-24"
-        assert account.routing.due_at == "2026-11-25T00:00:00Z"  # her local midnight (UTC)
-        # a pass before she is back changes nothing (and writes nothing)
+        assert account.routing.retry_at == "2026-11-25T00:00:00Z"  # her local midnight (UTC)
+        assert account.routing.due_at == "2026-11-23T10:00:00Z"  # every pass looks again
+        # a pass before she is back values it again, changes nothing (and writes nothing)
         before = store.calls.get("save_routing_status", 0)
         early = run_routing_pass(router(store, queue, away, NOW + timedelta(hours=1)))
-        assert early.due == 0 and store.calls.get("save_routing_status", 0) == before
+        assert (early.due, early.waiting) == (1, 1) and store.calls.get("save_routing_status", 0) == before
         # the pass after she is back routes it, once
         back = NOW + timedelta(days=1, hours=15)
         result = run_routing_pass(router(store, queue, away, back))
