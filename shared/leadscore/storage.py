@@ -494,7 +494,10 @@ class Store:
 
     def _account_routing_update(self, account: Account, expected_state: str) -> dict[str, Any]:
         """The Update of an account's routing fields (state, sdr, rt, stateWhy, due time),
-        conditioned on the state and cycle read; bumps `ver`."""
+        conditioned on exactly the version read (`account.version`, and the state and cycle
+        read); bumps `ver`. The routing pass works from an index page read minutes earlier: a
+        state-and-cycle condition let a stale "nobody available" overwrite a newer SLA
+        re-route (the account owned by one SDR, its assignment by another)."""
         due = route_due_of(account.state, account.routing, account.cooldown_until)
         sets: dict[str, Any] = {"state": account.state, "stateWhy": account.state_why, "upd": account.updated_at,
                                 "stateAt": account.state_at, "sdr": account.sdr,
@@ -503,6 +506,8 @@ class Store:
             sets.update(due_pk=ROUTE_DUE, due_at=due)
         names = {"#ver": "ver", "#state": "state", "#cycle": "cycle"}
         values: dict[str, Any] = {":one": 1, ":expected": expected_state, ":cycle": account.cycle}
+        if account.version is not None:
+            values[":ver"] = account.version
         clauses: list[str] = []
         removes: list[str] = []
         for i, (name, value) in enumerate(sets.items()):
@@ -516,13 +521,14 @@ class Store:
         expression = "SET " + ", ".join(clauses) + (" REMOVE " + ", ".join(removes) if removes else "")
         return {"TableName": self.table_name, "Key": marshal(key_item(account_pk(account.id), PROFILE)),
                 "UpdateExpression": expression + " ADD #ver :one",
-                "ConditionExpression": "#state = :expected AND #cycle = :cycle",
+                "ConditionExpression": ("#ver = :ver" if account.version is not None else "attribute_not_exists(#ver)")
+                + " AND #state = :expected AND #cycle = :cycle",
                 "ExpressionAttributeNames": names, "ExpressionAttributeValues": marshal(values)}
 
     def save_routing_status(self, account: Account, *, expected_state: str) -> None:
-        """Write an account's routing fields alone (waiting for an SDR, a pushed-back due time,
-        leaving the routing index): one UpdateItem conditioned on the state and cycle read.
-        VersionConflict when the account moved on."""
+        """Write an account's routing fields alone (waiting for an SDR, leaving the routing
+        index): one UpdateItem conditioned on the version read. VersionConflict when the
+        account moved on (the router reads it again and decides again)."""
         update = self._account_routing_update(account, expected_state)
         try:
             self.client.update_item(**update)

@@ -338,9 +338,10 @@ class TestNobodyAvailable:
         assert waiting["status"] == "waiting" and waiting["why"] == "out_of_office"
         assert waiting["reason"] == "no SDR available in pool *: ana out of office until 2026-11-03"
         assert waiting["retryAt"] == "2026-11-04T00:00:00Z"
-        # A pass while she is away does nothing
+        # A pass while she is away values it again and changes nothing
         pipeline.advance(hours=12)
-        assert pipeline.stack.run_schedule("RoutingPassFunction", pipeline.now)["due"] == 0
+        result = pipeline.stack.run_schedule("RoutingPassFunction", pipeline.now)
+        assert (result["due"], result["waiting"], result["routed"]) == (1, 1, 0)
         # The first pass after she is back routes it, once
         pipeline.set_clock(datetime.fromisoformat("2026-11-04T00:15:00+00:00"))
         result = pipeline.stack.run_schedule("RoutingPassFunction", pipeline.now)
