@@ -69,8 +69,8 @@ def moments(bus_events: Sequence[Mapping[str, Any]], account_id: str,
             sdr = (detail.get("sdr") or {}).get("id")
             if kind == "Account Routed" and sdr:
                 kind = f"{kind} to {sdr}"
-            elif kind == "Routing SLA Breached" and detail.get("previousSdr"):
-                kind = f"{kind} by {detail['previousSdr']}"
+            elif kind == "Routing SLA Breached" and (detail.get("previousSdr") or sdr):
+                kind = f"{kind} by {detail.get('previousSdr') or sdr}"  # (no previousSdr: nobody else took it)
             found.append((moment, kind))
     for item in feedback:
         moment = _moment(item.get("at"))
