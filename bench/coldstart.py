@@ -236,7 +236,7 @@ def _sdr_ready() -> dict[str, Any]:
 def _feedback() -> dict[str, Any]:
     from local.apigw import http_event, iam_authorizer
 
-    return http_event("POST", f"/v1/accounts/{ACCOUNT_ID}/feedback", body={"outcome": "disqualified", "sdr": "maya"},
+    return http_event("POST", f"/v1/accounts/{ACCOUNT_ID}/feedback", body={"outcome": "disqualified", "sdr": "amara"},
                       route_key="POST /v1/accounts/{accountId}/feedback", authorizer=iam_authorizer())
 
 

@@ -11,8 +11,17 @@ PRODUCT "Routing semantics", Feedback:
   It is due on the routing index when the cooldown ends: the routing pass values it again
   then (router `_after_cooldown`), so engagement earned during the cooldown counts at once.
 - `disqualified` parks any account (`disqualified`: scored, never routed) until `reset`.
-- `reset` returns a `disqualified` account to `below_threshold`, forgets any cooldown and
-  baseline, and re-evaluates it at once (it may be SDR-ready again: a new cycle).
+- `reset` returns a `disqualified` account to where it stood before: a `not_ready` hold it
+  was under (cooldown and baseline, kept through the disqualification) still holds, so it is
+  `recycled` again, else `below_threshold`; then it is valued as of now (it may be SDR-ready
+  again: a new cycle). A cycle the disqualification closed (routed, accepted) stays closed.
+
+Who (`sdr`): an SDR of routing.yaml, by id or email, kept as their id. Only the SDR who owns
+the account now (`Account.sdr`: who has it, or had it last) or a lead (`leads:`) may give
+feedback; anyone else gets 409 naming the owner (after an SLA re-route, the previous SDR is
+no longer the owner), an unknown name 400. An account no SDR ever had is a lead's alone.
+The request's IAM caller is kept with each outcome (`by`): `sdr` says for whom, the caller
+who sent it.
 
 Every feedback is kept (an item beside the account, `storage.save_feedback`) with the
 outcome, the SDR as sent, the IAM caller, the time, the note, the cycle and the state it
@@ -98,6 +107,9 @@ class FeedbackBody:
             raise refuse("note", "must be a string or null")
         if note is not None and len(note) > MAX_NOTE:
             raise refuse("note", f"must be at most {MAX_NOTE} characters")
+        for name, text in (("sdr", sdr), ("note", note)):
+            if text is not None and _has_surrogate(text):
+                raise refuse(name, "must be Unicode text: a lone surrogate (such as \\ud800) is not")
         unknown = [key for key in data if key not in ("outcome", "sdr", "note")]
         if unknown:
             raise refuse(str(unknown[0]), "unknown field (outcome, sdr, note)")
@@ -106,6 +118,47 @@ class FeedbackBody:
 
 class FeedbackConflict(Exception):
     """The outcome does not fit the account's state (answered 409 naming `outcome`)."""
+
+
+class NotTheOwner(Exception):
+    """The SDR named does not own the account and is not a lead (answered 409 naming `sdr`
+    and the current owner)."""
+
+    def __init__(self, message: str, owner: str | None) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+def _has_surrogate(text: str) -> bool:
+    """A lone surrogate (`"\\ud800"` is valid JSON) cannot be stored as UTF-8 text."""
+    return any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def sdr_named(routing: RoutingConfig, name: str) -> str:
+    """The id of the routing.yaml SDR `name` names (their id, or their email in any case),
+    or HttpError 400 naming `sdr`."""
+    if name in routing.sdr_by_id:
+        return name
+    folded = name.casefold()
+    for sdr in routing.sdrs:
+        if sdr.email and str(sdr.email).casefold() == folded:
+            return sdr.id
+    shown = repr(name[:64]) + ("..." if len(name) > 64 else "")
+    raise HttpError(400, "unknown_sdr", f"sdr: {shown} is not an SDR of routing.yaml (give their id or email)",
+                    field="sdr")
+
+
+def check_owner(routing: RoutingConfig, account: Account, sdr_id: str) -> None:
+    """Raise NotTheOwner unless `sdr_id` owns the account now (`Account.sdr`) or is a lead."""
+    owner = (account.sdr or {}).get("id")
+    if sdr_id == owner or sdr_id in routing.leads:
+        return
+    leads = f"a lead ({', '.join(routing.leads)})" if routing.leads else "a lead (routing.yaml `leads`)"
+    if owner is None:
+        raise NotTheOwner(f"sdr: {sdr_id!r} does not own {account.id!r}: no SDR has had it, so only {leads} "
+                          f"may give its feedback", None)
+    raise NotTheOwner(f"sdr: {sdr_id!r} does not own {account.id!r}; {owner!r} does: only they or {leads} "
+                      f"may give its feedback", str(owner))
 
 
 @dataclass
@@ -160,12 +213,21 @@ def apply_feedback(scoring: ScoringConfig, routing: RoutingConfig, account: Acco
                          f"cooldown until {until}")
     elif body.outcome == "disqualified":
         new.state, new.state_why, new.routing = "disqualified", who, routing_done
-    else:  # reset: below_threshold, then valued as of now (it may qualify again: a new cycle)
-        new.state, new.cooldown_until, new.engagement_baseline = "below_threshold", None, None
-        new.routing = routing_done
+    else:  # reset: where it stood before the disqualification, then valued as of now
+        held = account.cooldown_until is not None or account.engagement_baseline is not None
+        new.state = "recycled" if held else "below_threshold"  # a not_ready hold still holds
+        cooling = account.cooldown_until is not None and account.cooldown_until > at
+        # due on the routing index when a cooldown still running ends, as after not_ready
+        new.routing = replace(routing_done or RoutingStatus(), due_at=account.cooldown_until) if cooling \
+            else routing_done
         rescore_account(scoring, new, now)
         new.state_at = now.isoformat()
-        new.state_why = who if new.state == "below_threshold" else f"{who}; {new.state_why}"
+        if new.state in ("below_threshold", "recycled") and held and cooling:
+            new.state_why = f"{who}: back under the not_ready cooldown until {account.cooldown_until}"
+        elif new.state in ("below_threshold", "recycled"):
+            new.state_why = who
+        else:
+            new.state_why = f"{who}; {new.state_why}"
     feedback = Feedback(account_id=account.id, cycle=cycle, outcome=body.outcome, sdr=body.sdr, at=at,
                         note=body.note, caller=caller, state=new.state, seq=int(new.version or 0),
                         note_digest=note_digest(body.note))
@@ -204,6 +266,7 @@ class FeedbackApi:
                 raise HttpError(404, "not_found", f"no route {request.route}")
             account_id = unquote(request.path_parameters.get("accountId", ""))
             body = parse_body(request.body)
+            body = replace(body, sdr=sdr_named(self.routing, body.sdr))
             applied = self.give(account_id, body, caller=request.caller)
             return json_response(200, {"accountId": applied.account.id, "state": applied.account.state,
                                        "cycle": applied.account.cycle, "cooldownUntil": applied.account.cooldown_until,
@@ -226,6 +289,10 @@ class FeedbackApi:
                 assert last is not None
                 return Applied(account, replace(last, note=body.note, caller=caller, state=account.state),
                                replayed=True)
+            try:
+                check_owner(self.routing, account, body.sdr)
+            except NotTheOwner as other:
+                raise HttpError(409, "not_the_owner", str(other), field="sdr", owner=other.owner) from None
             try:
                 applied = apply_feedback(self.scoring, self.routing, account, body, caller=caller, now=now)
             except FeedbackConflict as misfit:

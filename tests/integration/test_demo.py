@@ -157,7 +157,7 @@ def test_hooli_disqualified_is_scored_over_the_threshold_and_never_routed(result
     hooli = result.accounts["hooli.com"]
     assert hooli["state"] == "disqualified" and hooli["cycle"] == 0
     (event,) = _bus(result, "Account Disqualified", "hooli.com")
-    assert event["previousState"] == "below_threshold" and event["feedback"]["sdr"] == "sofia"
+    assert event["previousState"] == "below_threshold" and event["feedback"]["sdr"] == "amara"
     # the demo request and a VP afterwards take it over the threshold: still never SDR-ready nor routed
     assert hooli["score"] >= hooli["threshold"]
     assert not _bus(result, "Account SDR Ready", "hooli.com") and not _bus(result, "Account Routed", "hooli.com")
@@ -232,7 +232,7 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
                   "re-routed to lucas (Lucas Miller)",
                   'feedback not_ready from ana: "Talked to Elena: no budget before Q2, revisit then" -> recycled, '
                   "cooldown until 2026-11-23 11:00",
-                  "feedback disqualified from sofia", "feedback accepted from lucas"):
+                  "feedback disqualified from amara", "feedback accepted from lucas"):
         assert words in out
     notes = " ".join(out.split("What the numbers do not say:")[1].split("STATE CHANGES")[0].split())
     # the persona weight and cap factor behind a reason's points
@@ -304,10 +304,11 @@ def test_feedback_and_run_steps(tmp_path: Path) -> None:
     journey = {"steps": [
         {"at": "+0d 09:00", "route": "/v1/identify", "key": "wk_demo_website",
          "body": {"userId": "x-1", "traits": {"email": "kim@example-corp.com", "title": "CTO"}}},
-        {"at": "+0d 09:05", "feedback": {"account": "example-corp.com", "outcome": "disqualified", "sdr": "maya"}},
-        {"at": "+0d 09:06", "feedback": {"account": "example-corp.com", "outcome": "accepted", "sdr": "maya"}},
+        # amara: the demo team's lead (routing.yaml `leads`), who may act on an account no SDR had
+        {"at": "+0d 09:05", "feedback": {"account": "example-corp.com", "outcome": "disqualified", "sdr": "amara"}},
+        {"at": "+0d 09:06", "feedback": {"account": "example-corp.com", "outcome": "accepted", "sdr": "amara"}},
         {"at": "+0d 09:07", "run": "RoutingPassFunction"},
-        {"at": "+0d 09:08", "feedback": {"account": "nobody.example", "outcome": "reset", "sdr": "maya"}},
+        {"at": "+0d 09:08", "feedback": {"account": "nobody.example", "outcome": "reset", "sdr": "amara"}},
     ]}
     (tmp_path / "j.json").write_text(json.dumps(journey))
     result = demo.run(tmp_path)
@@ -329,7 +330,7 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
         assert f"<h2>{account}" in page
     assert "accepted to Lucas Miller" in page and ">SDR Ready<" in page and ">Routed to maya<" in page
     for mark in ("Routing SLA Breached by maya", "Routed to lucas", "accepted by lucas", ">Recycled<",
-                 "not_ready by ana", ">Disqualified<", "disqualified by sofia"):
+                 "not_ready by ana", ">Disqualified<", "disqualified by amara"):
         assert mark in page, mark
     assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
     # nothing to fetch: no script, no external stylesheet, font or image

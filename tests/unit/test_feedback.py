@@ -23,8 +23,11 @@ from tests.support.fakes import MemoryStore
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ROUTE = "POST /v1/accounts/{accountId}/feedback"
 ROUTING = RoutingConfig.model_validate({
-    "version": 1, "sdrs": [{"id": "ana", "name": "Ana", "email": "ana@example.com"}],
-    "pools": [{"id": "team", "sdrs": ["ana"]}], "fallback_pool": "team", "cooldown_days": 30})
+    "version": 1, "sdrs": [{"id": "ana", "name": "Ana", "email": "ana@example.com"},
+                           {"id": "ben", "name": "Ben", "email": "ben@example.com"},
+                           {"id": "lea", "name": "Lea", "email": "lea@example.com"}],
+    "pools": [{"id": "team", "sdrs": ["ana", "ben"]}], "fallback_pool": "team", "cooldown_days": 30,
+    "leads": ["lea"]})  # lea: a team lead in no pool
 TRAITS = {"group": {"industry": "Software", "employees": 200, "address": {"country": "US"}}}
 
 
@@ -221,7 +224,7 @@ def test_bad_bodies_are_400_naming_the_field(config: Any, body: Any, field: str)
 def test_edges_that_are_allowed(config: Any) -> None:
     store = MemoryStore()
     stored(store)
-    status, answer = post(api(store, config), {"outcome": "accepted", "sdr": "a" * 256, "note": "n" * 2000},
+    status, answer = post(api(store, config), {"outcome": "accepted", "sdr": " ana ", "note": "n" * 2000},
                           signed=False)
     assert status == 200 and answer["feedback"]["by"] is None
 
@@ -260,3 +263,112 @@ def test_the_bus_events_of_feedback_say_who_and_when(config: Any) -> None:
     # accepted has no event of its own (not in PRODUCT's list)
     accepted = replace(before, state="accepted")
     assert [e[0] for e in state_change_events([("A#acme.com", before, accepted)], NOW)] == []
+
+
+# --------------------------------------------------------------------------- issue 21
+
+
+def test_item6_a_routed_account_whose_score_dips_stays_with_its_sdr(config: Any) -> None:
+    """Once routed, the cycle is the SDR's until feedback or the SLA: a dip below
+    requalify_below shows in the score, not the state; the SLA stays due; she can accept it."""
+    store = MemoryStore()
+    account = stored(store)
+    account.traits = {}  # the account's fit (30) is gone: 75, under requalify_below (80)
+    rescore_account(config.scoring, account, NOW)
+    assert account.score is not None and account.score < config.scoring.account.thresholds.requalify_below
+    assert (account.state, account.cycle) == ("routed", 1)
+    assert account.routing is not None and account.routing.due_at == "2026-11-25T09:00:00Z"  # the SLA still runs
+    assert account.sdr is not None and account.sdr["id"] == "ana"
+    status, answer = post(api(store, config), {"outcome": "accepted", "sdr": "ana"})
+    assert status == 200 and answer["state"] == "accepted", answer
+    # not yet routed (waiting for an SDR): nobody has it, so a dip still recycles it
+    waiting = stored(MemoryStore(), "sdr_ready")
+    waiting.traits = {}
+    rescore_account(config.scoring, waiting, NOW)
+    assert (waiting.state, waiting.cycle) == ("recycled", 1) and waiting.cooldown_until is None
+    # and it qualifies again on its whole score (recycled by the score: no baseline)
+    waiting.traits = dict(TRAITS)
+    rescore_account(config.scoring, waiting, NOW)
+    assert (waiting.state, waiting.cycle) == ("sdr_ready", 2)
+
+
+class TestItem7FeedbackOnlyFromTheOwner:
+    def test_item7_feedback_only_from_the_owner(self, config: Any) -> None:
+        store = MemoryStore()
+        stored(store)  # routed to ana
+        feedback = api(store, config)
+        status, answer = post(feedback, {"outcome": "accepted", "sdr": "ben"})
+        assert status == 409 and answer["field"] == "sdr" and answer["owner"] == "ana", answer
+        assert "ana" in answer["message"]
+        status, answer = post(feedback, {"outcome": "accepted", "sdr": "anyone"})
+        assert status == 400 and answer["field"] == "sdr" and "routing.yaml" in answer["message"], answer
+        assert store.feedback == {} and store.accounts["acme.com"].version == 4
+        status, answer = post(feedback, {"outcome": "accepted", "sdr": "ana"})
+        assert status == 200 and answer["feedback"]["sdr"] == "ana", answer
+
+    def test_item7_the_previous_owner_after_a_re_route_gets_409_naming_the_current_one(self, config: Any) -> None:
+        store = MemoryStore()
+        account = stored(store)
+        account.sdr = {"id": "ben", "name": "Ben", "email": "ben@example.com"}  # the SLA moved it to ben
+        assert account.routing is not None
+        account.routing = replace(account.routing, attempt=2, tried=["ana", "ben"])
+        status, answer = post(api(store, config), {"outcome": "accepted", "sdr": "ana"})
+        assert status == 409 and answer["owner"] == "ben" and "ben" in answer["message"], answer
+        assert post(api(store, config), {"outcome": "accepted", "sdr": "ben"})[0] == 200
+
+    def test_item7_a_lead_acts_on_any_account_and_the_caller_is_kept(self, config: Any) -> None:
+        store = MemoryStore()
+        stored(store)
+        status, answer = post(api(store, config), {"outcome": "not_ready", "sdr": "lea", "note": "next year"})
+        assert status == 200 and answer["state"] == "recycled", answer
+        (kept,) = store.load_feedback("acme.com")
+        assert (kept.sdr, kept.caller) == ("lea", "arn:aws:iam::123456789012:user/ana-crm")
+        # an account nobody ever had: only a lead may act on it
+        store.accounts["new.io"] = Account(id="new.io", version=1, state="below_threshold", cycle=0)
+        status, answer = post(api(store, config), {"outcome": "disqualified", "sdr": "ana"}, "new.io")
+        assert status == 409 and answer["field"] == "sdr" and answer["owner"] is None, answer
+        status, answer = post(api(store, config), {"outcome": "disqualified", "sdr": "lea"}, "new.io")
+        assert status == 200 and answer["state"] == "disqualified", answer
+
+    def test_item7_an_sdr_may_be_named_by_email(self, config: Any) -> None:
+        store = MemoryStore()
+        stored(store)
+        status, answer = post(api(store, config), {"outcome": "accepted", "sdr": "Ana@Example.com"})
+        assert status == 200 and answer["feedback"]["sdr"] == "ana", answer
+
+
+def test_item8_a_lone_surrogate_in_a_feedback_is_400_naming_its_field(config: Any) -> None:
+    store = MemoryStore()
+    stored(store)
+    for raw, field in (('{"outcome": "accepted", "sdr": "ana", "note": "a\\ud800b"}', "note"),
+                       ('{"outcome": "accepted", "sdr": "an\\udfffa"}', "sdr")):
+        status, answer = post(api(store, config), raw)
+        assert status == 400 and answer["field"] == field, (raw, answer)
+    assert store.feedback == {} and store.accounts["acme.com"].version == 4
+
+
+def test_item14_disqualified_then_reset_keeps_a_not_ready_cooldown_and_baseline(config: Any) -> None:
+    store = MemoryStore()
+    stored(store)
+    feedback = api(store, config)
+    assert post(feedback, {"outcome": "not_ready", "sdr": "ana"})[0] == 200
+    held = store.accounts["acme.com"]
+    cooldown, baseline = held.cooldown_until, held.engagement_baseline
+    assert cooldown == "2026-12-23T10:00:00Z" and baseline == 75
+    later = api(store, config, NOW + timedelta(days=1))
+    assert post(later, {"outcome": "disqualified", "sdr": "ana", "note": "wrong account"})[0] == 200
+    status, answer = post(later, {"outcome": "reset", "sdr": "ana", "note": "it was the right one"})
+    assert status == 200, answer
+    assert (answer["state"], answer["cycle"], answer["cooldownUntil"]) == ("recycled", 1, cooldown)
+    account = store.accounts["acme.com"]
+    assert account.engagement_baseline == baseline
+    assert account.routing is not None and account.routing.due_at == cooldown  # valued again when it ends
+    # as before the disqualification: new engagement waits for the cooldown, old never counts
+    during = replace(account, entries=[vp("jo"), vp("li")])
+    rescore_account(config.scoring, during, NOW + timedelta(days=10))
+    assert (during.state, during.cycle) == ("recycled", 1)
+    after = replace(account, entries=list(account.entries))
+    rescore_account(config.scoring, after, NOW + timedelta(days=40))
+    assert after.state == "recycled"
+    rescore_account(config.scoring, during, NOW + timedelta(days=40))
+    assert (during.state, during.cycle) == ("sdr_ready", 2)
