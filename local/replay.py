@@ -23,6 +23,14 @@ holds and what replaying it does (docs/OPERATIONS.md has the full story):
   never got. Replay routes the account again (once per account and cycle: a replay of one
   routed meanwhile changes nothing). `RoutingPassDeadLetterQueue`: routing passes that
   failed; replay runs the pass once, as of now.
+- `RoutedParkedQueue`: routed messages the aggregate function could not send (after its
+  tries), each parked alone (routed-send-parked/v1). `RoutedDeadLetterQueue`: routed
+  messages an SDR tool received `maxReceiveCount` times without deleting (fix the consumer
+  first). Replay sends each to the routed queue again, to its SDR's group with its own
+  deduplication id (a send SQS already has is dropped: once, however often it is replayed),
+  unless the account has moved on since (accepted, recycled, re-routed: the table says so);
+  such a message is dropped as superseded, as it would tell an SDR about an account that is
+  no longer theirs.
 
 Messages are deleted only after their replay succeeded; a failed one stays in the queue
 (visible again when the run ends) and the exit status is 1. `--dry-run` shows
@@ -51,6 +59,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACKING_EVENT = "Tracking Event"
 SCHEDULED_EVENT = "Scheduled Event"
 SDR_READY_EVENT = "Account SDR Ready"
+ROUTED_SCHEMA = "account-routed/v1"
+PARKED_SCHEMA = "routed-send-parked/v1"
 #: How long a received message stays hidden from other readers while it is replayed.
 VISIBILITY_SECONDS = 300
 #: Records per synchronous invoke of the aggregate function (a stream batch is at most 100).
@@ -160,9 +170,14 @@ def template_queue_name(logical_id: str, stack_name: str, template: Path = REPO_
 
 def classify(body: Mapping[str, Any]) -> tuple[str, Any]:
     """(kind, payload) of a failure-queue message: `tracking` (an EventBridge event),
-    `stream` (DDBStreamBatchInfo) or `decay` (a scheduled event)."""
+    `stream` (DDBStreamBatchInfo), `decay` (a scheduled event), `parked` (a routed send the
+    aggregate function parked) or `routed` (a routed message from the routed DLQ)."""
     if "DDBStreamBatchInfo" in body:
         return "stream", body["DDBStreamBatchInfo"]
+    if body.get("schema") == PARKED_SCHEMA:
+        return "parked", body
+    if body.get("schema") == ROUTED_SCHEMA:
+        return "routed", body
     event: Any = body
     if "requestContext" in body and "requestPayload" in body:  # Lambda's async invocation record
         event = body["requestPayload"]
@@ -354,6 +369,39 @@ def replay_function(stack: Stack, logical_id: str, event: Mapping[str, Any], via
     return f"{what}: {json.dumps(result, default=str)[:300]}"
 
 
+def routed_send(kind: str, payload: Mapping[str, Any], attributes: Mapping[str, str]) -> Any:
+    """The routed send a `parked` envelope holds, or a routed DLQ message is (its group and
+    deduplication id are the message's own FIFO attributes)."""
+    from leadscore.router import RoutedSend, parked_send
+
+    if kind == "parked":
+        return parked_send(payload)
+    group = attributes.get("MessageGroupId") or str((payload.get("sdr") or {}).get("id") or "")
+    dedup = attributes.get("MessageDeduplicationId")
+    if not group or not dedup:
+        raise ReplayError("a routed message without its MessageGroupId / MessageDeduplicationId")
+    return RoutedSend(dict(payload), group, dedup, account_id=str(payload.get("accountId")),
+                      cycle=int(payload.get("cycle") or 0))
+
+
+def replay_routed(stack: Stack, send: Any, dry_run: bool) -> str:
+    """Send a routed message to the routed queue again (its SDR's group, its deduplication
+    id), if the account is still in that routing; else drop it as superseded."""
+    from leadscore.bus import RoutedQueue
+    from leadscore.router import still_owed
+    from leadscore.storage import Store
+
+    what = f"routed message {send.deduplication_id} of {send.account_id} -> SDR {send.group_id}, RoutedQueue"
+    account = Store(stack.table_name(), client=stack.client("dynamodb")).load_account(send.account_id)
+    why = still_owed(account, send)
+    if why:
+        return f"{what}: superseded, not sent ({why})"
+    if not dry_run:
+        RoutedQueue(stack.queue_url("RoutedQueue"), client=stack.client("sqs")).send(
+            send.body, group_id=send.group_id, deduplication_id=send.deduplication_id)
+    return what
+
+
 def replay_decay(stack: Stack, event: Mapping[str, Any], via: str, config_dir: str | None,
                  dry_run: bool) -> str:
     """Run the decay job once, as of now: what the failed run would have done, and more."""
@@ -377,7 +425,7 @@ def replay_queue(stack: Stack, queue_url: str, *, via: str, dry_run: bool = Fals
     while limit is None or seen < limit:
         wanted = 10 if limit is None else max(1, min(10, limit - seen))
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=wanted, WaitTimeSeconds=1,
-                                       VisibilityTimeout=VISIBILITY_SECONDS,
+                                       VisibilityTimeout=VISIBILITY_SECONDS, AttributeNames=["All"],
                                        MessageAttributeNames=["All"]).get("Messages", [])
         if not messages:
             break
@@ -393,6 +441,9 @@ def replay_queue(stack: Stack, queue_url: str, *, via: str, dry_run: bool = Fals
                     what = replay_function(stack, "RouteFunction", payload, via, config_dir, dry_run)
                 elif kind == "routing_pass":
                     what = replay_function(stack, "RoutingPassFunction", payload, via, config_dir, dry_run)
+                elif kind in ("parked", "routed"):
+                    what = replay_routed(stack, routed_send(kind, payload, message.get("Attributes") or {}),
+                                         dry_run)
                 else:
                     what = replay_decay(stack, payload, via, config_dir, dry_run)
             except Exception as error:  # noqa: BLE001 - reported; the message stays for a later try

@@ -29,6 +29,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import traceback
@@ -81,6 +82,40 @@ def serialize_stream_appends() -> None:
 
     add._serialized = True  # type: ignore[attr-defined]
     StreamShard.add = add  # type: ignore[method-assign]
+
+
+#: What SQS accepts in a message body (anything else: InvalidMessageContents).
+_SQS_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def refuse_what_sqs_refuses() -> None:
+    """moto accepts any body up to its queue's size counted in characters; SQS refuses a body
+    with a character outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF
+    (`InvalidMessageContents`) and one over the queue's `MaximumMessageSize` in UTF-8 bytes.
+    Patched so that local runs and tests see the failures AWS gives (idempotent). A batch
+    send fails as a whole here, per entry in SQS: nothing of ours sends batches."""
+    from moto.sqs.exceptions import InvalidParameterValue, SQSException
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend._validate_message, "_strict", False):
+        return
+    validate = SQSBackend._validate_message
+
+    def strict(self: Any, queue: Any, message_body: str, *args: Any, **kwargs: Any) -> None:
+        refused = _SQS_REFUSED.search(message_body)
+        if refused:
+            raise SQSException("InvalidMessageContents",
+                               f"Invalid binary character '#x{ord(refused.group()):X}' was found in the message "
+                               "body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | "
+                               "#xE000 to #xFFFD | #x10000 to #x10FFFF")
+        size = len(message_body.encode("utf-8"))
+        if size > int(queue.maximum_message_size):
+            raise InvalidParameterValue("One or more parameters are invalid. Reason: Message must be shorter than "
+                                        f"{queue.maximum_message_size} bytes.")
+        validate(self, queue, message_body, *args, **kwargs)
+
+    strict._strict = True  # type: ignore[attr-defined]
+    SQSBackend._validate_message = strict  # type: ignore[method-assign]
 
 
 class TemplateError(RuntimeError):
@@ -285,6 +320,7 @@ class TemplateStack:
     ) -> TemplateStack:
         """Create the template's resources in the active moto (or at `endpoint_url`)."""
         serialize_stream_appends()
+        refuse_what_sqs_refuses()
         path = Path(template_path)
         if not path.is_absolute():
             path = (REPO_ROOT / path) if not path.exists() else path.resolve()

@@ -14,7 +14,11 @@ from leadscore.observability import logger, metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     outcome = aggregate_batch(records, store=runtime.store(), config=runtime.config(),
-                              publisher=runtime.publisher(), now=runtime.now(), routed_queue=runtime.routed_queue())
+                              publisher=runtime.publisher(), now=runtime.now(), routed_queue=runtime.routed_queue(),
+                              parked_queue=runtime.parked_queue())
+    if outcome.parked:
+        logger.error("routed messages parked (make replay QUEUE=RoutedParkedQueue)",
+                     extra={"parked": outcome.parked[:10]})
     if outcome.failed:
         logger.warning("stream records failed; Lambda retries from the first",
                        extra={"failed": outcome.failed[:10], "poison": outcome.poison[:10]})

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from leadscore.accounts import Membership
     from leadscore.config import Config
     from leadscore.ports import AggregateStore, ContactStore, MessageQueue, Publisher
+    from leadscore.router import RoutedSend
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
@@ -358,17 +359,26 @@ def state_changes(records: Iterable[StreamRecord], now: datetime) -> list[tuple[
     return state_change_events(changes, now)
 
 
-def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> list[Any]:
+def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> tuple[list[RoutedSend], list[str]]:
     """The routed messages an account batch owes (router.routed_sends: the routing
-    transaction is the outbox, the stream delivers it). Only a record whose new image is
-    routed is decoded in full."""
+    transaction is the outbox, the stream delivers it), and the sequence numbers of the
+    records whose message could not even be built (reported alone). Only a record whose new
+    image is routed is decoded in full."""
     from leadscore.router import routed_sends
 
-    changes = [(items.account_from_item(record.old, summary=True) if record.old else None,
-                items.account_from_item(record.new))
-               for record in records if record.is_account and record.new is not None
-               and record.new.get("state") == "routed"]
-    return routed_sends(config.scoring, changes) if changes else []
+    sends: list[RoutedSend] = []
+    failed: list[str] = []
+    for record in records:
+        if not (record.is_account and record.new is not None and record.new.get("state") == "routed"):
+            continue
+        try:
+            change = (items.account_from_item(record.old, summary=True) if record.old else None,
+                      items.account_from_item(record.new))
+            sends += routed_sends(config.scoring, [change])
+        except Exception as error:  # noqa: BLE001 - one account's message, not its neighbours'
+            _log_failure("the routed message of %s could not be built: %s", record.keys[0], error)
+            failed.append(record.sequence)
+    return sends, failed
 
 
 class NoRoutedQueue(RuntimeError):
@@ -381,6 +391,8 @@ class BatchOutcome:
 
     failed: list[str]  # sequence numbers to report, lowest first (poison included)
     poison: list[str]  # of which: records that can never be applied
+    #: accounts whose routed message could not be sent and was parked (make replay sends it)
+    parked: list[str] = field(default_factory=list)
 
 
 def _sequence_of(raw: Mapping[str, Any]) -> str:
@@ -396,13 +408,16 @@ def _sequence_of(raw: Mapping[str, Any]) -> str:
 
 
 def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
-                    publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None) -> BatchOutcome:
+                    publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None,
+                    parked_queue: MessageQueue | None = None) -> BatchOutcome:
     """Run the three folds over one stream batch, then send the routed messages the account
     changes owe and publish their state changes; what failed, and which of it is poison.
 
     Each fold is idempotent, so a record reported failed (and everything after it, which
     Lambda redelivers) is safe to apply again; a routed message sent again carries the same
-    FIFO deduplication id, and SQS drops it.
+    FIFO deduplication id, and SQS drops it. Each routed message is sent on its own: one that
+    cannot be sent is parked on `parked_queue` and holds back neither the batch's other
+    messages nor its bus events.
     """
     records: list[StreamRecord] = []
     poison: list[str] = []
@@ -420,28 +435,48 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
             failed.extend(sequences)
         poison.extend(fold.poison)
         failed.extend(fold.poison)
+    parked = _send_routed(records, config, routed_queue, parked_queue, failed)
     try:
-        sends = routed_sends_of(records, config)
-        if sends:
-            if routed_queue is None:
-                raise NoRoutedQueue(f"{len(sends)} routed message(s) and no ROUTED_QUEUE_URL")
-            from leadscore.router import send_routed
-
-            send_routed(routed_queue, sends)
         changes = state_changes(records, now)
         if changes:
             publisher.publish(changes, time=now)
-    except Exception as error:  # noqa: BLE001 - report the account records; the retry sends and publishes again
-        logger.error("routed messages or bus events of the batch failed: %s", type(error).__name__)
+    except Exception as error:  # noqa: BLE001 - report the account records; the retry publishes again
+        logger.error("bus events of the batch failed: %s", type(error).__name__)
         failed.extend(r.sequence for r in records if r.is_account)
-    return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence))
+    return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence),
+                        parked=parked)
+
+
+def _send_routed(records: list[StreamRecord], config: Config, routed_queue: MessageQueue | None,
+                 parked_queue: MessageQueue | None, failed: list[str]) -> list[str]:
+    """Send the routed messages the batch owes, each on its own (router.deliver_routed): one
+    that cannot be sent is parked, alone; only one that could not even be parked has its
+    account's records reported (the stream retries them; SQS drops what was sent already).
+    Returns the accounts parked."""
+    from leadscore.router import deliver_routed
+
+    sends, unbuilt = routed_sends_of(records, config)
+    failed.extend(unbuilt)
+    if not sends:
+        return []
+    if routed_queue is None:
+        logger.error("%s", NoRoutedQueue(f"{len(sends)} routed message(s) and no ROUTED_QUEUE_URL"))
+        undelivered = sends
+        parked = []
+    else:
+        delivery = deliver_routed(routed_queue, sends, parking=parked_queue, pause=_back_off)
+        undelivered, parked = delivery.failed, [send.account_id for send in delivery.parked]
+    accounts = {account_pk(send.account_id) for send in undelivered}
+    failed.extend(r.sequence for r in records if r.is_account and r.keys[0] in accounts)
+    return parked
 
 
 def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
-                  publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None) -> list[str]:
+                  publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None,
+                  parked_queue: MessageQueue | None = None) -> list[str]:
     """The sequence numbers of one stream batch that failed (see `aggregate_batch`)."""
     return aggregate_batch(raw_records, store=store, config=config, publisher=publisher, now=now,
-                           routed_queue=routed_queue).failed
+                           routed_queue=routed_queue, parked_queue=parked_queue).failed
 
 
 def stream_response(raw_records: Sequence[Mapping[str, Any]], outcome: BatchOutcome) -> dict[str, Any]:

@@ -11,6 +11,9 @@ from typing import Any
 
 SOURCE = "leadscore"
 _CHUNK = 10  # PutEvents takes at most 10 entries
+#: SendMessage errors about the message itself: the same message would be refused again.
+_REFUSALS = frozenset({"InvalidMessageContents", "InvalidParameterValue", "MissingParameter",
+                       "InvalidParameterCombination"})
 
 
 class PublishError(Exception):
@@ -52,7 +55,8 @@ class BusPublisher:
 class RoutedQueue:
     """The routed SQS FIFO queue: `MessageGroupId` = the SDR's id (their messages in order),
     an explicit `MessageDeduplicationId` (account + cycle, + attempt for re-routes), so a
-    retried send within SQS's 5-minute window is dropped by SQS itself."""
+    retried send within SQS's 5-minute window is dropped by SQS itself. The parked queue
+    (routed sends that failed, `ROUTED_PARKED_QUEUE_URL`) is one too."""
 
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
@@ -67,10 +71,21 @@ class RoutedQueue:
         return self._client
 
     def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None:
-        """One SendMessage."""
-        self.client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str),
-            MessageGroupId=group_id,
-            MessageDeduplicationId=deduplication_id,
-        )
+        """One SendMessage of `body` as JSON SQS accepts (`router.sqs_text`: the characters it
+        refuses escaped). Raises `router.SendRefused` when SQS refuses the message itself
+        (retrying cannot help); any other error as it comes (the caller tries again)."""
+        from botocore.exceptions import ClientError
+
+        from leadscore.router import SQS_MAX_BYTES, SendRefused, sqs_text
+
+        text = sqs_text(body)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > SQS_MAX_BYTES:
+            raise SendRefused(f"a body of {size} bytes (SQS takes {SQS_MAX_BYTES})")
+        try:
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=text, MessageGroupId=group_id,
+                                     MessageDeduplicationId=deduplication_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _REFUSALS:
+                raise SendRefused(error.response["Error"]["Code"]) from error
+            raise

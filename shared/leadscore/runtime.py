@@ -71,6 +71,16 @@ def routed_queue() -> RoutedQueue:
     return RoutedQueue(_required("ROUTED_QUEUE_URL"))
 
 
+@cache
+def parked_queue() -> RoutedQueue | None:
+    """Where the aggregate function parks a routed message it could not send (None: unset,
+    the stream retries the account's records instead)."""
+    from leadscore.bus import RoutedQueue
+
+    url = os.environ.get("ROUTED_PARKED_QUEUE_URL")
+    return RoutedQueue(url) if url else None
+
+
 def retention_days() -> int:
     return int(os.environ.get("EVENT_RETENTION_DAYS", "400"))
 
@@ -81,5 +91,5 @@ def public_api_url() -> str | None:
 
 
 def reset() -> None:
-    for getter in (config, store, publisher, routing, routed_queue):
+    for getter in (config, store, publisher, routing, routed_queue, parked_queue):
         getter.cache_clear()

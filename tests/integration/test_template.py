@@ -241,9 +241,9 @@ def _store_operations() -> dict[str, set[tuple[str, str]]]:
     return resolved
 
 
-def _handler_modules(code_uri: str) -> tuple[set[str], bool, bool]:
+def _handler_modules(code_uri: str) -> tuple[set[str], bool, bool, bool]:
     """(leadscore modules the handler imports, whether it builds the bus publisher, whether it
-    builds the routed queue's sender)."""
+    builds the routed queue's sender, whether it builds the parked queue's)."""
     tree = _parse(REPO_ROOT / code_uri / "app.py")
     modules = {n.module.split(".", 1)[1] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                and n.module and n.module.startswith("leadscore.")}
@@ -252,7 +252,7 @@ def _handler_modules(code_uri: str) -> tuple[set[str], bool, bool]:
         return any(isinstance(n, ast.Attribute) and n.attr == getter
                    and isinstance(n.value, ast.Name) and n.value.id == "runtime" for n in ast.walk(tree))
 
-    return modules, builds("publisher"), builds("routed_queue")
+    return modules, builds("publisher"), builds("routed_queue"), builds("parked_queue")
 
 
 def _store_methods_used(modules: set[str], methods: set[str]) -> set[str]:
@@ -313,7 +313,7 @@ def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, se
             ) -> set[tuple[str, str]]:
     """What the function's code and its event sources use, and nothing else."""
     props = sam_template["Resources"][function]["Properties"]
-    modules, publishes, routes = _handler_modules(props["CodeUri"])
+    modules, publishes, routes, parks = _handler_modules(props["CodeUri"])
     needed: set[tuple[str, str]] = set()
     for method in _store_methods_used(modules, set(store_ops)):
         needed |= store_ops[method]
@@ -321,6 +321,8 @@ def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, se
         needed.add(("events:PutEvents", "EventBus.Arn"))
     if routes:
         needed.add(("sqs:SendMessage", "RoutedQueue.Arn"))
+    if parks:
+        needed.add(("sqs:SendMessage", "RoutedParkedQueue.Arn"))
     destinations = [((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")]
     for event in (props.get("Events") or {}).values():
         if event["Type"] == "DynamoDB":

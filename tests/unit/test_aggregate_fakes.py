@@ -223,9 +223,12 @@ class TestRoutedOutbox:
         assert queue.sends == 1
 
     def test_a_failed_send_reports_the_account_record_and_the_retry_sends_once(self, config: Config) -> None:
+        from leadscore.router import SEND_TRIES
+
         from tests.support.fakes import MemoryQueue
 
-        queue, stream = MemoryQueue(fail=1), self._routed_stream(config)
+        # every try of the invocation fails, and there is no parked queue to put it on
+        queue, stream = MemoryQueue(fail=SEND_TRIES), self._routed_stream(config)
         first = aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
                                 routed_queue=queue)
         assert first.failed == ["11"] and first.poison == [] and queue.messages == []
@@ -235,7 +238,7 @@ class TestRoutedOutbox:
         # a third delivery (a crash after the send) is dropped by the FIFO deduplication id
         aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
                         routed_queue=queue)
-        assert queue.sends == 3 and len(queue.messages) == 1
+        assert queue.sends == SEND_TRIES + 2 and len(queue.messages) == 1
 
     def test_without_a_routed_queue_the_record_fails_rather_than_dropping_the_message(self, config: Config) -> None:
         outcome = aggregate_batch(self._routed_stream(config), store=MemoryStore(), config=config,
