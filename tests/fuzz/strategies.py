@@ -158,6 +158,47 @@ def valid_message(draw: st.DrawFn, msg_type: str | None = None) -> dict[str, Any
     return message
 
 
+# An identify crowded with custom traits (issue 21, item 16): known traits (the rules', the
+# Spec's) beside custom keys in traits, in traits.company and again in context.traits.
+_NOT_CUSTOM = frozenset({"address", "age", "avatar", "birthday", "company", "createdAt", "description", "email",
+                         "employees", "employee_count", "firstName", "gender", "id", "industry", "lastName", "name",
+                         "phone", "plan", "title", "username", "website", "seniority", "country", "state",
+                         "lifecycle", "domain"})
+custom_keys = st.one_of(st.from_regex(r"[a-z][a-z_0-9]{0,15}", fullmatch=True), st.text(min_size=1, max_size=20)
+                        ).filter(lambda key: key not in _NOT_CUSTOM and "." not in key)
+custom_values = st.one_of(
+    st.text(max_size=60), st.integers(-(10**9), 10**9), st.booleans(),
+    st.dictionaries(custom_keys, st.one_of(st.text(max_size=20), st.integers()), max_size=4),
+    st.lists(st.text(max_size=10), max_size=3),
+)
+custom_traits = st.dictionaries(custom_keys, custom_values, max_size=30)
+known_traits = st.fixed_dictionaries(
+    {"email": st.sampled_from(["dee@acmetech.io", "jo@gmail.com"]),
+     "title": st.sampled_from(["Director of Sales", "VP Marketing", "CEO", "Intern", "Senior Engineer"]),
+     "company": st.fixed_dictionaries(
+         {"industry": st.sampled_from(["Software", "SaaS", "Retail", "Information Technology and Services"]),
+          "employee_count": st.one_of(st.integers(1, 100_000), st.sampled_from(["200", "1,200"]))},
+         optional={"name": st.sampled_from(["Acme Tech", "Ölwerke GmbH", "株式会社"])})},
+    optional={"address": st.fixed_dictionaries({"country": st.sampled_from(["US", "United Kingdom", "DE"])}),
+              "firstName": st.just("Dee")})
+
+
+@st.composite
+def crowded_identify(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(an identify message, the known traits it carries)."""
+    known = draw(known_traits)
+    extras = draw(custom_traits)
+    places = draw(st.sets(st.sampled_from(["traits", "company", "context"]), min_size=1))
+    own: dict[str, Any] = {**(extras if "traits" in places else {}), **known}
+    if "company" in places:
+        own["company"] = {**draw(custom_traits), **known["company"]} if draw(st.booleans()) else \
+            {**known["company"], **extras}
+    message: dict[str, Any] = {"type": "identify", "userId": draw(st.sampled_from(["u-dee", "u-1"])), "traits": own}
+    if "context" in places:
+        message["context"] = {"traits": dict(extras)}
+    return message, known
+
+
 FIELD_PATHS = (
     "type", "userId", "anonymousId", "messageId", "event", "timestamp", "originalTimestamp", "sentAt", "traits",
     "properties", "context", "groupId", "previousId", "name", "writeKey", "integrations", "traits.email",

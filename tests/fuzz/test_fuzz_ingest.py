@@ -42,6 +42,7 @@ from tests.fuzz.strategies import (
     batch_body,
     body_keys,
     content_types,
+    crowded_identify,
     dumps,
     emoji_id,
     gzip_bomb,
@@ -261,6 +262,36 @@ def test_long_ids(route: str, value: str, field: str) -> None:
                                                            "authorization": basic(WRITE_KEYS[1])},
                "valid_key": True, "items": None}
     check_segment(route, request)
+
+
+@fuzz_settings(200)
+@given(case=crowded_identify(), route=st.sampled_from(["/v1/identify", "/v1/batch"]))
+def test_item16_known_traits_never_lose_to_custom_ones(case: tuple[dict[str, Any], dict[str, Any]], route: str) -> None:
+    """Custom traits anywhere (traits, traits.company, context.traits; strings, numbers,
+    objects, lists): the stored event stays within its bound and keeps every known trait as
+    sent, so the contact's fit is the fit of its known traits alone (issue 21, item 16)."""
+    from leadscore.items import event_from_item
+    from leadscore.rules import derive_traits, evaluate_fit
+
+    message, known = case
+    body = {"batch": [message]} if route == "/v1/batch" else message
+    response, table = call("POST", route, body=dumps(body).encode(),
+                           headers={"content-type": "application/json", "authorization": basic(WRITE_KEYS[0])})
+    assert response["statusCode"] == 200, response
+    (item,) = table.stored("E")
+    assert len(item["tr"].encode()) <= 600, len(item["tr"].encode())
+    traits = event_from_item(item).traits
+    for key, value in known.items():
+        if isinstance(value, dict):
+            assert {k: traits.get(key, {}).get(k) for k in value} == value, (key, traits.get(key))
+        else:
+            assert traits.get(key) == value, (key, traits.get(key))
+    scoring = _config().scoring
+
+    def fit(of: dict[str, Any]) -> float:
+        return sum(hit.points for hit in evaluate_fit(scoring, scoring.fit, derive_traits(scoring, of)))
+
+    assert fit(traits) == fit(known), (traits, known)
 
 
 # --- the pixel ---------------------------------------------------------------------------------
