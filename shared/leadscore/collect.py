@@ -169,20 +169,22 @@ class Collector:
         return replace(event, properties={**event.properties, "form_id": form.id, "stage": form.stage})
 
     @cached_property
-    def _trait_rank(self) -> Callable[[str], int]:
-        from leadscore.messages import trait_rank
+    def _ranks(self) -> tuple[Callable[[str], int], Callable[[str], int]]:
+        from leadscore.messages import property_rank, trait_rank
 
-        return trait_rank(self.config.scoring)
+        return trait_rank(self.config.scoring), property_rank(self.config.scoring)
 
     def _bounded(self, event: TrackingEvent) -> TrackingEvent:
-        """The event with its traits as they are stored: within the stored event's bound, the
-        traits the rules, the code and the Spec know kept before custom ones (the storage
-        layer alone cannot know which traits the rules read)."""
+        """The event with its traits and properties as they are stored: within the stored
+        event's bound, what the rules, the code and the Spec read kept before custom keys
+        (the storage layer alone cannot know which keys the rules read)."""
         from dataclasses import replace
 
         from leadscore.items import bounded_json_object
 
-        return replace(event, traits=bounded_json_object(event.traits, rank=self._trait_rank) or {})
+        traits, properties = self._ranks
+        return replace(event, traits=bounded_json_object(event.traits, rank=traits) or {},
+                       properties=bounded_json_object(event.properties, rank=properties) or {})
 
     def _put_all(self, events: list[tuple[TrackingEvent, list[str]]]) -> list[bool]:
         def put(accepted: tuple[TrackingEvent, list[str]]) -> bool:

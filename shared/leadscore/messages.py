@@ -457,3 +457,21 @@ def trait_rank(scoring: ScoringConfig) -> Callable[[str], int]:
         return 2 if path in read else 1 if path in SPEC_TRAITS else 0
 
     return rank
+
+
+#: Properties read after collection (from the stored event): an unsubscribe's scope
+#: (contacts.py), a form's id and stage, a page's location.
+READ_PROPERTIES = frozenset({"all", "scope", "list", "form_id", "formId", "stage", "url", "path", "referrer",
+                             "name", "email"})
+
+
+def property_rank(scoring: ScoringConfig) -> Callable[[str], int]:
+    """As `trait_rank`, for properties: 1 for those read above or by an engagement rule's
+    `when.properties`, 0 for the rest."""
+    read = READ_PROPERTIES | {key for rule in scoring.engagement if rule.when is not None
+                              for key in (rule.when.properties or {})}
+
+    def rank(path: str) -> int:
+        return 1 if path in read else 0
+
+    return rank

@@ -15,7 +15,9 @@ Properties (PRODUCT.md, Ingestion), for every input:
   RudderStack's beacon batch stores nothing without a known `writeKey` query parameter, and
   its source config stores nothing at all;
 - a form never passes a posted userId through; the settings' apiHost never carries a
-  client's X-Forwarded-Host; a preflight stores nothing.
+  client's X-Forwarded-Host; a preflight stores nothing;
+- an identify crowded with custom traits (in traits, traits.company and context.traits)
+  stores every known trait within the event's bound, so its fit is that of its known traits.
 """
 
 from __future__ import annotations

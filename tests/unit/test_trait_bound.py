@@ -142,3 +142,27 @@ def test_routing_and_the_derived_traits_read_the_same_after_the_bound(config: Co
     for key in ("seniority", "email_domain", "email_domain_type", "country_code"):
         assert derived[key] == derived_full[key], key
     assert {k: kept[k] for k in read} == read
+
+
+def test_item16_an_unsubscribe_among_many_properties_still_unsubscribes(config: Config) -> None:
+    # Given an Unsubscribed whose custom properties fill the bound before `all: true`
+    properties = {**{f"mailing_{i:02d}": "m" * 40 for i in range(20)}, "all": True}
+    message = {"type": "track", "userId": "u-un", "event": "Unsubscribed", "properties": properties}
+    store = MemoryStore()
+    Collector(store, config).collect([message], source_id="email", received_at=NOW)
+    (stored,) = store.events.values()
+    image = items.event_item(stored.event, stored.hits, 400)
+    assert len(image["pr"].encode()) <= BOUND and json.loads(image["pr"])["all"] is True
+    record = StreamRecord(sequence=str(next(_sequence)), name="INSERT", keys=items.table_key(image), new=image,
+                          old=None)
+    ContactAggregator(store, config, NOW).apply([record])
+    # Then the contact is unsubscribed from everything (no longer counts towards routing)
+    assert store.contacts["u:u-un"].unsubscribed
+
+
+def test_the_bound_cuts_long_text_and_drops_lists_and_deep_objects_first(config: Config) -> None:
+    kept = _bounded({"title": "t" * 500, "k" * 100: 1, "tags": ["a", "b"],
+                     "company": {"industry": "Software", "meta": {"deep": 1}}}, _rank(config))
+    assert kept == {"title": "t" * 200, "k" * 64: 1, "company": {"industry": "Software", "meta": {}}}
+    # within the bound nothing else changes, and a stored form stays as it is
+    assert items.compact_json(kept, BOUND, _rank(config)) == json.dumps(kept, separators=(",", ":"))
