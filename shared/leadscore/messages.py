@@ -437,10 +437,10 @@ SPEC_TRAITS = frozenset({
 })
 #: Traits the code reads whatever the rules say: seniority and the derived traits (rules.py),
 #: the account a contact names (identity.py), its name and title (contacts.py), the company
-#: traits an account takes from its contacts and its exclusion (accounts.py), and what
-#: territories match on (routing.py).
+#: traits an account takes from its contacts and its exclusion (accounts.py), what
+#: territories match on (routing.py), and the CRM `owner` PRODUCT.md has routing read first.
 READ_TRAITS = frozenset({
-    "title", "seniority", "email", "name", "firstName", "lastName", "country", "address.country",
+    "title", "seniority", "email", "name", "firstName", "lastName", "country", "address.country", "owner",
     "address.state", "state", "industry", "employees", "employee_count", "lifecycle", "website", "domain",
     "company.name", "company.industry", "company.employee_count", "company.employees", "company.domain",
     "company.website", "company.country",

@@ -166,3 +166,18 @@ def test_the_bound_cuts_long_text_and_drops_lists_and_deep_objects_first(config:
     assert kept == {"title": "t" * 200, "k" * 64: 1, "company": {"industry": "Software", "meta": {}}}
     # within the bound nothing else changes, and a stored form stays as it is
     assert items.compact_json(kept, BOUND, _rank(config)) == json.dumps(kept, separators=(",", ":"))
+
+
+def test_properties_keep_what_is_read_after_collection_over_custom_ones(config: Config, tmp_path: Path) -> None:
+    from leadscore.messages import property_rank
+
+    read = {"form_id": "demo-request", "stage": "bottom", "url": "https://acme.com/pricing", "scope": "all"}
+    props = {**read, **{f"utm_{i:02d}": "u" * 40 for i in range(20)}, "plan_viewed": "enterprise"}
+    kept = json.loads(items.compact_json(props, BOUND, property_rank(config.scoring)) or "{}")
+    assert read.items() <= kept.items() and "plan_viewed" not in kept
+    # a property an engagement rule matches on is kept as well
+    text = (Path(config.dir) / "scoring.yaml").read_text().replace(
+        "properties: {stage: bottom}}", "properties: {stage: bottom, plan_viewed: enterprise}}", 1)
+    (tmp_path / "scoring.yaml").write_text(text)
+    kept = json.loads(items.compact_json(props, BOUND, property_rank(load_scoring(tmp_path / "scoring.yaml"))) or "{}")
+    assert kept["plan_viewed"] == "enterprise" and read.items() <= kept.items()
