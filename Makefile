@@ -109,6 +109,6 @@ replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue 
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
 
-inbox: install ## the routed queue as an SDR reads it: make inbox SDR=ana [ACK="all" | ACK="acme.com ..."] [STACK=leadscore] [ARGS=--json]
-	@test -n "$(SDR)" || { echo "usage: make inbox SDR=<sdr id> [ACK=\"all\" | ACK=\"<accountId> ...\"] [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.inbox --sdr "$(SDR)" --stack "$(STACK)" $(if $(strip $(ACK)),--ack $(ACK)) $(ARGS)
+inbox: install ## what an SDR was given (their assignments) and what the routed queue holds, changing no delivery: make inbox SDR=ana [STACK=leadscore] [ARGS=--json]
+	@test -n "$(SDR)" || { echo "usage: make inbox SDR=<sdr id> [STACK=leadscore] [ARGS=\"--json --limit 100\"]"; exit 2; }
+	$(PY) -m local.inbox --sdr "$(SDR)" --stack "$(STACK)" $(ARGS)

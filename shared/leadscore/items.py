@@ -87,7 +87,7 @@ ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain
                       "eb", "fb", "due_pk", "due_at", "first", "upd")
 REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
 ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr", "mode", "at", "sla", "att",
-                         "tried")
+                         "tried", "own", "own_at")
 POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")
 SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
 FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "by", "at", "state")
@@ -674,10 +674,12 @@ def assignment_item(assignment: Assignment) -> Item:
 
 
 def assignment_fields(assignment: Assignment) -> Item:
-    """The attributes an SLA re-route replaces (everything but the keys)."""
+    """The attributes an SLA re-route replaces (everything but the keys). `own` / `own_at` key
+    the sparse OwnerIndex (the SDR who holds the cycle now, newest first): a re-route moves
+    the assignment to the new SDR's inbox."""
     return {"sdr": assignment.sdr, "pool": assignment.pool, "terr": assignment.territory, "mode": assignment.mode,
             "at": assignment.routed_at, "sla": assignment.sla_due_at, "att": assignment.attempt,
-            "tried": list(assignment.tried)}
+            "tried": list(assignment.tried), "own": assignment.sdr, "own_at": assignment.routed_at}
 
 
 def assignment_from_item(item: Mapping[str, Any]) -> Assignment:

@@ -567,6 +567,28 @@ class Store:
         except self.client.exceptions.ConditionalCheckFailedException as error:
             raise VersionConflict(f"{account_pk(account.id)} changed since it was read") from error
 
+    # --- an SDR's assignments (the owner index) ----------------------------------------------
+
+    OWNER_INDEX = "OwnerIndex"  # sparse: only assignments carry its key (the SDR holding the cycle)
+
+    def query_assigned(self, sdr_id: str, *, limit: int = 50) -> list[Assignment]:
+        """The assignments `sdr_id` holds now (each account's cycle routed or re-routed to them
+        last), newest first, at most `limit`: Query pages on the OwnerIndex, never a scan;
+        reads bounded by that SDR's assignments. Eventually consistent (an index)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name, "IndexName": self.OWNER_INDEX,
+            "KeyConditionExpression": "#own = :sdr", "ExpressionAttributeNames": {"#own": "own"},
+            "ExpressionAttributeValues": marshal({":sdr": sdr_id}), "ScanIndexForward": False, "Limit": limit,
+        }
+        found: list[Assignment] = []
+        while len(found) < limit:
+            answer = self.client.query(**kwargs)
+            found += [assignment_from_item(unmarshal(raw)) for raw in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                break
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found[:limit]
+
     # --- sales feedback ----------------------------------------------------------------------
 
     def save_feedback(self, feedback: Feedback, account: Account, expected_version: int | None) -> None:

@@ -842,7 +842,8 @@ def test_the_routed_queue_is_fifo_with_explicit_deduplication_and_a_fifo_dead_le
 
 
 def test_the_due_index_carries_what_the_routing_pass_needs(sam_template: dict[str, Any]) -> None:
-    (index,) = sam_template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
+    (index,) = [ix for ix in sam_template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
+                if ix["IndexName"] == "DueIndex"]
     assert {"id", "top", "tr", "state", "cycle", "sdr", "rt", "ver"} <= set(index["Projection"]["NonKeyAttributes"])
 
 
