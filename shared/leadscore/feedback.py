@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from leadscore.http import HttpError, Request, json_response, parse_json
-from leadscore.read import feedback_view
+from leadscore.read import MAX_PATH_ID, feedback_view, storable_id
 from leadscore.records import Account, Feedback, RoutingStatus, VersionConflict, utc_text
 
 if TYPE_CHECKING:
@@ -278,6 +278,8 @@ class FeedbackApi:
         """Apply a feedback to the stored account: one read, one transaction (re-read and
         decided again when the account moved on meanwhile)."""
         now = self.clock()
+        if not storable_id(account_id):
+            raise HttpError(404, "unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
         lookup = account_id.strip().lower() if "." in account_id else account_id
         for _ in range(MAX_ATTEMPTS):
             account = self.store.load_account(lookup) or (self.store.load_account(account_id)

@@ -23,6 +23,14 @@ LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 MAX_MOMENT_LENGTH = 64
 #: Sales feedback shown on an account, newest first.
 FEEDBACK_SHOWN = 20
+#: The longest id collection stores (messages.MAX_ID_LENGTH, not imported: it needs pydantic).
+MAX_PATH_ID = 256
+
+
+def storable_id(text: str) -> bool:
+    """Whether a path's id can name a stored item: a longer one, or one with a lone surrogate
+    (not Unicode text), names nothing and is no valid DynamoDB key: a 404 without a read."""
+    return len(text) <= MAX_PATH_ID and not any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def _invalid_at(message: str) -> HttpError:
@@ -115,7 +123,7 @@ class ReadApi:
         from leadscore.accounts import persona_of
         from leadscore.rules import ContactState, derive_traits, score
 
-        contact = self.find_contact(contact_id)
+        contact = self.find_contact(contact_id) if storable_id(contact_id) else None
         if contact is None:
             raise HttpError(404, "unknown_contact", f"no contact {contact_id!r}")
         scoring = self.config.scoring
@@ -152,6 +160,8 @@ class ReadApi:
     def account(self, account_id: str, now: datetime) -> dict[str, Any]:
         from leadscore.accounts import account_card, effective_traits, routing_view
 
+        if not storable_id(account_id):
+            raise HttpError(404, "unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
         lookup = account_id.strip().lower() if "." in account_id else account_id
         account = self.store.load_account(lookup) or self.store.load_account(account_id)
         if account is None:

@@ -100,8 +100,9 @@ def _attr_size(attr: dict[str, Any], operation: str, depth: int) -> int:
     raise _validation(operation, f"unknown attribute type {kind}")
 
 
-def check_item(item: dict[str, Any], operation: str) -> None:
-    """Raise a ValidationException where DynamoDB would refuse this (marshalled) item."""
+def check_key(item: dict[str, Any], operation: str) -> None:
+    """Raise a ValidationException where DynamoDB would refuse this (marshalled) key: on a
+    read as on a write."""
     for key_name, limit in (("pk", MAX_PARTITION_KEY_BYTES), ("sk", MAX_SORT_KEY_BYTES)):
         attr = item.get(key_name)
         if not attr or "S" not in attr:
@@ -109,6 +110,11 @@ def check_item(item: dict[str, Any], operation: str) -> None:
         size = _utf8_len(attr["S"], operation, f"the key {key_name}")
         if not 1 <= size <= limit:
             raise _validation(operation, f"the key {key_name} is {size} bytes; the limit is {limit}")
+
+
+def check_item(item: dict[str, Any], operation: str) -> None:
+    """Raise a ValidationException where DynamoDB would refuse this (marshalled) item."""
+    check_key(item, operation)
     total = 0
     for name, attr in item.items():
         total += _utf8_len(name, operation, "an attribute name") + _attr_size(attr, operation, 1)
@@ -117,7 +123,9 @@ def check_item(item: dict[str, Any], operation: str) -> None:
 
 
 class FakeDynamoDB:
-    """The few DynamoDB calls collection makes, in memory, with the service's limits."""
+    """The few DynamoDB calls collection, the read API and feedback make, in memory, with the
+    service's limits; conditions: `attribute_not_exists(pk)` and the version check
+    (`ver = :expected`), a transaction all or nothing."""
 
     exceptions = _Exceptions
 
@@ -148,17 +156,26 @@ class FakeDynamoDB:
 
     # -- the calls -------------------------------------------------------------------------------
 
-    def _write(self, item: dict[str, Any], operation: str, condition: str | None) -> None:
+    def _holds(self, item: dict[str, Any], operation: str, condition: str | None,
+               values: dict[str, Any] | None) -> bool:
         check_item(item, operation)
-        key = (item["pk"]["S"], item["sk"]["S"])
-        self.writes[item.get("k", {}).get("S", "?")] += 1
-        if condition is not None:
-            if "attribute_not_exists" not in condition:
-                raise _validation(operation, f"the fake knows no condition {condition!r}")
-            if key in self.items:
-                raise _Exceptions.ConditionalCheckFailedException(
-                    {"Error": {"Code": "ConditionalCheckFailedException", "Message": "exists"}}, operation)
-        self.items[key] = item
+        if condition is None:
+            return True
+        known = self.items.get((item["pk"]["S"], item["sk"]["S"]))
+        if condition == "attribute_not_exists(pk)":
+            return known is None
+        if condition == "ver = :expected" and values is not None:
+            return known is not None and known.get("ver") == values[":expected"]
+        raise _validation(operation, f"the fake knows no condition {condition!r}")
+
+    def _write(self, item: dict[str, Any], operation: str, condition: str | None,
+               values: dict[str, Any] | None = None) -> None:
+        holds = self._holds(item, operation, condition, values)
+        self.writes[item.get("k", {}).get("S", "?")] += 1  # a refused conditional write is billed too
+        if not holds:
+            raise _Exceptions.ConditionalCheckFailedException(
+                {"Error": {"Code": "ConditionalCheckFailedException", "Message": "exists"}}, operation)
+        self.items[(item["pk"]["S"], item["sk"]["S"])] = item
 
     def put_item(self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str | None = None,
                  **_: Any) -> dict[str, Any]:
@@ -183,17 +200,52 @@ class FakeDynamoDB:
             self.calls["TransactWriteItems"] += 1
             if len(TransactItems) > 100:
                 raise _validation("TransactWriteItems", "more than 100 actions")
-            for action in TransactItems:
-                if "Put" in action:
-                    put = action["Put"]
-                    self._write(put["Item"], "TransactWriteItems", put.get("ConditionExpression"))
+            puts = [action["Put"] for action in TransactItems if "Put" in action]
+            if len(puts) != len(TransactItems):
+                raise _validation("TransactWriteItems", "the fake knows Put actions only")
+            if not all([self._holds(put["Item"], "TransactWriteItems", put.get("ConditionExpression"),
+                                    put.get("ExpressionAttributeValues")) for put in puts]):
+                raise _Exceptions.TransactionCanceledException(
+                    {"Error": {"Code": "TransactionCanceledException", "Message": "a condition failed"}},
+                    "TransactWriteItems")
+            for put in puts:
+                self._write(put["Item"], "TransactWriteItems", None)
         return {}
 
     def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
         with self._lock:
             self.calls["GetItem"] += 1
+            check_key(Key, "GetItem")
             item = self.items.get((Key["pk"]["S"], Key["sk"]["S"]))
         return {"Item": item} if item else {}
+
+    def batch_get_item(self, *, RequestItems: dict[str, dict[str, Any]], **_: Any) -> dict[str, Any]:
+        with self._lock:
+            self.calls["BatchGetItem"] += 1
+            found: dict[str, list[dict[str, Any]]] = {}
+            for table, request in RequestItems.items():
+                if len(request["Keys"]) > 100:
+                    raise _validation("BatchGetItem", "more than 100 keys")
+                for key in request["Keys"]:
+                    check_key(key, "BatchGetItem")
+                found[table] = [self.items[k] for k in ((key["pk"]["S"], key["sk"]["S"]) for key in request["Keys"])
+                                if k in self.items]
+        return {"Responses": found, "UnprocessedKeys": {}}
+
+    def query(self, *, TableName: str, KeyConditionExpression: str, ExpressionAttributeValues: dict[str, Any],
+              ScanIndexForward: bool = True, Limit: int | None = None, **_: Any) -> dict[str, Any]:
+        """A partition's items whose sort key begins with a prefix (the one query the read API makes)."""
+        with self._lock:
+            self.calls["Query"] += 1
+            if KeyConditionExpression != "pk = :pk AND begins_with(sk, :prefix)":
+                raise _validation("Query", f"the fake knows no key condition {KeyConditionExpression!r}")
+            pk, prefix = ExpressionAttributeValues[":pk"]["S"], ExpressionAttributeValues[":prefix"]["S"]
+            check_key({"pk": {"S": pk}, "sk": {"S": prefix or "-"}}, "Query")
+            keys = sorted(k for k in self.items if k[0] == pk and k[1].startswith(prefix))
+            if not ScanIndexForward:
+                keys.reverse()
+            items = [self.items[k] for k in keys[:Limit]]
+        return {"Items": items, "Count": len(items)}
 
 
 def fake_store() -> tuple[Any, FakeDynamoDB]:

@@ -1,0 +1,179 @@
+"""Every IAM-authorized route, fuzzed in process through its real handler
+(`functions/read_api/app.py`, `functions/feedback/app.py`) with API Gateway HTTP API v2
+events, the shipped config/ and the shipped Store over the in-memory DynamoDB of
+tests/fuzz/fakes.py (which refuses what the real one refuses: lone surrogates, keys over
+DynamoDB's sizes...). The table holds one account routed to maya and one of its contacts.
+
+Properties, for every generated path, query and body, signed or not:
+- never a 5xx, never an exception out of the handler;
+- a 4xx is JSON with `error`, `code` and `message`; a `field`, when given, names something;
+- the read routes write nothing;
+- feedback writes nothing unless it answers 200, and then one feedback item and the account;
+  a 200 (not a replay) names the account's owner or a lead of routing.yaml as `sdr`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+from unittest import mock
+from urllib.parse import quote
+
+from hypothesis import event, given, note
+from hypothesis import strategies as st
+
+from local.apigw import http_event, iam_authorizer, lambda_context
+from tests.fuzz.fakes import FakeDynamoDB, fake_store
+from tests.fuzz.strategies import Raw, any_text, dumps, hostile_value, json_values, timestamps
+from tests.fuzz.tally import TALLY, fuzz_settings
+
+ACCOUNT = "acme.com"
+OWNER = "maya"
+READ_ROUTES = ("GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}")
+FEEDBACK_ROUTE = "POST /v1/accounts/{accountId}/feedback"
+
+
+@cache
+def _routing() -> Any:
+    from leadscore import runtime
+
+    return runtime.routing()
+
+
+def seeded() -> tuple[Any, FakeDynamoDB]:
+    """A fresh fake table with the account (routed to maya, cycle 1) and its contact."""
+    from leadscore.records import Account, Contact, RoutingStatus
+
+    store, table = fake_store()
+    store.save_account(Account(
+        id=ACCOUNT, version=1, state="routed", cycle=1, name="Acme", domain=ACCOUNT,
+        traits={"group": {"industry": "Software", "employees": 200, "address": {"country": "US"}}},
+        sdr={"id": OWNER, "name": "Maya Johnson", "email": "maya@example.com"},
+        routing=RoutingStatus(pool="na", territory="na", mode="territory", routed_at="2026-11-23T09:00:00Z",
+                              sla_due_at="2026-11-25T09:00:00Z", attempt=1, tried=[OWNER],
+                              due_at="2026-11-25T09:00:00Z")), None)
+    store.save_contact(Contact(key="u:jo", version=1, user_id="jo", email="jo@acme.com", account=ACCOUNT), None)
+    table.writes.clear()
+    return store, table
+
+
+def invoke(route: str, path_parameters: dict[str, str], *, query: str = "", body: bytes | None = None,
+           headers: dict[str, str] | None = None, signed: bool = True) -> tuple[dict[str, Any], FakeDynamoDB]:
+    from leadscore import runtime
+
+    from functions.feedback.app import lambda_handler as feedback_handler
+    from functions.read_api.app import lambda_handler as read_handler
+
+    store, table = seeded()
+    method, template = route.split(" ", 1)
+    path = template
+    for name, value in path_parameters.items():
+        path = path.replace("{" + name + "}", quote(value, safe="", errors="surrogatepass"))
+    event = http_event(method, path + (f"?{query}" if query else ""), route_key=route, body=body,
+                       headers=headers, path_parameters=path_parameters,
+                       authorizer=iam_authorizer(user="crm-bot") if signed else None)
+    note(f"{route} params={path_parameters!r} ?{query[:300]!r} headers={headers} body={(body or b'')[:600]!r}")
+    TALLY.add(route)
+    handler, function = ((feedback_handler, "FeedbackFunction") if route == FEEDBACK_ROUTE
+                         else (read_handler, "ReadApiFunction"))
+    with mock.patch.object(runtime, "store", lambda: store):
+        response = handler(event, lambda_context(function))
+    return response, table
+
+
+def check_answer(response: dict[str, Any]) -> Any:
+    """No 5xx; a 4xx is the JSON error envelope; returns the decoded body."""
+    status = response["statusCode"]
+    event(f"status {status}")  # --hypothesis-show-statistics: how often each answer was reached
+    assert status < 500, response
+    answer = json.loads(response.get("body") or "null")
+    if 400 <= status < 500:
+        assert response["headers"]["content-type"].startswith("application/json"), response
+        assert isinstance(answer, dict), response
+        for key in ("error", "code", "message"):
+            assert isinstance(answer.get(key), str) and answer[key], (key, answer)
+        if "field" in answer:
+            assert isinstance(answer["field"], str) and answer["field"].strip(), answer
+    return answer
+
+
+# --- what varies -----------------------------------------------------------------------------------
+
+lone_surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
+path_ids = st.one_of(
+    st.sampled_from([ACCOUNT, "ACME.com", " acme.com ", "jo", "jo@acme.com", "nobody.io", "", " ", "%", "%ZZ",
+                     "%ED%A0%80", "%F0%9F%98%80", "a" * 3000, "😀" * 600, "é" * 1100, "A#acme.com", "../acme.com"]),
+    any_text,
+    st.builds(lambda a, s, b: a + s + b, st.text(max_size=5), lone_surrogates, st.text(max_size=5)),
+    st.text(min_size=200, max_size=700),
+)
+queries = st.one_of(
+    st.just(""),
+    st.builds(lambda at: "at=" + quote(str(at), safe="", errors="surrogatepass"), st.one_of(timestamps, any_text)),
+    st.sampled_from(["at=", "at=%ED%A0%80", "at=%FF", "at=2026-11-25T10:00:00Z&at=x", "at=" + "9" * 5000,
+                     "x=1&y", "at=2026-11-25T10:00:00%2B14:00", "at=0001-01-01T00:00:00-23:59"]),
+)
+sdr_names = st.one_of(st.sampled_from([OWNER, "amara", "lucas", "MAYA@example.com", "amara@example.com", " maya ",
+                                       "nobody", "", "a" * 257]),
+                      any_text, st.builds(Raw, st.sampled_from(['"ma\\ud800ya"', '"\\udfff"', "1", "null", "[]"])))
+notes = st.one_of(st.none(), any_text, st.text(st.characters(codec="utf-8"), max_size=30),
+                  st.sampled_from(["n" * 2000, "n" * 2001, "😀" * 2000]),
+                  st.builds(Raw, st.sampled_from(['"a\\ud800b"', '"\\udc00"', '"' + "\\ud83d" * 40 + '"', "7"])))
+
+
+@st.composite
+def feedback_body(draw: st.DrawFn) -> Any:
+    """Mostly near-valid bodies (so the state machine and the writes are reached), some junk."""
+    kind = draw(st.sampled_from(["near"] * 5 + ["json", "hostile", "bytes"]))
+    if kind == "json":
+        return draw(json_values)
+    if kind == "hostile":
+        return {"outcome": "accepted", "sdr": OWNER, draw(st.sampled_from(["note", "sdr", "outcome", "x"])):
+                draw(hostile_value)}
+    if kind == "bytes":
+        return draw(st.one_of(st.binary(max_size=64), st.just(b"\xef\xbb\xbf{}"), st.just(b"{" * 5000),
+                              st.just(b'{"outcome":"accepted","sdr":"maya","note":"\xed\xa0\x80"}')))
+    body: dict[str, Any] = {
+        "outcome": draw(st.sampled_from(["accepted", "not_ready", "disqualified", "reset"]) if draw(st.integers(0, 9))
+                        else any_text),
+        "sdr": draw(st.sampled_from([OWNER, "amara", "lucas"]) if draw(st.integers(0, 2)) else sdr_names),
+    }
+    if draw(st.booleans()):
+        body["note"] = draw(st.text(max_size=40) if draw(st.booleans()) else notes)
+    return body
+
+
+def encoded(body: Any) -> bytes:
+    return body if isinstance(body, bytes) else dumps(body).encode("utf-8", "surrogatepass")
+
+
+# --- the properties --------------------------------------------------------------------------------
+
+
+@fuzz_settings(400)
+@given(route=st.sampled_from(READ_ROUTES), value=st.one_of(st.sampled_from([ACCOUNT, "jo"]), path_ids), query=queries,
+       signed=st.booleans())
+def test_read_routes(route: str, value: str, query: str, signed: bool) -> None:
+    name = "accountId" if "accounts" in route else "contactId"
+    response, table = invoke(route, {name: value}, query=query, signed=signed)
+    answer = check_answer(response)
+    assert table.total_writes == 0, table.writes
+    if response["statusCode"] == 200:
+        assert (answer.get("accountId") if name == "accountId" else answer.get("contactId")) in (ACCOUNT, "jo")
+
+
+@fuzz_settings(600)
+@given(account=st.one_of(st.just(ACCOUNT), st.just(ACCOUNT), path_ids), body=feedback_body(), signed=st.booleans(),
+       content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))
+def test_feedback(account: str, body: Any, signed: bool, content_type: str) -> None:
+    response, table = invoke(FEEDBACK_ROUTE, {"accountId": account}, body=encoded(body),
+                             headers={"content-type": content_type} if content_type else None, signed=signed)
+    answer = check_answer(response)
+    if response["statusCode"] != 200:
+        assert table.total_writes == 0, (table.writes, answer)
+        return
+    assert answer["accountId"] == ACCOUNT and answer["replayed"] is False, answer
+    assert answer["feedback"]["sdr"] in (OWNER, *_routing().leads), answer
+    assert answer["feedback"]["by"] == ("arn:aws:iam::123456789012:user/crm-bot" if signed else None)
+    assert (table.writes["FB"], table.total_writes) == (1, 2), table.writes
