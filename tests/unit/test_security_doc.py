@@ -29,3 +29,30 @@ def test_every_test_file_security_md_cites_exists() -> None:
     text = (ROOT / "SECURITY.md").read_text()
     files = set(re.findall(r"(tests/[\w/]+\.py)", text))
     assert files and [f for f in sorted(files) if not (ROOT / f).is_file()] == []
+
+
+def test_item7_security_md_lists_every_iam_route_and_a_feedback_only_policy() -> None:
+    """Every IAM-authorized route of template.yaml is in SECURITY.md's table, and its example
+    policy for a feedback integration allows `execute-api:Invoke` on the feedback route only."""
+    import json
+
+    from tests.support.stack import load_template
+
+    text = (ROOT / "SECURITY.md").read_text()
+    iam_routes = sorted(
+        f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}"
+        for resource in load_template(ROOT / "template.yaml")["Resources"].values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+        for event in (resource["Properties"].get("Events") or {}).values()
+        if event["Type"] == "HttpApi" and (event["Properties"].get("Auth") or {}).get("Authorizer") == "AWS_IAM")
+    assert "POST /v1/accounts/{accountId}/feedback" in iam_routes
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    missing = [route for route in iam_routes if not any(f"`{route}`" in line and "IAM" in line for line in table)]
+    assert missing == []
+    policies = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
+    (feedback_only,) = [p for p in policies if any(s.get("Sid") == "SalesFeedbackOnly" for s in p["Statement"])]
+    statements = feedback_only["Statement"]
+    assert [(s["Effect"], s["Action"]) for s in statements] == [("Allow", "execute-api:Invoke")]
+    resources = statements[0]["Resource"]
+    resources = [resources] if isinstance(resources, str) else resources
+    assert [r.split("/", 1)[1] for r in resources] == ["$default/POST/v1/accounts/*/feedback"]
