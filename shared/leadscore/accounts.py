@@ -283,8 +283,9 @@ def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, 
     its SDR's, and a dip shows in the score, never by taking the account from her. An
     `sdr_ready` account (waiting for an SDR) is nobody's yet, so a dip still recycles it
     (recycled by the score: no cooldown, no baseline; it qualifies again on its whole score).
-    After `not_ready` feedback the account is held until `cooldown_until`, and the engagement it had then (`baseline`) no longer counts
-    toward the threshold: it qualifies again on `score - baseline`.
+    After `not_ready` feedback the account is held until `cooldown_until`, and the engagement
+    it had then (`baseline`) no longer counts toward the threshold: it qualifies again on
+    `score - baseline`.
     """
     thresholds = scoring.account.thresholds
     if state == "disqualified":
