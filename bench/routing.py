@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -187,6 +190,152 @@ def run_routes(team_size: int, accounts: int) -> RouteFigures:
                                stream=dict(bench.meter.totals("route", "AggregateFunction")))
         figures.cost = route_cost(bench, figures, "route")
     return figures
+
+
+class SerializedClient:
+    """A DynamoDB client whose calls take turns: each call is atomic, as one request to
+    DynamoDB is, and concurrent routes interleave between calls (moto in one process is not
+    thread-safe). Counts the calls and the cancelled transactions."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[name] += 1
+                started = time.perf_counter()
+                try:
+                    return attribute(*args, **kwargs)
+                except self._client.exceptions.TransactionCanceledException:
+                    self.calls["cancelled"] += 1
+                    raise
+                finally:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+        return call
+
+
+@dataclass
+class Burst:
+    """What N route functions running at once, one `Account SDR Ready` each, gave."""
+
+    outcomes: dict[str, dict[str, Any]]  # account -> the function's answer
+    errors: dict[str, str]  # account -> the function error
+    calls: Counter[str]  # DynamoDB calls of the route functions (and cancelled transactions)
+    seconds: float
+    client: SerializedClient
+
+    def per_sdr(self, sdrs: Iterable[str]) -> dict[str, int]:
+        counts = Counter(o.get("sdr") for o in self.outcomes.values() if o.get("status") == "routed")
+        return {sdr: counts.get(sdr, 0) for sdr in sdrs}
+
+
+@contextmanager
+def cancelled_transactions_leave_no_stream_record() -> Iterator[None]:
+    """With `light_transaction_backups`, a cancelled transaction's rollback keeps the stream
+    records of the actions moto applied before the one that failed (the backup shares the
+    stream): the aggregate function would send a routed message for an account that was
+    never routed. A burst cancels many: their records are dropped, as DynamoDB never makes
+    them."""
+    import moto.dynamodb.models as models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shards = {name: table.stream_shard for name, table in self.tables.items() if table.stream_shard is not None}
+        lengths = {name: len(shard.items) for name, shard in shards.items()}
+        try:
+            original(self, transact_items)
+        except Exception:
+            for name, shard in shards.items():
+                del shard.items[lengths[name]:]
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        models.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+
+
+def concurrent_routes(stack: Any, account_ids: list[str], cycle: int = 1) -> Burst:
+    """Run the route function's handler on one thread per account, all released at once (a
+    burst of `Account SDR Ready` into one pool; Lambda runs one invocation per container at
+    a time, so each thread is a container of its own). The function's DynamoDB calls go
+    through one `SerializedClient`."""
+    from leadscore import runtime
+
+    spec = stack.functions["RouteFunction"]
+    handler = getattr(stack.module("RouteFunction"), spec.function_name)
+    outcomes: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    barrier = threading.Barrier(len(account_ids), timeout=60)
+    # moto backs a transaction up by deep-copying its table, stream included: 90 ms a call
+    # here, where DynamoDB takes about 10; the light backup keeps moto's calls near that
+    with stack._function_env(spec), light_transaction_backups(), cancelled_transactions_leave_no_stream_record():
+        store = runtime.store()
+        client = store.client
+        serialized = SerializedClient(client)
+        store._client = serialized
+
+        def one(account_id: str) -> None:
+            barrier.wait()
+            try:
+                outcomes[account_id] = handler(sdr_ready_event(account_id, cycle), stack.context("RouteFunction"))
+            except Exception as error:  # a function error: Lambda would retry the event
+                errors[account_id] = f"{type(error).__name__}: {error}"
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=one, args=(a,)) for a in account_ids]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            store._client = client
+    return Burst(outcomes, errors, serialized.calls, time.perf_counter() - started, serialized)
+
+
+@dataclass
+class BurstFigures:
+    accounts: int
+    team_size: int
+    routed: int
+    function_errors: int
+    messages: int
+    per_sdr: dict[str, int]
+    transactions: int
+    cancelled: int
+    reads: int
+    seconds: float
+
+    @property
+    def spread(self) -> int:
+        """The most and the fewest accounts an SDR got, apart (0 or 1 is fair for equal weights)."""
+        return max(self.per_sdr.values()) - min(self.per_sdr.values())
+
+
+def run_burst(accounts: int, team_size: int = 3) -> BurstFigures:
+    """`accounts` route functions at once into one pool of `team_size` equal SDRs."""
+    config = team(team_size)
+    with metered_stack() as bench, routing_config(config), route_rule_paused(bench):
+        ids = seed_ready_accounts(bench, accounts)
+        burst = concurrent_routes(bench.stack, ids)
+        bench.pump()
+        return BurstFigures(
+            accounts=accounts, team_size=team_size,
+            routed=sum(o.get("status") == "routed" for o in burst.outcomes.values()),
+            function_errors=len(burst.errors), messages=queued_messages(bench),
+            per_sdr=burst.per_sdr(s.id for s in config.sdrs), transactions=burst.calls["transact_write_items"],
+            cancelled=burst.calls["cancelled"], reads=burst.calls["batch_get_item"], seconds=burst.seconds)
 
 
 def run_pass(table_contacts: int, accounts: int, team_size: int = 3) -> PassFigures:

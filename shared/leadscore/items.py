@@ -69,7 +69,7 @@ ITEM_KINDS: dict[str, tuple[str, str, str]] = {
     "rejected": ("R#<yyyy-mm-dd>#<0-9>", "<iso time>#<uuid>", "yes: raw (the input as sent, truncated), reason"),
     "assignment": ("A#<accountId>", "RT#<cycle, 6 digits>",
                    "no contact data: the account id, the SDR ids (from routing.yaml), times"),
-    "pool counter": ("POOL#<poolId>", "RR", "no"),
+    "pool counter": ("POOL#<poolId>", "RR", "no: a counter, and day counts named c#<sdrId>#<yyyy-mm-dd>"),
     "SDR day": ("SDR#<sdrId>", "D#<yyyy-mm-dd>", "no: an SDR id (from routing.yaml) and a count; TTL ttl"),
     "feedback": ("A#<accountId>", "FB#<seq, 10 digits>",
                  "yes: note (free text, may name people), sdr (as sent), by (the IAM caller's ARN)"),
@@ -88,7 +88,7 @@ ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain
 REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
 ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr", "mode", "at", "sla", "att",
                          "tried", "own", "own_at")
-POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")
+POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")  # and the day counts, `c#<sdrId>#<yyyy-mm-dd>`
 SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
 FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "by", "at", "state")
 #: Keys of an account's last feedback (`fb`, a map).
@@ -692,6 +692,32 @@ def assignment_from_item(item: Mapping[str, Any]) -> Assignment:
 def counter_value(item: Mapping[str, Any] | None) -> int:
     """A pool counter's value (0 when it was never written)."""
     return int(item.get("n") or 0) if item else 0
+
+
+POOL_DAY_PREFIX = "c#"
+
+
+def pool_day_attribute(sdr_id: str, day: date) -> str:
+    """The pool record's count of an SDR's assignments on one of their local days. Every
+    routing transaction adds 1 to it in the record of each pool the SDR is in (beside the
+    SDR's own day count, which is the guard), so a router learns who is full from the one
+    pool read it does. Never above the SDR's day count: a record that missed assignments
+    (made before the record counted them, or while the SDR was in no such pool) only costs
+    one refused transaction, after which the record says full."""
+    return f"{POOL_DAY_PREFIX}{sdr_id}#{day.isoformat()}"
+
+
+def pool_day_counts(item: Mapping[str, Any] | None) -> dict[tuple[str, date], int]:
+    """Every (SDR, local day) count a pool record holds."""
+    counts: dict[tuple[str, date], int] = {}
+    for name, value in (item or {}).items():
+        if name.startswith(POOL_DAY_PREFIX):
+            sdr_id, _, day = name[len(POOL_DAY_PREFIX):].rpartition("#")
+            try:
+                counts[(sdr_id, date.fromisoformat(day))] = int(value)
+            except (TypeError, ValueError):
+                continue  # not one of ours: ignored
+    return counts
 
 
 def sdr_day_count(item: Mapping[str, Any] | None) -> int:

@@ -100,7 +100,8 @@ class RoutingStore(Protocol):
 
     def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
                         counter: tuple[str, int, int] | None, capacity: int | None,
-                        day: date, previous_attempt: int | None = None) -> None: ...
+                        day: date, previous_attempt: int | None = None, pool: str | None = None,
+                        tally: Sequence[str] = (), stale: Iterable[tuple[str, date]] = ()) -> None: ...
 
     def save_routing_status(self, account: Account, *, expected_state: str) -> None: ...
 

@@ -8,7 +8,7 @@ on DynamoDB items: the item mapping (attribute names, JSON layouts, keys) lives 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,7 +33,17 @@ class TransactionConflict(VersionConflict):
 
 class CapacityReached(TransactionConflict):
     """The routing transaction found the chosen SDR at their daily capacity (the day count's
-    condition failed, and only it): the router reads the pool's day counts and chooses again."""
+    condition failed, and only it): the pool records now say so; the router chooses again."""
+
+
+class PoolMoved(TransactionConflict):
+    """The routing transaction lost the pool's counter to another route (its condition failed,
+    and only it). Carries the pool record as the failed condition saw it (its counter and day
+    counts), so the router chooses again without reading it."""
+
+    def __init__(self, message: str, *, pool: str, counter: int, counts: dict[tuple[str, date], int]) -> None:
+        super().__init__(message)
+        self.pool, self.counter, self.counts = pool, counter, counts
 
 
 class PoisonRecord(ValueError):

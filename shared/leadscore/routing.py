@@ -274,6 +274,14 @@ def capacity_days(config: RoutingConfig, pool: PoolChoice, now: datetime) -> tup
     )
 
 
+def sdr_pools(config: RoutingConfig, sdr_id: str) -> tuple[str, ...]:
+    """The pools whose routing can choose this SDR (the global pool in `round_robin` mode):
+    each keeps a count of the SDR's day, so every route to the SDR adds to each."""
+    if config.mode == "round_robin":
+        return (GLOBAL_POOL,)
+    return tuple(pool.id for pool in config.pools if sdr_id in pool.sdrs)
+
+
 def _availability(sdr: Sdr, now: datetime, assignments: Mapping[SdrDay, int]) -> Skip | None:
     if not sdr.active:
         return Skip(sdr.id, "inactive")

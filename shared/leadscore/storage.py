@@ -57,6 +57,8 @@ from leadscore.items import (
     feedback_item,
     key_item,
     pool_counter_key,
+    pool_day_attribute,
+    pool_day_counts,
     rejected_item,
     route_due_of,
     routing_doc,
@@ -74,6 +76,7 @@ from leadscore.records import (
     Contact,
     ContactScores,
     Feedback,
+    PoolMoved,
     TransactionConflict,
     VersionConflict,
     utc_text,
@@ -410,35 +413,43 @@ class Store:
 
     def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
                         ) -> tuple[int | None, dict[tuple[str, date], int]]:
-        """A pool's counter (0 when never stepped; None when `pool_id` is None: not asked) and
-        the assignment counts of the (SDR, local day) pairs asked for. One strongly consistent
-        BatchGetItem. The router asks for the counter alone until a transaction finds an SDR
-        full (CapacityReached); only then for the day counts of the pool's SDRs."""
+        """A pool's record: its counter (0 when never stepped) and its day counts
+        (`pool_day_attribute`): the (SDR, local day) pairs asked (0 when absent), and any
+        other it still holds (older days, SDRs since gone, which the next routing transaction
+        removes). One strongly consistent read of one item, whatever the pool's size.
+
+        With `pool_id` None: the SDRs' own day counts of the pairs asked instead (one key each)."""
         wanted_days = list(dict.fromkeys(days))
-        keys = [sdr_day_key(sdr, day) for sdr, day in wanted_days]
-        if pool_id is not None:
-            keys.append(pool_counter_key(pool_id))
-        found = self.get_many(keys) if keys else {}
-        counter = counter_value(found.get(pool_counter_key(pool_id))) if pool_id is not None else None
-        return counter, {pair: sdr_day_count(found.get(sdr_day_key(*pair))) for pair in wanted_days}
+        if pool_id is None:
+            keys = [sdr_day_key(sdr, day) for sdr, day in wanted_days]
+            found = self.get_many(keys) if keys else {}
+            return None, {pair: sdr_day_count(found.get(sdr_day_key(*pair))) for pair in wanted_days}
+        key = pool_counter_key(pool_id)
+        record = self.get_many([key]).get(key)
+        return counter_value(record), {**dict.fromkeys(wanted_days, 0), **pool_day_counts(record)}
 
     def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
                         counter: tuple[str, int, int] | None, capacity: int | None,
-                        day: date, previous_attempt: int | None = None) -> None:
-        """Route an account: one TransactWriteItems of up to four items, all or nothing.
+                        day: date, previous_attempt: int | None = None, pool: str | None = None,
+                        tally: Sequence[str] = (), stale: Iterable[tuple[str, date]] = ()) -> None:
+        """Route an account: one TransactWriteItems, all or nothing.
 
         - the assignment for (account, cycle): a Put conditioned on not existing (the first
           route of the cycle), or, for an SLA re-route, an Update conditioned on the attempt
           read (`previous_attempt`): the exactly-once guard;
-        - the pool counter (`counter` = (pool, value read, value to write)), conditioned on
-          still holding the value read (no item when it was 0); left out for a sticky route;
-        - the SDR's count for their local `day`, +1, conditioned on staying within `capacity`;
+        - the pool record of the routing: its counter (`counter` = (pool, value read, value to
+          write)), conditioned on still holding the value read (left out for a sticky route),
+          and the day counts in `stale` (other days) removed;
+        - in the record of each pool of `tally` (every pool the SDR is in), +1 to the SDR's
+          count for their local `day` (`pool_day_attribute`): unconditional;
+        - the SDR's own count for `day`, +1, conditioned on staying within `capacity`: the guard;
         - the account's routing fields (state `routed`, `sdr`, `rt`, the SLA due time on the
-          DueIndex), conditioned on the state and cycle read; its version moves on, so an
-          aggregation that read it before re-reads.
+          DueIndex), conditioned on the version read; its version moves on.
 
-        2 WCU per KB per item. Raises TransactionConflict when any condition fails (a
-        concurrent route won, the counter moved, the SDR filled up, the account changed).
+        2 WCU per KB per item. Raises PoolMoved when only the counter's condition failed (with
+        the record as it is now), CapacityReached when only the SDR's day count refused (the
+        pool records of `tally` then say the SDR is full: one UpdateItem each, once), else
+        TransactionConflict (a concurrent route won, the account changed).
         """
         now = assignment.routed_at
         route_pk, route_sk = assignment_key(assignment.account_id, assignment.cycle)
@@ -459,17 +470,34 @@ class Store:
                 "ExpressionAttributeNames": {**names, "#att": "att"},
                 "ExpressionAttributeValues": marshal({**{k: v for k, v in values.items() if v is not None},
                                                       ":previous": previous_attempt})}})
-        if counter is not None:
-            pool_id, read, written = counter
-            pk, sk = pool_counter_key(pool_id)
-            condition = "attribute_not_exists(#n)" if read == 0 else "#n = :read"
-            values = {":next": written, ":now": now, **({":read": read} if read else {})}
-            actions.append({"Update": {
-                "TableName": self.table_name, "Key": marshal(key_item(pk, sk)),
-                "UpdateExpression": "SET #n = :next, #upd = :now, #k = :kind",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#n": "n", "#upd": "upd", "#k": "k"},
-                "ExpressionAttributeValues": marshal({**values, ":kind": "RR"})}})
+        counter_action: int | None = None
+        routing_pool = counter[0] if counter is not None else pool
+        for pool_id in dict.fromkeys([*([routing_pool] if routing_pool is not None else []), *tally]):
+            names = {"#k": "k", "#upd": "upd"}
+            values = {":kind": "RR", ":now": now}
+            sets_, adds, removes_ = ["#k = :kind", "#upd = :now"], [], []
+            update: dict[str, Any] = {"TableName": self.table_name,
+                                      "Key": marshal(key_item(*pool_counter_key(pool_id)))}
+            if counter is not None and pool_id == counter[0]:
+                _, read, written = counter
+                names["#n"] = "n"
+                values.update({":next": written, **({":read": read} if read else {})})
+                sets_.append("#n = :next")
+                update["ConditionExpression"] = "attribute_not_exists(#n)" if read == 0 else "#n = :read"
+                update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"  # the record as it is now
+                counter_action = len(actions)
+            if pool_id in tally:
+                names["#c"] = pool_day_attribute(assignment.sdr, day)
+                values[":one"] = 1
+                adds.append("#c :one")
+            if pool_id == routing_pool:
+                for i, (sdr_id, old_day) in enumerate(dict.fromkeys(stale)):
+                    names[f"#x{i}"] = pool_day_attribute(sdr_id, old_day)
+                    removes_.append(f"#x{i}")
+            update["UpdateExpression"] = ("SET " + ", ".join(sets_) + (" ADD " + ", ".join(adds) if adds else "")
+                                          + (" REMOVE " + ", ".join(removes_) if removes_ else ""))
+            update.update(ExpressionAttributeNames=names, ExpressionAttributeValues=marshal(values))
+            actions.append({"Update": update})
         pk, sk = sdr_day_key(assignment.sdr, day)
         day_update: dict[str, Any] = {
             "TableName": self.table_name, "Key": marshal(key_item(pk, sk)),
@@ -485,12 +513,32 @@ class Store:
         try:
             self.client.transact_write_items(TransactItems=actions)
         except self.client.exceptions.TransactionCanceledException as error:
-            codes = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons") or []]
-            if capacity is not None and len(codes) == len(actions) and codes[day_action] == "ConditionalCheckFailed" \
-                    and all(code == "None" for i, code in enumerate(codes) if i != day_action):
+            reasons = error.response.get("CancellationReasons") or []
+            codes = [reason.get("Code") or "None" for reason in reasons]
+            failed = [i for i, code in enumerate(codes) if code != "None"] if len(codes) == len(actions) else []
+            if capacity is not None and failed == [day_action] and codes[day_action] == "ConditionalCheckFailed":
+                self._note_full(tally, assignment.sdr, day, capacity)
                 raise CapacityReached(f"{assignment.sdr} is at capacity ({capacity}) on {day}") from error
+            if counter is not None and failed == [counter_action] and codes[failed[0]] == "ConditionalCheckFailed":
+                record = unmarshal(reasons[failed[0]].get("Item"))
+                raise PoolMoved(f"pool {counter[0]}'s counter moved on", pool=counter[0],
+                                counter=counter_value(record), counts=pool_day_counts(record)) from error
             raise TransactionConflict(f"routing {account_pk(account.id)} cycle {assignment.cycle} lost a race"
                                       ) from error
+
+    def _note_full(self, pools: Iterable[str], sdr_id: str, day: date, capacity: int) -> None:
+        """The SDR's own day count refused an assignment the pool records did not expect (they
+        missed some): each record says full from now on (never lowered: one UpdateItem each)."""
+        for pool_id in pools:
+            try:
+                self.client.update_item(
+                    TableName=self.table_name, Key=marshal(key_item(*pool_counter_key(pool_id))),
+                    UpdateExpression="SET #c = :cap, #k = :kind",
+                    ConditionExpression="attribute_not_exists(#c) OR #c < :cap",
+                    ExpressionAttributeNames={"#c": pool_day_attribute(sdr_id, day), "#k": "k"},
+                    ExpressionAttributeValues=marshal({":cap": capacity, ":kind": "RR"}))
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue  # another router said so first
 
     def _account_routing_update(self, account: Account, expected_state: str) -> dict[str, Any]:
         """The Update of an account's routing fields (state, sdr, rt, stateWhy, due time),

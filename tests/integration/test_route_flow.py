@@ -184,11 +184,13 @@ class TestRoute:
         with counting_calls(runtime.store().client) as calls:
             outcome = pipeline.stack.invoke("RouteFunction", event)
         pipeline.settle()
-        # Then the transaction's condition on maya's day count refused her (and nothing else), so
-        # the router read the pool's day counts (not the account again) and chose the next SDR;
+        # Then the transaction's condition on maya's day count refused her (and nothing else):
+        # the pool records she is in now say she is full (one UpdateItem each: her count was
+        # written outside routing), and the router chose the next SDR without reading again;
         # maya stays at 25
         assert outcome["status"] == "routed" and outcome["sdr"] != "maya"
-        assert calls["TransactWriteItems"] == 2 and calls["BatchGetItem"] == 3
+        assert calls["TransactWriteItems"] == 2 and calls["BatchGetItem"] == 2
+        assert calls["UpdateItem"] == 2  # the records of her pools, na and catch-all
         assert [m["group"] for m in routed_messages(pipeline)] == [outcome["sdr"]]
         assert item(pipeline, pk, sk)["n"] == 25
 

@@ -24,6 +24,7 @@ from leadscore.records import (
     Contact,
     ContactScores,
     Feedback,
+    PoolMoved,
     StoredEvent,
     TransactionConflict,
     VersionConflict,
@@ -56,6 +57,8 @@ class MemoryStore:
     assignments: dict[tuple[str, int], Assignment] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     sdr_days: dict[tuple[str, date], int] = field(default_factory=dict)
+    #: the pool records' day counts (pool -> (SDR, day) -> count), as the routing transaction keeps them
+    pool_days: dict[str, dict[tuple[str, date], int]] = field(default_factory=dict)
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)
     #: the table's stream of account changes, (before, after) in order (see `MemoryOutbox`)
     account_stream: list[tuple[Account | None, Account]] = field(default_factory=list)
@@ -212,13 +215,17 @@ class MemoryStore:
         self._count("load_pool_state")
         days = list(dict.fromkeys(days))
         with self._lock:
-            self.calls["pool_keys_read"] = self.calls.get("pool_keys_read", 0) + len(days) + (pool_id is not None)
-            counter = self.counters.get(pool_id, 0) if pool_id is not None else None
-            return counter, {day: self.sdr_days.get(day, 0) for day in dict.fromkeys(days)}
+            # one key: the pool record (its day counts are in it), or one per SDR day asked
+            keys = 1 if pool_id is not None else len(days)
+            self.calls["pool_keys_read"] = self.calls.get("pool_keys_read", 0) + keys
+            if pool_id is None:
+                return None, {day: self.sdr_days.get(day, 0) for day in days}
+            return self.counters.get(pool_id, 0), {**dict.fromkeys(days, 0), **self.pool_days.get(pool_id, {})}
 
     def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
                         counter: tuple[str, int, int] | None, capacity: int | None,
-                        day: date, previous_attempt: int | None = None) -> None:
+                        day: date, previous_attempt: int | None = None, pool: str | None = None,
+                        tally: Sequence[str] = (), stale: Iterable[tuple[str, date]] = ()) -> None:
         """All or nothing, as the DynamoDB transaction."""
         self._count("save_assignment")
         if self.before_transaction is not None:
@@ -232,19 +239,31 @@ class MemoryStore:
             ok = (
                 (existing is None if previous_attempt is None
                  else existing is not None and existing.attempt == previous_attempt)
-                and (counter is None or self.counters.get(counter[0], 0) == counter[1])
                 and stored is not None and stored.state == expected_state and stored.cycle == account.cycle
                 and stored.version == account.version
             )
+            turn = counter is None or self.counters.get(counter[0], 0) == counter[1]
             full = capacity is not None and self.sdr_days.get(day_key, 0) >= capacity
-            if ok and full:
-                raise CapacityReached(f"{assignment.sdr} is at capacity on {day}")  # and nothing else failed
-            if not ok or full:
+            if ok and turn and full:  # and nothing else failed: the pool records learn it
+                for pool_id in tally:
+                    record = self.pool_days.setdefault(pool_id, {})
+                    record[day_key] = max(record.get(day_key, 0), capacity or 0)
+                raise CapacityReached(f"{assignment.sdr} is at capacity on {day}")
+            if ok and not full and not turn and counter is not None:
+                raise PoolMoved("the counter moved", pool=counter[0], counter=self.counters.get(counter[0], 0),
+                                counts=dict(self.pool_days.get(counter[0], {})))
+            if not (ok and turn) or full:
                 raise TransactionConflict("a condition of the routing transaction failed")
             self.assignments[key] = copy.deepcopy(assignment)
             if counter is not None:
                 self.counters[counter[0]] = counter[2]
             self.sdr_days[day_key] = self.sdr_days.get(day_key, 0) + 1
+            routing_pool = counter[0] if counter is not None else pool
+            for old in stale:
+                self.pool_days.get(routing_pool or "", {}).pop(old, None)
+            for pool_id in tally:
+                record = self.pool_days.setdefault(pool_id, {})
+                record[day_key] = record.get(day_key, 0) + 1
             self._store_routing(stored, account)
 
     def _store_routing(self, stored: Account, account: Account) -> None:
