@@ -45,6 +45,8 @@ class RouteFigures:
     team_size: int
     routed: int
     messages: int
+    full: int = 0  # SDRs of the pool at their daily capacity while measured
+    to_full: int = 0  # accounts routed to one of them (none: the capacity holds)
     counts: dict[str, float] = field(default_factory=dict)  # route function, summed
     stream: dict[str, float] = field(default_factory=dict)  # aggregate function (the outbox), summed
     cost: dict[str, float] = field(default_factory=dict)  # USD per million routed accounts
@@ -68,12 +70,20 @@ class PassFigures:
         return self.items_read / self.due if self.due else float("nan")
 
 
-def team(size: int) -> Any:
-    """One pool of `size` equal SDRs (a capacity no run reaches), round-robin."""
+def full_members(size: int, full: int) -> set[str]:
+    """`full` SDRs of a pool of `size`, spread over it (every third, for 10 of 30)."""
+    step = max(1, size // full) if full else 1
+    return {f"sdr{i:02d}" for i in range(0, size, step)[:full]}
+
+
+def team(size: int, full: int = 0) -> Any:
+    """One pool of `size` equal SDRs (a capacity no run reaches), round-robin; `full` of them
+    (`full_members`) take one account a day."""
     from leadscore.routing_config import RoutingConfig
 
-    sdrs = [{"id": f"sdr{i:02d}", "name": f"SDR {i}", "email": f"sdr{i:02d}@example.com", "daily_capacity": 10_000}
-            for i in range(size)]
+    one = full_members(size, full)
+    sdrs = [{"id": f"sdr{i:02d}", "name": f"SDR {i}", "email": f"sdr{i:02d}@example.com",
+             "daily_capacity": 1 if f"sdr{i:02d}" in one else 10_000} for i in range(size)]
     return RoutingConfig.model_validate({"version": 1, "mode": "round_robin", "sdrs": sdrs,
                                          "pools": [{"id": "team", "sdrs": [s["id"] for s in sdrs]}],
                                          "fallback_pool": "team"})
@@ -179,13 +189,23 @@ def route_cost(bench: Bench, figures: RouteFigures, phase: str) -> dict[str, flo
     }
 
 
-def run_routes(team_size: int, accounts: int) -> RouteFigures:
-    with metered_stack() as bench, routing_config(team(team_size)), route_rule_paused(bench):
-        ids = seed_ready_accounts(bench, accounts)
-        with bench.meter.measuring("route"):
-            outcomes = [bench.stack.invoke("RouteFunction", sdr_ready_event(a))["status"] for a in ids]
+def run_routes(team_size: int, accounts: int, full: int = 0) -> RouteFigures:
+    """With `full`: the pool's first `team_size` accounts are routed first (not measured), one
+    each, which fills the `full` SDRs who take one a day; then `accounts` are measured, each
+    in an invocation of its own (a fresh router: what every `Account SDR Ready` pays)."""
+    with metered_stack() as bench, routing_config(team(team_size, full)), route_rule_paused(bench):
+        ids = seed_ready_accounts(bench, accounts + (team_size if full else 0))
+        if full:
+            filling, ids = ids[:team_size], ids[team_size:]
+            assert all(bench.stack.invoke("RouteFunction", sdr_ready_event(a))["status"] == "routed" for a in filling)
             bench.pump()
-        figures = RouteFigures(team_size=team_size, routed=outcomes.count("routed"), messages=queued_messages(bench),
+        with bench.meter.measuring("route"):
+            answers = [bench.stack.invoke("RouteFunction", sdr_ready_event(a)) for a in ids]
+            bench.pump()
+        outcomes = [a["status"] for a in answers]
+        messages = queued_messages(bench) - (team_size if full else 0)
+        figures = RouteFigures(team_size=team_size, routed=outcomes.count("routed"), messages=messages, full=full,
+                               to_full=sum(a.get("sdr") in full_members(team_size, full) for a in answers),
                                counts=dict(bench.meter.totals("route", "RouteFunction")),
                                stream=dict(bench.meter.totals("route", "AggregateFunction")))
         figures.cost = route_cost(bench, figures, "route")

@@ -194,14 +194,16 @@ def coldstart_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
 
 
 def routing_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
-    from bench.routing import run_pass, run_routes
+    from bench.routing import run_burst, run_pass, run_routes
 
     s = "8 routing"
     rows: list[Row] = []
     routes = [run_routes(size, args.routing_accounts) for size in args.routing_teams]
+    if args.routing_full:  # the largest pool again, some of its SDRs full
+        routes.append(run_routes(args.routing_teams[-1], args.routing_accounts, args.routing_full))
     for f in routes:
         c, per = f.counts, f.per_routed
-        pool = f"pool of {f.team_size} SDRs"
+        pool = f"pool of {f.team_size} SDRs" + (f", {f.full} full" if f.full else "")
         outside = sum(c.get(f"ddb:{op}", 0) for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"))
         reads = sum(c.get(f"ddb:{op}", 0) for op in ("BatchGetItem", "GetItem", "Query", "Scan"))
         rows += [
@@ -219,11 +221,29 @@ def routing_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
             budget_row(s, f"{pool}: `Account Routed` bus entries / routed account",
                        per(f.stream.get("bus:Account Routed", 0)), 1),
         ]
+        if f.full:
+            rows += [budget_row(s, f"{pool}: refused transactions / routed account", per(c.get("ddb_failed", 0)), 0),
+                     Row(s, f"{pool}: accounts routed to a full SDR", f.to_full, "0", f.to_full == 0)]
     if len(routes) > 1:
-        small, large = routes[0], routes[-1]
-        growth = large.per_routed(large.counts.get("keys_read", 0)) / small.per_routed(small.counts.get("keys_read", 0))
-        rows.append(budget_row(s, f"flat: keys read per routed account, pool of {large.team_size} / of "
-                                  f"{small.team_size}", growth, 1.0))
+        small = routes[0]
+        for large in routes[1:]:
+            growth = large.per_routed(large.counts.get("keys_read", 0)) / small.per_routed(
+                small.counts.get("keys_read", 0))
+            rows.append(budget_row(s, f"flat: keys read per routed account, pool of {large.team_size}"
+                                      + (f" ({large.full} full)" if large.full else "") + f" / of {small.team_size}",
+                                   growth, 1.0))
+    if args.routing_burst:
+        b = run_burst(args.routing_burst)
+        rows += [
+            Row(s, f"{b.accounts} routes at once into one pool of {b.team_size}: routed / accounts",
+                f"{b.routed} / {b.accounts}", "all", b.routed == b.messages == b.accounts),
+            budget_row(s, f"{b.accounts} routes at once: function errors", b.function_errors, 0),
+            Row(s, f"{b.accounts} routes at once: most - fewest accounts per SDR", b.spread, "<= 1", b.spread <= 1),
+            Row(s, f"{b.accounts} routes at once: transactions (refused) / routed account",
+                f"{b.transactions / b.accounts:.2f} ({b.cancelled / b.accounts:.2f})"),
+            Row(s, f"{b.accounts} routes at once: seconds, every DynamoDB call taking its turn", b.seconds),
+        ]
+        raw["routing_burst"] = vars(b)
     passes = [run_pass(size, args.routing_accounts) for size in args.routing_sizes]
     for p in passes:
         rows += [
@@ -296,6 +316,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="SDR-ready accounts routed, and due in the SLA pass (60)")
     parser.add_argument("--routing-teams", type=lambda v: [int(x) for x in v.split(",")], default=[3, 30],
                         help="SDRs in the pool, comma separated (3,30)")
+    parser.add_argument("--routing-full", type=int, default=10,
+                        help="SDRs of the largest pool at their daily capacity, a run of its own (10; 0 skips it)")
+    parser.add_argument("--routing-burst", type=int, default=100,
+                        help="route functions at once into one pool of 3 (100; 0 skips it)")
     parser.add_argument("--routing-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[2000, 10000],
                         help="table sizes (contacts) of the SLA pass, comma separated (2000,10000)")
     parser.add_argument("--events-per-route", type=int, default=1000,

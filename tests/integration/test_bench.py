@@ -24,7 +24,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out: Path = tmp_path_factory.mktemp("bench") / "results.json"
     run.main(["--contacts", "200", "--burst", "300", "--decay-sizes", "300,1200", "--decay-due", "40",
               "--engine-iterations", "200", "--coldstart-runs", "1", "--routing-accounts", "20",
-              "--routing-teams", "3,12", "--routing-sizes", "300,1200", "--json", str(out)])
+              "--routing-teams", "3,12", "--routing-full", "4", "--routing-burst", "30", "--routing-sizes", "300,1200",
+              "--json", str(out)])
     return json.loads(out.read_text())
 
 
@@ -60,15 +61,30 @@ def test_decay_reads_do_not_grow_with_the_table(results: dict) -> None:
 
 
 def test_a_routed_account_costs_one_transaction_two_reads_one_send_one_bus_entry(results: dict) -> None:
-    small, large = results["routing"]["routes"]
-    for figures in (small, large):
+    small, large, full = results["routing"]["routes"]
+    for figures in (small, large, full):
         route, stream = figures["counts"], figures["stream"]
         assert figures["routed"] == figures["messages"] == 20
         assert route["ddb:TransactWriteItems"] == 20 and route["ddb:BatchGetItem"] == 40
         assert not any(route.get(f"ddb:{op}") for op in ("PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"))
         assert stream["sqs:SendMessage"] == stream["bus:Account Routed"] == 20
-    # a pool of 12 SDRs reads what a pool of 3 does
-    assert small["counts"]["keys_read"] == large["counts"]["keys_read"] == 60
+    # a pool of 12 SDRs reads what a pool of 3 does, also with 4 of them full
+    assert small["counts"]["keys_read"] == large["counts"]["keys_read"] == full["counts"]["keys_read"] == 60
+
+
+def test_item9_full_sdrs_cost_no_refused_transaction_and_no_read_per_sdr(results: dict) -> None:
+    *_, full = results["routing"]["routes"]
+    assert (full["team_size"], full["full"], full["routed"]) == (12, 4, 20)
+    assert full["to_full"] == 0 and not full["counts"].get("ddb_failed")
+    assert full["counts"]["ddb:TransactWriteItems"] == 20 and full["counts"]["keys_read"] == 60
+
+
+def test_item10_a_burst_into_one_pool_ends_all_routed_fair_and_without_function_errors(results: dict) -> None:
+    burst = results["routing_burst"]
+    assert burst["accounts"] == burst["routed"] == burst["messages"] == 30
+    assert burst["function_errors"] == 0
+    counts = burst["per_sdr"].values()
+    assert sum(counts) == 30 and max(counts) - min(counts) <= 1
 
 
 def test_the_sla_pass_reads_about_one_item_per_account_due_at_both_sizes(results: dict) -> None:
