@@ -38,8 +38,8 @@ class CapacityReached(TransactionConflict):
 
 class PoolMoved(TransactionConflict):
     """The routing transaction lost the pool's counter to another route (its condition failed,
-    and only it). Carries the pool record as the failed condition saw it (its counter and day
-    counts), so the router chooses again without reading it."""
+    and only it): the account still holds, so the router waits and re-reads the pool record
+    alone. Carries the record as the failed condition saw it (its counter and day counts)."""
 
     def __init__(self, message: str, *, pool: str, counter: int, counts: dict[tuple[str, date], int]) -> None:
         super().__init__(message)
