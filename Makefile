@@ -54,11 +54,15 @@ $(BROWSER_DEPS): tests/e2e/browser/package.json tests/e2e/browser/package-lock.j
 
 node-deps: $(NODE_DEPS) $(BROWSER_DEPS) ## the SDKs the e2e tests drive: Segment's Node SDK, the browser test's packages (npm ci)
 
-test: install node-deps ## the whole test suite, slowest tests and total time at the end (pytest exits non-zero when no test ran)
-	$(PY) -m pytest --durations=15
+# One pytest-xdist worker per core; a file's tests stay on one worker (--dist loadfile), so a
+# module's local stack and the e2e servers start once. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
+
+test: install node-deps ## the whole test suite on every core, slowest tests and total time at the end (pytest exits non-zero when no test ran)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-fast: install ## the suite without the tests marked slow (bench, demo, e2e, the 2,000-contact cost test)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

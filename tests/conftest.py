@@ -72,3 +72,30 @@ def _stack_session() -> boto3.Session:
     import boto3
 
     return boto3.Session(region_name=AWS_ENV["AWS_DEFAULT_REGION"])
+
+
+# The fuzz suite's tally of inputs tried: each xdist worker hands its counts to the controller,
+# which prints the sum (without xdist the one process prints its own).
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from tests.fuzz.tally import TALLY
+
+        workeroutput["fuzz_tally"] = TALLY.to_rows()
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not installed
+def pytest_testnodedown(node: object, error: object) -> None:
+    from tests.fuzz.tally import TALLY
+
+    TALLY.add_rows(getattr(node, "workeroutput", {}).get("fuzz_tally", []))
+
+
+def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+    from tests.fuzz.tally import TALLY
+
+    if not TALLY:
+        return
+    terminalreporter.write_sep("-", "fuzz")  # type: ignore[attr-defined]
+    for line in TALLY.summary_lines():
+        terminalreporter.write_line(line)  # type: ignore[attr-defined]

@@ -2,17 +2,15 @@
 DynamoDB) and schemathesis against openapi.yaml on the local stack.
 
 At the end of a run it prints how many inputs were tried per route, so CI output shows
-how much was fuzzed. Under CI (CI=true) hypothesis is derandomized: a run is reproducible.
+how much was fuzzed (tests/conftest.py adds up the tallies of the xdist workers). Under CI
+(CI=true) hypothesis is derandomized: a run is reproducible.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-
-from tests.fuzz.tally import TALLY
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,11 +44,3 @@ def powertools_as_deployed() -> Iterator[None]:
     metrics.service = metrics.service or "leadscore"
     with quiet_handlers():
         yield
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not TALLY:
-        return
-    terminalreporter.write_sep("-", "fuzz")
-    for line in TALLY.summary_lines():
-        terminalreporter.write_line(line)

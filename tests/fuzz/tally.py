@@ -25,6 +25,14 @@ class Tally:
     def add(self, route: str, tool: str = "hypothesis") -> None:
         self.counts[(tool, route)] += 1
 
+    def to_rows(self) -> list[list[object]]:
+        """As plain rows, for an xdist worker to hand its counts to the controller."""
+        return [[tool, route, n] for (tool, route), n in self.counts.items()]
+
+    def add_rows(self, rows: list[list[object]]) -> None:
+        for tool, route, n in rows:
+            self.counts[(str(tool), str(route))] += int(n)  # type: ignore[call-overload]
+
     def summary_lines(self) -> list[str]:
         lines = []
         for tool in sorted({tool for tool, _ in self.counts}):
