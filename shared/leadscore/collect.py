@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # Rejections a request stores one by one; the rest share one summary record, so a batch of
 # 1,000 bad messages costs 11 writes, not 1,000.
 MAX_REJECTION_RECORDS = 10
+#: The group trait naming the account's owner in the CRM (routing.py reads it): kept only from
+#: a source marked `trusted: true` in sources.yaml.
+CRM_OWNER_TRAIT = "owner"
 _MAX_RAW_CHARS = 2000
 
 
@@ -157,7 +160,15 @@ class Collector:
                         received_at=received_at)
 
     def _enrich(self, event: TrackingEvent) -> TrackingEvent:
-        """Add what the configuration knows: a form's funnel stage from sources.yaml."""
+        """Add what the configuration knows: a form's funnel stage from sources.yaml. Drop
+        what the source may not say: a group call's `owner` (the CRM owner routing honours)
+        unless its source is `trusted`, so an account's group traits only ever hold an owner a
+        trusted source sent (a browser's write key is public: anyone could name themselves)."""
+        if event.type == "group" and CRM_OWNER_TRAIT in event.traits \
+                and not self.config.sources.trusted(event.source_id):
+            from dataclasses import replace
+
+            return replace(event, traits={k: v for k, v in event.traits.items() if k != CRM_OWNER_TRAIT})
         if event.type != "track" or (event.event or "").lower() != "form submitted":
             return event
         form_id = event.properties.get("form_id") or event.properties.get("formId")

@@ -889,12 +889,19 @@ class Source(_Model):
     name: str | None = None
     write_key: NonEmpty
     cors_origins: list[NonEmpty] = Field(default_factory=list)
+    trusted: bool = False
+    """A server-side source (a CRM sync) whose group calls may set the account's CRM `owner`
+    (routing gives the account to that SDR first); collection drops `owner` from the group
+    calls of every other source. Its write key stays on a server: no `cors_origins`."""
 
     @_model_validator(mode="after")
     def _key_and_origins(self) -> Source:
         problems: list[tuple[Loc, str]] = []
         if ":" in self.write_key or any(c.isspace() for c in self.write_key):
             problems.append((("write_key",), "must not contain ':' or spaces (it is an HTTP Basic username)"))
+        if self.trusted and self.cors_origins:
+            problems.append((("trusted",), "a trusted source's write key stays on a server: a browser source "
+                                           "(cors_origins) cannot be trusted"))
         for i, origin in enumerate(self.cors_origins):
             if origin != "*" and not _ORIGIN.match(origin):
                 problems.append(
@@ -977,6 +984,9 @@ class SourcesConfig(_Model):
             forms.setdefault(f.id, i)
             if f.source not in ids:
                 problems.append((("forms", i, "source"), f"unknown source {f.source!r} (known: {known})"))
+            elif self.sources[ids[f.source]].trusted:
+                problems.append((("forms", i, "source"), f"{f.source!r} is trusted: a form posts from browsers, "
+                                                         "its source cannot be trusted"))
         if problems:
             _fail(*problems)
         return self
@@ -998,6 +1008,11 @@ class SourcesConfig(_Model):
 
     def source(self, source_id: str) -> Source | None:
         return self._by_id.get(source_id)
+
+    def trusted(self, source_id: str) -> bool:
+        """Whether events of `source_id` may set an account's CRM `owner` (`bus:<x>`: never)."""
+        source = self._by_id.get(source_id)
+        return source is not None and source.trusted
 
     def form(self, form_id: str) -> Form | None:
         return self._forms.get(form_id)

@@ -64,3 +64,34 @@ def test_bots_are_recorded_with_the_reason_never_scored(config: Config) -> None:
     assert store.events == {}
     (record,) = store.rejected
     assert record.reason == f'bot user agent: crawlerdetect matched "Googlebot" in "{GOOGLEBOT}"'
+
+
+def _group(owner: object, message_id: str) -> dict[str, object]:
+    return {"type": "group", "userId": "u-crm", "groupId": "acme.com", "messageId": message_id,
+            "traits": {"name": "Acme", "website": "acme.com", "owner": owner}}
+
+
+def test_only_a_trusted_source_may_name_the_crm_owner(config: Config) -> None:
+    # Given the CRM sync (trusted: true) and the website (a browser source) sending a group
+    # call naming an owner
+    collector, store = _collector(config)
+    collector.collect([_group("ben", "g-crm")], source_id="crm-sync", received_at=NOW)
+    collector.collect([_group("mallory@example.com", "g-web")], source_id="website", received_at=NOW)
+    collector.collect([_group("ben", "g-bus")], source_id="bus:com.example.crm", received_at=NOW)
+    stored = {s.event.message_id: s.event.traits for s in store.events.values()}
+
+    # Then the trusted one keeps it; the others are stored without it (their other traits kept)
+    assert stored["g-crm"]["owner"] == "ben"
+    assert stored["g-web"] == {"name": "Acme", "website": "acme.com"}
+    assert "owner" not in stored["g-bus"]
+
+
+def test_an_untrusted_source_cannot_clear_the_crm_owner_either(config: Config) -> None:
+    collector, store = _collector(config)
+    collector.collect([_group(None, "g-null")], source_id="product", received_at=NOW)
+    (stored,) = store.events.values()
+    assert "owner" not in stored.event.traits
+    # an identify's own `owner` trait is the contact's, never the account's: left as sent
+    collector.collect([{"type": "identify", "userId": "u-1", "traits": {"owner": "x"}, "messageId": "i-1"}],
+                      source_id="website", received_at=NOW)
+    assert any(s.event.traits.get("owner") == "x" for s in store.events.values())

@@ -105,6 +105,9 @@ def test_sources_lookups() -> None:
     assert sources.by_write_key(None) is None
     assert sources.source("email") is not None
     assert sources.source("crm") is None
+    # only the server-side CRM sync may name an account's owner
+    assert [s.id for s in sources.sources if s.trusted] == ["crm-sync"]
+    assert sources.trusted("crm-sync") and not sources.trusted("website") and not sources.trusted("bus:crm-sync")
     form = sources.form("demo-request")
     assert form is not None and form.stage == "bottom" and form.redirect
     assert sources.form("webinar-registration").stage == "middle"  # type: ignore[union-attr]
@@ -458,6 +461,15 @@ def test_several_errors_are_reported_together(tmp_path: Path) -> None:
             "sources[2].secret",
             "unknown key",
         ),
+        (
+            '"http://127.0.0.1:8000"]\n',
+            '"http://127.0.0.1:8000"]\n    trusted: true\n',
+            "sources[0].trusted",
+            "a browser source (cors_origins) cannot be trusted",
+        ),
+        ("    source: website\n    redirect", "    source: crm-sync\n    redirect", "forms[0].source",
+         "a form posts from browsers"),
+        ("    trusted: true", "    trusted: maybe", "sources[3].trusted", "expected true or false"),
     ],
 )
 def test_sources_errors(tmp_path: Path, old: str, new: str, path: str, reason: str) -> None:
@@ -515,7 +527,7 @@ def test_cli_validate_succeeds_on_the_shipped_config() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok: config/scoring.yaml (") and lines[0].endswith(" rules)")
-    assert lines[1] == "ok: config/sources.yaml (3 sources, 3 forms)"
+    assert lines[1] == "ok: config/sources.yaml (4 sources, 3 forms)"
     assert lines[2].startswith("ok: config/routing.yaml (") and "SDRs" in lines[2]
 
 
