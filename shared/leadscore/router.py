@@ -35,7 +35,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from leadscore.items import UNREADABLE
@@ -322,7 +322,7 @@ class Router:
         assignment = Assignment(
             account_id=account.id, cycle=int(account.cycle or 0), sdr=sdr.id, pool=decision.pool,
             territory=decision.territory, mode=decision.routing, routed_at=now,
-            sla_due_at=utc_text(self.now + timedelta(hours=float(self.routing.sla_hours))), attempt=attempt,
+            sla_due_at=utc_text(self.routing.sla_due(sdr, self.now)), attempt=attempt,
             tried=list(dict.fromkeys([*tried, sdr.id])))
         how = "SLA re-route" if previous_attempt else ("previous owner" if decision.sticky else "round-robin")
         routed = replace(

@@ -32,6 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from leadscore.business_hours import DAY_NAMES, Week, sla_due
 from leadscore.config import (
     BeforeValidator,
     ConfigError,
@@ -233,6 +234,44 @@ def _lower_list(value: Any) -> Any:
     return value
 
 
+_FULL_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_BY_NAME = {name.casefold(): name for name in DAY_NAMES} | {
+    full.casefold(): name for full, name in zip(_FULL_DAY_NAMES, DAY_NAMES, strict=True)
+}
+
+
+def _day_names(value: Any) -> Any:
+    # `Mon`, `monday`, `MON` are `Mon`; anything else stays as written, for the error to name.
+    value = _as_list(value)
+    if isinstance(value, list):
+        return [_DAY_BY_NAME.get(v.strip().casefold(), v) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _clock(value: Any) -> Any:
+    # "09:00", 24-hour. YAML 1.1 reads an unquoted 18:00 as the base-60 number 1080.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value <= 24:
+            raise ValueError(f'write the time in quotes, like "{value:02d}:00", got the number {value}')
+        hint = f"{value // 60:02d}:{value % 60:02d}"
+        raise ValueError(f'write the time in quotes, like "{hint}" (unquoted, YAML reads {hint} as the number {value})')
+    if isinstance(value, str):
+        hours, sep, minutes = value.strip().partition(":")
+        if (sep and hours.isdigit() and minutes.isdigit() and len(hours) <= 2 and len(minutes) == 2
+                and (int(hours), int(minutes)) <= (24, 0) and int(minutes) < 60):
+            return f"{int(hours):02d}:{minutes}"
+        raise ValueError(f'expected a time like "09:00" (24-hour; "24:00" is the end of the day), got {value!r}')
+    return value
+
+
+Clock = Annotated[str, BeforeValidator(_clock)]
+
+
+def _minutes(clock: str) -> int:
+    hours, _, minutes = clock.partition(":")
+    return int(hours) * 60 + int(minutes)
+
+
 # -------------------------------------------------------------------------- models
 
 
@@ -252,6 +291,38 @@ class OutOfOffice(_Model):
         return self.from_ <= day <= self.to
 
 
+class BusinessHours(_Model):
+    """Working hours, in the SDR's own time zone: the SLA counts only these
+    (`leadscore.business_hours`). `to` after `from`; `"24:00"` ends at midnight."""
+
+    days: Annotated[list[str], BeforeValidator(_day_names)] = Field(default_factory=lambda: list(DAY_NAMES[:5]))
+    from_: Clock = Field(alias="from")
+    to: Clock
+
+    @_model_validator(mode="after")
+    def _checks(self) -> BusinessHours:
+        problems: list[tuple[Loc, str]] = []
+        if not self.days:
+            problems.append((("days",), f"list at least one day ({', '.join(DAY_NAMES)})"))
+        for i, day in enumerate(self.days):
+            if day not in DAY_NAMES:
+                problems.append((("days", i), f"unknown day {day!r} (days: {', '.join(DAY_NAMES)})"))
+            elif day in self.days[:i]:
+                problems.append((("days", i), f"{day} is listed twice"))
+        if self.from_ == "24:00":
+            problems.append((("from",), 'a day starts before "24:00" (its end); use "00:00"'))
+        elif _minutes(self.to) <= _minutes(self.from_):
+            problems.append((("to",), f"to ({self.to}) is not after from ({self.from_}): hours past midnight "
+                             'are not supported; end at "24:00" and start the next day at "00:00"'))
+        if problems:
+            _fail(*problems)
+        return self
+
+    @cached_property
+    def week(self) -> Week:
+        return Week.of({DAY_NAMES.index(d) for d in self.days}, _minutes(self.from_), _minutes(self.to))
+
+
 class Sdr(_Model):
     """A sales development rep who can be routed accounts."""
 
@@ -261,6 +332,7 @@ class Sdr(_Model):
     weight: Annotated[int, Field(gt=0, le=1000)] = 1
     daily_capacity: Whole | None = None
     time_zone: NonEmpty = "UTC"
+    sla_business_hours: BusinessHours | None = None  # over routing.yaml's own, for this SDR
     out_of_office: list[OutOfOffice] = Field(default_factory=list)
     active: bool = True
 
@@ -407,6 +479,9 @@ class RoutingConfig(_Model):
     leads: list[RuleId] = Field(default_factory=list)
     """Team leads: ids of `sdrs` (who may be in no pool: managers) who may give feedback on,
     and act on, any account."""
+    sla_business_hours: BusinessHours | None = None
+    """The SLA counts only these hours of the owning SDR (their own `sla_business_hours`
+    first); none: wall-clock hours."""
 
     @_model_validator(mode="after")
     def _cross_checks(self) -> RoutingConfig:
@@ -507,6 +582,12 @@ class RoutingConfig(_Model):
                                        "remove them or set `mode: territory`")]
         return []
 
+    def sla_due(self, sdr: Sdr, routed_at: datetime) -> datetime:
+        """When an account routed to `sdr` at `routed_at` is due (UTC): `sla_hours` of the
+        SDR's working hours in their time zone, or of wall clock with no business hours."""
+        hours = sdr.sla_business_hours or self.sla_business_hours
+        return sla_due(routed_at, float(self.sla_hours), hours.week if hours else None, sdr.zone)
+
     @cached_property
     def sdr_by_id(self) -> dict[str, Sdr]:
         return {s.id: s for s in self.sdrs}
@@ -585,6 +666,7 @@ __all__ = [
     "REGIONS",
     "ROUTING_FILE",
     "ConfigError",
+    "BusinessHours",
     "Employees",
     "OutOfOffice",
     "Pool",
