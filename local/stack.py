@@ -44,6 +44,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from local.api_destinations import ApiDestination, Delivery, deliver, transform
 from local.apigw import LambdaContext
 from local.eventbridge import matches
 
@@ -299,6 +300,14 @@ class TemplateStack:
         self.errors: list[DeliveryError] = []
         #: batches and events given up on (also sent to their destination queue when there is one)
         self.dead_letters: list[dict[str, Any]] = []
+        #: the template's conditions, evaluated with the parameters (a resource whose condition
+        #: is false is not created)
+        self.conditions: dict[str, bool] = {}
+        #: API destinations (logical id -> endpoint, rate, the connection's header) and what
+        #: was posted to them (local/api_destinations.py)
+        self.api_destinations: dict[str, ApiDestination] = {}
+        self.api_deliveries: list[Delivery] = []
+        self._api_targets: list[dict[str, Any]] = []  # {rule, arn, bus, pattern, target}
         self._clients: dict[str, Any] = {}
         self._modules: dict[str, ModuleType] = {}
         self._stream_mappings: list[_StreamMapping] = []
@@ -357,7 +366,11 @@ class TemplateStack:
     def _build(self) -> None:
         with contextlib.suppress(Exception):
             self.account_id = self.client("sts").get_caller_identity()["Account"]
-        resources = self.template["Resources"]
+        self.conditions = self._evaluate_conditions()
+        self.template["Resources"] = resources = {
+            logical_id: resource for logical_id, resource in self.template["Resources"].items()
+            if self.conditions.get(resource.get("Condition", ""), True)
+        }
         # Names and ARNs first, so that properties can refer to any resource: a first pass
         # with default names, a second one resolving names that refer to other resources.
         for logical_id, resource in resources.items():
@@ -374,6 +387,12 @@ class TemplateStack:
                 self._create_table(logical_id, resource.get("Properties") or {})
             elif resource["Type"] == "AWS::Events::EventBus":
                 self._create_bus(logical_id)
+        for logical_id, resource in resources.items():
+            if resource["Type"] == "AWS::Events::Connection":
+                self._create_connection(logical_id, resource.get("Properties") or {})
+        for logical_id, resource in resources.items():
+            if resource["Type"] == "AWS::Events::ApiDestination":
+                self._create_api_destination(logical_id, resource.get("Properties") or {})
         for logical_id, resource in resources.items():
             if resource["Type"] == "AWS::Events::Rule":
                 self._create_rule(logical_id, resource.get("Properties") or {})
@@ -409,6 +428,12 @@ class TemplateStack:
             bus = bus.rsplit("/", 1)[-1]
             path = name if bus == "default" else f"{bus}/{name}"
             info.update(name=name, arn=f"arn:aws:events:{region}:{acct}:rule/{path}", bus=bus)
+        elif kind == "AWS::Events::Connection":
+            name = self._resolve(props.get("Name")) or default_name[:64]
+            info.update(name=name, arn=f"arn:aws:events:{region}:{acct}:connection/{name}/{self._token}")
+        elif kind == "AWS::Events::ApiDestination":
+            name = self._resolve(props.get("Name")) or default_name[:64]
+            info.update(name=name, arn=f"arn:aws:events:{region}:{acct}:api-destination/{name}/{self._token}")
         elif kind == "AWS::Logs::LogGroup":
             name = self._resolve(props.get("LogGroupName")) or default_name
             info.update(name=name, arn=f"arn:aws:logs:{region}:{acct}:log-group:{name}:*")
@@ -497,6 +522,9 @@ class TemplateStack:
             if key == "Fn::Split":
                 sep, text = arg
                 return str(self._resolve(text)).split(sep)
+            if key == "Fn::If":
+                condition, if_true, if_false = arg
+                return self._resolve(if_true if self.conditions[condition] else if_false)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local stack")
         return {k: self._resolve(v) for k, v in value.items()}
@@ -625,6 +653,65 @@ class TemplateStack:
                 raise
             info["arn"] = events.describe_event_bus(Name=info["name"])["Arn"]
 
+    def _evaluate_conditions(self) -> dict[str, bool]:
+        """The template's Conditions (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) with
+        the stack's parameters."""
+        conditions = self.template.get("Conditions") or {}
+        values: dict[str, bool] = {}
+
+        def holds(expression: Any) -> bool:
+            if not isinstance(expression, dict) or len(expression) != 1:
+                raise TemplateError(f"a condition must be one function: {expression!r}")
+            ((key, arg),) = expression.items()
+            if key == "Condition":
+                return value_of(arg)
+            if key == "Fn::Equals":
+                left, right = (self._resolve(a) for a in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not holds(arg[0])
+            if key == "Fn::And":
+                return all(holds(a) for a in arg)
+            if key == "Fn::Or":
+                return any(holds(a) for a in arg)
+            raise TemplateError(f"{key} is not supported in a condition by the local stack")
+
+        def value_of(name: str) -> bool:
+            if name not in values:
+                values[name] = holds(conditions[name])
+            return values[name]
+
+        for name in conditions:
+            value_of(name)
+        return values
+
+    def _create_connection(self, logical_id: str, props: Mapping[str, Any]) -> None:
+        """Kept for its API key header (moto has the connection too, for `aws events` calls)."""
+        props = self._resolve(dict(props))
+        info = self.resources[logical_id]
+        key = ((props.get("AuthParameters") or {}).get("ApiKeyAuthParameters") or {})
+        info["headers"] = {str(key["ApiKeyName"]): str(key["ApiKeyValue"])} if key.get("ApiKeyName") else {}
+        with contextlib.suppress(Exception):
+            info["arn"] = self.client("events").create_connection(
+                Name=info["name"], AuthorizationType=props.get("AuthorizationType", "API_KEY"),
+                AuthParameters=props.get("AuthParameters") or {})["ConnectionArn"]
+
+    def _create_api_destination(self, logical_id: str, props: Mapping[str, Any]) -> None:
+        props = self._resolve(dict(props))
+        info = self.resources[logical_id]
+        connection = next((c for c in self.resources.values()
+                           if c["type"] == "AWS::Events::Connection" and c["arn"] == props.get("ConnectionArn")), {})
+        with contextlib.suppress(Exception):
+            info["arn"] = self.client("events").create_api_destination(
+                Name=info["name"], ConnectionArn=props["ConnectionArn"], InvocationEndpoint=props["InvocationEndpoint"],
+                HttpMethod=props.get("HttpMethod", "POST"),
+                InvocationRateLimitPerSecond=int(props.get("InvocationRateLimitPerSecond", 300)))["ApiDestinationArn"]
+        self.api_destinations[logical_id] = ApiDestination(
+            logical_id=logical_id, arn=info["arn"], endpoint=str(props["InvocationEndpoint"]),
+            method=str(props.get("HttpMethod", "POST")),
+            rate_per_second=float(props.get("InvocationRateLimitPerSecond", 300)),
+            headers=dict(connection.get("headers") or {}))
+
     def _create_rule(self, logical_id: str, props: Mapping[str, Any]) -> None:
         """Plain rules with targets moto can deliver to (SQS, log groups, buses); Lambda
         targets and schedules are the runner's job."""
@@ -632,10 +719,17 @@ class TemplateStack:
         if "EventPattern" not in props:
             return
         function_arns = {i["arn"] for i in self.resources.values() if i["type"] == "AWS::Lambda::Function"}
-        targets = [t for t in props.get("Targets", []) if t["Arn"] not in function_arns]
+        info = self.resources[logical_id]
+        destinations = {d.arn for d in self.api_destinations.values()}
+        for target in props.get("Targets", []):
+            if target["Arn"] in destinations:  # the runner posts to these (deliver_api_destinations)
+                self._api_targets.append({"rule": logical_id, "arn": info["arn"], "name": info["name"],
+                                          "bus": info["bus"], "pattern": props["EventPattern"],
+                                          "state": props.get("State", "ENABLED"), "target": target})
+        targets = [t for t in props.get("Targets", [])
+                   if t["Arn"] not in function_arns and t["Arn"] not in destinations]
         if not targets:
             return
-        info = self.resources[logical_id]
         events = self.client("events")
         pattern = props["EventPattern"]
         events.put_rule(
@@ -1052,7 +1146,55 @@ class TemplateStack:
             bus = event.pop("_bus")
             self.bus_log.append(event)
             self._deliver_bus_event(bus, event, raise_errors)
+            self.deliver_api_destinations(bus, event)
         return drained
+
+    def deliver_api_destinations(self, bus: str, event: Mapping[str, Any]) -> list[Delivery]:
+        """Post `event` to the API destination of each rule on `bus` it matches, through the
+        target's input transformer, with its retries; the event to the target's dead-letter
+        queue when it cannot be delivered (local/api_destinations.py)."""
+        shaped = {k: event.get(k) for k in ("version", "id", "detail-type", "source", "account", "time", "region",
+                                             "resources", "detail")}
+        done: list[Delivery] = []
+        for rule in self._api_targets:
+            if rule["bus"] != bus or str(rule["state"]).upper() == "DISABLED" or not matches(rule["pattern"], shaped):
+                continue
+            target = rule["target"]
+            destination = next(d for d in self.api_destinations.values() if d.arn == target["Arn"])
+            if target.get("InputTransformer"):
+                body = transform(target["InputTransformer"], shaped, rule_arn=rule["arn"], rule_name=rule["name"])
+            elif target.get("Input"):
+                body = str(target["Input"])
+            else:
+                body = json.dumps(shaped)
+            delivery = deliver(destination, body, target.get("RetryPolicy"))
+            self.api_deliveries.append(delivery)
+            done.append(delivery)
+            if not delivery.delivered:
+                self._api_dead_letter(rule, target, shaped, delivery)
+        return done
+
+    def _api_dead_letter(self, rule: Mapping[str, Any], target: Mapping[str, Any], event: Mapping[str, Any],
+                         delivery: Delivery) -> None:
+        """What EventBridge sends a target's dead-letter queue: the event itself, the error in
+        message attributes."""
+        dlq = (target.get("DeadLetterConfig") or {}).get("Arn")
+        self.dead_letters.append({"function": delivery.destination, "destination": dlq, "message": dict(event)})
+        url = self._queue_url_of(dlq) if dlq else None
+        if not url:
+            return
+        status = delivery.status
+        attributes = {
+            "RULE_ARN": rule["arn"], "TARGET_ARN": str(target["Arn"]),
+            "ERROR_CODE": "SDK_CLIENT_ERROR" if status is None or _retried_status(status) else f"HTTP_{status}",
+            "ERROR_MESSAGE": (delivery.error or "")[:1000],
+            "RETRY_ATTEMPTS": str(max(delivery.attempts - 1, 0)),
+        }
+        if status is None or _retried_status(status):
+            attributes["EXHAUSTED_RETRY_CONDITION"] = "MaximumRetryAttempts"
+        self.client("sqs").send_message(
+            QueueUrl=url, MessageBody=json.dumps(event),
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v})
 
     def rules_matching(self, event: Mapping[str, Any], bus: str | None = None) -> list[tuple[str, str]]:
         """(function logical id, event name) of every template rule whose pattern matches."""
@@ -1259,6 +1401,8 @@ class TemplateStack:
         """Each logical id of the template with its physical name, ARN or URL (JSON-ready)."""
         out: dict[str, dict[str, Any]] = {}
         for logical_id, resource in (self.sam_template.get("Resources") or {}).items():
+            if not self.conditions.get(resource.get("Condition", ""), True):
+                continue  # its condition is false: not created
             info = self.resources.get(logical_id)
             if info is None:  # SAM resources whose expanded id differs (layers, HttpApi)
                 match = next((k for k in self.resources if k.startswith(logical_id)), None)
@@ -1285,6 +1429,12 @@ def _async_failure_record(spec: FunctionSpec, payload: Any, error: BaseException
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
     }
+
+
+def _retried_status(status: int) -> bool:
+    from local.api_destinations import RETRIED_STATUS
+
+    return status in RETRIED_STATUS or status >= 500
 
 
 def _bus_name(value: Any) -> str:

@@ -432,10 +432,12 @@ STATE_EVENTS = {
 }
 
 
-def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], now: datetime
-                        ) -> list[tuple[str, dict[str, Any]]]:
+def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], now: datetime,
+                        scoring: ScoringConfig | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The bus events of a batch's account changes ((key, before, after), in order):
-    transitions as they happened, and one coalesced `Account Score Changed` per account."""
+    transitions as they happened, and one coalesced `Account Score Changed` per account.
+    The events the Slack rule posts carry a `slack` object (`slack_fields`); with `scoring`
+    and an account read in full, its top reasons."""
     events: list[tuple[str, dict[str, Any]]] = []
     first_old: dict[str, Account | None] = {}
     last_new: dict[str, Account] = {}
@@ -467,7 +469,25 @@ def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], 
         old_score = before.score if before is not None else None
         if new.score != old_score:
             events.append(("Account Score Changed", account_detail(new, now, previousScore=old_score or 0)))
+    slack_fields(events, last_new.values(), scoring, now)
     return events
+
+
+def slack_fields(events: list[tuple[str, dict[str, Any]]], accounts: Iterable[Account],
+                 scoring: ScoringConfig | None, now: datetime) -> None:
+    """Add `slack` (leadscore.slack) to the details of the events the Slack rule posts, the
+    SDR's `slackUserId` under `sdr` when routing.yaml gives one (router.sdr_card)."""
+    from leadscore.slack import SLACK_EVENTS, slack_detail
+
+    by_id = {account.id: account for account in accounts}
+    for detail_type, detail in events:
+        if detail_type not in SLACK_EVENTS:
+            continue
+        account = by_id.get(detail.get("accountId"))  # type: ignore[arg-type]
+        breakdown = None
+        if scoring is not None and account is not None and account.entries:
+            breakdown = account_card(scoring, effective_traits(account.traits), account.entries, now).breakdown
+        detail["slack"] = slack_detail(detail_type, detail, breakdown)
 
 
 def feedback_detail(old: Account | None, new: Account) -> dict[str, Any]:

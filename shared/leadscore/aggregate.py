@@ -52,7 +52,7 @@ from leadscore.storage import account_pk, pad_sequence, unmarshal
 
 if TYPE_CHECKING:
     from leadscore.accounts import Membership
-    from leadscore.config import Config
+    from leadscore.config import Config, ScoringConfig
     from leadscore.ports import AggregateStore, ContactStore, MessageQueue, Publisher
     from leadscore.router import RoutedSend
 
@@ -347,16 +347,27 @@ class AccountAggregator:
         self.store.save_account(current, version)
 
 
-def state_changes(records: Iterable[StreamRecord], now: datetime) -> list[tuple[str, dict[str, Any]]]:
+def state_changes(records: Iterable[StreamRecord], now: datetime,
+                  scoring: ScoringConfig | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The bus events an account batch causes: transitions as they happened, and one
-    coalesced `Account Score Changed` per account per batch (accounts.state_change_events)."""
+    coalesced `Account Score Changed` per account per batch (accounts.state_change_events).
+    With `scoring`, a routed account is read in full (its Slack notification's reasons)."""
     from leadscore.accounts import state_change_events
 
     changes = [(record.keys[0],
                 items.account_from_item(record.old, summary=True) if record.old else None,
-                items.account_from_item(record.new, summary=True))
+                _new_account(record.new, full=scoring is not None and record.new.get("state") == "routed"))
                for record in records if record.is_account and record.new is not None]
-    return state_change_events(changes, now)
+    return state_change_events(changes, now, scoring)
+
+
+def _new_account(item: Mapping[str, Any], *, full: bool) -> Account:
+    if full:
+        try:
+            return items.account_from_item(item)
+        except Exception:  # noqa: BLE001 - its routed message reports it; its events go out without reasons
+            pass
+    return items.account_from_item(item, summary=True)
 
 
 def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> tuple[list[RoutedSend], list[str]]:
@@ -437,7 +448,7 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
         failed.extend(fold.poison)
     parked = _send_routed(records, config, routed_queue, parked_queue, failed)
     try:
-        changes = state_changes(records, now)
+        changes = state_changes(records, now, config.scoring)
         if changes:
             publisher.publish(changes, time=now)
     except Exception as error:  # noqa: BLE001 - report the account records; the retry publishes again

@@ -138,7 +138,12 @@ def routed_message(scoring: ScoringConfig, account: Account, assignment: Assignm
 
 
 def sdr_card(sdr: Sdr) -> dict[str, Any]:
-    return {"id": sdr.id, "name": sdr.name, "email": sdr.email}
+    """The SDR as the account keeps them (and its bus events name them): their Slack member
+    id only when routing.yaml gives one (the Slack notifications mention them by it)."""
+    card = {"id": sdr.id, "name": sdr.name, "email": sdr.email}
+    if sdr.slack_user_id:
+        card["slackUserId"] = sdr.slack_user_id
+    return card
 
 
 @dataclass

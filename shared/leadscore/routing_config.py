@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import zoneinfo
 from collections.abc import Sequence
@@ -218,6 +219,8 @@ def _date(value: Any) -> Any:
 
 Day = Annotated[date, BeforeValidator(_date)]
 Whole = Annotated[int, Field(gt=0)]
+#: a Slack member id: U (users) or W (Enterprise Grid users), then capitals and digits
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 
 
 def _upper_list(value: Any) -> Any:
@@ -335,10 +338,15 @@ class Sdr(_Model):
     sla_business_hours: BusinessHours | None = None  # over routing.yaml's own, for this SDR
     out_of_office: list[OutOfOffice] = Field(default_factory=list)
     active: bool = True
+    #: their Slack member id (`U0123ABCD`): the Slack notifications mention them as `<@U0123ABCD>`
+    slack_user_id: str | None = None
 
     @_model_validator(mode="after")
     def _checks(self) -> Sdr:
         problems: list[tuple[Loc, str]] = []
+        if self.slack_user_id is not None and not SLACK_USER_ID.fullmatch(self.slack_user_id):
+            problems.append((("slack_user_id",), f"{self.slack_user_id!r} is not a Slack member id (like"
+                                                 " U0123ABCD: Slack profile > ... > Copy member ID)"))
         if "@" not in self.email.strip("@") or any(c.isspace() for c in self.email):
             problems.append((("email",), f"{self.email!r} is not an email address"))
         if (zone := _zone_problem(self.time_zone)) is not None:

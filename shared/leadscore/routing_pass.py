@@ -30,6 +30,18 @@ logger = logging.getLogger(__name__)
 
 #: An account the pass failed on is looked at again this much later (not at every run).
 PARK = timedelta(hours=1)
+#: ... unless AWS only asked to slow down or had a passing fault (`transient`): then the next
+#: run (every 15 minutes) tries it again; an hour would hold it back for nothing.
+PARK_TRANSIENT = timedelta(minutes=5)
+#: The error codes of a botocore `ClientError` that say "try again shortly", not "this item is bad".
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable",
+})
+#: botocore's network errors (no answer from AWS at all), by class name: this module imports
+#: no AWS SDK.
+_TRANSIENT_CLASSES = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+                                "ConnectionClosedError"})
 
 
 @dataclass
@@ -44,6 +56,7 @@ class PassResult:
     skipped: int = 0
     conflicts: int = 0
     failed: int = 0  # an account the pass could not handle: logged and parked (PARK later)
+    transient: int = 0  # of `failed`: throttled or a passing AWS fault, parked PARK_TRANSIENT only
     stopped_early: bool = False
 
 
@@ -65,19 +78,42 @@ def run_routing_pass(router: Router, *, out_of_time: Callable[[], bool] | None =
             continue
         except Exception as error:  # one bad account must not stop the pass (the oldest first: every run)
             result.failed += 1
-            logger.exception("routing pass: %s failed (%s: %s); parked until %s", account.id,
-                             type(error).__name__, error, router.now + PARK)
-            _park(router, account)
+            if transient(error):
+                result.transient += 1
+                logger.warning("routing pass: %s failed (%s: %s), a passing fault; parked until %s", account.id,
+                               type(error).__name__, error, router.now + PARK_TRANSIENT)
+                _park(router, account, PARK_TRANSIENT)
+            else:
+                logger.exception("routing pass: %s failed (%s: %s); parked until %s", account.id,
+                                 type(error).__name__, error, router.now + PARK)
+                _park(router, account, PARK)
             continue
         setattr(result, outcome.status, getattr(result, outcome.status) + 1)
     return result
 
 
-def _park(router: Router, account: Account) -> None:
-    """Push a failed account back on the index (PARK later), so the runs until then go on
+def transient(error: BaseException) -> bool:
+    """Whether `error` (or what it was raised from) is AWS throttling or a passing fault:
+    a botocore `ClientError` whose code is in TRANSIENT_CODES, or no answer at all."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        if code in TRANSIENT_CODES:
+            return True
+        if any(cls.__name__ in _TRANSIENT_CLASSES for cls in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _park(router: Router, account: Account, delay: timedelta) -> None:
+    """Push a failed account back on the index (`delay` later), so the runs until then go on
     without it; it is tried again then (fixed meanwhile, it routes)."""
     try:
-        router.store.park_route_due(account, router.now + PARK)
+        router.store.park_route_due(account, router.now + delay)
     except (TransactionConflict, VersionConflict):
         pass  # written meanwhile: no longer what failed, the index has its new time
     except Exception:

@@ -1,0 +1,239 @@
+"""Slack notifications through the real path: the stack of template.yaml with SlackWebhookUrl set
+(its Connection, API destination, rule, dead-letter queue), a routed account's bus events, the
+local runner posting them through the rule's input transformer to a webhook receiver started
+here (a tiny http.server on 127.0.0.1), and what the receiver got checked against Slack's
+message format. A receiver answering 5xx, timing out, 429 and 404 loses no message: each is
+delivered or in the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEMPLATE, _stack_session
+from tests.integration.conftest import Pipeline
+from tests.integration.test_route_flow import qualify, sdr, use_routing
+from tests.support.slack_format import problems
+from tests.support.stack import TemplateStack
+
+HOUR = timedelta(hours=1)
+
+
+class Receiver:
+    """A webhook on 127.0.0.1: answers each POST as scripted (an HTTP status, or "timeout": no
+    answer in time), 200 `ok` once the script runs out, as Slack answers; keeps every request."""
+
+    def __init__(self) -> None:
+        self.script: list[int | str] = []
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    answer = receiver.script.pop(0) if receiver.script else 200
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                              "at": time.monotonic(), "answer": answer})
+                if answer == "timeout":
+                    time.sleep(0.6)  # past the destination's (shortened) timeout
+                    return
+                self.send_response(int(answer))
+                if answer == 429:
+                    self.send_header("Retry-After", "1")
+                self.end_headers()
+                self.wfile.write(b"ok" if answer == 200 else b"invalid_token" if answer == 404 else b"error")
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXXX"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def messages(self, answered: int | None = 200) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests if answered is None or r["answer"] == answered]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.server.shutdown()
+    found.server.server_close()
+
+
+@pytest.fixture
+def slack(aws: None, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    stack = TemplateStack.create(TEMPLATE, session=_stack_session(), parameters={"SlackWebhookUrl": receiver.url})
+    destination = stack.api_destinations["SlackDestination"]
+    destination.timeout, destination.pace = 0.3, False  # fast tests; the rate has its own test
+    use_routing(monkeypatch, sdrs=[sdr("maya", slack_user_id="U0MAYA123"), sdr("lucas")],
+                pools=[{"id": "na", "sdrs": ["maya", "lucas"]}], fallback_pool="na", sla_hours=48)
+    return Pipeline(stack, monkeypatch)
+
+
+def dead_letters(stack: TemplateStack) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    url = stack.url_of("SlackDeadLetterQueue")
+    out = []
+    while True:
+        page = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                   MessageAttributeNames=["All"]).get("Messages", [])
+        if not page:
+            return out
+        for message in page:
+            attributes = {k: v["StringValue"] for k, v in (message.get("MessageAttributes") or {}).items()}
+            out.append({"event": json.loads(message["Body"]), "attributes": attributes})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def put(stack: TemplateStack, n: int) -> str:
+    """An `Account Routed` as the aggregate function publishes it (its slack strings included)."""
+    from leadscore.slack import slack_detail
+
+    body = {"accountId": f"a{n}.io", "name": f"A{n}", "domain": f"a{n}.io", "score": 100 + n, "fit": 30,
+            "engagement": 70 + n, "committeeBonus": 0, "threshold": 100, "cycle": 1, "state": "routed",
+            "sdr": {"id": "maya", "name": "Maya Johnson", "slackUserId": "U0MAYA123"},
+            "slaDueAt": "2026-11-04T09:00:00Z"}
+    body["slack"] = slack_detail("Account Routed", body)
+    stack.put_event("Account Routed", body, source="leadscore")
+    return body["accountId"]
+
+
+# ---------------------------------------------------------------- off by default
+
+
+def test_without_a_webhook_nothing_of_slack_is_created(stack: TemplateStack) -> None:
+    assert stack.conditions["NotifySlack"] is False
+    assert not stack.api_destinations
+    assert not any(logical_id.startswith("Slack") for logical_id in stack.resources)
+    assert not any(logical_id.startswith("Slack") for logical_id in stack.describe())
+
+
+# ---------------------------------------------------------------- the real path
+
+
+def test_a_routed_account_is_posted_to_the_webhook_mentioning_its_sdr(slack: Pipeline, receiver: Receiver) -> None:
+    # Given an account that qualifies, routed to maya (slack_user_id U0MAYA123)
+    qualify(slack)
+    slack.settle()
+    # Then the webhook got one message: Slack's format, the SDR mentioned, the account, score, reasons, SLA
+    (request,) = receiver.requests
+    assert request["path"] == "/services/T000/B000/XXXX"
+    assert request["headers"]["Content-Type"].startswith("application/json")
+    assert request["headers"]["X-Leadscore-Notifier"] == "slack-incoming-webhook"  # the connection's header
+    message = json.loads(request["body"])
+    assert problems(message) == []
+    assert message["text"] == "Account Routed: Acmetech, score 105 for <@U0MAYA123>"
+    header, section, _context = message["blocks"]
+    assert header["text"]["text"] == "Account Routed: Acmetech"
+    assert section["text"]["text"] == (
+        "<@U0MAYA123>: *Acmetech (acmetech.io)*\n"
+        "Score 105 (fit 30, engagement 75, committee 0; threshold 100)\n"
+        "*Why:* demo_requested +50 (u-0-acmetech.io) · demo_link_clicked +25 (u-0-acmetech.io)"
+        " · account_industry_technology +15\n"
+        "*SLA:* accept by <!date^1793782800^{date_short_pretty} {time}|2026-11-04T09:00:00Z>")
+    # and the bus event carried it: the SDR's Slack id on `sdr`, the strings under `slack`
+    (routed,) = slack.bus("Account Routed")
+    assert routed["detail"]["sdr"]["slackUserId"] == "U0MAYA123"
+    assert routed["detail"]["slack"]["mention"] == "<@U0MAYA123>"
+
+
+def test_an_sla_breach_tells_slack_and_names_an_sdr_without_a_slack_id(slack: Pipeline, receiver: Receiver) -> None:
+    qualify(slack)
+    slack.settle()
+    # When maya's SLA runs out and the routing pass re-routes to lucas (no slack_user_id)
+    slack.advance(hours=49)
+    slack.stack.run_schedule("RoutingPassFunction", slack.now)
+    slack.settle()
+    first, breach, rerouted = receiver.messages()
+    assert all(problems(m) == [] for m in (first, breach, rerouted))
+    assert breach["blocks"][0]["text"]["text"] == "Routing SLA Breached: Acmetech"
+    assert "*Lucas*: *Acmetech" in breach["blocks"][1]["text"]["text"]
+    assert "*SLA:* ran out with maya; re-routed, accept by <!date^" in breach["blocks"][1]["text"]["text"]
+    assert rerouted["blocks"][0]["text"]["text"] == "Account Routed: Acmetech"
+    assert "(re-routed from maya: SLA ran out)" in rerouted["blocks"][1]["text"]["text"]
+
+
+def test_an_account_name_with_quotes_newlines_and_markup_is_posted_as_valid_json(
+        slack: Pipeline, receiver: Receiver) -> None:
+    # Given a group call naming the company with quotes, a backslash, a line break and Slack markup
+    user = "u-q"
+    traits = {"name": 'Acme "Rockets"\\n\nInc <!channel> & co', "website": "https://www.rockets.io",
+              "industry": "Software", "employees": 200, "address": {"country": "US"}}
+    batch = [{"type": "identify", "userId": user, "traits": {"email": "vp@rockets.io", "title": "VP Sales"}},
+             {"type": "group", "userId": user, "groupId": "rockets.io", "traits": traits},
+             {"type": "track", "userId": user, "event": "Demo Requested"},
+             {"type": "track", "userId": user, "event": "Demo Link Clicked"}]
+    stamped = [{**m, "timestamp": slack.now.isoformat(), "messageId": f"q-{i}"} for i, m in enumerate(batch)]
+    assert slack.http("POST", "/v1/batch", body={"batch": stamped}, basic_user="wk_demo_website")["statusCode"] == 200
+    slack.settle()
+    (request,) = receiver.requests
+    message = json.loads(request["body"])  # valid JSON
+    assert problems(message) == []
+    assert message["blocks"][0]["text"]["text"] == "Account Routed: Acme 'Rockets'/n Inc ‹!channel› + co"
+    assert "*Acme 'Rockets'/n Inc &lt;!channel&gt; &amp; co (rockets.io)*" in message["blocks"][1]["text"]["text"]
+    assert b"<!channel>" not in request["body"]
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_5xx_timeouts_and_429_are_retried_and_404_goes_to_the_dead_letter_queue(
+        slack: Pipeline, receiver: Receiver) -> None:
+    stack = slack.stack
+    # Given a webhook that fails the first message three ways before taking it, and refuses the second
+    receiver.script = [500, "timeout", 429, 200, 404]
+    first, second = put(stack, 1), put(stack, 2)
+    stack.bus_events()
+    # Then the first was delivered on its fourth attempt, the second went to the DLQ at once
+    assert [r["answer"] for r in receiver.requests] == [500, "timeout", 429, 200, 404]
+    (delivered,) = receiver.messages()
+    assert delivered["blocks"][0]["text"]["text"] == "Account Routed: A1"
+    (dead,) = dead_letters(stack)
+    assert dead["event"]["detail"]["accountId"] == second  # the event itself
+    assert dead["event"]["detail-type"] == "Account Routed"
+    assert dead["attributes"]["ERROR_CODE"] == "HTTP_404" and "invalid_token" in dead["attributes"]["ERROR_MESSAGE"]
+    assert dead["attributes"]["RULE_ARN"].endswith("/leadscore-SlackNotifyRule")
+    assert [(d.delivered, d.attempts) for d in stack.api_deliveries] == [(True, 4), (False, 1)]
+    assert first != second
+
+
+def test_a_webhook_that_keeps_failing_loses_no_message(slack: Pipeline, receiver: Receiver) -> None:
+    stack = slack.stack
+    retries = 12  # template.yaml: SlackNotifyRule's RetryPolicy
+    # Given a webhook that answers 503 to every try of the first message, times out on every try
+    # of the second, and takes the third
+    receiver.script = [503] * (retries + 1) + ["timeout"] * (retries + 1)
+    sent = [put(stack, n) for n in (1, 2, 3)]
+    stack.bus_events()
+    # Then each message is either delivered or in the dead-letter queue, after 1 + 12 tries
+    delivered = [m["blocks"][0]["text"]["text"] for m in receiver.messages()]
+    dead = dead_letters(stack)
+    assert delivered == ["Account Routed: A3"]
+    assert sorted(d["event"]["detail"]["accountId"] for d in dead) == sent[:2]
+    assert {d["attributes"]["RETRY_ATTEMPTS"] for d in dead} == {str(retries)}
+    assert {d["attributes"]["EXHAUSTED_RETRY_CONDITION"] for d in dead} == {"MaximumRetryAttempts"}
+    assert len(receiver.requests) == 2 * (retries + 1) + 1
+
+
+def test_the_destination_posts_at_most_once_a_second(slack: Pipeline, receiver: Receiver) -> None:
+    destination = slack.stack.api_destinations["SlackDestination"]
+    assert destination.rate_per_second == 1
+    destination.pace = True
+    for n in range(3):
+        put(slack.stack, n)
+    slack.stack.bus_events()
+    moments = [r["at"] for r in receiver.requests]
+    assert len(moments) == 3
+    assert all(b - a >= 0.95 for a, b in zip(moments, moments[1:], strict=False)), moments
