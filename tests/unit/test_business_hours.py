@@ -65,6 +65,8 @@ def test_the_issue_case_wednesday_evening_with_10_hours_is_due_friday_noon_in_th
         # fractional SLAs
         ((2026, 11, 30, 17, 0), 1.5, "Tue 2026-12-01 09:30"),
         ((2026, 11, 30, 17, 50), 0.25, "Tue 2026-12-01 09:05"),
+        # a working day and a half (docs/CONFIG.md)
+        ((2026, 11, 30, 9, 0), 13.5, "Tue 2026-12-01 13:30"),
         # 48 working hours are more than five working days
         ((2026, 12, 4, 19, 0), 48, "Mon 2026-12-14 12:00"),
     ],
