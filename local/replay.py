@@ -31,6 +31,10 @@ holds and what replaying it does (docs/OPERATIONS.md has the full story):
   unless the account has moved on since (accepted, recycled, re-routed: the table says so);
   such a message is dropped as superseded, as it would tell an SDR about an account that is
   no longer theirs.
+- `SlackDeadLetterQueue`: bus events EventBridge could not post to the Slack webhook (the
+  event itself; the error in its message attributes). Replay puts each back on the bus with
+  the source `leadscore.slack-replay`, which only the Slack rule matches, so Slack gets the
+  message (as of when it happened) and nothing else sees the event twice.
 
 Messages are deleted only after their replay succeeded; a failed one stays in the queue
 (visible again when the run ends) and the exit status is 1. `--dry-run` shows
@@ -61,6 +65,9 @@ SCHEDULED_EVENT = "Scheduled Event"
 SDR_READY_EVENT = "Account SDR Ready"
 ROUTED_SCHEMA = "account-routed/v1"
 PARKED_SCHEMA = "routed-send-parked/v1"
+#: the events the Slack rule posts, and the source a replay gives them (only that rule matches it)
+SLACK_EVENTS = ("Account Routed", "Routing SLA Breached", "Account Reassigned")
+SLACK_REPLAY_SOURCE = "leadscore.slack-replay"
 #: How long a received message stays hidden from other readers while it is replayed.
 VISIBILITY_SECONDS = 300
 #: Records per synchronous invoke of the aggregate function (a stream batch is at most 100).
@@ -171,7 +178,8 @@ def template_queue_name(logical_id: str, stack_name: str, template: Path = REPO_
 def classify(body: Mapping[str, Any]) -> tuple[str, Any]:
     """(kind, payload) of a failure-queue message: `tracking` (an EventBridge event),
     `stream` (DDBStreamBatchInfo), `decay` (a scheduled event), `parked` (a routed send the
-    aggregate function parked) or `routed` (a routed message from the routed DLQ)."""
+    aggregate function parked), `routed` (a routed message from the routed DLQ) or `slack` (an
+    event the Slack rule could not post)."""
     if "DDBStreamBatchInfo" in body:
         return "stream", body["DDBStreamBatchInfo"]
     if body.get("schema") == PARKED_SCHEMA:
@@ -187,6 +195,8 @@ def classify(body: Mapping[str, Any]) -> tuple[str, Any]:
             return "tracking", event
         if detail_type == SDR_READY_EVENT:
             return "route", event
+        if detail_type in SLACK_EVENTS:
+            return "slack", event
         if detail_type == SCHEDULED_EVENT:
             # which schedule: its rule (resources) or the failed function (the record) names it
             return ("routing_pass" if "RoutingPass" in json.dumps(body) else "decay"), event
@@ -210,6 +220,25 @@ def replay_tracking(stack: Stack, event: Mapping[str, Any], bus: str | None, dry
         "DetailType": TRACKING_EVENT,
         "Detail": json.dumps(detail),
     }
+    if event.get("time"):
+        entry["Time"] = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+    answer = stack.client("events").put_events(Entries=[entry])
+    if answer.get("FailedEntryCount"):
+        raise ReplayError(f"the bus refused the event: {answer.get('Entries')}")
+    return what
+
+
+def replay_slack(stack: Stack, event: Mapping[str, Any], bus: str | None, dry_run: bool) -> str:
+    """Put an event the Slack rule could not post back on the bus for that rule alone."""
+    bus_name = bus or stack.bus_name()
+    found = event.get("detail")
+    detail: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    what = (f"{event.get('detail-type')} of {detail.get('accountId')} (cycle {detail.get('cycle')}) -> bus "
+            f"{bus_name} as {SLACK_REPLAY_SOURCE} (the Slack rule)")
+    if dry_run:
+        return what
+    entry: dict[str, Any] = {"EventBusName": bus_name, "Source": SLACK_REPLAY_SOURCE,
+                             "DetailType": str(event.get("detail-type")), "Detail": json.dumps(detail)}
     if event.get("time"):
         entry["Time"] = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
     answer = stack.client("events").put_events(Entries=[entry])
@@ -435,6 +464,8 @@ def replay_queue(stack: Stack, queue_url: str, *, via: str, dry_run: bool = Fals
                 kind, payload = classify(json.loads(message["Body"]))
                 if kind == "tracking":
                     what = replay_tracking(stack, payload, bus, dry_run)
+                elif kind == "slack":
+                    what = replay_slack(stack, payload, bus, dry_run)
                 elif kind == "stream":
                     what = replay_stream(stack, payload, via, config_dir, dry_run)
                 elif kind == "route":

@@ -237,3 +237,26 @@ def test_the_destination_posts_at_most_once_a_second(slack: Pipeline, receiver: 
     moments = [r["at"] for r in receiver.requests]
     assert len(moments) == 3
     assert all(b - a >= 0.95 for a, b in zip(moments, moments[1:], strict=False)), moments
+
+
+# ---------------------------------------------------------------- replay
+
+
+def test_a_dead_letter_replayed_reaches_slack_and_nothing_else(slack: Pipeline, receiver: Receiver) -> None:
+    from local import replay
+
+    stack = slack.stack
+    # Given a message the webhook refused (a revoked URL, say), now in the dead-letter queue
+    receiver.script = [404]
+    put(stack, 7)
+    stack.bus_events()
+    assert receiver.messages() == []
+    # When the webhook works again and the queue is replayed
+    assert replay.main(["--queue", stack.url_of("SlackDeadLetterQueue"), "--via", "local"]) == 0
+    replayed = stack.bus_events()
+    # Then Slack gets the message, the queue is empty, and only the Slack rule saw the event again
+    (message,) = receiver.messages()
+    assert problems(message) == [] and message["blocks"][0]["text"]["text"] == "Account Routed: A7"
+    assert [e["source"] for e in replayed] == ["leadscore.slack-replay"]
+    assert stack.rules_matching({**replayed[0], "resources": []}) == []  # no function rule matches it
+    assert dead_letters(stack) == []
