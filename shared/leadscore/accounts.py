@@ -450,6 +450,10 @@ def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], 
             if detail_type:
                 events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold",
                                                            **routing_detail(new), **feedback_detail(old, new))))
+        elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old) and _by_hand(new):
+            # a lead moved it (leadscore.assign): the previous and the new SDR, and who did it
+            events.append(("Account Reassigned", account_detail(new, now, previousSdr=(old.sdr or {}).get("id"),
+                                                                **routing_detail(new))))
         elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old):
             # an SLA re-route: same cycle, the next SDR (the breach said already when it ran
             # out with nobody else available: once per breach)
@@ -509,6 +513,11 @@ def _attempt(account: Account) -> int:
     return account.routing.attempt if account.routing is not None else 0
 
 
+def _by_hand(account: Account) -> bool:
+    """Its routing now is a lead's reassignment (leadscore.assign), not the router's."""
+    return account.routing is not None and account.routing.assigned is not None
+
+
 def _sla_waiting(account: Account) -> bool:
     """Routed, its SLA ran out, and nobody else could take it yet (the breach was announced)."""
     return account.state == "routed" and account.routing is not None and bool(account.routing.waiting)
@@ -520,8 +529,12 @@ def routing_detail(account: Account) -> dict[str, Any]:
     status = account.routing
     if account.state != "routed" or status is None or not account.sdr:
         return {}
-    return {"sdr": account.sdr, "territory": status.territory, "pool": status.pool, "routing": status.mode,
-            "routedAt": status.routed_at, "slaDueAt": status.sla_due_at, "attempt": status.attempt}
+    detail: dict[str, Any] = {"sdr": account.sdr, "territory": status.territory, "pool": status.pool,
+                              "routing": status.mode, "routedAt": status.routed_at, "slaDueAt": status.sla_due_at,
+                              "attempt": status.attempt}
+    if status.assigned is not None:  # a lead's reassignment: who (the note stays on the read API)
+        detail["assignedBy"] = status.assigned.by
+    return detail
 
 
 def routing_view(account: Account) -> dict[str, Any] | None:
@@ -537,6 +550,10 @@ def routing_view(account: Account) -> dict[str, Any] | None:
         view: dict[str, Any] = {"status": account.state, "pool": status.pool, "territory": status.territory,
                                 "routing": status.mode, "routedAt": status.routed_at, "attempt": status.attempt,
                                 "tried": list(status.tried)}
+        if status.assigned is not None:  # a lead chose this routing by hand (leadscore.assign)
+            hand = status.assigned
+            view["assigned"] = {"by": hand.by, "at": hand.at, "previousSdr": hand.previous, "caller": hand.caller,
+                                "note": hand.note}
         if account.state == "routed":
             view["slaDueAt"] = status.sla_due_at
             if status.waiting:  # SLA ran out, nobody else available yet

@@ -29,6 +29,7 @@ from leadscore.records import (
     Contact,
     ContactScores,
     Feedback,
+    HandAssignment,
     PoisonRecord,
     RoutingStatus,
     StoredEvent,
@@ -94,7 +95,9 @@ FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "
 #: Keys of an account's last feedback (`fb`, a map).
 LAST_FEEDBACK_KEYS = ("o", "s", "at", "c", "h", "n")
 #: Keys of an account's routing status (`rt`, a map).
-ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due")
+ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due", "hand")
+#: Keys of a lead's hand assignment in the routing status (`rt.hand`, a map).
+HAND_KEYS = ("by", "at", "fr", "cl", "nt")
 _CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
 _ACCOUNT_KNOWN = frozenset(ACCOUNT_ATTRIBUTES)
 ENTRY_KEYS = ("c", "v", "em", "ti", "nm", "p", "f", "r", "rc", "le", "x")
@@ -655,15 +658,28 @@ def routing_doc(status: RoutingStatus) -> dict[str, Any]:
     """An account's routing status as stored (`rt`, a map; empty parts left out)."""
     doc = {"pl": status.pool, "te": status.territory, "mo": status.mode, "at": status.routed_at,
            "sla": status.sla_due_at, "n": status.attempt or None, "tx": list(status.tried) or None,
-           "w": status.waiting, "wr": status.waiting_reason, "ra": status.retry_at, "due": status.due_at}
+           "w": status.waiting, "wr": status.waiting_reason, "ra": status.retry_at, "due": status.due_at,
+           "hand": hand_doc(status.assigned) if status.assigned is not None else None}
     return {key: value for key, value in doc.items() if value is not None}
+
+
+def hand_doc(hand: HandAssignment) -> dict[str, Any]:
+    doc = {"by": hand.by, "at": hand.at, "fr": hand.previous, "cl": hand.caller, "nt": hand.note}
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+def hand_from_doc(doc: Any) -> HandAssignment | None:
+    if not isinstance(doc, Mapping) or not doc.get("by"):
+        return None
+    return HandAssignment(by=str(doc["by"]), at=str(doc.get("at") or ""), previous=doc.get("fr"),
+                          caller=doc.get("cl"), note=doc.get("nt"))
 
 
 def routing_from_doc(doc: Mapping[str, Any]) -> RoutingStatus:
     return RoutingStatus(pool=doc.get("pl"), territory=doc.get("te"), mode=doc.get("mo"), routed_at=doc.get("at"),
                          sla_due_at=doc.get("sla"), attempt=int(doc.get("n") or 0), tried=list(doc.get("tx") or []),
                          waiting=doc.get("w"), waiting_reason=doc.get("wr"), retry_at=doc.get("ra"),
-                         due_at=doc.get("due"))
+                         due_at=doc.get("due"), assigned=hand_from_doc(doc.get("hand")))
 
 
 def assignment_item(assignment: Assignment) -> Item:

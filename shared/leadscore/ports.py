@@ -112,6 +112,17 @@ class RoutingStore(Protocol):
     def park_route_due(self, account: Account, until: datetime) -> None: ...
 
 
+class AssignStore(RoutingStore, Protocol):
+    """A lead's reassignments (leadscore.assign): the routing store, the accounts, and an
+    SDR's assignments on the OwnerIndex (newest first)."""
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+    def query_assigned(self, sdr_id: str, *, limit: int = 50) -> list[Assignment]: ...
+
+
 class MessageQueue(Protocol):
     """The routed queue (SQS FIFO): one JSON message in a group, deduplicated by its id."""
 

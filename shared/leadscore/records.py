@@ -166,6 +166,22 @@ class RoutingStatus:
     waiting_reason: str | None = None  # inactive | out_of_office | at_capacity | unavailable
     retry_at: str | None = None
     due_at: str | None = None
+    #: set when a lead chose this routing by hand (leadscore.assign); None: the router did
+    assigned: HandAssignment | None = None
+
+
+@dataclass(slots=True)
+class HandAssignment:
+    """A lead's reassignment (`POST /v1/accounts/{id}/assign`, `POST /v1/sdrs/{id}/reassign`):
+    the lead (`by`, of routing.yaml `leads:`), when, the SDR who had the account before
+    (None: it was waiting), the IAM caller of the request and the note. Kept on the routing
+    status it made, so the next routing (an SLA re-route) drops it."""
+
+    by: str
+    at: str
+    previous: str | None = None
+    caller: str | None = None
+    note: str | None = None
 
 
 @dataclass(slots=True)

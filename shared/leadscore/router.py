@@ -385,6 +385,35 @@ class Router:
         return RouteOutcome(account.id, int(account.cycle or 0), "waiting", (account.sdr or {}).get("id")
                             if expected_state == "routed" else None, detail=decision.explanation)
 
+    # ------------------------------------------------------------------ a lead's hand
+
+    def route_by_hand(self, account: Account, to: Sdr | None) -> RouteOutcome:
+        """A lead's reassignment (leadscore.assign), written as every routing is (`_write`: one
+        transaction, the outbox's message from the stream). A `routed` account moves to the
+        next attempt of its cycle: to `to`, or with None to its pool's next SDR by the weighted
+        round-robin (the counter steps), never its owner, those who had it this cycle only when
+        nobody else is available. An `sdr_ready` account is routed to `to` (its cycle's first
+        routing). `to` takes no counter step. Nobody available: "waiting", nothing written.
+        Conflicts are raised (the caller reads the account again)."""
+        from leadscore.accounts import effective_traits
+        from leadscore.routing import AccountTraits, RoutingDecision, match_pool
+
+        routed = account.state == "routed"
+        status = account.routing or RoutingStatus()
+        current = (account.sdr or {}).get("id") if routed else None
+        tried = list(dict.fromkeys([*status.tried, *([current] if current else [])])) if routed else []
+        previous_attempt = (status.attempt or 1) if routed else None
+        if to is None:
+            choice, decision = self._decide(account, previous_owner=current, tried=tried)
+            if decision.sdr is None:
+                return RouteOutcome(account.id, int(account.cycle or 0), "waiting", current,
+                                    detail=decision.explanation)
+        else:
+            choice = match_pool(self.routing, AccountTraits.from_traits(account.id, effective_traits(account.traits)))
+            decision = RoutingDecision(routing=choice.routing, pool=choice.pool, territory=choice.territory, sdr=to,
+                                       reason=None, counter=0, counter_step=0, day=to.local_day(self.now))
+        return self._write(account, choice, decision, tried=tried, previous_attempt=previous_attempt)
+
 
 # ---------------------------------------------------------------------- the outbox
 

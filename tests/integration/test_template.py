@@ -46,7 +46,8 @@ INGESTION_ROUTES = {
     "GET /v1/projects/{writeKey}/settings",
 }
 IAM_ROUTES = {"GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}",
-              "POST /v1/accounts/{accountId}/feedback"}
+              "POST /v1/accounts/{accountId}/feedback", "POST /v1/accounts/{accountId}/assign",
+              "POST /v1/sdrs/{sdrId}/reassign"}
 
 
 def _tool_env() -> dict[str, str]:
@@ -199,8 +200,10 @@ def _store_operations() -> dict[str, set[tuple[str, str]]]:
     read from storage.py: every `self.client.<operation>`, and the methods it calls."""
     tree = _parse(LAYER / "storage.py")
     (store,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Store"]
-    index = next(n.value.value for n in store.body if isinstance(n, ast.Assign)
-                 and any(getattr(t, "id", None) == "DUE_INDEX" for t in n.targets))
+    # the indexes (DUE_INDEX = "DueIndex", OWNER_INDEX = ...): a method's Query names its own
+    indexes = {t.id: n.value.value for n in store.body if isinstance(n, ast.Assign)
+               for t in n.targets if isinstance(t, ast.Name) and t.id.endswith("_INDEX")}
+    assert {"DUE_INDEX", "OWNER_INDEX"} <= set(indexes)
     direct: dict[str, set[tuple[str, str]]] = {}
     calls: dict[str, set[str]] = {}
     for method in (n for n in store.body if isinstance(n, ast.FunctionDef)):
@@ -221,7 +224,10 @@ def _store_operations() -> dict[str, set[tuple[str, str]]]:
                     assert parts, f"Store.{method.name}: no transaction parts found"
                     grants |= {(f"dynamodb:{TRANSACT_ACTIONS[p]}", "Table.Arn") for p in parts}
                 elif operation in ("Query", "Scan") and "IndexName" in ast.unparse(method):
-                    grants.add((f"dynamodb:{operation}", f"Table.Arn/index/{index}"))
+                    named = {indexes[a.attr] for a in ast.walk(method) if isinstance(a, ast.Attribute)
+                             and a.attr in indexes}
+                    assert named, f"Store.{method.name}: a Query of which index?"
+                    grants |= {(f"dynamodb:{operation}", f"Table.Arn/index/{index}") for index in named}
                 else:
                     grants.add((f"dynamodb:{operation}", "Table.Arn"))
             elif isinstance(owner, ast.Name) and owner.id == "self":

@@ -294,6 +294,14 @@ class MemoryStore:
             snapshot = [copy.deepcopy(a) for a in due]
         yield from snapshot
 
+    def query_assigned(self, sdr_id: str, *, limit: int = 50) -> list[Assignment]:
+        """The OwnerIndex: the assignments `sdr_id` holds (each cycle's last SDR), newest first."""
+        self._count("query_assigned")
+        with self._lock:
+            held = [a for a in self.assignments.values() if a.sdr == sdr_id]
+            held.sort(key=lambda a: a.routed_at, reverse=True)
+            return copy.deepcopy(held[:limit])
+
     def park_route_due(self, account: Account, until: datetime) -> None:
         self._count("park_route_due")
         with self._lock:

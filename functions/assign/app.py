@@ -1,0 +1,16 @@
+"""A team lead's reassignments (IAM-authorized): one account by hand, or an SDR's whole open book."""
+
+from typing import Any
+
+from leadscore import runtime
+from leadscore.assign import AssignApi
+from leadscore.http import Request
+from leadscore.observability import logger, metrics
+from leadscore.router import Router  # noqa: F401 - its store calls run here (route_by_hand): the template grants them
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # notes may carry personal data
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    api = AssignApi(runtime.store(), runtime.config().scoring, runtime.routing(), clock=runtime.now)
+    return api.handle(Request.from_event(event))

@@ -1,0 +1,110 @@
+"""A lead's reassignments through the real path: the stack of template.yaml on moto, the
+assign function (IAM routes), the routed message and `Account Reassigned` from the stream."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from tests.integration.conftest import Pipeline
+from tests.integration.test_route_flow import qualify, routed_messages
+from tests.support.apigw import http_event, iam_authorizer, json_body
+
+ASSIGN = "POST /v1/accounts/{accountId}/assign"
+REASSIGN = "POST /v1/sdrs/{sdrId}/reassign"
+CALLER = "arn:aws:iam::123456789012:user/lead-console"
+
+
+def assign(pipeline: Pipeline, account_id: str, body: Any) -> tuple[int, Any]:
+    event = http_event("POST", f"/v1/accounts/{account_id}/assign", route_key=ASSIGN, body=body, now=pipeline.now,
+                       path_parameters={"accountId": account_id}, authorizer=iam_authorizer(user="lead-console"))
+    response = pipeline.stack.invoke("AssignFunction", event)
+    return response["statusCode"], json_body(response)
+
+
+def reassign(pipeline: Pipeline, sdr_id: str, body: Any) -> tuple[int, Any]:
+    event = http_event("POST", f"/v1/sdrs/{sdr_id}/reassign", route_key=REASSIGN, body=body, now=pipeline.now,
+                       path_parameters={"sdrId": sdr_id}, authorizer=iam_authorizer(user="lead-console"))
+    response = pipeline.stack.invoke("AssignFunction", event)
+    return response["statusCode"], json_body(response)
+
+
+def test_a_lead_moves_an_account_the_new_sdr_gets_a_message_and_the_bus_account_reassigned(
+        pipeline: Pipeline) -> None:
+    qualify(pipeline)
+    pipeline.settle()
+    (first,) = routed_messages(pipeline)
+    assert first["group"] == "maya"
+    pipeline.advance(hours=5)
+    status, answer = assign(pipeline, "acmetech.io", {"sdr": "sofia", "by": "amara", "note": "maya is out"})
+    assert status == 200, answer
+    assert (answer["sdr"]["id"], answer["previousSdr"], answer["attempt"]) == ("sofia", "maya", 2)
+    assert answer["slaDueAt"] == "2026-11-04T14:00:00Z"  # 48 hours from the reassignment
+    pipeline.settle()
+    (message,) = routed_messages(pipeline)
+    assert (message["group"], message["dedup"]) == ("sofia", "acmetech.io#1#2")
+    assert message["body"]["sdr"]["id"] == "sofia" and message["body"]["slaDueAt"] == "2026-11-04T14:00:00Z"
+    (event,) = pipeline.bus("Account Reassigned")
+    detail = event["detail"]
+    assert (detail["previousSdr"], detail["sdr"]["id"], detail["assignedBy"]) == ("maya", "sofia", "amara")
+    assert detail["slaDueAt"] == "2026-11-04T14:00:00Z" and detail["cycle"] == 1
+    assert pipeline.bus("Routing SLA Breached") == [] and len(pipeline.bus("Account Routed")) == 1
+    account = pipeline.account("acmetech.io")
+    assert account["sdr"]["id"] == "sofia" and account["state"] == "routed"
+    assert account["routing"]["assigned"] == {"by": "amara", "at": "2026-11-02T14:00:00Z", "previousSdr": "maya",
+                                              "caller": CALLER, "note": "maya is out"}
+    # replayed: nothing moves, nothing is sent
+    again = assign(pipeline, "acmetech.io", {"sdr": "sofia", "by": "amara", "note": "maya is out"})
+    assert again[0] == 200 and again[1]["changed"] is False
+    pipeline.settle()
+    assert routed_messages(pipeline) == [] and len(pipeline.bus("Account Reassigned")) == 1
+    # the SLA now runs from the reassignment: not breached at maya's old due time
+    pipeline.advance(hours=45)
+    assert pipeline.stack.run_schedule("RoutingPassFunction", pipeline.now)["rerouted"] == 0
+
+
+def test_refused_answers_name_the_field(pipeline: Pipeline) -> None:
+    qualify(pipeline)
+    pipeline.settle()
+    routed_messages(pipeline)
+    cases = [({"sdr": "sofia", "by": "maya"}, 403, "by"), ({"sdr": "nobody", "by": "amara"}, 400, "sdr"),
+             ({"sdr": "sofia"}, 400, "by"), ({"sdr": "sofia", "by": "amara", "x": 1}, 400, "x")]
+    for body, status, field in cases:
+        answer = assign(pipeline, "acmetech.io", body)
+        assert (answer[0], answer[1]["field"]) == (status, field), answer
+    assert assign(pipeline, "nobody.io", {"sdr": "sofia", "by": "amara"})[0] == 404
+    pipeline.settle()
+    assert routed_messages(pipeline) == [] and pipeline.bus("Account Reassigned") == []
+
+
+def test_a_book_reassigned_to_the_pool_ends_owned_once_each_fair_with_a_message(pipeline: Pipeline) -> None:
+    ids = [qualify(pipeline, n, domain=f"acct{n:02d}.io") for n in range(16)]
+    pipeline.settle()
+    routed_messages(pipeline)
+    # a lead first gives maya every one of them by hand
+    for account_id in ids:
+        status, answer = assign(pipeline, account_id, {"sdr": "maya", "by": "amara"})
+        assert status == 200, answer
+    pipeline.settle()
+    routed_messages(pipeline)
+    before = len(pipeline.bus("Account Reassigned"))
+    # then maya's whole book goes back to the NA pool (lucas and sofia, weights 1:1)
+    pipeline.advance(hours=1)
+    status, answer = reassign(pipeline, "maya", {"to": "pool", "by": "amara"})
+    assert status == 200, answer
+    assert answer["more"] is False and answer["kept"] == [] and len(answer["moved"]) == 16
+    pipeline.settle()
+    messages = routed_messages(pipeline)
+    assert sorted(m["body"]["accountId"] for m in messages) == sorted(ids)  # one each
+    owners = {a: pipeline.account(a)["sdr"]["id"] for a in ids}
+    assert all(m["group"] == owners[m["body"]["accountId"]] for m in messages)
+    shares = Counter(owners.values())
+    assert set(shares) == {"lucas", "sofia"} and abs(shares["lucas"] - shares["sofia"]) <= 1, shares
+    events = pipeline.bus("Account Reassigned")[before:]
+    assert sorted(e["detail"]["accountId"] for e in events) == sorted(ids)
+    assert all(e["detail"]["previousSdr"] == "maya" for e in events)
+    # repeated: nothing left
+    again = reassign(pipeline, "maya", {"to": "pool", "by": "amara"})
+    assert again == (200, {"sdrId": "maya", "to": "pool", "moved": [], "kept": [], "more": False})
+    pipeline.settle()
+    assert routed_messages(pipeline) == []
