@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve replay inbox
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay inbox
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -105,8 +105,12 @@ demo: install ## replay the sample journeys (events/journeys) on the local stack
 bench: install ## measure the PRODUCT budgets on the local stack (counted AWS calls); exit 1 if one fails
 	$(PY) -m bench.run
 
-serve: install ## the local stack, long-running: the API on PORT (3000), moto (every resource of template.yaml) on AWS_PORT (5000)
-	$(PY) -m local.server --port $(PORT) --aws-port $(AWS_PORT)
+serve: install ## the local stack, long-running: the API on PORT (3000), moto (every resource of template.yaml) on AWS_PORT (5000); SLACK_WEBHOOK_URL=... posts the Slack notifications there
+	$(PY) -m local.server --port $(PORT) --aws-port $(AWS_PORT) $(if $(SLACK_WEBHOOK_URL),--parameter SlackWebhookUrl=$(SLACK_WEBHOOK_URL))
+
+WEBHOOK_PORT ?= 9000
+webhook: install ## a local Slack incoming webhook on WEBHOOK_PORT (9000): prints each message `make serve SLACK_WEBHOOK_URL=http://127.0.0.1:9000/slack` posts, checked against Slack's format
+	$(PY) -m local.webhook --port $(WEBHOOK_PORT) $(ARGS)
 
 STACK ?= leadscore
 replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue [STACK=leadscore] [ARGS=--dry-run] (docs/OPERATIONS.md)

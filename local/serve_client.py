@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -105,8 +105,9 @@ class LocalServer:
         """A server whose output goes to a file in a fresh temporary folder."""
         return cls(Path(tempfile.mkdtemp(prefix="leadscore-serve-")) / "server.log")
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, args: Sequence[str] = ()) -> None:
         self.log_path = log_path
+        self.args = list(args)  # more arguments of local.server (e.g. --parameter KEY=VALUE)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: BinaryIO | None = None
         self.api = ""
@@ -120,7 +121,7 @@ class LocalServer:
         env.update(SERVER_ENV)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.server", "--port", "0", "--aws-port", "0"],
+            [sys.executable, "-m", "local.server", "--port", "0", "--aws-port", "0", *self.args],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + START_TIMEOUT
@@ -154,10 +155,10 @@ class LocalServer:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, prefix: str = "leadscore-serve-") -> Iterator[LocalServer]:
+    def running(cls, prefix: str = "leadscore-serve-", args: Sequence[str] = ()) -> Iterator[LocalServer]:
         """A server for the length of the block (a test module's fixture); it must stop cleanly."""
         with tempfile.TemporaryDirectory(prefix=prefix) as folder:
-            local = cls(Path(folder) / "server.log").start()
+            local = cls(Path(folder) / "server.log", args).start()
             try:
                 yield local
             finally:

@@ -724,6 +724,13 @@ def _banner(service: LocalService, api_url: str, aws_url: str, template: Path) -
         if info.get("type", "").startswith(("AWS::Serverless::Function", "AWS::Logs", "AWS::IAM")):
             continue
         lines.append(f"    {logical_id:<28} {info.get('type', ''):<34} {what}")
+    destinations = getattr(service.stack, "api_destinations", {})
+    if destinations:
+        lines += ["", "  API destinations (posted by the delivery loop as EventBridge would; the path hidden):"]
+        for destination in destinations.values():
+            where = urlsplit(destination.endpoint)
+            lines.append(f"    {destination.logical_id:<28} {destination.method} {where.scheme}://{where.netloc}/..."
+                         f" (at most {destination.rate_per_second:g}/s)")
     lines += [
         "",
         "  Control:  GET /_local/resources   GET|POST /_local/clock   POST /_local/drain",
