@@ -260,3 +260,25 @@ def test_a_dead_letter_replayed_reaches_slack_and_nothing_else(slack: Pipeline, 
     assert [e["source"] for e in replayed] == ["leadscore.slack-replay"]
     assert stack.rules_matching({**replayed[0], "resources": []}) == []  # no function rule matches it
     assert dead_letters(stack) == []
+
+
+def test_a_reassignment_by_a_lead_tells_the_new_sdr_in_slack(slack: Pipeline, receiver: Receiver,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_assign_flow import assign
+
+    use_routing(monkeypatch, sdrs=[sdr("maya", slack_user_id="U0MAYA123"), sdr("lucas", slack_user_id="W0LUCAS12"),
+                                   sdr("lena")],
+                pools=[{"id": "na", "sdrs": ["maya", "lucas"]}], fallback_pool="na", leads=["lena"])
+    qualify(slack)
+    slack.settle()
+    slack.advance(hours=5)
+    status, answer = assign(slack, "acmetech.io", {"sdr": "lucas", "by": "lena", "note": "maya is out"})
+    assert status == 200, answer
+    slack.settle()
+    routed, moved = receiver.messages()
+    assert problems(moved) == []
+    assert moved["blocks"][0]["text"]["text"] == "Account Reassigned: Acmetech"
+    section = moved["blocks"][1]["text"]["text"]
+    assert section.startswith("<@W0LUCAS12>: *Acmetech (acmetech.io)*")
+    assert section.endswith("|2026-11-04T14:00:00Z> (reassigned from maya by lena)")
+    assert "<@U0MAYA123>" in routed["text"] and "<@W0LUCAS12>" in moved["text"]
