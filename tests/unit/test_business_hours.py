@@ -385,3 +385,20 @@ def test_an_account_routed_on_friday_evening_is_not_breached_over_the_weekend() 
     assert (first.group_id, second.group_id) == ("ana", "ben")
     # re-routed on Tuesday 10:00 Madrid: 8 hours that day, 2 on Wednesday
     assert second.body["slaDueAt"] == "2026-12-09T10:00:00Z"
+
+
+def test_a_leads_reassignment_gives_the_new_owner_a_working_hours_sla_in_her_zone() -> None:
+    from tests.unit.test_assign import ASSIGN, Desk, owned
+    from tests.unit.test_assign import routing as assign_routing
+    from tests.unit.test_assign import sdr as assign_sdr
+
+    cfg = assign_routing(assign_sdr("ana"), assign_sdr("cy", time_zone="Asia/Tokyo"), sla_hours=10,
+                         sla_business_hours={"from": "09:00", "to": "18:00"})
+    desk = Desk(cfg, now=FRIDAY_EVENING)  # Saturday 04:00 in Tokyo
+    owned(desk.store, "acme.com", "ana")
+    status, answer = desk.post(ASSIGN, {"sdr": "cy", "by": "lea"})
+    assert status == 200, answer
+    # 9 hours on Monday in Tokyo (00:00-09:00 UTC), 1 on Tuesday: Tuesday 10:00 JST
+    assert answer["slaDueAt"] == "2026-12-08T01:00:00Z"
+    (message,) = desk.queue.messages
+    assert message.group_id == "cy" and message.body["slaDueAt"] == "2026-12-08T01:00:00Z"
