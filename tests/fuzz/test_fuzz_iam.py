@@ -194,3 +194,139 @@ def test_item8_ids_no_stored_item_can_have_are_404_without_a_read() -> None:
             response, table = invoke(route, {name: value}, body=body if route == FEEDBACK_ROUTE else None)
             assert response["statusCode"] == 404, (route, response)
             assert sum(table.calls.values()) == 0 and table.total_writes == 0, (route, table.calls)
+
+
+# --- a lead's reassignments (functions/assign/app.py) ----------------------------------------------
+# The routing transaction's Updates and the OwnerIndex are beyond tests/fuzz/fakes.py: these run
+# on the in-memory routing store of tests/support/fakes.py, which here refuses what DynamoDB
+# would (`_DynamoLimits`: a key that is not UTF-8 or too long, a lone surrogate in a written
+# account), so a 200 that would be a ValidationException in AWS still fails.
+
+ASSIGN_ROUTE = "POST /v1/accounts/{accountId}/assign"
+REASSIGN_ROUTE = "POST /v1/sdrs/{sdrId}/reassign"
+BOOK = ("acme.com", "beta.io", "gamma.io")
+
+
+def _limits_store() -> Any:
+    from leadscore.records import Account, Assignment, RoutingStatus
+
+    from tests.support.fakes import MemoryStore
+
+    class _DynamoLimits(MemoryStore):
+        @staticmethod
+        def _key(text: str) -> None:
+            if len(("A#" + text).encode("utf-8")) > 2048:  # raises on a lone surrogate too
+                raise ValueError("ValidationException: the key is too long")
+
+        def load_account(self, account_id: str) -> Any:
+            self._key(account_id)
+            return super().load_account(account_id)
+
+        def load_accounts(self, account_ids: Any) -> Any:
+            ids = list(account_ids)
+            for account_id in ids:
+                self._key(account_id)
+            return super().load_accounts(ids)
+
+        def query_assigned(self, sdr_id: str, *, limit: int = 50) -> Any:
+            self._key(sdr_id)
+            return super().query_assigned(sdr_id, limit=limit)
+
+        def save_assignment(self, assignment: Any, account: Any, **kwargs: Any) -> None:
+            from leadscore.items import routing_doc
+
+            json.dumps([routing_doc(account.routing), account.state_why, account.sdr]).encode("utf-8")
+            super().save_assignment(assignment, account, **kwargs)
+
+    store = _DynamoLimits()
+    for i, account_id in enumerate(BOOK):
+        at = f"2026-11-23T09:0{i}:00Z"
+        store.accounts[account_id] = Account(
+            id=account_id, version=1, state="routed", cycle=1, name=account_id, domain=account_id,
+            traits={"group": {"industry": "Software", "employees": 200, "address": {"country": "US"}}},
+            sdr={"id": OWNER, "name": "Maya Johnson", "email": "maya@example.com"},
+            routing=RoutingStatus(pool="na", territory="na", mode="territory", routed_at=at,
+                                  sla_due_at="2026-11-25T09:00:00Z", attempt=1, tried=[OWNER],
+                                  due_at="2026-11-25T09:00:00Z"))
+        store.assignments[(account_id, 1)] = Assignment(account_id, 1, OWNER, "na", "na", "territory", at,
+                                                        "2026-11-25T09:00:00Z", 1, [OWNER])
+    store.accounts["wait.io"] = Account(id="wait.io", version=1, state="sdr_ready", cycle=1, domain="wait.io",
+                                        traits={"group": {"address": {"country": "US"}}})
+    return store
+
+
+def invoke_assign(route: str, path_parameters: dict[str, str], body: bytes, *, signed: bool = True,
+                  headers: dict[str, str] | None = None) -> tuple[dict[str, Any], Any]:
+    from leadscore import runtime
+
+    from functions.assign.app import lambda_handler
+
+    store = _limits_store()
+    path = route.split(" ", 1)[1]
+    for name, value in path_parameters.items():
+        path = path.replace("{" + name + "}", quote(value, safe="", errors="surrogatepass"))
+    event = http_event("POST", path, route_key=route, body=body, headers=headers, path_parameters=path_parameters,
+                       authorizer=iam_authorizer(user="lead-console") if signed else None)
+    if currently_in_test_context():
+        note(f"{route} params={path_parameters!r} body={body[:600]!r}")
+        TALLY.add(route)
+    with mock.patch.object(runtime, "store", lambda: store):
+        response = lambda_handler(event, lambda_context("AssignFunction"))
+    return response, store
+
+
+lead_names = st.one_of(st.sampled_from(["amara", "amara@example.com", "AMARA@EXAMPLE.COM", " amara ", OWNER, "lucas"]),
+                       sdr_names)
+
+
+@st.composite
+def assign_body(draw: st.DrawFn, target: str) -> Any:
+    """Mostly near-valid bodies (so the writes are reached), some junk."""
+    kind = draw(st.sampled_from(["near"] * 5 + ["json", "hostile", "bytes"]))
+    if kind == "json":
+        return draw(json_values)
+    if kind == "hostile":
+        return {target: "sofia", "by": "amara", draw(st.sampled_from(["note", target, "by", "x"])): draw(hostile_value)}
+    if kind == "bytes":
+        return draw(st.one_of(st.binary(max_size=64), st.just(b"{" * 5000),
+                              st.just(b'{"' + target.encode() + b'":"sofia","by":"amara","note":"\xed\xa0\x80"}')))
+    names = ["sofia", "lucas", OWNER, "ana", "kenji"] + (["pool"] if target == "to" else [])
+    body: dict[str, Any] = {target: draw(st.sampled_from(names) if draw(st.integers(0, 3)) else sdr_names),
+                            "by": draw(st.just("amara") if draw(st.integers(0, 2)) else lead_names)}
+    if draw(st.booleans()):
+        body["note"] = draw(st.text(max_size=40) if draw(st.booleans()) else notes)
+    return body
+
+
+@fuzz_settings(400)
+@given(account=st.one_of(st.sampled_from([*BOOK, "wait.io", "ACME.com"]), path_ids), body=assign_body("sdr"),
+       signed=st.booleans(), content_type=st.sampled_from(["application/json", "text/plain", ""]))
+def test_assign(account: str, body: Any, signed: bool, content_type: str) -> None:
+    response, store = invoke_assign(ASSIGN_ROUTE, {"accountId": account}, encoded(body), signed=signed,
+                                    headers={"content-type": content_type} if content_type else None)
+    answer = check_answer(response)
+    if response["statusCode"] != 200 or not answer["changed"]:
+        assert store.account_stream == [] and store.calls.get("save_assignment", 0) == 0, (answer, store.calls)
+        return
+    (change,) = store.account_stream  # one transaction, one account changed
+    old, new = change
+    assert new.id == answer["accountId"] and new.sdr["id"] == answer["sdr"]["id"] != (old.sdr or {}).get("id")
+    assert new.routing.assigned.by in _routing().leads
+    assert new.routing.assigned.caller == ("arn:aws:iam::123456789012:user/lead-console" if signed else None)
+
+
+@fuzz_settings(300)
+@given(sdr_id=st.one_of(st.sampled_from([OWNER, "sofia", "MAYA"]), path_ids), body=assign_body("to"),
+       signed=st.booleans())
+def test_reassign_book(sdr_id: str, body: Any, signed: bool) -> None:
+    response, store = invoke_assign(REASSIGN_ROUTE, {"sdrId": sdr_id}, encoded(body), signed=signed)
+    answer = check_answer(response)
+    if response["statusCode"] != 200:
+        assert store.account_stream == [], answer
+        return
+    moved = [m["accountId"] for m in answer["moved"]]
+    assert len(moved) == len(set(moved)) == len(store.account_stream)  # each account once
+    book = sorted(BOOK) if sdr_id == OWNER else []  # (only maya holds accounts)
+    assert sorted(moved + [k["accountId"] for k in answer["kept"]]) == book and answer["more"] is False
+    for account_id in moved:
+        assert store.accounts[account_id].sdr["id"] not in (OWNER, None)

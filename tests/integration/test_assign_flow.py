@@ -78,7 +78,7 @@ def test_refused_answers_name_the_field(pipeline: Pipeline) -> None:
 
 
 def test_a_book_reassigned_to_the_pool_ends_owned_once_each_fair_with_a_message(pipeline: Pipeline) -> None:
-    ids = [qualify(pipeline, n, domain=f"acct{n:02d}.io") for n in range(16)]
+    ids = [qualify(pipeline, n, domain=f"acct{n:02d}.io") for n in range(20)]
     pipeline.settle()
     routed_messages(pipeline)
     # a lead first gives maya every one of them by hand
@@ -92,7 +92,7 @@ def test_a_book_reassigned_to_the_pool_ends_owned_once_each_fair_with_a_message(
     pipeline.advance(hours=1)
     status, answer = reassign(pipeline, "maya", {"to": "pool", "by": "amara"})
     assert status == 200, answer
-    assert answer["more"] is False and answer["kept"] == [] and len(answer["moved"]) == 16
+    assert answer["more"] is False and answer["kept"] == [] and len(answer["moved"]) == 20
     pipeline.settle()
     messages = routed_messages(pipeline)
     assert sorted(m["body"]["accountId"] for m in messages) == sorted(ids)  # one each
