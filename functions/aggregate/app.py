@@ -15,7 +15,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     outcome = aggregate_batch(records, store=runtime.store(), config=runtime.config(),
                               publisher=runtime.publisher(), now=runtime.now(), routed_queue=runtime.routed_queue(),
-                              parked_queue=runtime.parked_queue())
+                              parked_queue=runtime.parked_queue(), book_store=runtime.store())
     if outcome.parked:
         logger.error("routed messages parked (make replay QUEUE=RoutedParkedQueue)",
                      extra={"parked": outcome.parked[:10]})

@@ -47,13 +47,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from leadscore import items
 from leadscore.identity import key_digest
 from leadscore.model import TrackingEvent
-from leadscore.records import Account, Contact, PoisonRecord, VersionConflict
+from leadscore.records import Account, BookChange, Contact, PoisonRecord, VersionConflict
 from leadscore.storage import account_pk, pad_sequence, unmarshal
 
 if TYPE_CHECKING:
     from leadscore.accounts import Membership
     from leadscore.config import Config, ScoringConfig
-    from leadscore.ports import AggregateStore, ContactStore, MessageQueue, Publisher
+    from leadscore.ports import AggregateStore, BookStore, ContactStore, MessageQueue, Publisher
     from leadscore.router import RoutedSend
 
 logger = logging.getLogger(__name__)
@@ -420,7 +420,7 @@ def _sequence_of(raw: Mapping[str, Any]) -> str:
 
 def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
                     publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None,
-                    parked_queue: MessageQueue | None = None) -> BatchOutcome:
+                    parked_queue: MessageQueue | None = None, book_store: BookStore | None = None) -> BatchOutcome:
     """Run the three folds over one stream batch, then send the routed messages the account
     changes owe and publish their state changes; what failed, and which of it is poison.
 
@@ -428,7 +428,8 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
     Lambda redelivers) is safe to apply again; a routed message sent again carries the same
     FIFO deduplication id, and SQS drops it. Each routed message is sent on its own: one that
     cannot be sent is parked on `parked_queue` and holds back neither the batch's other
-    messages nor its bus events.
+    messages nor its bus events. With `book_store`, the SDRs' books (open accounts,
+    acceptances, SLA breaches: `team.book_changes`) follow the batch's account changes.
     """
     records: list[StreamRecord] = []
     poison: list[str] = []
@@ -454,8 +455,31 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
     except Exception as error:  # noqa: BLE001 - report the account records; the retry publishes again
         logger.error("bus events of the batch failed: %s", type(error).__name__)
         failed.extend(r.sequence for r in records if r.is_account)
+    if book_store is not None:
+        try:
+            book_store.apply_book_changes(book_changes_of(records))
+        except Exception as error:  # noqa: BLE001 - report the account records; applying them again is harmless
+            logger.error("the SDRs' books of the batch failed: %s", type(error).__name__)
+            failed.extend(r.sequence for r in records if r.is_account)
     return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence),
                         parked=parked)
+
+
+def book_changes_of(records: Iterable[StreamRecord]) -> list[BookChange]:
+    """What the batch's account changes mean for the SDRs' books (team.book_changes), in order;
+    an image that cannot be read is left out (its account's other records still count)."""
+    from leadscore.team import book_changes
+
+    changes: list[BookChange] = []
+    for record in records:
+        if not (record.is_account and record.new is not None):
+            continue
+        try:
+            old = items.account_from_item(record.old, summary=True) if record.old else None
+            changes += book_changes(old, items.account_from_item(record.new, summary=True))
+        except Exception as error:  # noqa: BLE001 - a corrupt image: its routed message and events report it
+            _log_failure("the book change of %s could not be read: %s", record.keys[0], error)
+    return changes
 
 
 def _send_routed(records: list[StreamRecord], config: Config, routed_queue: MessageQueue | None,

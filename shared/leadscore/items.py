@@ -32,6 +32,8 @@ from leadscore.records import (
     HandAssignment,
     PoisonRecord,
     RoutingStatus,
+    SdrPause,
+    SdrRecord,
     StoredEvent,
 )
 
@@ -54,6 +56,11 @@ POOL_COUNTER = "RR"
 SDR_PREFIX = "SDR#"
 DAY_PREFIX = "D#"
 FEEDBACK_PREFIX = "FB#"
+SDR_RECORD = "S"
+ACCEPTED_PREFIX = "AC#"
+BREACH_PREFIX = "BR#"
+#: Days an acceptance or an SLA breach is kept in the SDR's partition (GET /v1/sdrs counts 30).
+SDR_ACTIVITY_KEEP_DAYS = 31
 #: Routing states in which an account can be due for the routing pass.
 ROUTE_DUE_STATES = ("sdr_ready", "routed")
 #: `Account.extra` key of a routing index item that could not be read (why): the pass parks it.
@@ -72,6 +79,10 @@ ITEM_KINDS: dict[str, tuple[str, str, str]] = {
                    "no contact data: the account id, the SDR ids (from routing.yaml), times"),
     "pool counter": ("POOL#<poolId>", "RR", "no: a counter, and day counts named c#<sdrId>#<yyyy-mm-dd>"),
     "SDR day": ("SDR#<sdrId>", "D#<yyyy-mm-dd>", "no: an SDR id (from routing.yaml) and a count; TTL ttl"),
+    "SDR record": ("SDR#<sdrId>", "S", "yes: pr (a pause's reason, free text), pb (the IAM caller's ARN); open: "
+                   "account ids"),
+    "SDR acceptance": ("SDR#<sdrId>", "AC#<iso time>#<accountId>#<cycle>", "no: ids and a time; TTL ttl"),
+    "SDR breach": ("SDR#<sdrId>", "BR#<iso time>#<accountId>#<cycle>#<attempt>", "no: ids and a time; TTL ttl"),
     "feedback": ("A#<accountId>", "FB#<seq, 10 digits>",
                  "yes: note (free text, may name people), sdr (as sent), by (the IAM caller's ARN)"),
 }
@@ -91,6 +102,8 @@ ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr"
                          "tried", "own", "own_at")
 POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")  # and the day counts, `c#<sdrId>#<yyyy-mm-dd>`
 SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
+SDR_RECORD_ATTRIBUTES = ("pk", "sk", "k", "pz", "pu", "pr", "pa", "pb", "ver", "upd", "open")
+SDR_ACTIVITY_ATTRIBUTES = ("pk", "sk", "k", "at", "ttl")
 FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "by", "at", "state")
 #: Keys of an account's last feedback (`fb`, a map).
 LAST_FEEDBACK_KEYS = ("o", "s", "at", "c", "h", "n")
@@ -775,3 +788,117 @@ def feedback_from_item(item: Mapping[str, Any]) -> Feedback:
                     outcome=item["out"], sdr=item.get("sdr") or "", at=item.get("at") or "", note=item.get("note"),
                     caller=item.get("by"), state=item.get("state"),
                     seq=int(str(item["sk"])[len(FEEDBACK_PREFIX):] or 0))
+
+
+# --------------------------------------------------------------------------- team
+
+
+def sdr_record_key(sdr_id: str) -> tuple[str, str]:
+    """An SDR's record: their runtime pause and the accounts they hold open."""
+    return f"{SDR_PREFIX}{sdr_id}", SDR_RECORD
+
+
+def sdr_activity_key(sdr_id: str, kind: str, at: str, key: str) -> tuple[str, str]:
+    """An acceptance (`accepted`) or an SLA breach (`breach`) of an SDR, keyed by its time and
+    account (so writing it again is the same item)."""
+    prefix = ACCEPTED_PREFIX if kind == "accepted" else BREACH_PREFIX
+    return f"{SDR_PREFIX}{sdr_id}", f"{prefix}{at}#{key}"
+
+
+def sdr_activity_item(sdr_id: str, kind: str, at: str, key: str) -> Item:
+    pk, sk = sdr_activity_key(sdr_id, kind, at, key)
+    return {"pk": pk, "sk": sk, "k": "SA", "at": at, "ttl": _expiry_after(at, SDR_ACTIVITY_KEEP_DAYS)}
+
+
+def _expiry_after(at: str, days: int) -> int:
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) + days * 86400
+
+
+def sdr_activity_since(since: str) -> str:
+    """The sort key from which one Query of an SDR's partition reads, in this order: their
+    acceptances since `since`, their SLA breaches (all kept: the reader keeps those since),
+    their day counts and their record."""
+    return f"{ACCEPTED_PREFIX}{since}"
+
+
+def sdr_pause_fields(pause: SdrPause | None) -> tuple[dict[str, Any], list[str]]:
+    """(SET, REMOVE) of the record's pause attributes: a pause, or none (the SDR returned)."""
+    names = ["pz", "pu", "pr", "pa", "pb"]
+    if pause is None:
+        return {}, names
+    sets = {"pz": True, "pu": pause.until, "pr": pause.reason, "pa": pause.at, "pb": pause.by}
+    return {k: v for k, v in sets.items() if v is not None}, [k for k, v in sets.items() if v is None]
+
+
+def sdr_record_from_item(sdr_id: str, item: Mapping[str, Any] | None) -> SdrRecord:
+    if not item:
+        return SdrRecord(sdr_id)
+    pause = (SdrPause(until=item.get("pu"), reason=item.get("pr"), at=str(item.get("pa") or ""), by=item.get("pb"))
+             if item.get("pz") else None)
+    opened = item.get("open")
+    return SdrRecord(sdr_id, pause=pause, version=int(item.get("ver") or 0), changed_at=item.get("upd"),
+                     open={str(v) for v in opened} if isinstance(opened, set | list) else set())
+
+
+POOL_PAUSE_PREFIX = "p#"
+INDEFINITE = "-"
+
+
+def pool_pause_attribute(sdr_id: str) -> str:
+    """The pool record's copy of an SDR's pause: its end (`-`: until returned). The router
+    reads the pool record anyway, so a pause costs it no read."""
+    return f"{POOL_PAUSE_PREFIX}{sdr_id}"
+
+
+def pool_pause_value(pause: SdrPause) -> str:
+    return pause.until or INDEFINITE
+
+
+def pool_pauses(item: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """SDR id -> the end of their pause (None: until returned), as a pool record holds them."""
+    return {name[len(POOL_PAUSE_PREFIX):]: (None if value == INDEFINITE else str(value))
+            for name, value in (item or {}).items()
+            if name.startswith(POOL_PAUSE_PREFIX) and isinstance(value, str)}
+
+
+def sdr_day_of(item: Mapping[str, Any]) -> date | None:
+    """The local day of an SDR's day count item (None: not one)."""
+    sk = str(item.get("sk") or "")
+    try:
+        return date.fromisoformat(sk[len(DAY_PREFIX):]) if sk.startswith(DAY_PREFIX) else None
+    except ValueError:
+        return None
+
+
+def book_cursor(key: Mapping[str, Any]) -> str:
+    """The OwnerIndex key a book page ended at (`LastEvaluatedKey`), as an opaque URL-safe token."""
+    import base64
+
+    text = json.dumps({"a": key.get("own_at"), "p": key.get("pk"), "s": key.get("sk")}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def book_start(token: str, sdr_id: str) -> Item:
+    """The OwnerIndex key to go on from in `sdr_id`'s book (`ExclusiveStartKey`); ValueError
+    for anything `book_cursor` did not make."""
+    import base64
+    import binascii
+
+    if len(token) > 2048:
+        raise ValueError("too long")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("not a cursor") from None
+    if not isinstance(data, dict) or set(data) != {"a", "p", "s"} or not all(
+            isinstance(v, str) and 0 < len(v) <= 1100 and v.isprintable() for v in data.values()):
+        raise ValueError("not a cursor")
+    if not (data["p"].startswith(ACCOUNT_PREFIX) and data["s"].startswith(ROUTE_PREFIX)):
+        raise ValueError("not a book's key")
+    try:
+        datetime.fromisoformat(data["a"].replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("not a book's key") from None
+    return {"own": sdr_id, "own_at": data["a"], "pk": data["p"], "sk": data["s"]}

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from leadscore.model import TrackingEvent
-    from leadscore.records import Account, Assignment, Contact, ContactScores, Feedback
+    from leadscore.records import (
+        Account,
+        Assignment,
+        BookChange,
+        Contact,
+        ContactScores,
+        Feedback,
+        SdrActivity,
+        SdrPause,
+        SdrRecord,
+    )
 
 
 class EventStore(Protocol):
@@ -95,7 +105,8 @@ class RoutingStore(Protocol):
 
     def load_routing(self, account_id: str, cycle: int) -> tuple[Account | None, Assignment | None]: ...
 
-    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]], *,
+                        pauses: dict[str, str | None] | None = None
                         ) -> tuple[int | None, dict[tuple[str, date], int]]: ...
 
     def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
@@ -127,3 +138,27 @@ class MessageQueue(Protocol):
     """The routed queue (SQS FIFO): one JSON message in a group, deduplicated by its id."""
 
     def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None: ...
+
+
+class TeamStore(Protocol):
+    """The team lead's routes (leadscore.team): each SDR's partition (record, acceptances,
+    breaches, day counts), their book on the OwnerIndex, the accounts of a page, and the
+    pause written with the pool records' copies (TransactionConflict when either moved)."""
+
+    def load_sdr_activity(self, sdr_id: str, since: str) -> SdrActivity: ...
+
+    def load_sdr_record(self, sdr_id: str) -> SdrRecord: ...
+
+    def save_pause(self, sdr_id: str, pause: SdrPause | None, *, pools: Sequence[str], expected_version: int,
+                   at: str) -> int: ...
+
+    def query_book(self, sdr_id: str, *, limit: int, cursor: str | None = None
+                   ) -> tuple[list[Assignment], str | None]: ...
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+
+class BookStore(Protocol):
+    """The SDRs' books kept from the table's stream (leadscore.team.book_changes)."""
+
+    def apply_book_changes(self, changes: Iterable[BookChange]) -> int: ...

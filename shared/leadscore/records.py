@@ -220,3 +220,51 @@ class Feedback:
     state: str | None = None
     seq: int = 0
     note_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SdrPause:
+    """A team lead's pause of an SDR (`PUT /v1/sdrs/{sdrId}/availability`): until when
+    (`None`: until they are returned), why, when it was set and by which IAM caller."""
+
+    until: str | None
+    reason: str | None
+    at: str
+    by: str | None = None
+
+
+@dataclass(slots=True)
+class SdrRecord:
+    """An SDR's record in the table (`SDR#<id>` / `S`): the runtime pause over routing.yaml
+    (`version` orders its changes) and the accounts they hold open (`account#cycle`, kept
+    from the table's stream)."""
+
+    sdr: str
+    pause: SdrPause | None = None
+    version: int = 0
+    changed_at: str | None = None
+    open: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class SdrActivity:
+    """What GET /v1/sdrs shows of one SDR, read with one Query of their partition: the record,
+    the acceptances and SLA breaches (each `(at, account#cycle[#attempt])`, newest kept 31
+    days) and the day counts (`n`, capacity) by their local day."""
+
+    record: SdrRecord
+    accepted: list[tuple[str, str]] = field(default_factory=list)
+    breaches: list[tuple[str, str]] = field(default_factory=list)
+    days: dict[date, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BookChange:
+    """What one account change means for an SDR's book (from the table's stream, `team.
+    book_changes`): an account opened or closed for them, accepted by them, or an SLA they
+    let run out. Applying one twice changes nothing (sets and keyed items)."""
+
+    sdr: str
+    kind: str  # open | close | accepted | breach
+    key: str  # account#cycle (a breach: account#cycle#attempt)
+    at: str

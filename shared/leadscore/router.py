@@ -79,6 +79,19 @@ def backoff(attempt: int, draw: Callable[[], float] = random.random) -> float:
     return draw() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt)
 
 
+def _moment(text: str | None) -> datetime | None:
+    """A stored pause end as a moment (None: until returned; unreadable: taken as returned)."""
+    from datetime import UTC
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class RoutingConflict(RuntimeError):
     """The account's routing kept racing other writers; the delivery is retried."""
 
@@ -153,6 +166,8 @@ class _PoolCache:
     counters: dict[str, int] = field(default_factory=dict)
     #: pool -> the record's day counts, (SDR, local day) -> assignments
     days: dict[str, dict[tuple[str, Any], int]] = field(default_factory=dict)
+    #: pool -> its SDRs' pauses as the record copies them (SDR -> the end, None: until returned)
+    pauses: dict[str, dict[str, datetime | None]] = field(default_factory=dict)
 
 
 class Router:
@@ -279,12 +294,17 @@ class Router:
         # One read of one item whatever the pool's size: the pool record holds the counter and
         # the day counts of its SDRs (every routing transaction adds to them, in the record of
         # each pool the SDR is in), so a full SDR is skipped without a refused transaction.
-        # The SDR's own day count stays the guard in the transaction.
+        # The SDR's own day count stays the guard in the transaction. A lead's pause of an SDR
+        # is copied into the record of each pool they are in (leadscore.team): no read either.
         if key not in cache.counters:
-            counter, counts = self.store.load_pool_state(key, capacity_days(self.routing, choice, self.now))
+            pauses: dict[str, str | None] = {}
+            counter, counts = self.store.load_pool_state(key, capacity_days(self.routing, choice, self.now),
+                                                         pauses=pauses)
             cache.counters[key], cache.days[key] = counter or 0, counts
+            cache.pauses[key] = {sdr: _moment(until) for sdr, until in pauses.items()}
         decision = choose_sdr(self.routing, choice, counter=cache.counters[key], assignments=cache.days[key],
-                              now=self.now, previous_owner=previous_owner, tried=tried)
+                              now=self.now, previous_owner=previous_owner, tried=tried,
+                              paused=cache.pauses.get(key))
         return choice, decision
 
     def _forget(self, choice: PoolChoice) -> None:

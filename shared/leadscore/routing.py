@@ -44,11 +44,11 @@ from leadscore.routing_config import (
 GLOBAL_POOL = "*"
 """The pool id of `mode: round_robin` (every SDR); no configured pool id can be `*`."""
 
-NoSdrReason = Literal["inactive", "out_of_office", "at_capacity", "unavailable"]
+NoSdrReason = Literal["inactive", "out_of_office", "at_capacity", "paused", "unavailable"]
 """Why no SDR was chosen: every SDR of the pool is inactive; every active one is out of
-office; every active one is at capacity; a mix of those."""
+office; every active one is at capacity; every active one is paused by a lead; a mix of those."""
 
-SkipReason = Literal["inactive", "out_of_office", "at_capacity", "tried", "owner"]
+SkipReason = Literal["inactive", "out_of_office", "paused", "at_capacity", "tried", "owner"]
 
 SdrDay = tuple[str, date]
 """(SDR id, the SDR's local calendar day): the key of a daily assignment count."""
@@ -151,6 +151,8 @@ class Skip:
     reason: SkipReason
     until: date | None = None
     """For `out_of_office`: the last day out (their time zone)."""
+    resumes: datetime | None = None
+    """For `paused`: when the pause ends (None: until a lead returns them)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,8 @@ class RoutingDecision:
                 details.append(f"{s.sdr} out of office until {s.until}")
             elif s.reason == "at_capacity":
                 details.append(f"{s.sdr} at daily capacity")
+            elif s.reason == "paused":
+                details.append(f"{s.sdr} paused" + (f" until {s.resumes.isoformat()}" if s.resumes else ""))
             elif s.reason == "owner":
                 details.append(f"{s.sdr} has it (SLA ran out)")
             else:
@@ -282,13 +286,16 @@ def sdr_pools(config: RoutingConfig, sdr_id: str) -> tuple[str, ...]:
     return tuple(pool.id for pool in config.pools if sdr_id in pool.sdrs)
 
 
-def _availability(sdr: Sdr, now: datetime, assignments: Mapping[SdrDay, int]) -> Skip | None:
+def _availability(sdr: Sdr, now: datetime, assignments: Mapping[SdrDay, int],
+                  paused: Mapping[str, datetime | None] | None = None) -> Skip | None:
     if not sdr.active:
         return Skip(sdr.id, "inactive")
     day = sdr.local_day(now)
     absence = sdr.out_on(day)
     if absence is not None:
         return Skip(sdr.id, "out_of_office", absence.to)
+    if paused and sdr.id in paused and ((resumes := paused[sdr.id]) is None or resumes > now):
+        return Skip(sdr.id, "paused", resumes=resumes)
     if sdr.daily_capacity is not None and assignments.get((sdr.id, day), 0) >= sdr.daily_capacity:
         return Skip(sdr.id, "at_capacity")
     return None
@@ -297,6 +304,8 @@ def _availability(sdr: Sdr, now: datetime, assignments: Mapping[SdrDay, int]) ->
 def _back_at(sdr: Sdr, skip: Skip, now: datetime) -> datetime | None:
     """The SDR's next local midnight at which this skip may end."""
     day = sdr.local_day(now)
+    if skip.reason == "paused":
+        return skip.resumes
     if skip.reason == "at_capacity":
         nxt = day + timedelta(days=1)
     elif skip.reason == "out_of_office" and skip.until is not None:
@@ -318,6 +327,8 @@ def _no_sdr_reason(skips: list[Skip]) -> NoSdrReason:
         return "out_of_office"
     if reasons == {"at_capacity"}:
         return "at_capacity"
+    if reasons == {"paused"}:
+        return "paused"
     return "unavailable"
 
 
@@ -333,6 +344,7 @@ def choose_sdr(
     now: datetime,
     previous_owner: str | None = None,
     tried: Collection[str] = (),
+    paused: Mapping[str, datetime | None] | None = None,
 ) -> RoutingDecision:
     """Pick the pool's SDR for one account.
 
@@ -346,12 +358,16 @@ def choose_sdr(
       the decision has no SDR and the account stays theirs (no new message, no capacity).
     - `tried`: SDRs who already had the account this cycle (SLA re-routes); chosen only
       when nobody else of the pool is available (`already_tried`).
+    - `paused`: SDR id -> the end of a lead's pause (None: until returned); a pause over by
+      `now` is ignored. A paused SDR is skipped like one out of office (reason `paused`): their
+      slots are passed over, so back from the pause they get their share, not a catch-up.
     """
     _check_aware(now)
     counter = max(counter, 0)
     tried_set = frozenset(tried)
     skips: dict[str, Skip | None] = {
-        sdr_id: _availability(config.sdr_by_id[sdr_id], now, assignments) for sdr_id in dict.fromkeys(pool.sdrs)
+        sdr_id: _availability(config.sdr_by_id[sdr_id], now, assignments, paused)
+        for sdr_id in dict.fromkeys(pool.sdrs)
     }
     if previous_owner is not None and previous_owner in tried_set and previous_owner in skips:
         # their SLA ran out: sending it back to them would be a new message and their capacity

@@ -102,11 +102,11 @@ def _sdr_name(sdr: Any) -> str:
     return str(sdr or "")
 
 
-def mention(sdr: Any) -> str:
-    """`<@U0123ABCD>` for an SDR with a valid `slackUserId`, else their name in bold."""
+def mention(sdr: Any, *, ping: bool = True) -> str:
+    """`<@U0123ABCD>` for an SDR with a valid `slackUserId` (with `ping`), else their name in bold."""
     from leadscore.routing_config import SLACK_USER_ID
 
-    if isinstance(sdr, Mapping):
+    if ping and isinstance(sdr, Mapping):
         user = sdr.get("slackUserId")
         if isinstance(user, str) and SLACK_USER_ID.fullmatch(user):
             return f"<@{user}>"
@@ -161,7 +161,10 @@ def slack_detail(detail_type: str, detail: Mapping[str, Any],
     score = (f"{_number(detail.get('score'))} (fit {_number(detail.get('fit'))}, engagement "
              f"{_number(detail.get('engagement'))}, committee {_number(detail.get('committeeBonus'))};"
              f" threshold {_number(detail.get('threshold'))})")
-    who = mention(detail.get("sdr"))
+    # An SLA re-route posts the breach and then `Account Routed` to the new SDR: only the
+    # latter pings them. A breach that leaves the account with its SDR pings her.
+    rerouted = detail_type == "Routing SLA Breached" and detail.get("reroute") is None and detail.get("previousSdr")
+    who = mention(detail.get("sdr"), ping=not rerouted)
     title = plain(name, LIMITS["title"])
     text = mrkdwn(f"{detail_type}: {transparent(name)}, score {_number(detail.get('score'))}", LIMITS["text"] - 130)
     return {

@@ -47,6 +47,8 @@ from leadscore.items import (
     assignment_from_item,
     assignment_item,
     assignment_key,
+    book_cursor,
+    book_start,
     contact_from_item,
     contact_item,
     contact_pk,
@@ -59,13 +61,22 @@ from leadscore.items import (
     pool_counter_key,
     pool_day_attribute,
     pool_day_counts,
+    pool_pause_attribute,
+    pool_pause_value,
+    pool_pauses,
     rejected_item,
     route_due_of,
     routing_doc,
     score_update,
+    sdr_activity_item,
+    sdr_activity_since,
     sdr_day_count,
     sdr_day_expiry,
     sdr_day_key,
+    sdr_day_of,
+    sdr_pause_fields,
+    sdr_record_from_item,
+    sdr_record_key,
     storable_text,
     table_key,
 )
@@ -77,6 +88,9 @@ from leadscore.records import (
     ContactScores,
     Feedback,
     PoolMoved,
+    SdrActivity,
+    SdrPause,
+    SdrRecord,
     TransactionConflict,
     VersionConflict,
     utc_text,
@@ -86,6 +100,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from leadscore.model import TrackingEvent
+    from leadscore.records import BookChange
 
 Key = tuple[str, str]
 
@@ -411,14 +426,17 @@ class Store:
         assignment = assignment_from_item(found[route_key]) if route_key in found else None
         return account, assignment
 
-    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]], *,
+                        pauses: dict[str, str | None] | None = None
                         ) -> tuple[int | None, dict[tuple[str, date], int]]:
         """A pool's record: its counter (0 when never stepped) and its day counts
         (`pool_day_attribute`): the (SDR, local day) pairs asked (0 when absent), and any
         other it still holds (older days, SDRs since gone, which the next routing transaction
         removes). One strongly consistent read of one item, whatever the pool's size.
 
-        With `pool_id` None: the SDRs' own day counts of the pairs asked instead (one key each)."""
+        With `pool_id` None: the SDRs' own day counts of the pairs asked instead (one key each).
+        `pauses`, when given, is filled with the record's copies of its SDRs' pauses (SDR id ->
+        its end, None: until returned; `save_pause` writes them): no read of its own."""
         wanted_days = list(dict.fromkeys(days))
         if pool_id is None:
             keys = [sdr_day_key(sdr, day) for sdr, day in wanted_days]
@@ -426,6 +444,8 @@ class Store:
             return None, {pair: sdr_day_count(found.get(sdr_day_key(*pair))) for pair in wanted_days}
         key = pool_counter_key(pool_id)
         record = self.get_many([key]).get(key)
+        if pauses is not None:
+            pauses.update(pool_pauses(record))
         return counter_value(record), {**dict.fromkeys(wanted_days, 0), **pool_day_counts(record)}
 
     def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
@@ -667,3 +687,120 @@ class Store:
             ExpressionAttributeValues=marshal({":pk": account_pk(account_id), ":prefix": FEEDBACK_PREFIX}),
             ScanIndexForward=False, Limit=limit, ConsistentRead=True)
         return [feedback_from_item(unmarshal(raw)) for raw in answer.get("Items", [])]
+
+    # --- the team lead's reads and the SDRs' pauses (leadscore.team) ------------------------
+
+    def load_sdr_record(self, sdr_id: str) -> SdrRecord:
+        """An SDR's record (an empty one when never written): one strongly consistent GetItem."""
+        return sdr_record_from_item(sdr_id, self.get(*sdr_record_key(sdr_id)))
+
+    def save_pause(self, sdr_id: str, pause: SdrPause | None, *, pools: Sequence[str], expected_version: int,
+                   at: str) -> int:
+        """Pause an SDR (`pause`) or return them (None): one TransactWriteItems of Updates, all
+        or nothing: their record (the pause, its version + 1, conditioned on the version read)
+        and, in the record of each pool of `pools` (the pools whose routing can choose them),
+        the pause's copy the router reads with the pool (`pool_pause_attribute`), or its removal.
+        Neither touches a counter or a day count. 2 WCU per KB per item. Returns the new
+        version; TransactionConflict when the record moved on or a route raced a pool record."""
+        sets, removes = sdr_pause_fields(pause)
+        names = {f"#s{i}": name for i, name in enumerate(sets)} | {f"#r{i}": name for i, name in enumerate(removes)}
+        names.update({"#ver": "ver", "#upd": "upd", "#k": "k"})
+        values: dict[str, Any] = {f":s{i}": value for i, value in enumerate(sets.values())}
+        values.update({":next": expected_version + 1, ":at": at, ":kind": "S"})
+        clauses = ["#ver = :next", "#upd = :at", "#k = :kind", *(f"#s{i} = :s{i}" for i in range(len(sets)))]
+        record: dict[str, Any] = {
+            "TableName": self.table_name, "Key": marshal(key_item(*sdr_record_key(sdr_id))),
+            "UpdateExpression": "SET " + ", ".join(clauses)
+            + (" REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes))) if removes else ""),
+            "ExpressionAttributeNames": names}
+        if expected_version:
+            record["ConditionExpression"] = "#ver = :read"
+            values[":read"] = expected_version
+        else:
+            record["ConditionExpression"] = "attribute_not_exists(#ver)"
+        record["ExpressionAttributeValues"] = marshal(values)
+        actions: list[dict[str, Any]] = [{"Update": record}]
+        for pool_id in dict.fromkeys(pools):
+            copy: dict[str, Any] = {"TableName": self.table_name, "Key": marshal(key_item(*pool_counter_key(pool_id))),
+                                    "ExpressionAttributeNames": {"#p": pool_pause_attribute(sdr_id), "#k": "k"}}
+            if pause is None:
+                copy["UpdateExpression"] = "SET #k = :kind REMOVE #p"
+                copy["ExpressionAttributeValues"] = marshal({":kind": "RR"})
+            else:
+                copy["UpdateExpression"] = "SET #p = :until, #k = :kind"
+                copy["ExpressionAttributeValues"] = marshal({":until": pool_pause_value(pause), ":kind": "RR"})
+            actions.append({"Update": copy})
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except self.client.exceptions.TransactionCanceledException as error:
+            raise TransactionConflict(f"SDR {sdr_id}'s record or a pool record changed meanwhile") from error
+        return expected_version + 1
+
+    def load_sdr_activity(self, sdr_id: str, since: str) -> SdrActivity:
+        """What GET /v1/sdrs shows of an SDR: ONE Query of their partition (`SDR#<id>`) from
+        their acceptances since `since` on (then their SLA breaches, their day counts, their
+        record: `items.sdr_activity_since`), eventually consistent. Every item is small and
+        kept a bounded time (31 days, 8 for the day counts), so it reads about the same
+        whatever the table's size or the SDR's history: about 0.5 RCU."""
+        pk = sdr_record_key(sdr_id)[0]
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk >= :since",
+            "ExpressionAttributeValues": marshal({":pk": pk, ":since": sdr_activity_since(since)})}
+        activity = SdrActivity(SdrRecord(sdr_id))
+        while True:
+            answer = self.client.query(**kwargs)
+            for raw in answer.get("Items", []):
+                item = unmarshal(raw)
+                kind = item.get("k")
+                if kind == "S":
+                    activity.record = sdr_record_from_item(sdr_id, item)
+                elif kind == "SD":
+                    day = sdr_day_of(item)
+                    if day is not None:
+                        activity.days[day] = sdr_day_count(item)
+                elif kind == "SA" and isinstance(item.get("at"), str):
+                    sk = str(item["sk"])
+                    target = activity.accepted if sk.startswith("AC#") else activity.breaches
+                    target.append((item["at"], sk.split("#", 2)[-1]))
+            if "LastEvaluatedKey" not in answer:
+                return activity
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def apply_book_changes(self, changes: Iterable[BookChange]) -> int:
+        """Keep the SDRs' books from the table's stream (`team.book_changes`), each change once
+        whatever the retries: an account opened for an SDR is ADDed to their record's `open`
+        set and a closed one DELETEd from it (one UpdateItem); an acceptance or an SLA breach
+        is one PutItem keyed by its time and account. Returns the writes made."""
+        writes = 0
+        for change in changes:
+            if change.kind in ("open", "close"):
+                self.client.update_item(
+                    TableName=self.table_name, Key=marshal(key_item(*sdr_record_key(change.sdr))),
+                    UpdateExpression=("ADD #o :keys SET #k = :kind" if change.kind == "open" else "DELETE #o :keys"),
+                    ExpressionAttributeNames={"#o": "open", **({"#k": "k"} if change.kind == "open" else {})},
+                    ExpressionAttributeValues={":keys": {"SS": [change.key]},
+                                               **({":kind": {"S": "S"}} if change.kind == "open" else {})})
+            else:
+                self.client.put_item(TableName=self.table_name,
+                                     Item=marshal(sdr_activity_item(change.sdr, change.kind, change.at, change.key)))
+            writes += 1
+        return writes
+
+    def query_book(self, sdr_id: str, *, limit: int, cursor: str | None = None
+                   ) -> tuple[list[Assignment], str | None]:
+        """One page of an SDR's book: the assignments they hold, newest first, after `cursor`
+        (the page before's, `items.book_cursor`): one Query of at most `limit` items on the
+        OwnerIndex, never a scan. Returns them and the cursor to go on from (None: the last
+        page); ValueError for a cursor this did not give."""
+        start = book_start(cursor, sdr_id) if cursor else None
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name, "IndexName": self.OWNER_INDEX,
+            "KeyConditionExpression": "#own = :sdr", "ExpressionAttributeNames": {"#own": "own"},
+            "ExpressionAttributeValues": marshal({":sdr": sdr_id}), "ScanIndexForward": False, "Limit": limit}
+        if start:
+            kwargs["ExclusiveStartKey"] = marshal(start)
+        answer = self.client.query(**kwargs)
+        found = [assignment_from_item(unmarshal(raw)) for raw in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        return found, (book_cursor(unmarshal(last)) if last else None)

@@ -149,17 +149,22 @@ def test_a_routed_account_is_posted_to_the_webhook_mentioning_its_sdr(slack: Pip
     assert routed["detail"]["slack"]["mention"] == "<@U0MAYA123>"
 
 
-def test_an_sla_breach_tells_slack_and_names_an_sdr_without_a_slack_id(slack: Pipeline, receiver: Receiver) -> None:
+def test_an_sla_breach_tells_slack_and_pings_the_new_sdr_once(slack: Pipeline, receiver: Receiver,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    use_routing(monkeypatch, sdrs=[sdr("maya", slack_user_id="U0MAYA123"), sdr("lucas", slack_user_id="U0LUCAS99")],
+                pools=[{"id": "na", "sdrs": ["maya", "lucas"]}], fallback_pool="na", sla_hours=48)
     qualify(slack)
     slack.settle()
-    # When maya's SLA runs out and the routing pass re-routes to lucas (no slack_user_id)
+    # When maya's SLA runs out and the routing pass re-routes to lucas
     slack.advance(hours=49)
     slack.stack.run_schedule("RoutingPassFunction", slack.now)
     slack.settle()
     first, breach, rerouted = receiver.messages()
     assert all(problems(m) == [] for m in (first, breach, rerouted))
     assert breach["blocks"][0]["text"]["text"] == "Routing SLA Breached: Acmetech"
-    assert "*Lucas*: *Acmetech" in breach["blocks"][1]["text"]["text"]
+    # the breach names lucas; the Account Routed that follows is what pings him
+    assert breach["blocks"][1]["text"]["text"].startswith("*Lucas*: *Acmetech")
+    assert rerouted["blocks"][1]["text"]["text"].startswith("<@U0LUCAS99>: *Acmetech")
     assert "*SLA:* ran out with maya; re-routed, accept by <!date^" in breach["blocks"][1]["text"]["text"]
     assert rerouted["blocks"][0]["text"]["text"] == "Account Routed: Acmetech"
     assert "(re-routed from maya: SLA ran out)" in rerouted["blocks"][1]["text"]["text"]

@@ -59,6 +59,8 @@ class MemoryStore:
     sdr_days: dict[tuple[str, date], int] = field(default_factory=dict)
     #: the pool records' day counts (pool -> (SDR, day) -> count), as the routing transaction keeps them
     pool_days: dict[str, dict[tuple[str, date], int]] = field(default_factory=dict)
+    #: the pool records' copies of their SDRs' pauses (pool -> SDR -> the end, None: until returned)
+    pool_pauses: dict[str, dict[str, str | None]] = field(default_factory=dict)
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)
     #: the table's stream of account changes, (before, after) in order (see `MemoryOutbox`)
     account_stream: list[tuple[Account | None, Account]] = field(default_factory=list)
@@ -210,11 +212,14 @@ class MemoryStore:
             assignment = self.assignments.get((account_id, cycle))
             return copy.deepcopy(account), copy.deepcopy(assignment)
 
-    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]]
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]], *,
+                        pauses: dict[str, str | None] | None = None
                         ) -> tuple[int | None, dict[tuple[str, date], int]]:
         self._count("load_pool_state")
         days = list(dict.fromkeys(days))
         with self._lock:
+            if pauses is not None and pool_id is not None:
+                pauses.update(self.pool_pauses.get(pool_id, {}))
             # one key: the pool record (its day counts are in it), or one per SDR day asked
             keys = 1 if pool_id is not None else len(days)
             self.calls["pool_keys_read"] = self.calls.get("pool_keys_read", 0) + keys

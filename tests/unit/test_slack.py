@@ -118,12 +118,14 @@ def test_each_event_makes_a_valid_slack_message_mentioning_the_sdr(transformer: 
     header, section, context = message["blocks"]
     assert header["text"]["text"] == f"{detail_type}: Acme Inc"
     text = section["text"]["text"]
-    assert text.startswith("<@U0ANA1234>: *Acme Inc (acme.com)*\nScore 105 (fit 30, engagement 75")
+    # a re-route's breach names the new SDR: the Account Routed that follows pings her
+    who = "*Ana Ruiz*" if detail_type == "Routing SLA Breached" else "<@U0ANA1234>"
+    assert text.startswith(f"{who}: *Acme Inc (acme.com)*\nScore 105 (fit 30, engagement 75")
     # the top three reasons, highest first; nothing negative
     assert ("*Why:* demo_requested +50 (jo@acme.com) · account_industry_technology +15 · pricing_page +15"
             " (al@acme.com)\n") in text
     assert "<!date^1795780800^{date_short_pretty} {time}|2026-11-27T12:00:00Z>" in text
-    assert "<@U0ANA1234>" in message["text"] and detail_type in context["elements"][0]["text"]
+    assert who in message["text"] and detail_type in context["elements"][0]["text"]
 
 
 def test_the_sla_line_says_what_happened() -> None:
@@ -137,6 +139,12 @@ def test_the_sla_line_says_what_happened() -> None:
     assert breached.startswith("ran out with ben; re-routed, accept by")
     assert "nobody else in the pool is available" in stays
     assert moved.endswith("(reassigned from ben by lena: coverage)")
+
+
+def test_a_breach_pings_the_sdr_only_when_the_account_stays_with_her() -> None:
+    rerouted = slack_detail("Routing SLA Breached", detail(previousSdr="ben"))
+    stays = slack_detail("Routing SLA Breached", detail(reroute={"reason": "no SDR available"}))
+    assert (rerouted["mention"], stays["mention"]) == ("*Ana Ruiz*", "<@U0ANA1234>")
 
 
 def test_an_sdr_without_a_slack_id_is_named_and_a_bad_id_is_never_markup() -> None:
