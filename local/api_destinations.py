@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ApiDestination", "Delivery", "deliver", "resolve_path", "transform"]
+__all__ = ["MISSING", "ApiDestination", "Delivery", "deliver", "resolve_path", "transform"]
 
 #: EventBridge gives an API destination's endpoint this long to answer.
 ENDPOINT_TIMEOUT = 5.0
@@ -49,7 +49,7 @@ BACKOFF_CAP = 0.5
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-_MISSING = object()
+MISSING = object()
 
 
 # ---------------------------------------------------------------- the input transformer
@@ -57,20 +57,20 @@ _MISSING = object()
 
 def resolve_path(event: Any, path: str) -> Any:
     """The value at a JSON path (`$.detail.slack.text`, `$.resources[0]`, `$.detail-type`), or
-    `_MISSING`."""
+    `MISSING`."""
     if not path.startswith("$"):
-        return _MISSING
+        return MISSING
     value: Any = event
     rest = path[1:]
     for match in _PATH_PART.finditer(rest):
         name, index = match.groups()
         if name is not None:
             if not isinstance(value, Mapping) or name not in value:
-                return _MISSING
+                return MISSING
             value = value[name]
         else:
             if not isinstance(value, list) or int(index) >= len(value):
-                return _MISSING
+                return MISSING
             value = value[int(index)]
     return value
 
@@ -99,7 +99,7 @@ def transform(transformer: Mapping[str, Any], event: Mapping[str, Any], *, rule_
     variables: dict[str, Any] = {}
     for name, path in (transformer.get("InputPathsMap") or {}).items():
         value = resolve_path(event, str(path))
-        if value is not _MISSING:
+        if value is not MISSING:
             variables[name] = value
     reserved = _reserved(event, rule_arn, rule_name)
     template = str(transformer.get("InputTemplate") or "")
@@ -113,8 +113,8 @@ def transform(transformer: Mapping[str, Any], event: Mapping[str, Any], *, rule_
             if match is not None and (match.group(1) in transformer.get("InputPathsMap", {})
                                       or match.group(1) in reserved):
                 name = match.group(1)
-                value = variables.get(name, reserved.get(name, _MISSING))
-                if value is _MISSING:
+                value = variables.get(name, reserved.get(name, MISSING))
+                if value is MISSING:
                     out.append("" if in_string else "null")
                 elif in_string:
                     out.append(_in_string(value))
