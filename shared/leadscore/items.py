@@ -34,6 +34,7 @@ from leadscore.records import (
     RoutingStatus,
     SdrPause,
     SdrRecord,
+    SkippedSdr,
     StoredEvent,
 )
 
@@ -108,7 +109,7 @@ FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "
 #: Keys of an account's last feedback (`fb`, a map).
 LAST_FEEDBACK_KEYS = ("o", "s", "at", "c", "h", "n")
 #: Keys of an account's routing status (`rt`, a map).
-ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due", "hand")
+ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due", "by", "sx", "sxn", "co", "hand")
 #: Keys of a lead's hand assignment in the routing status (`rt.hand`, a map).
 HAND_KEYS = ("by", "at", "fr", "cl", "nt")
 _CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
@@ -672,6 +673,7 @@ def routing_doc(status: RoutingStatus) -> dict[str, Any]:
     doc = {"pl": status.pool, "te": status.territory, "mo": status.mode, "at": status.routed_at,
            "sla": status.sla_due_at, "n": status.attempt or None, "tx": list(status.tried) or None,
            "w": status.waiting, "wr": status.waiting_reason, "ra": status.retry_at, "due": status.due_at,
+           **why_doc(status),
            "hand": hand_doc(status.assigned) if status.assigned is not None else None}
     return {key: value for key, value in doc.items() if value is not None}
 
@@ -688,11 +690,35 @@ def hand_from_doc(doc: Any) -> HandAssignment | None:
                           caller=doc.get("cl"), note=doc.get("nt"))
 
 
+def why_doc(status: RoutingStatus) -> dict[str, Any]:
+    """Why the routing went where it did, compactly (it is on the routing index too): `by`,
+    `sx` the SDRs passed over as [sdr, reason(, until)], `sxn` how many more, `co` the CRM
+    owner as [sdr or what it said(, why not(, until))]."""
+    def pair(s: SkippedSdr) -> list[str]:
+        return [s.sdr, *([s.reason] if s.reason else []), *([s.until] if s.until else [])]
+
+    return {"by": status.by, "sx": [pair(s) for s in status.skipped] or None, "sxn": status.skipped_more or None,
+            "co": pair(status.crm_owner) if status.crm_owner is not None else None}
+
+
+def _skipped_from(value: Any) -> SkippedSdr | None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return None
+    return SkippedSdr(value[0], value[1] if len(value) > 1 else None, value[2] if len(value) > 2 else None)
+
+
+def why_from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`why_doc` read back, as RoutingStatus fields (what cannot be read is left out)."""
+    skipped = [s for v in (doc.get("sx") or []) if (s := _skipped_from(v)) is not None]
+    return {"by": doc.get("by") if isinstance(doc.get("by"), str) else None, "skipped": skipped,
+            "skipped_more": int(doc.get("sxn") or 0), "crm_owner": _skipped_from(doc.get("co"))}
+
+
 def routing_from_doc(doc: Mapping[str, Any]) -> RoutingStatus:
     return RoutingStatus(pool=doc.get("pl"), territory=doc.get("te"), mode=doc.get("mo"), routed_at=doc.get("at"),
                          sla_due_at=doc.get("sla"), attempt=int(doc.get("n") or 0), tried=list(doc.get("tx") or []),
                          waiting=doc.get("w"), waiting_reason=doc.get("wr"), retry_at=doc.get("ra"),
-                         due_at=doc.get("due"), assigned=hand_from_doc(doc.get("hand")))
+                         due_at=doc.get("due"), **why_from_doc(doc), assigned=hand_from_doc(doc.get("hand")))
 
 
 def assignment_item(assignment: Assignment) -> Item:

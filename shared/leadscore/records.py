@@ -153,10 +153,19 @@ class RoutingStatus:
     this cycle (`tried`). Waiting (state `sdr_ready`, nobody available): `waiting` says why
     ("no SDR available: ...") and `retry_at` when someone may be back. `due_at` is when the
     routing pass looks at the account next (the SLA, the retry); None: not due.
+
+    Why (the decision, routed or waiting): `by` how the SDR was chosen (crm_owner |
+    previous_owner | round_robin | assigned), `skipped` the SDRs passed over with why (at most
+    `MAX_SKIPPED`, `skipped_more` the rest), `crm_owner` the account's CRM owner when it names
+    one (`reason` None: it went to them; else why not, `unknown` for no SDR of routing.yaml).
     """
 
     pool: str | None = None
     territory: str | None = None
+    by: str | None = None
+    skipped: list[SkippedSdr] = field(default_factory=list)
+    skipped_more: int = 0
+    crm_owner: SkippedSdr | None = None
     mode: str | None = None
     routed_at: str | None = None
     sla_due_at: str | None = None
@@ -182,6 +191,20 @@ class HandAssignment:
     previous: str | None = None
     caller: str | None = None
     note: str | None = None
+
+
+#: SDRs passed over kept on a routing status (it is on the account and the routing index).
+MAX_SKIPPED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSdr:
+    """An SDR a routing decision passed over and why (inactive, out_of_office, paused,
+    at_capacity, tried, owner; `until`: the last day out, or the end of a pause)."""
+
+    sdr: str
+    reason: str | None = None
+    until: str | None = None
 
 
 @dataclass(slots=True)

@@ -40,11 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 from leadscore.items import UNREADABLE
 from leadscore.records import (
+    MAX_SKIPPED,
     Account,
     Assignment,
     CapacityReached,
     PoolMoved,
     RoutingStatus,
+    SkippedSdr,
     TransactionConflict,
     VersionConflict,
     utc_text,
@@ -53,7 +55,7 @@ from leadscore.records import (
 if TYPE_CHECKING:
     from leadscore.config import ScoringConfig
     from leadscore.ports import MessageQueue, RoutingStore
-    from leadscore.routing import PoolChoice, RoutingDecision
+    from leadscore.routing import PoolChoice, RoutingDecision, Skip
     from leadscore.routing_config import RoutingConfig, Sdr
 
 SCHEMA = "account-routed/v1"
@@ -124,7 +126,7 @@ def routed_message(scoring: ScoringConfig, account: Account, assignment: Assignm
                    now: datetime) -> dict[str, Any]:
     """The body of `account-routed/v1` (PRODUCT.md "The routed queue"), valued as of `now`:
     the reasons are the rules behind the score (points, contact), the contacts the top ones."""
-    from leadscore.accounts import account_card, effective_traits
+    from leadscore.accounts import account_card, decision_view, effective_traits
 
     card = account_card(scoring, effective_traits(account.traits), account.entries, now)
     return {
@@ -147,7 +149,26 @@ def routed_message(scoring: ScoringConfig, account: Account, assignment: Assignm
         "routedAt": assignment.routed_at,
         "slaDueAt": assignment.sla_due_at,
         "cycle": assignment.cycle,
+        **decision_view(account.routing, sdr.get("id")),
     }
+
+
+def why_fields(decision: RoutingDecision) -> dict[str, Any]:
+    """What a routing status keeps of why the decision went where it did (RoutingStatus's
+    `by`, `skipped`, `skipped_more`, `crm_owner`), the SDRs passed over capped at MAX_SKIPPED."""
+    def kept(skip: Skip) -> SkippedSdr:
+        return SkippedSdr(skip.sdr, skip.reason, skip.until.isoformat() if skip.until else None)
+
+    skipped = [kept(s) for s in decision.skipped]
+    owner: SkippedSdr | None = None
+    if decision.crm_owner is not None:
+        known, skip = decision.crm_owner.sdr, decision.crm_owner_skip
+        if known is None:  # names nobody of routing.yaml
+            owner = SkippedSdr(decision.crm_owner.value, "unknown")
+        else:
+            owner = SkippedSdr(known) if decision.to_crm_owner or skip is None else kept(skip)
+    return {"by": decision.by, "skipped": skipped[:MAX_SKIPPED], "skipped_more": max(0, len(skipped) - MAX_SKIPPED),
+            "crm_owner": owner}
 
 
 def sdr_card(sdr: Sdr) -> dict[str, Any]:
@@ -302,10 +323,29 @@ class Router:
                                                          pauses=pauses)
             cache.counters[key], cache.days[key] = counter or 0, counts
             cache.pauses[key] = {sdr: _moment(until) for sdr, until in pauses.items()}
-        decision = choose_sdr(self.routing, choice, counter=cache.counters[key], assignments=cache.days[key],
+        decision = choose_sdr(self.routing, choice, counter=cache.counters[key],
+                              assignments=self._with_owner(choice, cache.days[key]),
                               now=self.now, previous_owner=previous_owner, tried=tried,
                               paused=cache.pauses.get(key))
         return choice, decision
+
+    def _with_owner(self, choice: PoolChoice, counts: dict[tuple[str, Any], int]) -> dict[tuple[str, Any], int]:
+        """The pool's day counts, with the CRM owner's when they are not of this pool: from the
+        record of a pool they are in (read once, kept like any pool read), else their own day
+        count (one read)."""
+        from leadscore.routing import owner_day, sdr_pools
+
+        pair = owner_day(self.routing, choice, self.now)
+        if pair is None or pair[0] in choice.sdrs:
+            return counts
+        pools = sdr_pools(self.routing, pair[0])
+        known = next((self._cache.days[p] for p in pools if p in self._cache.days), None)
+        if known is None and pools:
+            counter, known = self.store.load_pool_state(pools[0], [pair])
+            self._cache.counters[pools[0]], self._cache.days[pools[0]] = counter or 0, known
+        elif known is None:
+            known = self.store.load_pool_state(None, [pair])[1]
+        return {**counts, pair: known.get(pair, 0)}
 
     def _forget(self, choice: PoolChoice) -> None:
         self._cache.counters.pop(choice.counter_key, None)
@@ -349,19 +389,24 @@ class Router:
             territory=decision.territory, mode=decision.routing, routed_at=now,
             sla_due_at=utc_text(self.routing.sla_due(sdr, self.now)), attempt=attempt,
             tried=list(dict.fromkeys([*tried, sdr.id])))
-        how = "SLA re-route" if previous_attempt else ("previous owner" if decision.sticky else "round-robin")
+        how = "SLA re-route" if previous_attempt else (
+            "CRM owner" if decision.to_crm_owner else "previous owner" if decision.sticky else "round-robin")
         routed = replace(
             account, state="routed", sdr=sdr_card(sdr), updated_at=now,
             state_at=account.state_at if previous_attempt else now,
             state_why=f"routed to {sdr.id} ({how}, pool {decision.pool})",
             routing=RoutingStatus(pool=decision.pool, territory=decision.territory, mode=decision.routing,
                                   routed_at=assignment.routed_at, sla_due_at=assignment.sla_due_at,
-                                  attempt=attempt, tried=assignment.tried, due_at=assignment.sla_due_at))
+                                  attempt=attempt, tried=assignment.tried, due_at=assignment.sla_due_at,
+                                  **why_fields(decision)))
         from leadscore.routing import sdr_pools
 
         counter = (choice.counter_key, decision.counter, decision.counter_next) if decision.counter_step else None
         pool_key, day = choice.counter_key, decision.day
-        tally = list(dict.fromkeys([pool_key, *sdr_pools(self.routing, sdr.id)]))
+        # the day count goes in the record of each pool the SDR is in (the CRM owner, or an
+        # SDR a lead chose, may be of none of the account's pool)
+        tally = list(dict.fromkeys([*([pool_key] if sdr.id in choice.sdrs else []),
+                                    *sdr_pools(self.routing, sdr.id)]))
         stale = self._stale_days(choice)
         cache = self._cache
         try:
@@ -393,7 +438,7 @@ class Router:
         nothing changed writes nothing (the status it would write is the one it read)."""
         now = utc_text(self.now)
         before = account.routing or RoutingStatus()
-        base = before if expected_state == "routed" else RoutingStatus()
+        base = before if expected_state == "routed" else RoutingStatus(**why_fields(decision))
         since = before.due_at if before.waiting and before.due_at and before.due_at <= now else now
         status = replace(base, pool=decision.pool, territory=decision.territory, mode=decision.routing,
                          waiting=decision.explanation, waiting_reason=decision.reason,

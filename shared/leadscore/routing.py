@@ -8,10 +8,18 @@ the same decision, so concurrent deliveries converge on one SDR and one counter 
 
 Two steps, so storage reads only what the choice needs:
 1. `match_pool(config, account)`: the territory (first match) and its pool, or the
-   fallback pool; in `round_robin` mode the global pool of every SDR. No reads needed.
+   fallback pool; in `round_robin` mode the global pool of every SDR; and the account's
+   owner in the CRM (`crm_owner_of`), if it has one. No reads needed.
 2. `choose_sdr(config, pool, counter=..., assignments=..., now=...)`: the pool's weighted
    round-robin. Reads: the pool's counter (`pool.counter_key`) and the assignment counts
-   of `capacity_days(config, pool, now)`. `route` does both.
+   of `capacity_days(config, pool, now)` (and the CRM owner's, `owner_day`). `route` does both.
+
+The CRM's owner first: an account whose group traits name its owner in the CRM (`owner`, an
+SDR id or email of routing.yaml; collection keeps it only from a `trusted` source) goes to
+that SDR when they can take it (active, not out of office, under capacity, not already
+tried this cycle), before territories and sticky ownership, without a counter step: it is
+not the pool's turn, so the round-robin's shares are untouched (LeanData's "matched account
+owner"). Otherwise the account is routed as without one, and the decision says why not.
 
 Weighted round-robin: a pool of weights w1..wn has a fixed schedule of W = sum(w) slots
 (smooth weighted round-robin order: 2:1:1 gives a, b, c, a). The counter counts slots, not
@@ -53,6 +61,10 @@ SkipReason = Literal["inactive", "out_of_office", "paused", "at_capacity", "trie
 SdrDay = tuple[str, date]
 """(SDR id, the SDR's local calendar day): the key of a daily assignment count."""
 
+CRM_OWNER_TRAIT = "owner"
+"""The group trait naming the account's owner in the CRM (kept only from trusted sources)."""
+_OWNER_SHOWN = 64  # characters of an owner that names no SDR kept to say so
+
 
 # ---------------------------------------------------------------------------- inputs
 
@@ -68,6 +80,8 @@ class AccountTraits:
     industry: str | None = None
     employees: float | None = None
     domain: str | None = None
+    owner: str | None = None
+    """The account's owner in the CRM (group trait `owner`): an SDR id or email."""
 
     @classmethod
     def from_traits(cls, account_id: str, traits: Mapping[str, Any]) -> AccountTraits:
@@ -88,6 +102,7 @@ class AccountTraits:
             state=text(address.get("state"), traits.get("state")),
             industry=text(traits.get("industry"), company.get("industry")),
             employees=_number(traits.get("employees"), company.get("employee_count"), traits.get("employee_count")),
+            owner=text(traits.get(CRM_OWNER_TRAIT)),
         )
 
     @functools.cached_property
@@ -138,11 +153,22 @@ class PoolChoice:
     territory: str | None
     sdrs: tuple[str, ...]
     """The pool's SDR ids in schedule order (inactive ones included: they are skipped)."""
+    crm_owner: CrmOwner | None = None
+    """The account's owner in the CRM, tried before the pool (None: it names none)."""
 
     @property
     def counter_key(self) -> str:
         """The id of the atomic counter this pool's round-robin reads and advances."""
         return self.pool
+
+
+@dataclass(frozen=True)
+class CrmOwner:
+    """The owner an account's CRM names: `sdr` the routing.yaml SDR it is (by id or email),
+    None when it names nobody of routing.yaml (`value` is what it said, cut short)."""
+
+    value: str
+    sdr: str | None
 
 
 @dataclass(frozen=True)
@@ -178,6 +204,33 @@ class RoutingDecision:
     retry_at: datetime | None = None
     """With no SDR: the earliest moment someone of the pool may be available (a local
     midnight after an absence or a full day); `None` when only reactivating an SDR helps."""
+    crm_owner: CrmOwner | None = None
+    """The account's owner in the CRM, when it names one."""
+    crm_owner_skip: Skip | None = None
+    """Why the CRM owner (an SDR) did not get it; None when they did, or it names nobody known."""
+    to_crm_owner: bool = False
+    """The account went to its CRM owner (no counter step)."""
+
+    @property
+    def by(self) -> str | None:
+        """How the SDR was chosen: crm_owner | previous_owner | round_robin, or assigned (named
+        by a lead: no counter step); None: nobody."""
+        if self.sdr is None:
+            return None
+        if self.to_crm_owner:
+            return "crm_owner"
+        return "previous_owner" if self.sticky else "round_robin" if self.counter_step else "assigned"
+
+    @property
+    def owner_note(self) -> str | None:
+        """Why the CRM owner did not get the account, in words (None: no CRM owner, or they did)."""
+        owner = self.crm_owner
+        if owner is None or self.to_crm_owner:
+            return None
+        if owner.sdr is None:
+            return f"CRM owner {owner.value!r} is no SDR of routing.yaml"
+        skip = self.crm_owner_skip
+        return f"CRM owner {owner.sdr} {_skip_words(skip) if skip else 'not chosen'}"
 
     @property
     def counter_next(self) -> int:
@@ -186,9 +239,10 @@ class RoutingDecision:
 
     @property
     def explanation(self) -> str:
+        note = f"; {self.owner_note}" if self.owner_note else ""
         if self.sdr is not None:
-            how = "previous owner" if self.sticky else "round-robin"
-            return f"{self.sdr.id} ({how}, pool {self.pool})"
+            how = {"crm_owner": "CRM owner", "previous_owner": "previous owner"}.get(str(self.by), "round-robin")
+            return f"{self.sdr.id} ({how}, pool {self.pool}){note}"
         details = []
         for s in self.skipped:
             if s.reason == "out_of_office":
@@ -201,7 +255,14 @@ class RoutingDecision:
                 details.append(f"{s.sdr} has it (SLA ran out)")
             else:
                 details.append(f"{s.sdr} {s.reason}")
-        return f"no SDR available in pool {self.pool}: " + ("; ".join(details) or "empty pool")
+        return f"no SDR available in pool {self.pool}: " + ("; ".join(details) or "empty pool") + note
+
+
+def _skip_words(s: Skip) -> str:
+    """Why an SDR was passed over, in words."""
+    words = {"out_of_office": f"out of office until {s.until}", "at_capacity": "at daily capacity",
+             "owner": "has it (SLA ran out)", "tried": "already had it this cycle"}
+    return words.get(s.reason, str(s.reason))
 
 
 # ----------------------------------------------------------------------- territories
@@ -227,15 +288,38 @@ def territory_matches(territory: Territory, account: AccountTraits) -> bool:
 
 def match_pool(config: RoutingConfig, account: AccountTraits) -> PoolChoice:
     """The first territory that matches and its pool, else the fallback pool; in
-    `round_robin` mode, the global pool of every SDR (territories ignored)."""
+    `round_robin` mode, the global pool of every SDR (territories ignored). With the
+    account's CRM owner, if it names one (`choose_sdr` tries them first)."""
+    owner = crm_owner_of(config, account)
     if config.mode == "round_robin":
-        return PoolChoice("round_robin", GLOBAL_POOL, None, tuple(s.id for s in config.sdrs))
+        return PoolChoice("round_robin", GLOBAL_POOL, None, tuple(s.id for s in config.sdrs), owner)
     for territory in config.territories:
         if territory_matches(territory, account):
-            return PoolChoice("territory", territory.pool, territory.id, _members(config, territory.pool))
+            return PoolChoice("territory", territory.pool, territory.id, _members(config, territory.pool), owner)
     # Validation guarantees a fallback pool in territory mode.
     pool = config.fallback_pool or ""
-    return PoolChoice("territory", pool, None, _members(config, pool))
+    return PoolChoice("territory", pool, None, _members(config, pool), owner)
+
+
+def crm_owner_of(config: RoutingConfig, account: AccountTraits) -> CrmOwner | None:
+    """The SDR the account's CRM `owner` names: their id, or their email in any case."""
+    value = account.owner
+    if not value:
+        return None
+    if value in config.sdr_by_id:
+        return CrmOwner(value, value)
+    folded = value.casefold()
+    sdr = next((s.id for s in config.sdrs if s.email.casefold() == folded), None)
+    return CrmOwner(value[:_OWNER_SHOWN], sdr)
+
+
+def owner_day(config: RoutingConfig, pool: PoolChoice, now: datetime) -> SdrDay | None:
+    """The CRM owner's (SDR, local day) count `choose_sdr` needs beside `capacity_days`:
+    None when there is no known owner or they have no daily capacity."""
+    owner = config.sdr_by_id.get(pool.crm_owner.sdr or "") if pool.crm_owner else None
+    if owner is None or owner.daily_capacity is None:
+        return None
+    return owner.id, owner.local_day(now)
 
 
 def _members(config: RoutingConfig, pool_id: str) -> tuple[str, ...]:
@@ -358,6 +442,8 @@ def choose_sdr(
       the decision has no SDR and the account stays theirs (no new message, no capacity).
     - `tried`: SDRs who already had the account this cycle (SLA re-routes); chosen only
       when nobody else of the pool is available (`already_tried`).
+    - the pool's CRM owner (`pool.crm_owner`) first: chosen, without a counter step, when
+      available and not in `tried` (`assignments` then holds their `owner_day` too).
     - `paused`: SDR id -> the end of a lead's pause (None: until returned); a pause over by
       `now` is ignored. A paused SDR is skipped like one out of office (reason `paused`): their
       slots are passed over, so back from the pause they get their share, not a catch-up.
@@ -365,6 +451,17 @@ def choose_sdr(
     _check_aware(now)
     counter = max(counter, 0)
     tried_set = frozenset(tried)
+    owner = pool.crm_owner
+    owner_sdr = config.sdr_by_id.get(owner.sdr) if owner is not None and owner.sdr else None
+    owner_skip: Skip | None = None
+    if owner_sdr is not None:
+        owner_skip = _availability(owner_sdr, now, assignments)
+        if owner_skip is None and owner_sdr.id in tried_set:
+            owner_skip = Skip(owner_sdr.id, "tried")
+        if owner_skip is None:
+            return RoutingDecision(pool.routing, pool.pool, pool.territory, owner_sdr, None, counter, 0,
+                                   day=owner_sdr.local_day(now), crm_owner=owner, to_crm_owner=True)
+    noted: dict[str, Any] = {"crm_owner": owner, "crm_owner_skip": owner_skip}
     skips: dict[str, Skip | None] = {
         sdr_id: _availability(config.sdr_by_id[sdr_id], now, assignments, paused)
         for sdr_id in dict.fromkeys(pool.sdrs)
@@ -378,7 +475,8 @@ def choose_sdr(
     if previous_owner in skips and skips[previous_owner] is None and previous_owner not in tried_set:
         sdr = config.sdr_by_id[previous_owner]
         return RoutingDecision(
-            pool.routing, pool.pool, pool.territory, sdr, None, counter, 0, sticky=True, day=sdr.local_day(now)
+            pool.routing, pool.pool, pool.territory, sdr, None, counter, 0, sticky=True, day=sdr.local_day(now),
+            **noted,
         )
 
     slots = pool_schedule(config, pool)
@@ -401,6 +499,7 @@ def choose_sdr(
                     already_tried=sdr_id in tried_set,
                     day=sdr.local_day(now),
                     skipped=tuple(skips[i] or Skip(i, "tried") for i in passed),
+                    **noted,
                 )
 
     unavailable = [s for s in skips.values() if s is not None]
@@ -415,6 +514,7 @@ def choose_sdr(
         0,
         skipped=tuple(unavailable),
         retry_at=min(back, key=lambda t: t.timestamp()) if back else None,
+        **noted,
     )
 
 

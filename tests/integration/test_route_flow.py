@@ -98,12 +98,15 @@ class TestRoute:
         qualify(pipeline)
         pipeline.settle()
         # Then one message went to the NA pool's first SDR, exactly PRODUCT's account-routed/v1
+        # (and, after its fields, why it went there: `decision`)
         (message,) = routed_messages(pipeline)
         assert message["group"] == "maya" and message["dedup"] == "acmetech.io#1"
         body = message["body"]
         assert list(body) == ["schema", "accountId", "accountName", "domain", "score", "fit", "engagement",
                               "velocity", "threshold", "sdr", "territory", "routing", "reasons", "contacts",
-                              "routedAt", "slaDueAt", "cycle"]
+                              "routedAt", "slaDueAt", "cycle", "decision"]
+        assert body["decision"] == {"by": "round_robin", "territory": "na", "pool": "na", "skipped": [],
+                                    "text": "maya: the pool's weighted round-robin (territory na, pool na)"}
         assert body["schema"] == "account-routed/v1" and body["accountId"] == "acmetech.io"
         assert (body["score"], body["fit"], body["engagement"], body["threshold"]) == (105, 30, 75, 100)
         assert body["sdr"] == {"id": "maya", "name": "Maya Johnson", "email": "maya@example.com"}

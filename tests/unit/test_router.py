@@ -90,7 +90,8 @@ class TestExactlyOnce:
         assert body["routedAt"] == "2026-11-23T10:00:00Z" and body["slaDueAt"] == "2026-11-25T10:00:00Z"
         assert set(body) == {"schema", "accountId", "accountName", "domain", "score", "fit", "engagement", "velocity",
                              "threshold", "sdr", "territory", "routing", "reasons", "contacts", "routedAt",
-                             "slaDueAt", "cycle"}
+                             "slaDueAt", "cycle", "decision"}
+        assert body["decision"]["by"] == "round_robin" and body["decision"]["pool"] == "team"
         assert round(sum(r["points"] for r in body["reasons"]), 2) == body["score"]
         assert store.counters == {"team": 1}
         account = store.accounts["acme.com"]
