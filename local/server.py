@@ -36,6 +36,7 @@ import importlib.util
 import json
 import logging
 import os
+import queue
 import re
 import signal
 import socket
@@ -339,6 +340,34 @@ class LocalService:
         self._thread: threading.Thread | None = None
         self.api_port = 0
         self._install_clock()
+        # API destinations post from their own thread: the rate limit's sleeps (a second per
+        # Slack message) hold neither the delivery loop nor the HTTP API
+        self._api_jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._api_thread: threading.Thread | None = None
+        if getattr(stack, "api_destinations", None):
+            stack.api_executor = self._api_jobs.put
+            stack.dead_letter_lock = self.lock
+            self._api_thread = threading.Thread(target=self._post_loop, name="local-api-destinations", daemon=True)
+            self._api_thread.start()
+
+    def _post_loop(self) -> None:
+        while True:
+            job = self._api_jobs.get()
+            try:
+                if job is None:
+                    return
+                job()
+            except Exception:  # noqa: BLE001 - keep posting; say why one failed
+                self.log("!! an API destination post failed:\n" + traceback.format_exc())
+            finally:
+                self._api_jobs.task_done()
+
+    def _posts_done(self, timeout: float = 600.0) -> bool:
+        """Wait (without the lock) until the API destination posts queued so far are done."""
+        deadline = time.monotonic() + timeout
+        while self._api_jobs.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self._api_jobs.unfinished_tasks
 
     # ------------------------------------------------------------ invocation
 
@@ -397,13 +426,15 @@ class LocalService:
                 for e in self.stack.errors[self._errors_drained :]
             ]
             self._errors_drained = len(self.stack.errors)
-            return {
-                "delivered": {**delivered, "rounds": rounds},
-                "totals": dict(self.totals),
-                "errors": errors,
-                "deadLetters": len(self.stack.dead_letters),
-                "seconds": round(time.monotonic() - started, 3),
-            }
+        posted = self._posts_done()  # API destinations: their dead letters end a path, nothing follows
+        return {
+            "delivered": {**delivered, "rounds": rounds},
+            "totals": dict(self.totals),
+            "errors": errors,
+            "deadLetters": len(self.stack.dead_letters),
+            "seconds": round(time.monotonic() - started, 3),
+            **({} if posted else {"postsPending": self._api_jobs.unfinished_tasks}),
+        }
 
     def _report_errors(self) -> None:
         for error in self.stack.errors[self._errors_reported :]:
@@ -426,6 +457,9 @@ class LocalService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._api_thread is not None:
+            self._api_jobs.put(None)
+            self._api_thread.join(timeout=10)
 
     # ------------------------------------------------------------ schedules
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import itertools
 import json
@@ -34,7 +35,7 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -307,6 +308,11 @@ class TemplateStack:
         #: was posted to them (local/api_destinations.py)
         self.api_destinations: dict[str, ApiDestination] = {}
         self.api_deliveries: list[Delivery] = []
+        #: None: posts are made inline (bus_events returns once they are done). `make serve` sets
+        #: a function that queues each post for a worker thread, so the rate limit's sleeps hold
+        #: neither its delivery loop nor its API (`dead_letter_lock` guards the DLQ sends then)
+        self.api_executor: Callable[[Callable[[], None]], None] | None = None
+        self.dead_letter_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._api_targets: list[dict[str, Any]] = []  # {rule, arn, bus, pattern, target}
         self._clients: dict[str, Any] = {}
         self._modules: dict[str, ModuleType] = {}
@@ -1167,12 +1173,21 @@ class TemplateStack:
                 body = str(target["Input"])
             else:
                 body = json.dumps(shaped)
-            delivery = deliver(destination, body, target.get("RetryPolicy"))
-            self.api_deliveries.append(delivery)
-            done.append(delivery)
-            if not delivery.delivered:
-                self._api_dead_letter(rule, target, shaped, delivery)
+            post = functools.partial(self._post, destination, body, rule, target, shaped, done)
+            if self.api_executor is None:
+                post()
+            else:
+                self.api_executor(post)
         return done
+
+    def _post(self, destination: ApiDestination, body: str, rule: Mapping[str, Any], target: Mapping[str, Any],
+              event: Mapping[str, Any], done: list[Delivery]) -> None:
+        delivery = deliver(destination, body, target.get("RetryPolicy"))
+        self.api_deliveries.append(delivery)
+        done.append(delivery)
+        if not delivery.delivered:
+            with self.dead_letter_lock:
+                self._api_dead_letter(rule, target, event, delivery)
 
     def _api_dead_letter(self, rule: Mapping[str, Any], target: Mapping[str, Any], event: Mapping[str, Any],
                          delivery: Delivery) -> None:

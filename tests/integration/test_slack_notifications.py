@@ -287,3 +287,26 @@ def test_a_reassignment_by_a_lead_tells_the_new_sdr_in_slack(slack: Pipeline, re
     assert section.startswith("<@W0LUCAS12>: *Acmetech (acmetech.io)*")
     assert section.endswith("|2026-11-04T14:00:00Z> (reassigned from maya by lena)")
     assert "<@U0MAYA123>" in routed["text"] and "<@W0LUCAS12>" in moved["text"]
+
+
+def test_make_serve_posts_from_its_own_thread_and_drain_waits_for_the_posts(slack: Pipeline,
+                                                                          receiver: Receiver) -> None:
+    from local.server import LocalService
+
+    stack = slack.stack
+    stack.api_destinations["SlackDestination"].pace = True  # 1/s, as in AWS
+    service = LocalService(stack)
+    try:
+        for n in range(3):
+            put(stack, n)
+        # a delivery round queues the posts: the rate limit's sleeps hold neither it nor the API
+        started = time.monotonic()
+        assert service.deliver_once()["bus_events"] == 3
+        assert time.monotonic() - started < 0.9
+        # drain returns once the posts are done, paced a second apart
+        assert service.drain()["errors"] == []
+        moments = [r["at"] for r in receiver.requests]
+        assert len(receiver.messages()) == 3
+        assert all(b - a >= 0.95 for a, b in zip(moments, moments[1:], strict=False)), moments
+    finally:
+        service.stop_delivery()
