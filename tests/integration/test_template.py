@@ -47,7 +47,8 @@ INGESTION_ROUTES = {
 }
 IAM_ROUTES = {"GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}",
               "POST /v1/accounts/{accountId}/feedback", "POST /v1/accounts/{accountId}/assign",
-              "POST /v1/sdrs/{sdrId}/reassign"}
+              "POST /v1/sdrs/{sdrId}/reassign",
+              "GET /v1/sdrs", "GET /v1/sdrs/{sdrId}/accounts", "PUT /v1/sdrs/{sdrId}/availability"}
 
 
 def _tool_env() -> dict[str, str]:

@@ -1,0 +1,15 @@
+"""The team lead's routes (IAM-authorized): who owns what, and pausing an SDR at run time."""
+
+from typing import Any
+
+from leadscore import runtime
+from leadscore.http import Request
+from leadscore.observability import logger, metrics
+from leadscore.team import TeamApi
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # a pause's reason is free text
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    api = TeamApi(runtime.store(), runtime.routing(), clock=runtime.now, publisher=runtime.publisher())
+    return api.handle(Request.from_event(event))
