@@ -10,7 +10,7 @@ and `POST /v1/sdrs/{sdrId}/reassign` `{"to": "pool" | "<sdrId>", "by": "<a lead>
   who had the account.
 - The new owner is an SDR of routing.yaml (by id or email): an unknown one is 400 naming the
   field (`sdr`, `to`); one who cannot work it now is 409 naming it: `active: false`, out of
-  office today in their time zone, or paused at run time (`_paused`). A lead's choice counts
+  office today in their time zone, or paused by a lead (`_paused`). A lead's choice counts
   toward the SDR's daily capacity (the router then gives them less that day) but is not
   refused by it: capacity is the round-robin's limit, and the lead chose.
 - What moves: a `routed` account (in its current cycle) goes to the next attempt of its
@@ -291,11 +291,13 @@ class AssignApi:
     # ------------------------------------------------------------------ checks
 
     def _paused(self, sdr: Sdr, now: datetime) -> str | None:
-        """HOOK (issue 22, "Pause without a redeploy"): the SDR's runtime pause, when the
-        availability item says they are paused at `now`; None otherwise. Until that item's
-        storage method exists, only routing.yaml's `active` and `out_of_office` count
-        (`unavailable`)."""
-        return None
+        """Why `sdr` is paused at `now` by a lead (`PUT /v1/sdrs/{sdrId}/availability`, kept
+        in their record: one GetItem), None when they are not."""
+        pause = self.store.load_sdr_record(sdr.id).pause
+        if pause is None or (pause.until is not None and pause.until <= utc_text(now)):
+            return None
+        return (f"{sdr.id} is paused " + (f"until {pause.until}" if pause.until else "until a lead returns them")
+                + (f" ({pause.reason})" if pause.reason else ""))
 
     def _known(self, name: str, field_name: str) -> Sdr:
         sdr = sdr_of(self.routing, name)

@@ -133,6 +133,10 @@ class AssignStore(RoutingStore, Protocol):
 
     def query_assigned(self, sdr_id: str, *, limit: int = 50) -> list[Assignment]: ...
 
+    def load_sdr_record(self, sdr_id: str) -> SdrRecord:
+        """The SDR's record: a lead's runtime pause."""
+        ...
+
 
 class MessageQueue(Protocol):
     """The routed queue (SQS FIFO): one JSON message in a group, deduplicated by its id."""

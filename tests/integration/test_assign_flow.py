@@ -38,8 +38,11 @@ def test_a_lead_moves_an_account_the_new_sdr_gets_a_message_and_the_bus_account_
     pipeline.advance(hours=5)
     status, answer = assign(pipeline, "acmetech.io", {"sdr": "sofia", "by": "amara", "note": "maya is out"})
     assert status == 200, answer
-    assert (answer["sdr"]["id"], answer["previousSdr"], answer["attempt"]) == ("sofia", "maya", 2)
-    assert answer["slaDueAt"] == "2026-11-04T14:00:00Z"  # 48 hours from the reassignment
+    assert answer == {  # README, "A lead reassigns by hand"; the SLA: 48 hours from the reassignment
+        "accountId": "acmetech.io", "state": "routed", "cycle": 1,
+        "sdr": {"id": "sofia", "name": "Sofia Hernandez", "email": "sofia@example.com"},
+        "previousSdr": "maya", "changed": True, "attempt": 2, "slaDueAt": "2026-11-04T14:00:00Z",
+        "assignedBy": "amara"}
     pipeline.settle()
     (message,) = routed_messages(pipeline)
     assert (message["group"], message["dedup"]) == ("sofia", "acmetech.io#1#2")
@@ -93,13 +96,17 @@ def test_a_book_reassigned_to_the_pool_ends_owned_once_each_fair_with_a_message(
     status, answer = reassign(pipeline, "maya", {"to": "pool", "by": "amara"})
     assert status == 200, answer
     assert answer["more"] is False and answer["kept"] == [] and len(answer["moved"]) == 20
+    assert answer["moved"][0] == {  # README: the accounts in the order maya got them, the oldest first
+        "accountId": "acct00.io", "state": "routed", "cycle": 1,
+        "sdr": {"id": "lucas", "name": "Lucas Miller", "email": "lucas@example.com"}, "previousSdr": "maya",
+        "changed": True, "attempt": 2, "slaDueAt": "2026-11-04T10:00:00Z"}
     pipeline.settle()
     messages = routed_messages(pipeline)
     assert sorted(m["body"]["accountId"] for m in messages) == sorted(ids)  # one each
     owners = {a: pipeline.account(a)["sdr"]["id"] for a in ids}
     assert all(m["group"] == owners[m["body"]["accountId"]] for m in messages)
     shares = Counter(owners.values())
-    assert set(shares) == {"lucas", "sofia"} and abs(shares["lucas"] - shares["sofia"]) <= 1, shares
+    assert shares == {"lucas": 10, "sofia": 10}, shares  # the pool's round-robin, never maya (README)
     events = pipeline.bus("Account Reassigned")[before:]
     assert sorted(e["detail"]["accountId"] for e in events) == sorted(ids)
     assert all(e["detail"]["previousSdr"] == "maya" for e in events)
@@ -108,3 +115,25 @@ def test_a_book_reassigned_to_the_pool_ends_owned_once_each_fair_with_a_message(
     assert again == (200, {"sdrId": "maya", "to": "pool", "moved": [], "kept": [], "more": False})
     pipeline.settle()
     assert routed_messages(pipeline) == []
+
+
+def test_a_paused_sdr_is_refused_and_passed_over_by_a_book(pipeline: Pipeline) -> None:
+    from leadscore.records import SdrPause
+    from leadscore.storage import Store
+
+    ids = [qualify(pipeline, n, domain=f"paus{n}.io") for n in range(4)]
+    pipeline.settle()
+    routed_messages(pipeline)
+    # a lead pauses sofia (what PUT /v1/sdrs/sofia/availability writes: her record, the pools' copies)
+    store = Store(pipeline.stack.name_of("Table"), client=pipeline.stack.client("dynamodb"))
+    store.save_pause("sofia", SdrPause(until="2026-11-09T09:00:00Z", reason="training", at="2026-11-02T09:00:00Z"),
+                     pools=["na", "catch-all"], expected_version=0, at="2026-11-02T09:00:00Z")
+    status, answer = assign(pipeline, ids[0], {"sdr": "sofia", "by": "amara"})
+    assert status == 409 and answer["field"] == "sdr", answer
+    assert "sofia is paused until 2026-11-09T09:00:00Z (training)" in answer["message"]
+    held = [a for a in ids if pipeline.account(a)["sdr"]["id"] == "maya"]
+    status, answer = reassign(pipeline, "maya", {"to": "pool", "by": "amara"})
+    assert status == 200 and sorted(m["accountId"] for m in answer["moved"]) == sorted(held), answer
+    assert {m["sdr"]["id"] for m in answer["moved"]} == {"lucas"}  # not sofia, not maya
+    pipeline.settle()
+    assert sorted(m["body"]["accountId"] for m in routed_messages(pipeline)) == sorted(held)

@@ -25,6 +25,7 @@ from leadscore.records import (
     ContactScores,
     Feedback,
     PoolMoved,
+    SdrRecord,
     StoredEvent,
     TransactionConflict,
     VersionConflict,
@@ -61,6 +62,8 @@ class MemoryStore:
     pool_days: dict[str, dict[tuple[str, date], int]] = field(default_factory=dict)
     #: the pool records' copies of their SDRs' pauses (pool -> SDR -> the end, None: until returned)
     pool_pauses: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    #: the SDRs' records (their runtime pause), as `load_sdr_record` reads them
+    sdr_records: dict[str, SdrRecord] = field(default_factory=dict)
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)
     #: the table's stream of account changes, (before, after) in order (see `MemoryOutbox`)
     account_stream: list[tuple[Account | None, Account]] = field(default_factory=list)
@@ -298,6 +301,12 @@ class MemoryStore:
                          key=lambda a: a.routing.due_at if a.routing and a.routing.due_at else "")
             snapshot = [copy.deepcopy(a) for a in due]
         yield from snapshot
+
+    def load_sdr_record(self, sdr_id: str) -> SdrRecord:
+        """The SDR's record (`sdr_records`; an empty one when never written)."""
+        self._count("load_sdr_record")
+        with self._lock:
+            return copy.deepcopy(self.sdr_records.get(sdr_id) or SdrRecord(sdr_id))
 
     def query_assigned(self, sdr_id: str, *, limit: int = 50) -> list[Assignment]:
         """The OwnerIndex: the assignments `sdr_id` holds (each cycle's last SDR), newest first."""

@@ -16,7 +16,7 @@ from leadscore.accounts import routing_view, state_change_events
 from leadscore.assign import AssignApi
 from leadscore.config import load_config
 from leadscore.http import Request
-from leadscore.records import Account, Assignment, RoutingStatus, utc_text
+from leadscore.records import Account, Assignment, RoutingStatus, SdrPause, SdrRecord, utc_text
 from leadscore.routing_config import RoutingConfig
 
 from tests.support.apigw import http_event, iam_authorizer
@@ -270,6 +270,56 @@ class TestRefused:
         status, answer = desk.post(ASSIGN, {"sdr": "ben", "by": "lea"})
         assert status == 409 and answer["field"] == "sdr" and why in answer["message"], answer
         assert desk.queue.messages == []
+
+
+def pause(store: MemoryStore, sdr_id: str, until: str | None, reason: str | None = "on a training") -> None:
+    """A lead's runtime pause (PUT /v1/sdrs/{id}/availability): the SDR's record, and its copy
+    in the record of each pool they are in (what the router reads)."""
+    store.sdr_records[sdr_id] = SdrRecord(sdr_id, SdrPause(until=until, reason=reason, at="2026-11-23T08:00:00Z"),
+                                          version=1)
+    if until is None or until > utc_text(NOW):
+        store.pool_pauses.setdefault("team", {})[sdr_id] = until
+
+
+class TestPaused:
+    @pytest.mark.parametrize(("until", "shown"), [(None, "paused until a lead returns them (on a training)"),
+                                                  ("2026-11-24T09:00:00Z", "paused until 2026-11-24T09:00:00Z")])
+    def test_assigning_to_a_paused_sdr_is_409_naming_sdr(self, until: str | None, shown: str) -> None:
+        desk = Desk()
+        owned(desk.store, "acme.com", "ana")
+        pause(desk.store, "cy", until)
+        status, answer = desk.post(ASSIGN, {"sdr": "cy", "by": "lea"})
+        assert status == 409 and answer["field"] == "sdr" and shown in answer["message"], answer
+        assert desk.store.account_stream == [] and desk.queue.messages == []
+
+    def test_a_pause_that_ended_no_longer_holds(self) -> None:
+        desk = Desk()
+        owned(desk.store, "acme.com", "ana")
+        pause(desk.store, "cy", "2026-11-23T09:59:59Z")
+        assert desk.post(ASSIGN, {"sdr": "cy", "by": "lea"})[0] == 200
+
+    def test_a_book_to_a_paused_sdr_is_409_naming_to(self) -> None:
+        desk = Desk()
+        book(desk.store, "ana", 2)
+        pause(desk.store, "dee", None)
+        status, answer = desk.post(REASSIGN, {"to": "dee", "by": "lea"}, sdr_id="ana")
+        assert status == 409 and answer["field"] == "to" and "paused" in answer["message"]
+
+    def test_a_book_to_the_pool_passes_over_a_paused_sdr(self) -> None:
+        desk = Desk()
+        ids = book(desk.store, "ana", 10)
+        pause(desk.store, "cy", "2026-11-30T09:00:00Z")
+        assert desk.post(REASSIGN, {"to": "pool", "by": "lea"}, sdr_id="ana")[0] == 200
+        shares = Counter(desk.store.accounts[a].sdr["id"] for a in ids)  # type: ignore[index]
+        assert shares == {"ben": 5, "dee": 5}
+
+    def test_a_replay_to_an_sdr_paused_since_still_answers_as_the_first_time(self) -> None:
+        desk = Desk()
+        owned(desk.store, "acme.com", "ana")
+        assert desk.post(ASSIGN, {"sdr": "cy", "by": "lea"})[0] == 200
+        pause(desk.store, "cy", None)
+        status, answer = desk.post(ASSIGN, {"sdr": "cy", "by": "lea"})
+        assert status == 200 and answer["changed"] is False
 
 
 def book(store: MemoryStore, owner: str, n: int) -> list[str]:
