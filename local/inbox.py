@@ -13,8 +13,9 @@ assignment carries the SDR who holds its cycle now, so an SLA re-route moves it 
 SDR's inbox), then the accounts in one BatchGetItem. Each open account (routed to this SDR
 in its current cycle) is shown as its `account-routed/v1` message would carry it, valued as
 of now: the score = fit + engagement (velocity beside it), the threshold, territory and
-routing mode, the cycle, when it was routed, the SLA due time ("OVERDUE" once past, as of
-`--now`, `LEADSCORE_NOW` or the clock), the reasons (rule, points, the contact behind each)
+routing mode, the cycle, when it was routed and why there (the CRM owner, the previous
+owner or the pool's round-robin; who was passed over and why), the SLA due time ("OVERDUE"
+once past, as of `--now`, `LEADSCORE_NOW` or the clock), the reasons (rule, points, the contact behind each)
 and the top contacts. Accounts this SDR held whose cycle closed (accepted, recycled, moved
 on) are listed by state.
 
@@ -197,6 +198,9 @@ def render_message(index: int, body: Mapping[str, Any], now: datetime) -> list[s
         f"routed {body.get('routedAt') or '?'}",
         f"   {due}",
     ]
+    decision = body.get("decision")
+    if isinstance(decision, Mapping) and decision.get("text"):
+        lines.append(f"   routed: {decision['text']}")
     why = reasons(body)
     if why:
         lines.append("   why:")

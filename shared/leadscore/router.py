@@ -157,7 +157,8 @@ def why_fields(decision: RoutingDecision) -> dict[str, Any]:
     """What a routing status keeps of why the decision went where it did (RoutingStatus's
     `by`, `skipped`, `skipped_more`, `crm_owner`), the SDRs passed over capped at MAX_SKIPPED."""
     def kept(skip: Skip) -> SkippedSdr:
-        return SkippedSdr(skip.sdr, skip.reason, skip.until.isoformat() if skip.until else None)
+        until = skip.until.isoformat() if skip.until else utc_text(skip.resumes) if skip.resumes else None
+        return SkippedSdr(skip.sdr, skip.reason, until)
 
     skipped = [kept(s) for s in decision.skipped]
     owner: SkippedSdr | None = None
@@ -323,29 +324,37 @@ class Router:
                                                          pauses=pauses)
             cache.counters[key], cache.days[key] = counter or 0, counts
             cache.pauses[key] = {sdr: _moment(until) for sdr, until in pauses.items()}
+        owner_counts, owner_pause = self._owner_outside(choice)
         decision = choose_sdr(self.routing, choice, counter=cache.counters[key],
-                              assignments=self._with_owner(choice, cache.days[key]),
+                              assignments={**cache.days[key], **owner_counts},
                               now=self.now, previous_owner=previous_owner, tried=tried,
-                              paused=cache.pauses.get(key))
+                              paused={**cache.pauses.get(key, {}), **owner_pause})
         return choice, decision
 
-    def _with_owner(self, choice: PoolChoice, counts: dict[tuple[str, Any], int]) -> dict[tuple[str, Any], int]:
-        """The pool's day counts, with the CRM owner's when they are not of this pool: from the
-        record of a pool they are in (read once, kept like any pool read), else their own day
-        count (one read)."""
-        from leadscore.routing import owner_day, sdr_pools
+    def _owner_outside(self, choice: PoolChoice
+                       ) -> tuple[dict[tuple[str, Any], int], dict[str, datetime | None]]:
+        """The CRM owner's day count and pause when they are not of the account's pool (else the
+        pool's record has them): from the record of a pool they are in (read once, kept like any
+        pool read); an owner in no pool (a lead) from their own day count (one read, when they
+        have a capacity; their pause is kept on their SDR record, which routing does not read)."""
+        from leadscore.routing import sdr_pools
 
-        pair = owner_day(self.routing, choice, self.now)
-        if pair is None or pair[0] in choice.sdrs:
-            return counts
-        pools = sdr_pools(self.routing, pair[0])
-        known = next((self._cache.days[p] for p in pools if p in self._cache.days), None)
-        if known is None and pools:
-            counter, known = self.store.load_pool_state(pools[0], [pair])
-            self._cache.counters[pools[0]], self._cache.days[pools[0]] = counter or 0, known
-        elif known is None:
-            known = self.store.load_pool_state(None, [pair])[1]
-        return {**counts, pair: known.get(pair, 0)}
+        owner = self.routing.sdr_by_id.get(choice.crm_owner.sdr or "") if choice.crm_owner else None
+        if owner is None or owner.id in choice.sdrs:
+            return {}, {}
+        pair, cache = (owner.id, owner.local_day(self.now)), self._cache
+        pools = sdr_pools(self.routing, owner.id)
+        pool = next((p for p in pools if p in cache.days), pools[0] if pools else None)
+        if pool is None:
+            return ({pair: self.store.load_pool_state(None, [pair])[1].get(pair, 0)}
+                    if owner.daily_capacity is not None else {}), {}
+        if pool not in cache.days:
+            pauses: dict[str, str | None] = {}
+            counter, counts = self.store.load_pool_state(pool, [pair], pauses=pauses)
+            cache.counters[pool], cache.days[pool] = counter or 0, counts
+            cache.pauses[pool] = {sdr: _moment(until) for sdr, until in pauses.items()}
+        paused = cache.pauses.get(pool, {})
+        return {pair: cache.days[pool].get(pair, 0)}, ({owner.id: paused[owner.id]} if owner.id in paused else {})
 
     def _forget(self, choice: PoolChoice) -> None:
         self._cache.counters.pop(choice.counter_key, None)

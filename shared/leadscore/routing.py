@@ -261,6 +261,7 @@ class RoutingDecision:
 def _skip_words(s: Skip) -> str:
     """Why an SDR was passed over, in words."""
     words = {"out_of_office": f"out of office until {s.until}", "at_capacity": "at daily capacity",
+             "paused": "paused" + (f" until {s.resumes.isoformat()}" if s.resumes else ""),
              "owner": "has it (SLA ran out)", "tried": "already had it this cycle"}
     return words.get(s.reason, str(s.reason))
 
@@ -455,7 +456,7 @@ def choose_sdr(
     owner_sdr = config.sdr_by_id.get(owner.sdr) if owner is not None and owner.sdr else None
     owner_skip: Skip | None = None
     if owner_sdr is not None:
-        owner_skip = _availability(owner_sdr, now, assignments)
+        owner_skip = _availability(owner_sdr, now, assignments, paused)
         if owner_skip is None and owner_sdr.id in tried_set:
             owner_skip = Skip(owner_sdr.id, "tried")
         if owner_skip is None:

@@ -218,3 +218,30 @@ class TestStored:
         status = store.accounts["a.com"].routing
         assert status is not None and len(status.skipped) == MAX_SKIPPED and status.skipped_more == 4
         assert "and 4 more" in decision_view(status, "last")["decision"]["text"]
+
+
+class TestPausedOwner:
+    """A lead's pause (kept in the record of each pool the SDR is in) holds for the CRM owner too."""
+
+    def test_a_paused_owner_of_another_pool_gets_nothing_and_the_decision_says_so(self) -> None:
+        cfg = team(sdr("zoe"), pools=[{"id": "team", "sdrs": ["ana", "ben", "cy"]},
+                                      {"id": "other", "sdrs": ["eve", "zoe"]}])
+        store = MemoryStore()
+        store.pool_pauses["other"] = {"zoe": "2026-11-25T09:00:00Z"}
+        ready(store, "a.com", owner="zoe")
+        assert route(store, "a.com", cfg) == "ana"
+        status = store.accounts["a.com"].routing
+        assert status is not None and status.crm_owner == SkippedSdr("zoe", "paused", "2026-11-25T09:00:00Z")
+        # the pause over, she gets her accounts again
+        ready(store, "b.com", owner="zoe")
+        assert route(store, "b.com", cfg, now=datetime(2026, 11, 25, 10, 0, tzinfo=UTC)) == "zoe"
+
+    def test_a_paused_owner_of_the_pool_is_passed_over_too(self) -> None:
+        store = MemoryStore()
+        store.pool_pauses["team"] = {"ana": None}
+        ready(store, "a.com", owner="ana")
+        assert route(store, "a.com") == "ben"
+        view = routing_view(store.accounts["a.com"])
+        assert view is not None and view["decision"]["crmOwner"] == {"owner": "ana", "routed": False,
+                                                                     "reason": "paused"}
+        assert view["decision"]["skipped"] == [{"sdr": "ana", "reason": "paused"}]
