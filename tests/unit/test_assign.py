@@ -440,3 +440,41 @@ class TestBook:
         status, answer = desk.post(REASSIGN, {"to": "ben", "by": "lea"}, sdr_id="ana")
         assert status == 409 and answer["field"] == "to" and "inactive" in answer["message"]
         assert desk.store.account_stream == []
+
+
+class TestDocumented:
+    """Every answer of both routes is in openapi.yaml with its status, and its body is what
+    the document's schema allows; a body the code takes, the request schema allows."""
+
+    def test_the_answers_and_bodies_agree_with_openapi(self) -> None:
+        from tests.integration.test_openapi import _request_schema, _response_schema, _schema_allows
+
+        desk = Desk(routing(sdr("ana"), sdr("ben"), sdr("cy"), sdr("dee", active=False)))
+        owned(desk.store, "acme.com", "ana")
+        owned(desk.store, "done.io", "ana", state="accepted")
+        waiting(desk.store)
+        book(desk.store, "ben", 3)
+        cases = [
+            (ASSIGN, {"sdr": "cy", "by": "lea", "note": "n"}, "acme.com", 200),
+            (ASSIGN, {"sdr": "cy", "by": "lea"}, "acme.com", 200),  # a replay: changed false
+            (ASSIGN, {"sdr": "cy", "by": "lea", "note": None}, "wait.io", 200),
+            (ASSIGN, {"sdr": "cy"}, "acme.com", 400),
+            (ASSIGN, {"sdr": "cy", "by": "ana"}, "acme.com", 403),
+            (ASSIGN, {"sdr": "cy", "by": "lea"}, "nobody.io", 404),
+            (ASSIGN, {"sdr": "dee", "by": "lea"}, "done.io", 409),
+            (ASSIGN, {"sdr": "dee", "by": "lea"}, "acme.com", 409),
+            (ASSIGN, {"sdr": "cy", "by": "lea", "note": "x" * 20_000}, "acme.com", 413),
+            (REASSIGN, {"to": "pool", "by": "lea"}, "ben", 200),
+            (REASSIGN, {"to": "ana", "by": "lea"}, "cy", 200),
+            (REASSIGN, {"to": "pool", "by": "lea", "x": 1}, "ben", 400),
+            (REASSIGN, {"to": "pool", "by": "cy"}, "ben", 403),
+            (REASSIGN, {"to": "pool", "by": "lea"}, "zed", 404),
+            (REASSIGN, {"to": "dee", "by": "lea"}, "ben", 409),
+        ]
+        for route, body, target, expected in cases:
+            where = {"account_id": target} if route == ASSIGN else {"sdr_id": target}
+            status, answer = desk.post(route, body, **where)
+            assert status == expected, (route, body, answer)
+            schema = _response_schema(route, status)
+            assert schema is not None and _schema_allows(schema, answer), (route, status, answer)
+            assert _schema_allows(_request_schema(route), body) == (status not in (400, 413)), (route, body)
