@@ -245,3 +245,12 @@ class TestPausedOwner:
         assert view is not None and view["decision"]["crmOwner"] == {"owner": "ana", "routed": False,
                                                                      "reason": "paused"}
         assert view["decision"]["skipped"] == [{"sdr": "ana", "reason": "paused"}]
+
+
+def test_the_crm_owner_comes_before_the_previous_owner() -> None:
+    pool = match_pool(TEAM, AccountTraits.from_traits("a.com", {"owner": "ben"}))
+    decision = choose_sdr(TEAM, pool, counter=0, assignments={}, now=NOW, previous_owner="ana")
+    assert decision.sdr is not None and decision.sdr.id == "ben" and decision.by == "crm_owner"
+    without = choose_sdr(TEAM, match_pool(TEAM, AccountTraits.from_traits("a.com", {})), counter=0,
+                         assignments={}, now=NOW, previous_owner="cy")
+    assert without.by == "previous_owner" and without.sdr is not None and without.sdr.id == "cy"
