@@ -254,3 +254,50 @@ def test_the_crm_owner_comes_before_the_previous_owner() -> None:
     without = choose_sdr(TEAM, match_pool(TEAM, AccountTraits.from_traits("a.com", {})), counter=0,
                          assignments={}, now=NOW, previous_owner="cy")
     assert without.by == "previous_owner" and without.sdr is not None and without.sdr.id == "cy"
+
+
+class TestOnceAndAfter:
+    def test_twenty_concurrent_deliveries_give_the_owner_one_assignment_and_no_counter_step(self) -> None:
+        import threading
+        from collections import Counter
+
+        from tests.support.fakes import MemoryOutbox, MemoryQueue
+
+        store, queue = MemoryStore(), MemoryQueue()
+        ready(store, "a.com", owner="eve")  # eve: of another pool
+        barrier = threading.Barrier(20)
+        outcomes: list[str] = []
+
+        def deliver() -> None:
+            barrier.wait()
+            outcomes.append(Router(store, load_config().scoring, TEAM, NOW).route_ready("a.com", 1).status)
+
+        threads = [threading.Thread(target=deliver) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert Counter(outcomes) == {"routed": 1, "already_routed": 19}
+        assert store.counters == {} and store.sdr_days == {("eve", date(2026, 11, 23)): 1}
+        assert store.pool_days == {"other": {("eve", date(2026, 11, 23)): 1}}
+        MemoryOutbox(store, queue, load_config().scoring).drain()
+        assert [m.group_id for m in queue.messages] == ["eve"]
+
+    def test_an_sla_breach_moves_it_from_the_owner_to_the_pool_saying_so(self) -> None:
+        from datetime import timedelta
+
+        from leadscore.routing_pass import run_routing_pass
+
+        store = MemoryStore()
+        ready(store, "a.com", owner="ben")
+        assert route(store, "a.com") == "ben"
+        later = NOW + timedelta(hours=49)
+        result = run_routing_pass(Router(store, load_config().scoring, TEAM, later))
+        assert result.rerouted == 1
+        account = store.accounts["a.com"]
+        assert account.sdr is not None and account.sdr["id"] == "ana"
+        status = account.routing
+        assert status is not None and status.tried == ["ben", "ana"] and status.by == "round_robin"
+        assert status.crm_owner == SkippedSdr("ben", "tried")
+        assert decision_view(status, "ana")["decision"]["text"] == (
+            "ana: the pool's weighted round-robin (territory us, pool team); CRM owner ben already had it this cycle")
