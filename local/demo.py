@@ -46,6 +46,9 @@ DEFAULT_BUS_SOURCE = "com.example.product"
 FEEDBACK_ROUTE = "POST /v1/accounts/{accountId}/feedback"
 #: The IAM user the demo's feedback steps are signed as (a CRM integration's).
 FEEDBACK_CALLER = "crm-bot"
+ASSIGN_ROUTE = "POST /v1/accounts/{accountId}/assign"
+#: The IAM user the demo's reassignments are signed as (a team lead's console).
+ASSIGN_CALLER = "lead-console"
 #: The routing pass (SLA re-routes, waiting accounts) runs once per simulated hour; the
 #: template schedules it every 15 minutes.
 ROUTING_PASS = "RoutingPassFunction"
@@ -135,9 +138,10 @@ def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> li
         steps = []
         for index, raw in enumerate(raw_steps):
             where = f"{path.name} steps[{index}]"
-            kinds = [kind for kind in ("route", "feedback", "run") if kind in raw] if isinstance(raw, dict) else []
+            kinds = ([kind for kind in ("route", "feedback", "run", "assign") if kind in raw]
+                     if isinstance(raw, dict) else [])
             if not isinstance(raw, dict) or "at" not in raw or len(kinds) != 1:
-                raise JourneyError(f"{where}: a step needs 'at' and one of 'route', 'feedback' or 'run'")
+                raise JourneyError(f"{where}: a step needs 'at' and one of 'route', 'feedback', 'run' or 'assign'")
             try:
                 at = parse_at(raw["at"], epoch)
             except ValueError as error:
@@ -147,6 +151,13 @@ def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> li
                 if not isinstance(feedback, dict) or not feedback.get("account"):
                     raise JourneyError(f"{where}: 'feedback' needs an 'account' (and 'outcome', 'sdr', 'note')")
                 steps.append(Step(journey=path.stem, index=index, at=at, route="feedback", body=dict(feedback),
+                                  note=raw.get("note")))
+                continue
+            if kinds == ["assign"]:
+                assign = raw["assign"]
+                if not isinstance(assign, dict) or not assign.get("account"):
+                    raise JourneyError(f"{where}: 'assign' needs an 'account' (and 'sdr', 'by', 'note')")
+                steps.append(Step(journey=path.stem, index=index, at=at, route="assign", body=dict(assign),
                                   note=raw.get("note")))
                 continue
             if kinds == ["run"]:
@@ -239,7 +250,7 @@ def contacts_of(journey: Journey) -> list[str]:
     """The contact ids (userId, else email) a journey's steps name, in order of appearance."""
     seen: dict[str, None] = {}
     for step in journey.steps:
-        if step.route in ("feedback", "run"):
+        if step.route in ("feedback", "run", "assign"):
             continue
         bodies = step.body.get("batch", []) if step.route == "/v1/batch" else [step.body]
         for body in bodies:
@@ -376,6 +387,8 @@ class Demo:
             return self._http(step, f"POST {path}", event)
         if step.route == "feedback":
             return self._feedback(step)
+        if step.route == "assign":
+            return self._assign(step)
         if step.route == "run":
             return self._run_schedule(step)
         return self._bus(step, at)
@@ -396,6 +409,26 @@ class Demo:
         status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
         ok = status == 200
         detail = (f"-> {parsed.get('state')}" if ok and isinstance(parsed, dict)
+                  else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
+        return StepResult(step, f"POST {path}", status, ok, detail)
+
+    def _assign(self, step: Step) -> StepResult:
+        """A team lead's reassignment: `POST /v1/accounts/{accountId}/assign`, SigV4-signed, to
+        AssignFunction (the new SDR's message and `Account Reassigned` follow from the stream)."""
+        from urllib.parse import quote
+
+        from local.apigw import http_event, iam_authorizer, json_body
+
+        account_id = str(step.body["account"])
+        body = {k: v for k, v in step.body.items() if k != "account"}
+        path = f"/v1/accounts/{quote(account_id)}/assign"
+        event = http_event("POST", path, body=body, route_key=ASSIGN_ROUTE, now=self.now,
+                           path_parameters={"accountId": account_id}, authorizer=iam_authorizer(user=ASSIGN_CALLER))
+        answer = self.stack.invoke("AssignFunction", event)
+        status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
+        ok = status == 200
+        detail = (f"-> {(parsed.get('sdr') or {}).get('id')} (from {parsed.get('previousSdr')})"
+                  if ok and isinstance(parsed, dict)
                   else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
         return StepResult(step, f"POST {path}", status, ok, detail)
 
@@ -559,7 +592,7 @@ class Demo:
             if expected:
                 account_ids.setdefault(expected)
             for step in journey.steps:
-                if step.route == "feedback":
+                if step.route in ("feedback", "assign"):
                     account_ids.setdefault(str(step.body["account"]))
         for event in self.stack.bus_log:
             account = (event.get("detail") or {}).get("accountId")
@@ -882,6 +915,10 @@ def routing_moments(result: DemoResult) -> list[tuple[str, str, str]]:
         elif kind == "Account Routed":
             text = (f"re-routed to {sdr.get('id')} ({sdr.get('name')}), pool {detail.get('pool')}'s next SDR "
                     f"(attempt {detail.get('attempt')}); SLA due {_when(detail.get('slaDueAt'))}")
+        elif kind == "Account Reassigned":
+            text = (f"reassigned by {detail.get('assignedBy')} (a lead) from {detail.get('previousSdr')} to "
+                    f"{sdr.get('id')} ({sdr.get('name')}), attempt {detail.get('attempt')}; SLA due "
+                    f"{_when(detail.get('slaDueAt'))}")
         else:
             continue  # Account Recycled / Disqualified: shown with their feedback below
         found.append((str(detail.get("time")), account_id, text))

@@ -22,6 +22,7 @@ MOMENTS = {
     "Account SDR Ready": "#d97706",
     "Account Routed": "#059669",
     "Routing SLA Breached": "#dc2626",
+    "Account Reassigned": "#2563eb",
     "Account Recycled": "#7c3aed",
     "Account Disqualified": "#6b7280",
 }
@@ -71,6 +72,8 @@ def moments(bus_events: Sequence[Mapping[str, Any]], account_id: str,
                 kind = f"{kind} to {sdr}"
             elif kind == "Routing SLA Breached" and (detail.get("previousSdr") or sdr):
                 kind = f"{kind} by {detail.get('previousSdr') or sdr}"  # (no previousSdr: nobody else took it)
+            elif kind == "Account Reassigned":  # a lead's hand: to whom, by whom
+                kind = f"{kind} to {sdr} by {detail.get('assignedBy')}"
             found.append((moment, kind))
     for item in feedback:
         moment = _moment(item.get("at"))

@@ -118,8 +118,9 @@ def test_acme_is_sdr_ready_after_the_demo_request_routed_re_routed_and_accepted(
 def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
     assert result.sdr_ready() == []  # every qualified account was routed and got its feedback
     # acme's first message, in maya's inbox, valued when it was routed (score 128); the re-route's
-    # in lucas's, valued then (153, after Jo's demo link click); northwind's in ana's (EMEA)
-    assert list(result.inboxes()) == ["ana", "lucas", "maya"]
+    # in lucas's, valued then (153, after Jo's demo link click); northwind's in ana's (EMEA), then
+    # in ben's when the team lead reassigned it to him
+    assert list(result.inboxes()) == ["ana", "ben", "lucas", "maya"]
     (message,) = result.inboxes()["maya"]
     assert message["schema"] == "account-routed/v1"
     assert message["accountName"] == "Acme" and message["domain"] == "acme.com"
@@ -133,6 +134,8 @@ def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
     assert (second["accountId"], second["score"], second["cycle"], second["territory"]) == ("acme.com", 153, 1, "na")
     assert second["slaDueAt"] == "2026-11-04T11:00:00Z"
     assert [m["accountId"] for m in result.inboxes()["ana"]] == ["northwind.de"]
+    (moved,) = result.inboxes()["ben"]
+    assert (moved["accountId"], moved["cycle"], moved["slaDueAt"]) == ("northwind.de", 1, "2026-10-25T15:00:00Z")
 
 
 def test_northwind_not_ready_is_recycled_with_a_cooldown(result: demo.DemoResult) -> None:
@@ -140,8 +143,12 @@ def test_northwind_not_ready_is_recycled_with_a_cooldown(result: demo.DemoResult
     # Germany: the EMEA territory (400 people: not emea-enterprise), ana first in its pool
     (routed,) = _bus(result, "Account Routed", "northwind.de")
     assert (routed["territory"], routed["pool"], routed["sdr"]["id"]) == ("emea", "emea", "ana")
+    # the team lead moved it to ben by hand (Ana away): his message, Account Reassigned
+    (reassigned,) = _bus(result, "Account Reassigned", "northwind.de")
+    assert (reassigned["previousSdr"], reassigned["sdr"]["id"], reassigned["assignedBy"]) == ("ana", "ben", "amara")
+    assert reassigned["time"] == "2026-10-23T15:00:00+00:00" and reassigned["attempt"] == 2
     (recycled,) = _bus(result, "Account Recycled", "northwind.de")
-    assert recycled["feedback"]["outcome"] == "not_ready" and recycled["feedback"]["sdr"] == "ana"
+    assert recycled["feedback"]["outcome"] == "not_ready" and recycled["feedback"]["sdr"] == "ben"
     # cooldown_days 30 from the feedback (2026-10-24 11:00)
     assert recycled["cooldownUntil"] == northwind["cooldownUntil"] == "2026-11-23T11:00:00Z"
     # Elena came back: scored, still over the threshold, but the engagement before not_ready
@@ -150,7 +157,7 @@ def test_northwind_not_ready_is_recycled_with_a_cooldown(result: demo.DemoResult
     assert northwind["score"] >= northwind["threshold"] and northwind["engagementBaseline"] == 80
     assert northwind["score"] - northwind["engagementBaseline"] < northwind["threshold"]
     assert len(_bus(result, "Account SDR Ready", "northwind.de")) == 1
-    assert [(f["outcome"], f["sdr"]) for f in northwind["feedback"]] == [("not_ready", "ana")]
+    assert [(f["outcome"], f["sdr"]) for f in northwind["feedback"]] == [("not_ready", "ben")]
 
 
 def test_hooli_disqualified_is_scored_over_the_threshold_and_never_routed(result: demo.DemoResult) -> None:
@@ -230,7 +237,8 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
                   "routed to maya (Maya Johnson): territory na (first match in routing.yaml: region NA), pool na",
                   "SLA breached: maya did not accept within 48 h",
                   "re-routed to lucas (Lucas Miller)",
-                  'feedback not_ready from ana: "Talked to Elena: no budget before Q2, revisit then" -> recycled, '
+                  "reassigned by amara (a lead) from ana to ben (Ben Fischer), attempt 2; SLA due 2026-10-25 15:00",
+                  'feedback not_ready from ben: "Talked to Elena: no budget before Q2, revisit then" -> recycled, '
                   "cooldown until 2026-11-23 11:00",
                   "feedback disqualified from amara", "feedback accepted from lucas"):
         assert words in out
@@ -330,7 +338,7 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
         assert f"<h2>{account}" in page
     assert "accepted to Lucas Miller" in page and ">SDR Ready<" in page and ">Routed to maya<" in page
     for mark in ("Routing SLA Breached by maya", "Routed to lucas", "accepted by lucas", ">Recycled<",
-                 "not_ready by ana", ">Disqualified<", "disqualified by amara"):
+                 "not_ready by ben", "Reassigned to ben by amara", ">Disqualified<", "disqualified by amara"):
         assert mark in page, mark
     assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
     # nothing to fetch: no script, no external stylesheet, font or image
