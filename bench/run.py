@@ -275,12 +275,44 @@ def routing_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def team_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    """The team lead's reads (bench/team.py): GET /v1/sdrs per SDR listed, a page of a book."""
+    from bench.team import run_team
+
+    s = "9 team lead"
+    runs = [run_team(3, args.team_accounts), run_team(12, 3 * args.team_accounts)]
+    rows: list[Row] = []
+    for f in runs:
+        c, b = f.counts, f.book
+        team = f"{f.team_size} SDRs, {f.routed} accounts routed"
+        requests = sum(c.get(f"ddb:{op}", 0) for op in ("Query", "GetItem", "BatchGetItem", "Scan"))
+        rows += [
+            budget_row(s, f"{team}: GET /v1/sdrs requests / SDR listed (one Query of her partition)",
+                       requests / f.listed, 1),
+            Row(s, f"{team}: GET /v1/sdrs items read / SDR listed", f.per_sdr("items_read")),
+            Row(s, f"{team}: GET /v1/sdrs read units / SDR listed", f.per_sdr("rcu")),
+            budget_row(s, f"{team}: scans", float(c.get("ddb:Scan", 0) + b.get("ddb:Scan", 0)), 0),
+            Row(s, f"{team}: open accounts listed / routed", f"{f.open_listed} / {f.routed}", "all",
+                f.open_listed == f.routed),
+            budget_row(s, f"{team}: a book page of {f.book_accounts}: requests (OwnerIndex Query, accounts)",
+                       float(b.get("ddb:Query", 0) + b.get("ddb:BatchGetItem", 0)), 2),
+            Row(s, f"{team}: a book page of {f.book_accounts}: read units", float(b.get("rcu", 0))),
+        ]
+    small, large = runs
+    rows.append(budget_row(s, f"flat: items read per SDR listed, {large.team_size} SDRs and {large.routed} accounts "
+                              f"/ {small.team_size} and {small.routed}",
+                           large.per_sdr("items_read") / small.per_sdr("items_read"), 1.0))
+    raw["team"] = [vars(f) for f in runs]
+    return rows
+
+
 SECTIONS = {  # in the order they run: the CPU-timed ones first, on the heap of a fresh process
     "engine": engine_rows,
     "coldstart": coldstart_rows,
     "pipeline": pipeline_rows,  # collection, aggregation, state changes, cost (one run)
     "decay": decay_rows,
     "routing": routing_rows,  # after pipeline: routing's share of the cost uses its figures
+    "team": team_rows,
 }
 
 
@@ -325,6 +357,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="table sizes (contacts) of the SLA pass, comma separated (2000,10000)")
     parser.add_argument("--events-per-route", type=int, default=1000,
                         help="events per routed account, for routing's share of the cost (1000)")
+    parser.add_argument("--team-accounts", type=int, default=30,
+                        help="accounts routed to a pool of 3 before GET /v1/sdrs is measured; 3x to a pool of 12 (30)")
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only these sections")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file ({RESULTS.name})")
     return parser.parse_args(argv)

@@ -330,3 +330,144 @@ def test_reassign_book(sdr_id: str, body: Any, signed: bool) -> None:
     assert sorted(moved + [k["accountId"] for k in answer["kept"]]) == book and answer["more"] is False
     for account_id in moved:
         assert store.accounts[account_id].sdr["id"] not in (OWNER, None)
+
+
+# --- the team lead's routes (functions/sdrs/app.py) -------------------------------------------------
+# Their Queries (an SDR's partition, the OwnerIndex) and the pause's transaction of Updates are
+# beyond tests/fuzz/fakes.py: these run the shipped Store on moto's DynamoDB (the table of
+# template.yaml, which refuses what DynamoDB refuses), seeded with maya's book of three.
+
+TEAM_ROUTES = ("GET /v1/sdrs", "GET /v1/sdrs/{sdrId}/accounts", "PUT /v1/sdrs/{sdrId}/availability")
+TEAM_NOW = "2026-11-23T10:00:00Z"
+_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+class _CountingClient:
+    """The DynamoDB client, counting the writes it is asked for."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _WRITES:
+            self.writes += 1
+        return getattr(self._client, name)
+
+
+def _team_store(stack: Any) -> Any:
+    from leadscore.items import account_item, assignment_item
+    from leadscore.records import Account, Assignment, BookChange, RoutingStatus
+    from leadscore.storage import Store, marshal
+
+    client = stack.client("dynamodb")
+    table = stack.name_of("Table")
+    for i, account_id in enumerate(BOOK):
+        at = f"2026-11-23T09:0{i}:00Z"
+        account = Account(id=account_id, version=1, state="routed", cycle=1, name=account_id, domain=account_id,
+                          sdr={"id": OWNER, "name": "Maya Johnson", "email": "maya@example.com"},
+                          routing=RoutingStatus(pool="na", territory="na", mode="territory", routed_at=at,
+                                                sla_due_at="2026-11-25T09:00:00Z", attempt=1, tried=[OWNER]))
+        client.put_item(TableName=table, Item=marshal(account_item(account)))
+        client.put_item(TableName=table, Item=marshal(assignment_item(Assignment(
+            account_id, 1, OWNER, "na", "na", "territory", at, "2026-11-25T09:00:00Z", 1, [OWNER]))))
+    store = Store(table, client=client)
+    store.apply_book_changes([BookChange(OWNER, "open", f"{a}#1", TEAM_NOW) for a in BOOK])
+    return store
+
+
+def invoke_team(store: Any, route: str, path_parameters: dict[str, str], *, query: str = "",
+                body: bytes | None = None, signed: bool = True) -> tuple[dict[str, Any], int, Any]:
+    """(the answer, the writes it made, what it published)."""
+    from datetime import datetime
+
+    from leadscore import runtime
+    from leadscore.storage import Store
+
+    from functions.sdrs.app import lambda_handler
+    from tests.support.fakes import MemoryPublisher
+
+    method, path = route.split(" ", 1)
+    for name, value in path_parameters.items():
+        path = path.replace("{" + name + "}", quote(value, safe="", errors="surrogatepass"))
+    event = http_event(method, path + (f"?{query}" if query else ""), route_key=route, body=body,
+                       path_parameters=path_parameters or None,
+                       authorizer=iam_authorizer(user="lead-console") if signed else None)
+    if currently_in_test_context():
+        note(f"{route} params={path_parameters!r} ?{query[:300]!r} body={(body or b'')[:600]!r}")
+        TALLY.add(route)
+    counting = _CountingClient(store.client)
+    publisher = MemoryPublisher()
+    now = datetime.fromisoformat(TEAM_NOW.replace("Z", "+00:00"))
+    with mock.patch.object(runtime, "store", lambda: Store(store.table_name, client=counting)), \
+            mock.patch.object(runtime, "publisher", lambda: publisher), mock.patch.object(runtime, "now", lambda: now):
+        response = lambda_handler(event, lambda_context("SdrsFunction"))
+    return response, counting.writes, publisher
+
+
+sdr_ids = st.one_of(st.sampled_from([OWNER, "amara", "kenji", "MAYA", " maya", "nobody"]), path_ids)
+book_queries = st.one_of(
+    st.just(""),
+    st.builds(lambda k, v: f"{k}={quote(v, safe='', errors='surrogatepass')}",
+              st.sampled_from(["state", "cursor", "limit"]), st.one_of(any_text, st.sampled_from(
+                  ["routed", "accepted", "closed", "1", "25", "100", "101", "0", "-1", "1e2", "٣",
+                   "eyJhIjoiMjAyNi0xMS0yM1QwOTowMTowMFoiLCJwIjoiQSNiZXRhLmlvIiwicyI6IlJUIzAwMDAwMSJ9",
+                   "eyJhIjoieCIsInAiOiJBI3giLCJzIjoiUlQjMSJ9", "e30", "%%", "A" * 3000]))),
+    st.sampled_from(["limit=1&cursor=", "state=routed&limit=2", "cursor=%ED%A0%80", "state=%FF"]),
+)
+
+
+@st.composite
+def availability_body(draw: st.DrawFn) -> Any:
+    kind = draw(st.sampled_from(["near"] * 5 + ["json", "hostile", "bytes"]))
+    if kind == "json":
+        return draw(json_values)
+    if kind == "hostile":
+        return {"available": False, draw(st.sampled_from(["until", "reason", "available", "x"])): draw(hostile_value)}
+    if kind == "bytes":
+        return draw(st.one_of(st.binary(max_size=64), st.just(b"{" * 5000),
+                              st.just(b'{"available":false,"reason":"\xed\xa0\x80"}')))
+    body: dict[str, Any] = {"available": draw(st.booleans() if draw(st.integers(0, 5)) else json_values)}
+    if draw(st.booleans()):
+        body["until"] = draw(st.one_of(st.sampled_from(["2026-11-24T09:00:00Z", "2026-11-23T10:00:00Z",
+                                                         "2027-12-01T00:00:00Z", "2026-11-24T09:00:00+14:00",
+                                                         "2026-11-24", "9999-12-31T23:59:59Z", None]),
+                                       st.builds(str, timestamps), any_text))
+    if draw(st.booleans()):
+        body["reason"] = draw(st.one_of(st.none(), st.text(max_size=40), notes))
+    return body
+
+
+def test_team_routes(stack: Any) -> None:
+    store = _team_store(stack)
+
+    @fuzz_settings(300)
+    @given(route=st.sampled_from(TEAM_ROUTES[:2]), sdr_id=sdr_ids, query=book_queries, signed=st.booleans())
+    def reads(route: str, sdr_id: str, query: str, signed: bool) -> None:
+        response, writes, _ = invoke_team(store, route, {} if route == TEAM_ROUTES[0] else {"sdrId": sdr_id},
+                                          query=query, signed=signed)
+        answer = check_answer(response)
+        assert writes == 0
+        if response["statusCode"] == 200 and route == TEAM_ROUTES[1]:
+            assert answer["sdr"] in _routing().sdr_by_id
+            assert {a["accountId"] for a in answer["accounts"]} <= (set(BOOK) if answer["sdr"] == OWNER else set())
+        elif response["statusCode"] == 200:
+            assert [v["id"] for v in answer["sdrs"]] == [s.id for s in _routing().sdrs]
+
+    @fuzz_settings(400)
+    @given(sdr_id=sdr_ids, body=availability_body(), signed=st.booleans())
+    def pauses(sdr_id: str, body: Any, signed: bool) -> None:
+        response, writes, published = invoke_team(store, TEAM_ROUTES[2], {"sdrId": sdr_id}, body=encoded(body),
+                                                  signed=signed)
+        answer = check_answer(response)
+        if response["statusCode"] != 200:
+            assert writes == 0 and published.events == [], answer
+            return
+        assert answer["sdr"] in _routing().sdr_by_id and writes == (1 if answer["changed"] else 0)
+        ((kind, detail),) = published.events
+        assert kind == "SDR Availability Changed" and detail["version"] == answer["version"]
+        if answer["paused"] is not None:
+            assert answer["paused"]["until"] is None or answer["paused"]["until"] > TEAM_NOW
+
+    reads()
+    pauses()

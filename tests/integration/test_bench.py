@@ -16,7 +16,7 @@ from bench import run
 
 pytestmark = pytest.mark.slow
 
-COUNTED = ("1 collection", "2 aggregation", "3 decay", "4 state changes", "8 routing")
+COUNTED = ("1 collection", "2 aggregation", "3 decay", "4 state changes", "8 routing", "9 team lead")
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     run.main(["--contacts", "200", "--burst", "300", "--decay-sizes", "300,1200", "--decay-due", "40",
               "--engine-iterations", "200", "--coldstart-runs", "1", "--routing-accounts", "20",
               "--routing-teams", "3,12", "--routing-full", "4", "--routing-burst", "30", "--routing-sizes", "300,1200",
-              "--json", str(out)])
+              "--team-accounts", "10", "--json", str(out)])
     return json.loads(out.read_text())
 
 
 def test_every_section_produces_numbers(results: dict) -> None:
     sections = {row["section"] for row in results["rows"]}
     assert {"1 collection", "2 aggregation", "3 decay", "4 state changes", "5 rules engine", "6 cold start",
-            "7 cost", "8 routing"} <= sections
+            "7 cost", "8 routing", "9 team lead"} <= sections
     for row in results["rows"]:
         if isinstance(row["measured"], float | int):
             assert not math.isnan(row["measured"]), row
@@ -93,3 +93,15 @@ def test_the_sla_pass_reads_about_one_item_per_account_due_at_both_sizes(results
         assert figures["due"] == figures["rerouted"] == figures["transactions"] == figures["sends"] == 21
         assert figures["scans"] == 0 and figures["items_read"] <= 1.2 * figures["due"]
     assert small["items_read"] == large["items_read"]
+
+
+def test_the_team_list_reads_one_query_and_two_items_per_sdr_whatever_the_history(results: dict) -> None:
+    small, large = results["team"]
+    assert (small["team_size"], small["routed"], large["team_size"], large["routed"]) == (3, 10, 12, 30)
+    for figures in (small, large):
+        counts = figures["counts"]
+        assert counts["ddb:Query"] == figures["listed"] == figures["team_size"]
+        assert not any(counts.get(f"ddb:{op}") for op in ("Scan", "GetItem", "BatchGetItem"))
+        assert counts["items_read"] == 2 * figures["listed"]  # her record and today's count
+        assert figures["open_listed"] == figures["routed"]
+        assert figures["book"]["ddb:Query"] == figures["book"]["ddb:BatchGetItem"] == 1

@@ -96,7 +96,8 @@ class TestPause:
         pipeline.settle()
         assert routed_messages(pipeline) == []
         routing = pipeline.account("nippon.io")["routing"]
-        assert routing["status"] == "waiting" and "paused" in routing["reason"], routing
+        assert routing["status"] == "waiting" and routing["why"] == "paused", routing
+        assert "kenji paused" in routing["reason"] and "priya paused until 2026-11-20" in routing["reason"]
         pipeline.advance(minutes=15)
         assert pass_(pipeline)["waiting"] == 1
         call(pipeline, "availability", "kenji", body={"available": True})
@@ -233,3 +234,29 @@ class TestTheDocumentAgrees:
         assert _schema_allows(_request_schema(ROUTES["availability"]), body) is allowed
         status, answer = call(pipeline, "availability", "maya", body=body)
         assert (status == 200) is allowed, answer
+
+
+def _readme_example(name: str) -> Any:
+    import json
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(rf"<!-- example: {name} -->\n```json\n(.*?)\n```", text, re.S)
+    assert found, name
+    return json.loads(found.group(1))
+
+
+class TestTheReadme:
+    def test_the_examples_are_what_the_routes_answer(self, pipeline: Pipeline) -> None:
+        assert pause(pipeline, "maya", until="2026-11-09T09:00:00Z", reason="conference") == \
+            _readme_example("availability")
+        for n in range(3):
+            route_one(pipeline, n)
+            pipeline.advance(minutes=30)
+        feedback(pipeline, {"outcome": "accepted", "sdr": "lucas"}, account_id="acct0.io")
+        pipeline.settle()
+        _, listed = call(pipeline, "list")
+        shown = _readme_example("sdrs")
+        assert {**listed, "sdrs": [v for v in listed["sdrs"] if v["id"] in ("maya", "lucas")]} == shown
+        assert call(pipeline, "book", "lucas", query={"limit": "1"})[1] == _readme_example("book")
