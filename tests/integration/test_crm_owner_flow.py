@@ -64,7 +64,8 @@ class TestCrmOwner:
         assert inbox.main(["--sdr", "ben", "--now", now]) == 0
         assert "   routed: ben: the account's owner in the CRM (territory na, pool na)" in capsys.readouterr().out
 
-    def test_the_same_trait_from_a_browser_source_is_ignored(self, pipeline: Pipeline) -> None:
+    def test_the_same_trait_from_a_browser_source_is_ignored(
+            self, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
         name_owner(pipeline, "acmetech.io", "ben", "wk_demo_website")
         qualify(pipeline, 0, "acmetech.io")
         pipeline.settle()
@@ -73,6 +74,9 @@ class TestCrmOwner:
         assert got["by"] == "round_robin" and "crmOwner" not in got
         stored = [i for i in pipeline.table_items() if i.get("k") == "E" and i.get("ty") == "group"]
         assert stored and all("owner" not in (i.get("tr") or "") for i in stored)
+        capsys.readouterr()
+        assert inbox.main(["--sdr", "maya", "--now", pipeline.now.strftime("%Y-%m-%dT%H:%M:%SZ")]) == 0
+        assert "   routed: maya: the pool's weighted round-robin (territory na, pool na)\n" in capsys.readouterr().out
 
     def test_an_owner_out_of_office_leaves_it_to_the_pool_and_says_why(
             self, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
