@@ -260,3 +260,79 @@ class TestTheReadme:
         shown = _readme_example("sdrs")
         assert {**listed, "sdrs": [v for v in listed["sdrs"] if v["id"] in ("maya", "lucas")]} == shown
         assert call(pipeline, "book", "lucas", query={"limit": "1"})[1] == _readme_example("book")
+
+
+class TestRacesAndRetries:
+    """A pause is written once whatever races it (two leads at once), and announced even when
+    the bus refused it the first time."""
+
+    def _api(self, pipeline: Pipeline, store: Any, publisher: Any) -> Any:
+        from leadscore import runtime
+        from leadscore.team import TeamApi
+
+        return TeamApi(store, runtime.routing(), clock=lambda: pipeline.now, publisher=publisher)
+
+    def test_two_leads_at_once_both_land_in_order_and_the_pool_records_agree(self, pipeline: Pipeline) -> None:
+        from leadscore.http import Request
+        from leadscore.storage import Store
+
+        from tests.support.fakes import MemoryPublisher
+
+        publisher = MemoryPublisher()
+        table = pipeline.stack.name_of("Table")
+        raced: list[int] = []
+
+        def request(body: Any) -> Request:
+            import json as _json
+
+            return Request(method="PUT", route=ROUTES["availability"], path="/v1/sdrs/maya/availability", headers={},
+                           query={}, path_parameters={"sdrId": "maya"}, body=_json.dumps(body).encode(),
+                           source_ip=None, caller=CALLER)
+
+        outer: Any = None
+
+        class Racing(Store):
+            def load_sdr_record(self, sdr_id: str) -> Any:
+                record = super().load_sdr_record(sdr_id)
+                if not raced:  # another lead returns maya between our read and our write
+                    raced.append(1)
+                    other = outer._api(pipeline, Store(table, client=pipeline.stack.client("dynamodb")), publisher)
+                    answer = other.handle(request({"available": False, "until": "2026-11-05T09:00:00Z"}))
+                    assert answer["statusCode"] == 200, answer
+                return record
+
+        outer = self
+        mine = self._api(pipeline, Racing(table, client=pipeline.stack.client("dynamodb")), publisher)
+        answer = mine.handle(request({"available": False, "until": "2026-11-09T09:00:00Z", "reason": "offsite"}))
+        assert answer["statusCode"] == 200, answer
+        assert [d["version"] for _, d in publisher.events] == [1, 2]  # the race's, then ours, read again
+        assert [d["until"] for _, d in publisher.events] == ["2026-11-05T09:00:00Z", "2026-11-09T09:00:00Z"]
+        view = sdrs(pipeline)["maya"]["availability"]["paused"]
+        assert view["until"] == "2026-11-09T09:00:00Z" and view["reason"] == "offsite"
+        from tests.integration.test_route_flow import item
+
+        for pool in ("na", "catch-all"):  # both pools maya is in hold the winner's end
+            assert (item(pipeline, f"POOL#{pool}", "RR") or {}).get("p#maya") == "2026-11-09T09:00:00Z"
+
+    def test_a_refused_announcement_is_a_503_and_the_same_request_again_announces_it(
+            self, pipeline: Pipeline) -> None:
+        from leadscore.http import Request
+
+        from tests.support.fakes import MemoryPublisher
+
+        body = b'{"available": false, "reason": "flu"}'
+        request = Request(method="PUT", route=ROUTES["availability"], path="/v1/sdrs/lucas/availability",
+                          headers={}, query={}, path_parameters={"sdrId": "lucas"}, body=body, source_ip=None,
+                          caller=CALLER)
+        from leadscore.storage import Store
+
+        store = Store(pipeline.stack.name_of("Table"), client=pipeline.stack.client("dynamodb"))
+        refused = self._api(pipeline, store, MemoryPublisher(fail=True)).handle(request)
+        assert refused["statusCode"] == 503 and json_body(refused)["field"] == "sdrId"
+        assert json_body(refused)["version"] == 1
+        assert sdrs(pipeline)["lucas"]["availability"]["status"] == "paused"  # saved
+        publisher = MemoryPublisher()
+        again = self._api(pipeline, store, publisher).handle(request)
+        assert again["statusCode"] == 200 and json_body(again)["changed"] is False
+        assert [(kind, d["version"], d["available"]) for kind, d in publisher.events] == [
+            ("SDR Availability Changed", 1, False)]
