@@ -335,8 +335,7 @@ class Router:
                        ) -> tuple[dict[tuple[str, Any], int], dict[str, datetime | None]]:
         """The CRM owner's day count and pause when they are not of the account's pool (else the
         pool's record has them): from the record of a pool they are in (read once, kept like any
-        pool read); an owner in no pool (a lead) from their own day count (one read, when they
-        have a capacity; their pause is kept on their SDR record, which routing does not read)."""
+        pool read); an owner in no pool (a lead) from her own day count and record (one read)."""
         from leadscore.routing import sdr_pools
 
         owner = self.routing.sdr_by_id.get(choice.crm_owner.sdr or "") if choice.crm_owner else None
@@ -346,8 +345,9 @@ class Router:
         pools = sdr_pools(self.routing, owner.id)
         pool = next((p for p in pools if p in cache.days), pools[0] if pools else None)
         if pool is None:
-            return ({pair: self.store.load_pool_state(None, [pair])[1].get(pair, 0)}
-                    if owner.daily_capacity is not None else {}), {}
+            own: dict[str, str | None] = {}
+            count = self.store.load_pool_state(None, [pair], pauses=own)[1].get(pair, 0)
+            return {pair: count}, {sdr: _moment(until) for sdr, until in own.items()}
         if pool not in cache.days:
             pauses: dict[str, str | None] = {}
             counter, counts = self.store.load_pool_state(pool, [pair], pauses=pauses)

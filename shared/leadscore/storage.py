@@ -434,13 +434,19 @@ class Store:
         other it still holds (older days, SDRs since gone, which the next routing transaction
         removes). One strongly consistent read of one item, whatever the pool's size.
 
-        With `pool_id` None: the SDRs' own day counts of the pairs asked instead (one key each).
+        With `pool_id` None: the SDRs' own day counts of the pairs asked instead (one key each)
+        and, with `pauses`, their own records' pauses (one more key each, in the same request).
         `pauses`, when given, is filled with the record's copies of its SDRs' pauses (SDR id ->
         its end, None: until returned; `save_pause` writes them): no read of its own."""
         wanted_days = list(dict.fromkeys(days))
         if pool_id is None:
             keys = [sdr_day_key(sdr, day) for sdr, day in wanted_days]
-            found = self.get_many(keys) if keys else {}
+            sdrs = list(dict.fromkeys(sdr for sdr, _ in wanted_days)) if pauses is not None else []
+            found = self.get_many(keys + [sdr_record_key(sdr) for sdr in sdrs]) if keys else {}
+            for sdr in sdrs:  # an SDR of no pool (a lead): the pause is on her own record only
+                pause = sdr_record_from_item(sdr, found.get(sdr_record_key(sdr))).pause
+                if pause is not None and pauses is not None:
+                    pauses[sdr] = pause.until
             return None, {pair: sdr_day_count(found.get(sdr_day_key(*pair))) for pair in wanted_days}
         key = pool_counter_key(pool_id)
         record = self.get_many([key]).get(key)

@@ -95,3 +95,22 @@ class TestCrmOwner:
         capsys.readouterr()
         assert inbox.main(["--sdr", "maya", "--now", pipeline.now.strftime("%Y-%m-%dT%H:%M:%SZ")]) == 0
         assert "CRM owner ana out of office until 2027-01-01" in capsys.readouterr().out
+
+
+def test_an_sdr_of_no_pool_is_read_with_her_pause_in_one_request(pipeline: Pipeline) -> None:
+    """What the router reads for a CRM owner who is a lead of no pool: her day count and her
+    own record's pause (no pool record copies it), in one BatchGetItem."""
+    from datetime import date
+
+    from leadscore.records import SdrPause
+    from leadscore.storage import Store
+
+    store = Store(pipeline.stack.name_of("Table"), client=pipeline.stack.client("dynamodb"))
+    day = date(2026, 11, 2)
+    pauses: dict[str, str | None] = {}
+    assert store.load_pool_state(None, [("lee", day)], pauses=pauses) == (None, {("lee", day): 0})
+    assert pauses == {}
+    store.save_pause("lee", SdrPause(until="2026-11-09T09:00:00Z", reason="leave", at="2026-11-02T09:00:00Z"),
+                     pools=[], expected_version=0, at="2026-11-02T09:00:00Z")
+    assert store.load_pool_state(None, [("lee", day)], pauses=pauses) == (None, {("lee", day): 0})
+    assert pauses == {"lee": "2026-11-09T09:00:00Z"}

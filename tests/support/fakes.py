@@ -227,6 +227,10 @@ class MemoryStore:
             keys = 1 if pool_id is not None else len(days)
             self.calls["pool_keys_read"] = self.calls.get("pool_keys_read", 0) + keys
             if pool_id is None:
+                for sdr_id in dict.fromkeys(s for s, _ in days) if pauses is not None else ():
+                    record = self.sdr_records.get(sdr_id)
+                    if record is not None and record.pause is not None and pauses is not None:
+                        pauses[sdr_id] = record.pause.until
                 return None, {day: self.sdr_days.get(day, 0) for day in days}
             return self.counters.get(pool_id, 0), {**dict.fromkeys(days, 0), **self.pool_days.get(pool_id, {})}
 

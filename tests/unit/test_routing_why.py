@@ -301,3 +301,18 @@ class TestOnceAndAfter:
         assert status.crm_owner == SkippedSdr("ben", "tried")
         assert decision_view(status, "ana")["decision"]["text"] == (
             "ana: the pool's weighted round-robin (territory us, pool team); CRM owner ben already had it this cycle")
+
+
+def test_a_paused_lead_of_no_pool_gets_nothing_as_crm_owner() -> None:
+    from leadscore.records import SdrPause, SdrRecord
+
+    cfg = team(sdr("lee"), leads=["lee"])  # a lead: in no pool, so no pool record holds her pause
+    store = MemoryStore()
+    store.sdr_records["lee"] = SdrRecord("lee", pause=SdrPause(until=None, reason="leave", at="2026-11-20T00:00:00Z"))
+    ready(store, "a.com", owner="lee")
+    assert route(store, "a.com", cfg) == "ana"
+    status = store.accounts["a.com"].routing
+    assert status is not None and status.crm_owner == SkippedSdr("lee", "paused")
+    store.sdr_records["lee"] = SdrRecord("lee")  # returned
+    ready(store, "b.com", owner="lee")
+    assert route(store, "b.com", cfg) == "lee"
