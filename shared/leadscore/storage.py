@@ -704,7 +704,7 @@ class Store:
                    at: str) -> int:
         """Pause an SDR (`pause`) or return them (None): one TransactWriteItems of Updates, all
         or nothing: their record (the pause, its version + 1, conditioned on the version read)
-        and, in the record of each pool of `pools` (the pools whose routing can choose them),
+        and, in the record of each pool of `pools` (`team.pause_pools`: every pool),
         the pause's copy the router reads with the pool (`pool_pause_attribute`), or its removal.
         Neither touches a counter or a day count. 2 WCU per KB per item. Returns the new
         version; TransactionConflict when the record moved on or a route raced a pool record."""

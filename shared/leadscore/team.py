@@ -41,6 +41,8 @@ MAX_REASON = 500
 #: The furthest a pause may end (a longer absence belongs in routing.yaml's out_of_office).
 MAX_PAUSE = timedelta(days=366)
 MAX_ATTEMPTS = 5
+#: TransactWriteItems takes 100 items: the SDR's record and at most 99 pool records.
+MAX_PAUSE_POOLS = 100
 PAGE_DEFAULT = 25
 PAGE_MAX = 100
 #: Index pages one book request reads at most to fill a page when `state` filters.
@@ -172,6 +174,17 @@ def parse_body(raw: bytes, now: datetime) -> AvailabilityBody:
 
 CURSOR_PROBLEM = ("cursor: not a cursor of this SDR's book (give back nextCursor as it came, or leave it out "
                   "for the first page)")
+
+
+def pause_pools(routing: RoutingConfig, sdr_id: str) -> list[str]:
+    """The pool records a pause is copied into: every pool of routing.yaml and the global pool
+    of `round_robin` mode, so one she joins with a later deploy (or a change of mode) knows it
+    already; only the pools whose routing can choose her if there are too many for one
+    transaction."""
+    from leadscore.routing import GLOBAL_POOL, sdr_pools
+
+    every = [pool.id for pool in routing.pools] + [GLOBAL_POOL]
+    return every if len(every) < MAX_PAUSE_POOLS else list(sdr_pools(routing, sdr_id))
 
 
 # ------------------------------------------------------------------ views
@@ -306,8 +319,6 @@ class TeamApi:
         transaction (read again and written again when a route raced it), then
         `SDR Availability Changed` on the bus. The same body again changes nothing and
         announces the same version again (a consumer keeps one per SDR and version)."""
-        from leadscore.routing import sdr_pools
-
         for _ in range(MAX_ATTEMPTS):
             record = self.store.load_sdr_record(sdr.id)
             before = record.pause if _paused_now(record.pause, now) else None
@@ -320,7 +331,7 @@ class TeamApi:
                 pause, version, changed = before, record.version, False
             else:
                 try:
-                    version = self.store.save_pause(sdr.id, wanted, pools=sdr_pools(self.routing, sdr.id),
+                    version = self.store.save_pause(sdr.id, wanted, pools=pause_pools(self.routing, sdr.id),
                                                     expected_version=record.version, at=utc_text(now))
                 except TransactionConflict:
                     continue

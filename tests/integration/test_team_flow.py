@@ -272,7 +272,7 @@ class TestRacesAndRetries:
 
         return TeamApi(store, runtime.routing(), clock=lambda: pipeline.now, publisher=publisher)
 
-    def test_two_leads_at_once_both_land_in_order_and_the_pool_records_agree(self, pipeline: Pipeline) -> None:
+    def test_two_leads_at_once_both_land_in_order_and_every_pool_record_agrees(self, pipeline: Pipeline) -> None:
         from leadscore.http import Request
         from leadscore.storage import Store
 
@@ -311,7 +311,8 @@ class TestRacesAndRetries:
         assert view["until"] == "2026-11-09T09:00:00Z" and view["reason"] == "offsite"
         from tests.integration.test_route_flow import item
 
-        for pool in ("na", "catch-all"):  # both pools maya is in hold the winner's end
+        # every pool record holds the winner's end: those maya is in, and those she may join
+        for pool in ("na", "emea", "emea-enterprise", "apac", "catch-all", "*"):
             assert (item(pipeline, f"POOL#{pool}", "RR") or {}).get("p#maya") == "2026-11-09T09:00:00Z"
 
     def test_a_refused_announcement_is_a_503_and_the_same_request_again_announces_it(

@@ -162,3 +162,16 @@ class TestInput:
                         "e30", "W10", "x" * 3000):
             with pytest.raises(ValueError):
                 book_start(garbage, "ana")
+
+
+class TestPausePools:
+    def test_a_pause_goes_to_every_pool_so_one_she_joins_later_knows_it(self) -> None:
+        from leadscore.team import pause_pools
+
+        assert pause_pools(TEAM, "ana") == ["team", GLOBAL_POOL]
+        from leadscore.routing_config import RoutingConfig
+
+        many = RoutingConfig.model_validate({
+            "version": 1, "sdrs": [sdr("ana"), sdr("ben")], "fallback_pool": "p0",
+            "pools": [{"id": f"p{i}", "sdrs": ["ana", "ben"] if i < 3 else ["ben"]} for i in range(120)]})
+        assert pause_pools(many, "ana") == ["p0", "p1", "p2"]  # one transaction: only hers
