@@ -241,7 +241,8 @@ class RoutingDecision:
     def explanation(self) -> str:
         note = f"; {self.owner_note}" if self.owner_note else ""
         if self.sdr is not None:
-            how = {"crm_owner": "CRM owner", "previous_owner": "previous owner"}.get(str(self.by), "round-robin")
+            how = {"crm_owner": "CRM owner", "previous_owner": "previous owner", "assigned": "named by a lead"
+                   }.get(str(self.by), "round-robin")
             return f"{self.sdr.id} ({how}, pool {self.pool}){note}"
         details = []
         for s in self.skipped:

@@ -316,3 +316,11 @@ def test_a_paused_lead_of_no_pool_gets_nothing_as_crm_owner() -> None:
     store.sdr_records["lee"] = SdrRecord("lee")  # returned
     ready(store, "b.com", owner="lee")
     assert route(store, "b.com", cfg) == "lee"
+
+
+def test_a_decision_naming_an_sdr_outright_says_so() -> None:
+    from leadscore.routing import RoutingDecision
+
+    ben = TEAM.sdr_by_id["ben"]
+    named = RoutingDecision("territory", "team", "us", ben, None, counter=4, counter_step=0, day=date(2026, 11, 23))
+    assert (named.by, named.explanation) == ("assigned", "ben (named by a lead, pool team)")
