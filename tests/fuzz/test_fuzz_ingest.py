@@ -17,7 +17,8 @@ Properties (PRODUCT.md, Ingestion), for every input:
 - a form never passes a posted userId through; the settings' apiHost never carries a
   client's X-Forwarded-Host; a preflight stores nothing;
 - an identify crowded with custom traits (in traits, traits.company and context.traits)
-  stores every known trait within the event's bound, so its fit is that of its known traits.
+  stores every known trait within the event's bound, so its fit is that of its known traits;
+- a group call's `owner` (the CRM owner routing honours) is stored only from the trusted source.
 """
 
 from __future__ import annotations
@@ -419,3 +420,35 @@ def test_preflight(origin: str | None, proxy: str, method: str | None) -> None:
     assert response["statusCode"] in (204, 403), response
     assert table.total_writes == 0, table.writes
 
+
+
+# --- the CRM owner: only a trusted source names it ---------------------------------------------
+
+
+_storable = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9), st.text(max_size=80),
+                     st.lists(st.text(max_size=5), max_size=3),
+                     st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
+
+
+@fuzz_settings(300)
+@given(owner=_storable, extra=st.dictionaries(st.text(max_size=8).filter(lambda k: k != "email"), _storable,
+                                              max_size=4),
+       key=st.sampled_from([*WRITE_KEYS, "wk_demo_crm"]), route=st.sampled_from(["/v1/group", "/v1/batch"]))
+def test_only_the_trusted_source_stores_a_group_owner(owner: Any, extra: dict[str, Any], key: str, route: str) -> None:
+    """A group call's `owner` (any JSON value, among any custom traits) is stored only when
+    the trusted CRM sync sent it (sources.yaml `trusted: true`); from every other source the
+    event is stored without it, its other traits kept (issue 22, the CRM's owner first)."""
+    from leadscore.items import event_from_item
+
+    message = {"type": "group", "userId": "u-1", "groupId": "acme.com", "messageId": "g-1",
+               "traits": {**extra, "owner": owner}}
+    body = {"batch": [message]} if route == "/v1/batch" else message
+    response, table = call("POST", route, body=dumps(body).encode(),
+                           headers={"content-type": "application/json", "authorization": basic(key)})
+    assert response["statusCode"] == 200, response
+    (item,) = table.stored("E")
+    traits = event_from_item(item).traits
+    if key != "wk_demo_crm":
+        assert "owner" not in traits, traits
+    elif isinstance(owner, str) and len(owner) < 64:
+        assert traits.get("owner") == owner, traits
