@@ -240,6 +240,13 @@ def _feedback() -> dict[str, Any]:
                       route_key="POST /v1/accounts/{accountId}/feedback", authorizer=iam_authorizer())
 
 
+def _assign() -> dict[str, Any]:
+    from local.apigw import http_event, iam_authorizer
+
+    return http_event("POST", f"/v1/accounts/{ACCOUNT_ID}/assign", body={"sdr": "lucas", "by": "amara"},
+                      route_key="POST /v1/accounts/{accountId}/assign", authorizer=iam_authorizer())
+
+
 #: function folder -> (its sample event, the table it finds): what its first invocation handles
 SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "collect": lambda: (_sample("collect-track"), {}),
@@ -250,6 +257,7 @@ SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "read_api": lambda: (_sample("read-account"), _account_world()),
     "route": lambda: (_sdr_ready(), _account_world()),
     "feedback": lambda: (_feedback(), _account_world()),
+    "assign": lambda: (_assign(), _account_world()),  # a lead routes the SDR-ready account to lucas
 }
 
 

@@ -16,6 +16,7 @@ from bench import coldstart
     ("collect", "PutItem"),  # the event's conditional write
     ("route", "TransactWriteItems"),  # the routing transaction
     ("feedback", "TransactWriteItems"),  # the feedback and the account, its body checked without pydantic
+    ("assign", "TransactWriteItems"),  # a lead's reassignment: the routing transaction
 ])
 def test_a_first_invocation_handles_its_sample_without_validating_the_rules(function: str, call: str) -> None:
     measured = coldstart.measure_function(coldstart.FUNCTIONS_DIR / function, runs=1)
