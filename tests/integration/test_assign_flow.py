@@ -137,3 +137,22 @@ def test_a_paused_sdr_is_refused_and_passed_over_by_a_book(pipeline: Pipeline) -
     assert {m["sdr"]["id"] for m in answer["moved"]} == {"lucas"}  # not sofia, not maya
     pipeline.settle()
     assert sorted(m["body"]["accountId"] for m in routed_messages(pipeline)) == sorted(held)
+
+
+def test_who_owns_what_follows_a_reassignment_and_it_is_no_sla_breach(pipeline: Pipeline) -> None:
+    from tests.integration.test_team_flow import sdrs
+
+    ids = [qualify(pipeline, n, domain=f"own{n}.io") for n in range(4)]  # na: maya, lucas, sofia, maya
+    pipeline.settle()
+    routed_messages(pipeline)
+    assert [sdrs(pipeline)[s]["open"] for s in ("maya", "lucas", "sofia")] == [2, 1, 1]
+    assert assign(pipeline, ids[1], {"sdr": "maya", "by": "amara"})[0] == 200  # lucas's to maya
+    pipeline.settle()
+    view = sdrs(pipeline)
+    assert [view[s]["open"] for s in ("maya", "lucas", "sofia")] == [3, 0, 1]
+    assert reassign(pipeline, "maya", {"to": "pool", "by": "amara"})[0] == 200  # maya's 3 to lucas and sofia
+    pipeline.settle()
+    view = sdrs(pipeline)
+    assert view["maya"]["open"] == 0 and view["lucas"]["open"] + view["sofia"]["open"] == 4
+    assert abs(view["lucas"]["open"] - view["sofia"]["open"]) <= 1
+    assert all(view[s]["slaBreaches"]["last30Days"] == 0 for s in ("maya", "lucas", "sofia"))
