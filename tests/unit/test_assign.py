@@ -418,6 +418,29 @@ class TestBook:
         shares = Counter(desk.store.accounts[a].sdr["id"] for a in ids)  # type: ignore[index]
         assert max(shares.values()) - min(shares.values()) <= 1
 
+    def test_two_at_once_move_each_account_once(self) -> None:
+        desk = Desk()
+        ids = book(desk.store, "ana", 20)
+        answers: list[tuple[int, Any]] = []
+        start = threading.Barrier(2)
+
+        def post() -> None:
+            start.wait()
+            answers.append(desk.post(REASSIGN, {"to": "pool", "by": "lea"}, sdr_id="ana"))
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        desk.outbox.drain()
+        moved = [m["accountId"] for _, answer in answers for m in answer["moved"]]
+        assert sorted(moved) == ids  # between them, each account once
+        assert sorted(m.body["accountId"] for m in desk.queue.messages) == ids
+        assert all(desk.store.accounts[a].routing.attempt == 2 for a in ids)  # type: ignore[union-attr]
+        shares = Counter(desk.store.accounts[a].sdr["id"] for a in ids)  # type: ignore[index]
+        assert max(shares.values()) - min(shares.values()) <= 1, shares
+
     @pytest.mark.parametrize(("sdr_id", "body", "status", "field"), [
         ("zed", {"to": "pool", "by": "lea"}, 404, "sdrId"),
         ("ana", {"to": "pool", "by": "ben"}, 403, "by"),
