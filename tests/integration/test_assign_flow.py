@@ -56,6 +56,10 @@ def test_a_lead_moves_an_account_the_new_sdr_gets_a_message_and_the_bus_account_
     assert account["sdr"]["id"] == "sofia" and account["state"] == "routed"
     assert account["routing"]["assigned"] == {"by": "amara", "at": "2026-11-02T14:00:00Z", "previousSdr": "maya",
                                               "caller": CALLER, "note": "maya is out"}
+    from tests.integration.test_openapi import _response_schema, _schema_allows
+
+    schema = _response_schema("GET /v1/accounts/{accountId}", 200)
+    assert schema is not None and _schema_allows(schema, account)  # routing.assigned as openapi.yaml says
     # replayed: nothing moves, nothing is sent
     again = assign(pipeline, "acmetech.io", {"sdr": "sofia", "by": "amara", "note": "maya is out"})
     assert again[0] == 200 and again[1]["changed"] is False
