@@ -73,6 +73,19 @@ class TestPause:
         assert route_one(pipeline, 4) == "maya"
         assert sdrs(pipeline)["maya"]["availability"]["status"] == "available"
 
+    @pytest.mark.slow  # 45 routes through the pipeline (tests/unit/test_team.py has the fast ones)
+    def test_back_from_a_pause_no_catch_up_over_the_next_40_routes(self, pipeline: Pipeline) -> None:
+        """Through the route function on the stack: maya (weight 2 of 4 in pool na) paused for 5
+        routes, returned, then 40 routes: each SDR within 1 of their weighted share."""
+        from collections import Counter
+
+        pause(pipeline, "maya")
+        assert "maya" not in [route_one(pipeline, n) for n in range(5)]
+        call(pipeline, "availability", "maya", body={"available": True})
+        after = Counter(route_one(pipeline, 100 + n) for n in range(40))
+        assert all(abs(after[sdr] - 40 * weight / 4) <= 1 for sdr, weight in (("maya", 2), ("lucas", 1),
+                                                                                ("sofia", 1))), after
+
     def test_the_pause_ends_at_until_on_its_own(self, pipeline: Pipeline) -> None:
         pause(pipeline, "maya", until="2026-11-02T10:00:00Z")
         assert route_one(pipeline, 0) == "lucas"
