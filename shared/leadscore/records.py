@@ -172,7 +172,7 @@ class RoutingStatus:
     attempt: int = 0
     tried: list[str] = field(default_factory=list)
     waiting: str | None = None
-    waiting_reason: str | None = None  # inactive | out_of_office | at_capacity | unavailable
+    waiting_reason: str | None = None  # inactive | out_of_office | at_capacity | paused | unavailable
     retry_at: str | None = None
     due_at: str | None = None
     #: set when a lead chose this routing by hand (leadscore.assign); None: the router did
