@@ -247,6 +247,14 @@ def _assign() -> dict[str, Any]:
                       route_key="POST /v1/accounts/{accountId}/assign", authorizer=iam_authorizer())
 
 
+def _pause() -> dict[str, Any]:
+    from local.apigw import http_event, iam_authorizer
+
+    return http_event("PUT", "/v1/sdrs/maya/availability", body={"available": False, "reason": "cold start"},
+                      route_key="PUT /v1/sdrs/{sdrId}/availability", path_parameters={"sdrId": "maya"},
+                      authorizer=iam_authorizer())
+
+
 #: function folder -> (its sample event, the table it finds): what its first invocation handles
 SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "collect": lambda: (_sample("collect-track"), {}),
@@ -258,6 +266,7 @@ SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "route": lambda: (_sdr_ready(), _account_world()),
     "feedback": lambda: (_feedback(), _account_world()),
     "assign": lambda: (_assign(), _account_world()),  # a lead routes the SDR-ready account to lucas
+    "sdrs": lambda: (_pause(), {}),  # a lead pauses maya: her record, the pool records' copies, the bus
 }
 
 
