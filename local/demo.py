@@ -1017,6 +1017,9 @@ def _account_block(say: Any, account: Mapping[str, Any], result: DemoResult) -> 
     say(f"  score {_num(account['score'])} = fit {_num(account['fit'])} + engagement {_num(account['engagement'])}"
         f" + committee bonus {_num(account.get('committeeBonus'))}   velocity {_num(account['velocity'])}"
         f"   threshold {_num(account['threshold'])} (requalify below {_num(account.get('requalifyBelow'))})")
+    decision = (account.get("routing") or {}).get("decision") or {}
+    if decision.get("text"):
+        say(f"  routing decision (GET /v1/accounts/{{id}} routing.decision.text): {decision['text']}")
     say("  breakdown (rule, points, contact):")
     for line in account.get("breakdown", []):
         contact = line.get("contactId") or ""

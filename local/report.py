@@ -158,6 +158,9 @@ def render(result: Any) -> str:
                     f"{html.escape(str(account.get('state')))}"
                     f"{' to ' + html.escape(str(sdr.get('name'))) if sdr.get('name') else ''}, score "
                     f"{account.get('score')}</h2>")
+        decision = (account.get("routing") or {}).get("decision") or {}
+        if decision.get("text"):
+            body.append(f"<p class=\"decision\">Routing decision: {html.escape(str(decision['text']))}</p>")
         marks = moments(result.bus_events, account_id, account.get("feedback") or [])
         body.append(chart(series(result.bus_events, account_id), marks,
                           float(account.get("threshold") or 100), start, end))

@@ -240,7 +240,10 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
                   "reassigned by amara (a lead) from ana to ben (Ben Fischer), attempt 2; SLA due 2026-10-25 15:00",
                   'feedback not_ready from ben: "Talked to Elena: no budget before Q2, revisit then" -> recycled, '
                   "cooldown until 2026-11-23 11:00",
-                  "feedback disqualified from amara", "feedback accepted from lucas"):
+                  "feedback disqualified from amara", "feedback accepted from lucas",
+                  # the routing explanation of an account, as the read API words it (routing.decision.text)
+                  "routing decision (GET /v1/accounts/{id} routing.decision.text): lucas: the pool's weighted "
+                  "round-robin (territory na, pool na)"):
         assert words in out
     notes = " ".join(out.split("What the numbers do not say:")[1].split("STATE CHANGES")[0].split())
     # the persona weight and cap factor behind a reason's points
@@ -341,6 +344,8 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
                  "not_ready by ben", "Reassigned to ben by amara", ">Disqualified<", "disqualified by amara"):
         assert mark in page, mark
     assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
+    assert ("Routing decision: lucas: the pool&#x27;s weighted round-robin (territory na, pool na)"
+            in page), "acme.com's routing.decision.text"
     # nothing to fetch: no script, no external stylesheet, font or image
     assert "<script" not in page and "<link" not in page
     assert re.findall(r'(?:src|href)="https?://', page) == []
