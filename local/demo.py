@@ -7,8 +7,10 @@ the clock every function reads pinned to the step's time (LEADSCORE_NOW); the ta
 stream, the bus rules and the queues are pumped after each step, and the decay schedule
 (DecayFunction) runs once per simulated day at midnight UTC. Then everything is read back
 through the read API's handler (ReadApiFunction), as a RevOps engineer or an SDR tool would:
-each account's score and why, the top contacts, what an SDR would get, and the state
-changes that went out on the bus.
+each account's score and why (and its routing decision), the top contacts, what an SDR
+would get, the Slack messages (the stack's SlackWebhookUrl is a local webhook receiver on a
+free port of 127.0.0.1: `local.webhook.Receiver`) and the state changes that went out on
+the bus.
 
 Exit status: 0 when every step was accepted and no handler failed, 1 otherwise.
 """
@@ -216,6 +218,10 @@ class DemoResult:
     routing_rules: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the Slack messages the local webhook receiver got (the stack's SlackWebhookUrl), in order
+    slack: list[dict[str, Any]] = field(default_factory=list)
+    #: Slack posts that were not delivered (status, error), if any
+    slack_failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -537,6 +543,8 @@ class Demo:
         self.pump(result, "final drain")
         self._read_back(result)
         result.bus_events = [e for e in self.stack.bus_log if e.get("detail-type") != "Tracking Event"]
+        result.slack_failed = [f"{d.destination}: {d.status} {d.error or ''}".rstrip()
+                               for d in self.stack.api_deliveries if not d.delivered]
         result.seconds = time.monotonic() - started
         return result
 
@@ -655,16 +663,23 @@ def run(journeys_dir: Path = JOURNEYS_DIR, *, log: Any = None, template: Path = 
         from moto import mock_aws
 
         from local.stack import TemplateStack
+        from local.webhook import Receiver
 
         journeys = load_journeys(journeys_dir)
         runtime.reset()
+        # Slack: a local incoming webhook on a free port; the stack's API destination posts to it
+        # what EventBridge would post to Slack (at its 1/s rate), and the report shows what came
+        receiver = Receiver("127.0.0.1", 0).start()
         try:
             with mock_aws(), warnings.catch_warnings():
                 # a scheduled run with nothing to do flushes no metrics: Powertools warns
                 warnings.filterwarnings("ignore", message="No application metrics to publish")
-                stack = TemplateStack.create(template)
-                return Demo(stack, journeys, log=log, function_logs=function_logs, progress=progress).run()
+                stack = TemplateStack.create(template, parameters={"SlackWebhookUrl": receiver.url})
+                result = Demo(stack, journeys, log=log, function_logs=function_logs, progress=progress).run()
+                result.slack = [m for m in receiver.messages() if isinstance(m, dict)]
+                return result
         finally:
+            receiver.stop()
             runtime.reset()
 
 
@@ -808,6 +823,21 @@ def report(result: DemoResult, out: Any = None) -> None:
             say("What the numbers do not say:")
             for note in notes:
                 say(textwrap.fill(note, width=100, initial_indent="  - ", subsequent_indent="    "))
+
+    say()
+    say("=" * 100)
+    say(f"SLACK (what the local webhook receiver got: {len(result.slack)} message(s), the stack's SlackWebhookUrl)")
+    say("=" * 100)
+    from local.webhook import render as slack_text
+
+    for index, message in enumerate(result.slack):
+        if index:
+            say()
+        say(slack_text(message))
+    if not result.slack:
+        say("  (none)")
+    for failure in result.slack_failed:
+        say(f"  NOT DELIVERED: {failure}")
 
     say()
     say("=" * 100)

@@ -171,6 +171,14 @@ def render(result: Any) -> str:
                        f"<td>{html.escape(str(line.get('contactId') or ''))}</td></tr>"
                        for line in account.get("breakdown", []))
         body.append(f"<table><tr><th>rule</th><th>points</th><th>contact</th></tr>{rows}</table>")
+    from local.webhook import render as slack_text
+
+    slack = getattr(result, "slack", [])
+    body.append(f"<h2>Slack messages ({len(slack)}, as the local webhook receiver got them)</h2>")
+    if not slack:
+        body.append("<p>(none)</p>")
+    for message in slack:
+        body.append(f"<pre class=\"slack\">{html.escape(slack_text(message))}</pre>")
     body.append("<h2>Routed messages (the SQS FIFO queue)</h2>")
     if not result.routed:
         body.append("<p>(none)</p>")

@@ -215,6 +215,24 @@ def test_the_gmail_individual_is_scored_without_an_account(result: demo.DemoResu
     assert [c["contactId"] for c in result.individuals()] == ["ind-alex"]
 
 
+def test_the_local_webhook_receiver_got_each_sdrs_slack_message(result: demo.DemoResult) -> None:
+    """The demo's stack has SlackWebhookUrl = a local receiver: Account Routed, Routing SLA
+    Breached and Account Reassigned reach it through the rule's input transformer and the API
+    destination, in Slack's format, each naming its SDR."""
+    from local.slack_format import problems
+
+    headers = [m["blocks"][0]["text"]["text"] for m in result.slack]
+    assert headers == ["Account Routed: Northwind", "Account Reassigned: Northwind", "Account Routed: Acme",
+                       "Routing SLA Breached: Acme", "Account Routed: Acme"]
+    assert [problems(m) for m in result.slack] == [[]] * len(result.slack)
+    assert result.slack_failed == []
+    routed = [e for e in result.bus_events
+              if e["detail-type"] in ("Account Routed", "Account Reassigned", "Routing SLA Breached")]
+    assert len(result.slack) == len(routed)
+    reassigned = json.dumps(result.slack[1])
+    assert "Ben Fischer" in reassigned and "reassigned from ana by amara" in reassigned
+
+
 @pytest.fixture(scope="module")
 def main_run(result: demo.DemoResult, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """`make demo`'s command line on the module's replay (not a second one): (stdout, the HTML report)."""
@@ -243,7 +261,11 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
                   "feedback disqualified from amara", "feedback accepted from lucas",
                   # the routing explanation of an account, as the read API words it (routing.decision.text)
                   "routing decision (GET /v1/accounts/{id} routing.decision.text): lucas: the pool's weighted "
-                  "round-robin (territory na, pool na)"):
+                  "round-robin (territory na, pool na)",
+                  # what the local Slack webhook got, as an SDR reads it
+                  "SLACK (what the local webhook receiver got: 5 message(s)", "# Account Reassigned: Northwind",
+                  "*SLA:* accept by 2026-10-25T15:00:00Z (reassigned from ana by amara)",
+                  "*SLA:* ran out with maya; re-routed, accept by 2026-11-04T11:00:00Z", "(Slack's format: ok)"):
         assert words in out
     notes = " ".join(out.split("What the numbers do not say:")[1].split("STATE CHANGES")[0].split())
     # the persona weight and cap factor behind a reason's points
@@ -336,7 +358,7 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
 
     page = main_run[1].read_text()
     # one chart per account, each with its threshold, the score line and the routing moments
-    assert page.count("<svg") == 5 and page.count("threshold 100") == 5
+    assert page.count("<svg") == 5 and page.count(">threshold 100</text>") == 5
     for account in ("acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com"):
         assert f"<h2>{account}" in page
     assert "accepted to Lucas Miller" in page and ">SDR Ready<" in page and ">Routed to maya<" in page
@@ -346,6 +368,9 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
     assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
     assert ("Routing decision: lucas: the pool&#x27;s weighted round-robin (territory na, pool na)"
             in page), "acme.com's routing.decision.text"
+    assert page.count('<pre class="slack">') == 5
+    assert "Slack messages (5, as the local webhook receiver got them)" in page
+    assert "# Account Reassigned: Northwind" in page and "reassigned from ana by amara" in page
     # nothing to fetch: no script, no external stylesheet, font or image
     assert "<script" not in page and "<link" not in page
     assert re.findall(r'(?:src|href)="https?://', page) == []
