@@ -51,6 +51,8 @@ FEEDBACK_CALLER = "crm-bot"
 ASSIGN_ROUTE = "POST /v1/accounts/{accountId}/assign"
 #: The IAM user the demo's reassignments are signed as (a team lead's console).
 ASSIGN_CALLER = "lead-console"
+AVAILABILITY_ROUTE = "PUT /v1/sdrs/{sdrId}/availability"
+AVAILABILITY_CHANGED = "SDR Availability Changed"
 #: The routing pass (SLA re-routes, waiting accounts) runs once per simulated hour; the
 #: template schedules it every 15 minutes.
 ROUTING_PASS = "RoutingPassFunction"
@@ -140,10 +142,11 @@ def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> li
         steps = []
         for index, raw in enumerate(raw_steps):
             where = f"{path.name} steps[{index}]"
-            kinds = ([kind for kind in ("route", "feedback", "run", "assign") if kind in raw]
+            kinds = ([kind for kind in ("route", "feedback", "run", "assign", "availability") if kind in raw]
                      if isinstance(raw, dict) else [])
             if not isinstance(raw, dict) or "at" not in raw or len(kinds) != 1:
-                raise JourneyError(f"{where}: a step needs 'at' and one of 'route', 'feedback', 'run' or 'assign'")
+                raise JourneyError(f"{where}: a step needs 'at' and one of 'route', 'feedback', 'run', 'assign' "
+                                   "or 'availability'")
             try:
                 at = parse_at(raw["at"], epoch)
             except ValueError as error:
@@ -161,6 +164,13 @@ def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> li
                     raise JourneyError(f"{where}: 'assign' needs an 'account' (and 'sdr', 'by', 'note')")
                 steps.append(Step(journey=path.stem, index=index, at=at, route="assign", body=dict(assign),
                                   note=raw.get("note")))
+                continue
+            if kinds == ["availability"]:
+                availability = raw["availability"]
+                if not isinstance(availability, dict) or not availability.get("sdr"):
+                    raise JourneyError(f"{where}: 'availability' needs an 'sdr' (and 'available', 'until', 'reason')")
+                steps.append(Step(journey=path.stem, index=index, at=at, route="availability",
+                                  body=dict(availability), note=raw.get("note")))
                 continue
             if kinds == ["run"]:
                 if not isinstance(raw["run"], str) or not raw["run"]:
@@ -256,7 +266,7 @@ def contacts_of(journey: Journey) -> list[str]:
     """The contact ids (userId, else email) a journey's steps name, in order of appearance."""
     seen: dict[str, None] = {}
     for step in journey.steps:
-        if step.route in ("feedback", "run", "assign"):
+        if step.route in ("feedback", "run", "assign", "availability"):
             continue
         bodies = step.body.get("batch", []) if step.route == "/v1/batch" else [step.body]
         for body in bodies:
@@ -395,6 +405,8 @@ class Demo:
             return self._feedback(step)
         if step.route == "assign":
             return self._assign(step)
+        if step.route == "availability":
+            return self._availability(step)
         if step.route == "run":
             return self._run_schedule(step)
         return self._bus(step, at)
@@ -437,6 +449,26 @@ class Demo:
                   if ok and isinstance(parsed, dict)
                   else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
         return StepResult(step, f"POST {path}", status, ok, detail)
+
+    def _availability(self, step: Step) -> StepResult:
+        """A team lead pausing an SDR (or marking them back): `PUT /v1/sdrs/{sdrId}/availability`,
+        SigV4-signed (the lead's console), to SdrsFunction; routes skip a paused SDR from then."""
+        from urllib.parse import quote
+
+        from local.apigw import http_event, iam_authorizer, json_body
+
+        sdr_id = str(step.body["sdr"])
+        body = {k: v for k, v in step.body.items() if k != "sdr"}
+        path = f"/v1/sdrs/{quote(sdr_id)}/availability"
+        event = http_event("PUT", path, body=body, route_key=AVAILABILITY_ROUTE, now=self.now,
+                           path_parameters={"sdrId": sdr_id}, authorizer=iam_authorizer(user=ASSIGN_CALLER))
+        answer = self.stack.invoke("SdrsFunction", event)
+        status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
+        ok = status == 200
+        detail = (f"-> {'available' if parsed.get('available') else 'paused'} (version {parsed.get('version')})"
+                  if ok and isinstance(parsed, dict)
+                  else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
+        return StepResult(step, f"PUT {path}", status, ok, detail)
 
     def _run_schedule(self, step: Step) -> StepResult:
         function = str(step.body["function"])
@@ -939,6 +971,10 @@ def routing_moments(result: DemoResult) -> list[tuple[str, str, str]]:
                    if detail.get("routing") == "territory" else f"{detail.get('routing')} over every active SDR")
             text = (f"routed to {sdr.get('id')} ({sdr.get('name')}): {how}, weighted round-robin; SLA due "
                     f"{_when(detail.get('slaDueAt'))}")
+            skipped = (detail.get("decision") or {}).get("skipped") or []
+            passed = [f"{s.get('sdr')} ({s.get('reason')})" for s in skipped]
+            if passed:
+                text += f"; passed over {', '.join(passed)}"
         elif kind == "Routing SLA Breached":
             text = (f"SLA breached: {detail.get('previousSdr')} did not accept within "
                     f"{_num(rules.get('sla_hours'))} h")
@@ -949,6 +985,18 @@ def routing_moments(result: DemoResult) -> list[tuple[str, str, str]]:
             text = (f"reassigned by {detail.get('assignedBy')} (a lead) from {detail.get('previousSdr')} to "
                     f"{sdr.get('id')} ({sdr.get('name')}), attempt {detail.get('attempt')}; SLA due "
                     f"{_when(detail.get('slaDueAt'))}")
+        elif kind == AVAILABILITY_CHANGED:  # a lead's pause (PUT /v1/sdrs/{sdrId}/availability)
+            who = f"{sdr.get('id')} ({sdr.get('name')})"
+            if detail.get("available"):
+                text = f"{who} available again: routes may pick {sdr.get('id')} again"
+            else:
+                by = str(detail.get("by") or "a lead").rsplit("/", 1)[-1]  # the IAM caller, user/<name>
+                text = (f"{who} paused by {by}"
+                        + (f" until {_when(detail.get('until'))}" if detail.get("until") else " (until returned)")
+                        + (f': "{detail["reason"]}"' if detail.get("reason") else "")
+                        + f"; routes pass over {sdr.get('id')} meanwhile")
+            found.append((str(detail.get("changedAt") or event.get("time")), "(team)", text))
+            continue
         else:
             continue  # Account Recycled / Disqualified: shown with their feedback below
         found.append((str(detail.get("time")), account_id, text))
@@ -984,7 +1032,8 @@ def explanations(result: DemoResult) -> list[str]:
             contact = contacts.get(line.get("contactId"))
             if not match or not contact or float(match["factor"]) >= float(match["weight"]) - 1e-9:
                 continue
-            rank = (account.get("state") in routed_states, float(line["points"]))
+            # an example where both the persona weight (< 1) and the cap apply says the most
+            rank = (account.get("state") in routed_states, float(match["weight"]) < 1, float(line["points"]))
             if best is None or rank > best[0]:
                 best = (rank, account, line, contact, match)
     if best is not None:

@@ -25,6 +25,7 @@ MOMENTS = {
     "Account Reassigned": "#2563eb",
     "Account Recycled": "#7c3aed",
     "Account Disqualified": "#6b7280",
+    "SDR Availability Changed": "#be185d",
 }
 #: sales feedback marked on the chart (from the read API's `feedback`: `accepted` has no bus event)
 FEEDBACK_COLOUR = "#0891b2"
@@ -62,19 +63,30 @@ def moments(bus_events: Sequence[Mapping[str, Any]], account_id: str,
     disqualified, the SDR in a routed one's title) and its sales feedback ("Feedback: accepted
     by lucas") from the read API."""
     found = []
+    paused: set[str] = set()  # SDRs a route of this account passed over as paused
     for event in bus_events:
         detail = event.get("detail") or {}
         moment = _moment(detail.get("time"))
         if detail.get("accountId") == account_id and event.get("detail-type") in MOMENTS and moment:
             kind = str(event["detail-type"])
             sdr = (detail.get("sdr") or {}).get("id")
+            skipped = [str(s.get("sdr")) for s in (detail.get("decision") or {}).get("skipped") or []
+                       if s.get("reason") == "paused"]
+            paused.update(skipped)
             if kind == "Account Routed" and sdr:
-                kind = f"{kind} to {sdr}"
+                kind = f"{kind} to {sdr}" + (f" (passed over {', '.join(skipped)}: paused)" if skipped else "")
             elif kind == "Routing SLA Breached" and (detail.get("previousSdr") or sdr):
                 kind = f"{kind} by {detail.get('previousSdr') or sdr}"  # (no previousSdr: nobody else took it)
             elif kind == "Account Reassigned":  # a lead's hand: to whom, by whom
                 kind = f"{kind} to {sdr} by {detail.get('assignedBy')}"
             found.append((moment, kind))
+    for event in bus_events:  # a lead's pause or return of an SDR this account's routing passed over
+        detail = event.get("detail") or {}
+        sdr = (detail.get("sdr") or {}).get("id")
+        moment = _moment(detail.get("changedAt") or event.get("time"))
+        if event.get("detail-type") == "SDR Availability Changed" and sdr in paused and moment:
+            found.append((moment, f"SDR Availability Changed: {sdr} "
+                                  f"{'available again' if detail.get('available') else 'paused by a lead'}"))
     for item in feedback:
         moment = _moment(item.get("at"))
         if moment is not None:
@@ -82,6 +94,11 @@ def moments(bus_events: Sequence[Mapping[str, Any]], account_id: str,
     order = ["Account SDR Ready", "Routing SLA Breached", "Account Routed", "Feedback: "]
     return sorted(found, key=lambda mark: (mark[0], next((i for i, name in enumerate(order)
                                                           if mark[1].startswith(name)), len(order))))
+
+
+def _short(kind: str) -> str:
+    """A mark's label on the chart (its list item keeps the whole name)."""
+    return kind.removeprefix("Account ").removeprefix("Feedback: ").removeprefix("SDR Availability Changed: ")
 
 
 def _colour(kind: str) -> str:
@@ -128,7 +145,7 @@ def chart(points: Sequence[Point], marks: Sequence[tuple[datetime, str]], thresh
         anchor = ' text-anchor="end"' if left else ""
         parts.append(f'<text x="{x(moment) + (-3 if left else 3):.1f}" y="{MARGIN - 12 + 11 * (index % 5)}" '
                      f'fill="{colour}"{anchor}>'
-                     f'{html.escape(kind.removeprefix("Account ").removeprefix("Feedback: "))}</text>')
+                     f'{html.escape(_short(kind))}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -149,7 +166,8 @@ def render(result: Any) -> str:
     body = [f"<h1>leadscore demo: {len(result.accounts)} accounts from {start:%Y-%m-%d} to {end:%Y-%m-%d}</h1>",
             "<p>Each chart is the account's score (fit + persona-weighted engagement + committee bonus, decay "
             "applied) after every change, against its SDR-ready threshold. Vertical rules mark SDR-ready, "
-            "routing, SLA and feedback moments (bus events; sales feedback from the read API, since "
+            "routing, SLA and feedback moments, and a team lead's pause (and return) of an SDR its routing "
+            "passed over (bus events; sales feedback from the read API, since "
             "<code>accepted</code> has no bus event).</p>"]
     for account in sorted(result.accounts.values(), key=lambda a: -float(a.get("score") or 0)):
         account_id = str(account["accountId"])

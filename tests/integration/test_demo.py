@@ -63,7 +63,7 @@ def test_every_step_is_accepted_and_nothing_fails(result: demo.DemoResult) -> No
 
 
 def test_every_breakdown_sums_to_its_score(result: demo.DemoResult) -> None:
-    assert set(result.accounts) == {"acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com"}
+    assert set(result.accounts) == {"acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com", "tanuki.jp"}
     for body in [*result.accounts.values(), *result.contacts.values()]:
         assert _sum(body) == body["score"], body["breakdown"]
     for account in result.accounts.values():
@@ -119,8 +119,8 @@ def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
     assert result.sdr_ready() == []  # every qualified account was routed and got its feedback
     # acme's first message, in maya's inbox, valued when it was routed (score 128); the re-route's
     # in lucas's, valued then (153, after Jo's demo link click); northwind's in ana's (EMEA), then
-    # in ben's when the team lead reassigned it to him
-    assert list(result.inboxes()) == ["ana", "ben", "lucas", "maya"]
+    # in ben's when the team lead reassigned it to him; tanuki's in priya's (kenji paused), none in kenji's
+    assert list(result.inboxes()) == ["ana", "ben", "lucas", "maya", "priya"]
     (message,) = result.inboxes()["maya"]
     assert message["schema"] == "account-routed/v1"
     assert message["accountName"] == "Acme" and message["domain"] == "acme.com"
@@ -136,6 +136,27 @@ def test_the_sdr_message_explains_the_account(result: demo.DemoResult) -> None:
     assert [m["accountId"] for m in result.inboxes()["ana"]] == ["northwind.de"]
     (moved,) = result.inboxes()["ben"]
     assert (moved["accountId"], moved["cycle"], moved["slaDueAt"]) == ("northwind.de", 1, "2026-10-25T15:00:00Z")
+
+
+def test_the_team_lead_pauses_kenji_and_the_route_passes_over_him(result: demo.DemoResult) -> None:
+    """tanuki.json: the lead pauses kenji (PUT /v1/sdrs/kenji/availability, SdrsFunction) the
+    morning Tanuki qualifies: the APAC pool's round-robin, which would start with kenji, passes
+    over him (`paused`) to priya, and the read API's routing decision says so; he is back later."""
+    steps = [(s.request, s.status, s.detail) for s in result.steps if s.step.route == "availability"]
+    assert steps == [("PUT /v1/sdrs/kenji/availability", 200, "-> paused (version 1)"),
+                     ("PUT /v1/sdrs/kenji/availability", 200, "-> available (version 2)")]
+    changes = [(e["detail"]["sdr"]["id"], e["detail"]["available"], e["detail"]["reason"], e["time"])
+               for e in result.bus_events if e["detail-type"] == "SDR Availability Changed"]
+    assert [c[:3] for c in changes] == [("kenji", False, "At a customer offsite today"), ("kenji", True, None)]
+    tanuki = result.accounts["tanuki.jp"]
+    assert tanuki["state"] == "accepted" and tanuki["sdr"]["id"] == "priya"
+    decision = tanuki["routing"]["decision"]
+    assert decision["skipped"] == [{"sdr": "kenji", "reason": "paused"}]
+    assert decision["text"] == ("priya: the pool's weighted round-robin (territory apac, pool apac); "
+                                "passed over kenji paused")
+    (routed,) = _bus(result, "Account Routed", "tanuki.jp")
+    assert routed["sdr"]["id"] == "priya" and routed["decision"]["skipped"] == [{"sdr": "kenji", "reason": "paused"}]
+    assert "kenji" not in result.inboxes()
 
 
 def test_northwind_not_ready_is_recycled_with_a_cooldown(result: demo.DemoResult) -> None:
@@ -222,8 +243,8 @@ def test_the_local_webhook_receiver_got_each_sdrs_slack_message(result: demo.Dem
     from local.slack_format import problems
 
     headers = [m["blocks"][0]["text"]["text"] for m in result.slack]
-    assert headers == ["Account Routed: Northwind", "Account Reassigned: Northwind", "Account Routed: Acme",
-                       "Routing SLA Breached: Acme", "Account Routed: Acme"]
+    assert headers == ["Account Routed: Northwind", "Account Reassigned: Northwind", "Account Routed: Tanuki",
+                       "Account Routed: Acme", "Routing SLA Breached: Acme", "Account Routed: Acme"]
     assert [problems(m) for m in result.slack] == [[]] * len(result.slack)
     assert result.slack_failed == []
     routed = [e for e in result.bus_events
@@ -250,7 +271,7 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
     out = main_run[0]
     for words in ("acme.com  Acme  -  ACCEPTED to lucas", "initech.com  Initech  -  EXCLUDED (customer)",
                   "northwind.de  Northwind  -  RECYCLED", "hooli.com  Hooli  -  DISQUALIFIED",
-                  "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x2",
+                  "WHAT EACH SDR GOT", "maya (Maya Johnson", '"schema": "account-routed/v1"', "Account SDR Ready x3",
                   "Routing SLA Breached x1", "GET /v1/accounts/gmail.com -> 404", "ROUTING MOMENTS",
                   "routed to maya (Maya Johnson): territory na (first match in routing.yaml: region NA), pool na",
                   "SLA breached: maya did not accept within 48 h",
@@ -263,9 +284,16 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
                   "routing decision (GET /v1/accounts/{id} routing.decision.text): lucas: the pool's weighted "
                   "round-robin (territory na, pool na)",
                   # what the local Slack webhook got, as an SDR reads it
-                  "SLACK (what the local webhook receiver got: 5 message(s)", "# Account Reassigned: Northwind",
+                  "SLACK (what the local webhook receiver got: 6 message(s)", "# Account Reassigned: Northwind",
                   "*SLA:* accept by 2026-10-25T15:00:00Z (reassigned from ana by amara)",
-                  "*SLA:* ran out with maya; re-routed, accept by 2026-11-04T11:00:00Z", "(Slack's format: ok)"):
+                  "*SLA:* ran out with maya; re-routed, accept by 2026-11-04T11:00:00Z", "(Slack's format: ok)",
+                  # the lead's pause, the route that passed over kenji, his return
+                  '(team)        kenji (Kenji Sato) paused by lead-console (until returned): "At a customer offsite '
+                  'today"; routes pass over kenji meanwhile',
+                  "tanuki.jp     routed to priya (Priya Nair): territory apac", "passed over kenji (paused)",
+                  "2026-10-28 09:00  (team)        kenji (Kenji Sato) available again",
+                  "routing decision (GET /v1/accounts/{id} routing.decision.text): priya: the pool's weighted "
+                  "round-robin (territory apac, pool apac); passed over kenji paused"):
         assert words in out
     notes = " ".join(out.split("What the numbers do not say:")[1].split("STATE CHANGES")[0].split())
     # the persona weight and cap factor behind a reason's points
@@ -329,6 +357,9 @@ def test_a_malformed_journey_names_the_file_and_step(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text(json.dumps({"steps": [{"at": "+1d", "feedback": {"outcome": "accepted"}}]}))
     with pytest.raises(demo.JourneyError, match=r"broken.json steps\[0\]: 'feedback' needs an 'account'"):
         demo.load_journeys(tmp_path)
+    (tmp_path / "broken.json").write_text(json.dumps({"steps": [{"at": "+1d", "availability": {"available": False}}]}))
+    with pytest.raises(demo.JourneyError, match=r"broken.json steps\[0\]: 'availability' needs an 'sdr'"):
+        demo.load_journeys(tmp_path)
 
 
 def test_feedback_and_run_steps(tmp_path: Path) -> None:
@@ -358,8 +389,8 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
 
     page = main_run[1].read_text()
     # one chart per account, each with its threshold, the score line and the routing moments
-    assert page.count("<svg") == 5 and page.count(">threshold 100</text>") == 5
-    for account in ("acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com"):
+    assert page.count("<svg") == 6 and page.count(">threshold 100</text>") == 6
+    for account in ("acme.com", "globex.com", "initech.com", "northwind.de", "hooli.com", "tanuki.jp"):
         assert f"<h2>{account}" in page
     assert "accepted to Lucas Miller" in page and ">SDR Ready<" in page and ">Routed to maya<" in page
     for mark in ("Routing SLA Breached by maya", "Routed to lucas", "accepted by lucas", ">Recycled<",
@@ -368,8 +399,13 @@ def test_the_html_report_charts_each_account_and_opens_offline(main_run: tuple[s
     assert '"schema": "account-routed/v1"' in page.replace("&quot;", '"')
     assert ("Routing decision: lucas: the pool&#x27;s weighted round-robin (territory na, pool na)"
             in page), "acme.com's routing.decision.text"
-    assert page.count('<pre class="slack">') == 5
-    assert "Slack messages (5, as the local webhook receiver got them)" in page
+    assert page.count('<pre class="slack">') == 6
+    assert "Slack messages (6, as the local webhook receiver got them)" in page
+    # the lead's pause marked on the chart of the account whose route passed over kenji
+    for mark in ("<li>2026-10-28 00:00 SDR Availability Changed: kenji paused by a lead</li>",
+                 "<li>2026-10-28 01:30 Account Routed to priya (passed over kenji: paused)</li>",
+                 "<li>2026-10-28 09:00 SDR Availability Changed: kenji available again</li>"):
+        assert mark in page, mark
     assert "# Account Reassigned: Northwind" in page and "reassigned from ana by amara" in page
     # nothing to fetch: no script, no external stylesheet, font or image
     assert "<script" not in page and "<link" not in page
