@@ -1141,7 +1141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({
             "ok": result.ok, "asOf": result.end.isoformat(), "accounts": result.accounts,
             "contacts": result.contacts, "sdrReady": [sdr_message(a) for a in result.sdr_ready()],
-            "busEvents": result.bus_events, "routed": result.routed,
+            "busEvents": result.bus_events, "routed": result.routed, "slack": result.slack,
             "failedSteps": [{"step": s.step.label, "status": s.status, "detail": s.detail}
                             for s in result.steps if not s.ok],
             "errors": result.errors}, indent=2, default=str))

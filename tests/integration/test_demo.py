@@ -305,6 +305,17 @@ def test_main_prints_the_report_and_exits_0(main_run: tuple[str, Path]) -> None:
     assert "\r" not in out and "\x1b" not in out
 
 
+def test_main_json_carries_the_slack_messages(result: demo.DemoResult, tmp_path: Path) -> None:
+    import contextlib
+    from unittest import mock
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), mock.patch.object(demo, "run", return_value=result):
+        assert demo.main(["--json", "--report", str(tmp_path / "report.html")]) == 0
+    answer = json.loads(printed.getvalue())
+    assert answer["slack"] == result.slack and len(answer["slack"]) == 6
+
+
 def test_the_progress_bar_redraws_one_line_on_a_terminal_and_writes_plain_lines_elsewhere() -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
