@@ -257,34 +257,6 @@ class Burst:
         return {sdr: counts.get(sdr, 0) for sdr in sdrs}
 
 
-@contextmanager
-def cancelled_transactions_leave_no_stream_record() -> Iterator[None]:
-    """With `light_transaction_backups`, a cancelled transaction's rollback keeps the stream
-    records of the actions moto applied before the one that failed (the backup shares the
-    stream): the aggregate function would send a routed message for an account that was
-    never routed. A burst cancels many: their records are dropped, as DynamoDB never makes
-    them."""
-    import moto.dynamodb.models as models
-
-    original = models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        shards = {name: table.stream_shard for name, table in self.tables.items() if table.stream_shard is not None}
-        lengths = {name: len(shard.items) for name, shard in shards.items()}
-        try:
-            original(self, transact_items)
-        except Exception:
-            for name, shard in shards.items():
-                del shard.items[lengths[name]:]
-            raise
-
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        models.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
-
-
 def concurrent_routes(stack: Any, account_ids: list[str], cycle: int = 1) -> Burst:
     """Run the route function's handler on one thread per account, all released at once (a
     burst of `Account SDR Ready` into one pool; Lambda runs one invocation per container at
@@ -299,7 +271,7 @@ def concurrent_routes(stack: Any, account_ids: list[str], cycle: int = 1) -> Bur
     barrier = threading.Barrier(len(account_ids), timeout=60)
     # moto backs a transaction up by deep-copying its table, stream included: 90 ms a call
     # here, where DynamoDB takes about 10; the light backup keeps moto's calls near that
-    with stack._function_env(spec), light_transaction_backups(), cancelled_transactions_leave_no_stream_record():
+    with stack._function_env(spec), light_transaction_backups():
         store = runtime.store()
         client = store.client
         serialized = SerializedClient(client)

@@ -67,57 +67,13 @@ class Bench:
 
 @contextmanager
 def light_transaction_backups() -> Iterator[None]:
-    """moto backs up a transaction by deep-copying every table it touches, once per action,
-    before running it: on a table of 10,000 seeded contacts that copy is all a routing pass
-    would measure. Meanwhile the backup shares every item but those the transaction touches
-    (copied), which is all a rollback needs. (Stream records of a cancelled transaction's
-    applied actions are kept, where moto's copy drops them; the bench cancels none.)"""
-    import copy
-    import types
-    from collections import defaultdict
+    """moto's transaction backups as the local stack makes them (`local.stack.
+    light_transaction_backups`: only the touched items copied, a cancelled transaction's stream
+    records dropped), also for a moto world no TemplateStack was created in."""
+    from local.stack import light_transaction_backups as install
 
-    import moto.dynamodb.models as models
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
-
-    original_module, original_method = models.copy, models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        touched: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for action in transact_items:
-            (_, op), = action.items()
-            table = self.get_table(op["TableName"])
-            key = op.get("Key") or {k: op["Item"][k] for k in (table.hash_key_attr, table.range_key_attr) if k}
-            touched[table.name].append(key)
-
-        def backup(value: Any, memo: Any = None) -> Any:
-            if not isinstance(value, Table):
-                return copy.deepcopy(value, memo)
-            clone = copy.copy(value)
-            clone.items = defaultdict(dict, {h: dict(v) if isinstance(v, dict) else v for h, v in value.items.items()})
-            for key in touched[value.name]:
-                hash_value = DynamoType(key[value.hash_key_attr])
-                range_value = DynamoType(key[value.range_key_attr]) if value.range_key_attr else None
-                item: Any = value.get_item(hash_value, range_value)
-                if item is not None:
-                    item = copy.deepcopy(item)
-                    if range_value is None:
-                        clone.items[hash_value] = item
-                    else:
-                        clone.items[hash_value][range_value] = item
-            return clone
-
-        models.copy = types.SimpleNamespace(deepcopy=backup, copy=copy.copy)  # type: ignore[assignment]
-        try:
-            original_method(self, transact_items)
-        finally:
-            models.copy = original_module
-
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        models.DynamoDBBackend.transact_write_items = original_method  # type: ignore[method-assign]
+    install()
+    yield
 
 
 @contextmanager

@@ -63,7 +63,9 @@ UNBOUNDED_RETRY_CAP = 20
 LOCAL_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 _INVOKE_LOCK = threading.RLock()
-_STREAM_APPEND_LOCK = threading.Lock()
+#: Re-entrant: a transaction holds it for its whole run (`light_transaction_backups`) while its
+#: own writes append their stream records.
+_STREAM_APPEND_LOCK = threading.RLock()
 
 
 def serialize_stream_appends() -> None:
@@ -84,6 +86,71 @@ def serialize_stream_appends() -> None:
 
     add._serialized = True  # type: ignore[attr-defined]
     StreamShard.add = add  # type: ignore[method-assign]
+
+
+def light_transaction_backups() -> None:
+    """moto backs a transaction up by deep-copying every table it touches, stream included,
+    before running it: on a table that has seen a few thousand writes that copy is most of
+    the suite's time and all a routing pass would measure. The backup here shares every item
+    but those the transaction touches (deep-copied), which is all a rollback needs, and a
+    cancelled transaction's stream records are dropped (the shared stream kept them), as
+    DynamoDB never makes them. Transactions take turns with each other and with stream
+    appends, so a rollback never drops another writer's record (idempotent, for this process)."""
+    import types
+    from collections import defaultdict
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "_light", False):
+        return
+    original = backend.transact_write_items
+    real_copy = models.copy
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        touched: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for action in transact_items:
+            for op in action.values():
+                if isinstance(op, dict) and op.get("TableName") in self.tables:
+                    table = self.tables[op["TableName"]]
+                    key = op.get("Key") or {k: (op.get("Item") or {}).get(k)
+                                            for k in (table.hash_key_attr, table.range_key_attr) if k}
+                    touched[table.name].append(key)
+
+        def backup(value: Any, memo: Any = None) -> Any:
+            if not isinstance(value, Table) or any(v is None for key in touched[value.name] for v in key.values()):
+                return real_copy.deepcopy(value, memo)
+            clone = real_copy.copy(value)
+            clone.items = defaultdict(dict, {h: dict(v) if isinstance(v, dict) else v for h, v in value.items.items()})
+            for key in touched[value.name]:
+                hash_value = DynamoType(key[value.hash_key_attr])
+                range_value = DynamoType(key[value.range_key_attr]) if value.range_key_attr else None
+                item: Any = value.get_item(hash_value, range_value)
+                if item is not None:
+                    item = real_copy.deepcopy(item)
+                    if range_value is None:
+                        clone.items[hash_value] = item
+                    else:
+                        clone.items[hash_value][range_value] = item
+            return clone
+
+        with _STREAM_APPEND_LOCK:
+            shards = {name: t.stream_shard for name, t in self.tables.items() if t.stream_shard is not None}
+            lengths = {name: len(shard.items) for name, shard in shards.items()}
+            models.copy = types.SimpleNamespace(deepcopy=backup, copy=real_copy.copy)  # type: ignore[assignment]
+            try:
+                original(self, transact_items)
+            except Exception:
+                for name, shard in shards.items():
+                    del shard.items[lengths[name]:]
+                raise
+            finally:
+                models.copy = real_copy
+
+    transact_write_items._light = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 #: What SQS accepts in a message body (anything else: InvalidMessageContents).
@@ -335,6 +402,7 @@ class TemplateStack:
     ) -> TemplateStack:
         """Create the template's resources in the active moto (or at `endpoint_url`)."""
         serialize_stream_appends()
+        light_transaction_backups()
         refuse_what_sqs_refuses()
         path = Path(template_path)
         if not path.is_absolute():

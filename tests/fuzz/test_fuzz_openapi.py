@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import given, note
+from hypothesis import assume, given, note
+from leadscore.ingest_routes.forms import MAX_FORM_FIELD_NAME
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -94,6 +95,10 @@ def test_the_document_and_the_code_agree(server: LocalServer, schema: Any, metho
     @fuzz_settings(examples)
     @given(case=operation.as_strategy(generation_mode=mode, **kwargs))
     def run(case: Any) -> None:
+        if mode is GenerationMode.POSITIVE and path == "/v1/forms/{formId}" and isinstance(case.body, dict):
+            # OpenAPI 3.0 has no propertyNames: the 100-character limit on a form's field names
+            # is in the schema's description only, so a longer generated name is not "allowed"
+            assume(all(len(name) <= MAX_FORM_FIELD_NAME for name in case.body))
         TALLY.add(f"{method} {path}", tool="schemathesis")
         response = case.call(base_url=server.api, timeout=30)
         sent = response.request
