@@ -214,7 +214,13 @@ def test_5xx_timeouts_and_429_are_retried_and_404_goes_to_the_dead_letter_queue(
     assert first != second
 
 
-def test_a_webhook_that_keeps_failing_loses_no_message(slack: Pipeline, receiver: Receiver) -> None:
+def test_a_webhook_that_keeps_failing_loses_no_message(slack: Pipeline, receiver: Receiver,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import local.api_destinations
+
+    # 2 x 13 tries: the back-off between them shortened (its doubling has its own unit test)
+    monkeypatch.setattr(local.api_destinations, "BACKOFF_START", 0.001)
+    monkeypatch.setattr(local.api_destinations, "BACKOFF_CAP", 0.004)
     stack = slack.stack
     retries = 12  # template.yaml: SlackNotifyRule's RetryPolicy
     # Given a webhook that answers 503 to every try of the first message, times out on every try

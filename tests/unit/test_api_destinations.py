@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from local.api_destinations import MISSING, ApiDestination, deliver, resolve_path, transform
+from local.api_destinations import (
+    BACKOFF_CAP,
+    BACKOFF_START,
+    MISSING,
+    ApiDestination,
+    deliver,
+    resolve_path,
+    transform,
+)
 
 EVENT: dict[str, Any] = {
     "version": "0", "id": "e-1", "detail-type": "Account Routed", "source": "leadscore", "account": "1",
@@ -88,3 +96,12 @@ def test_retries_end_at_the_maximum_event_age() -> None:
     result = deliver(scripted(*[503] * 5), "{}", {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 0},
                      sleep=lambda s: None)
     assert (result.delivered, result.attempts) == (False, 1)
+
+
+def test_the_back_off_between_retries_doubles_up_to_its_cap() -> None:
+    waits: list[float] = []
+    result = deliver(scripted(*[503] * 8), "{}", {"MaximumRetryAttempts": 7}, sleep=waits.append)
+    assert (result.delivered, result.attempts) == (False, 8)
+    assert waits == [BACKOFF_START * 2 ** n if BACKOFF_START * 2 ** n < BACKOFF_CAP else BACKOFF_CAP
+                     for n in range(7)]
+    assert waits[-1] == BACKOFF_CAP and waits[0] == BACKOFF_START
