@@ -24,7 +24,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out: Path = tmp_path_factory.mktemp("bench") / "results.json"
     run.main(["--contacts", "200", "--burst", "300", "--decay-sizes", "300,1200", "--decay-due", "40",
               "--engine-iterations", "200", "--coldstart-runs", "1", "--routing-accounts", "20",
-              "--routing-teams", "3,12", "--routing-full", "4", "--routing-burst", "30", "--routing-sizes", "300,1200",
+              "--routing-teams", "3,12", "--routing-full", "4", "--routing-burst", "30", "--routing-sizes", "200,600",
               "--team-accounts", "10", "--json", str(out)])
     return json.loads(out.read_text())
 
