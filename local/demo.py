@@ -28,7 +28,7 @@ import textwrap
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -414,61 +414,43 @@ class Demo:
     def _feedback(self, step: Step) -> StepResult:
         """Sales feedback as a CRM would post it: `POST /v1/accounts/{accountId}/feedback`,
         SigV4-signed (the IAM route's authorizer context), to FeedbackFunction."""
-        from urllib.parse import quote
-
-        from local.apigw import http_event, iam_authorizer, json_body
-
-        account_id = str(step.body["account"])
-        body = {k: v for k, v in step.body.items() if k != "account"}
-        path = f"/v1/accounts/{quote(account_id)}/feedback"
-        event = http_event("POST", path, body=body, route_key=FEEDBACK_ROUTE, now=self.now,
-                           path_parameters={"accountId": account_id}, authorizer=iam_authorizer(user=FEEDBACK_CALLER))
-        answer = self.stack.invoke("FeedbackFunction", event)
-        status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
-        ok = status == 200
-        detail = (f"-> {parsed.get('state')}" if ok and isinstance(parsed, dict)
-                  else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
-        return StepResult(step, f"POST {path}", status, ok, detail)
+        return self._signed(step, "POST", FEEDBACK_ROUTE, "account", "accountId", "FeedbackFunction",
+                            FEEDBACK_CALLER, lambda parsed: f"-> {parsed.get('state')}")
 
     def _assign(self, step: Step) -> StepResult:
         """A team lead's reassignment: `POST /v1/accounts/{accountId}/assign`, SigV4-signed, to
         AssignFunction (the new SDR's message and `Account Reassigned` follow from the stream)."""
-        from urllib.parse import quote
-
-        from local.apigw import http_event, iam_authorizer, json_body
-
-        account_id = str(step.body["account"])
-        body = {k: v for k, v in step.body.items() if k != "account"}
-        path = f"/v1/accounts/{quote(account_id)}/assign"
-        event = http_event("POST", path, body=body, route_key=ASSIGN_ROUTE, now=self.now,
-                           path_parameters={"accountId": account_id}, authorizer=iam_authorizer(user=ASSIGN_CALLER))
-        answer = self.stack.invoke("AssignFunction", event)
-        status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
-        ok = status == 200
-        detail = (f"-> {(parsed.get('sdr') or {}).get('id')} (from {parsed.get('previousSdr')})"
-                  if ok and isinstance(parsed, dict)
-                  else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
-        return StepResult(step, f"POST {path}", status, ok, detail)
+        return self._signed(step, "POST", ASSIGN_ROUTE, "account", "accountId", "AssignFunction", ASSIGN_CALLER,
+                            lambda parsed: f"-> {(parsed.get('sdr') or {}).get('id')} "
+                                           f"(from {parsed.get('previousSdr')})")
 
     def _availability(self, step: Step) -> StepResult:
         """A team lead pausing an SDR (or marking them back): `PUT /v1/sdrs/{sdrId}/availability`,
         SigV4-signed (the lead's console), to SdrsFunction; routes skip a paused SDR from then."""
+        return self._signed(step, "PUT", AVAILABILITY_ROUTE, "sdr", "sdrId", "SdrsFunction", ASSIGN_CALLER,
+                            lambda parsed: f"-> {'available' if parsed.get('available') else 'paused'} "
+                                           f"(version {parsed.get('version')})")
+
+    def _signed(self, step: Step, method: str, route_key: str, step_key: str, parameter: str, function: str,
+                caller: str, describe: Callable[[dict[str, Any]], str]) -> StepResult:
+        """One IAM route's call, as API Gateway hands it to `function`: the step's `step_key`
+        fills the path parameter, the rest of the step is the JSON body; `describe(answer)`
+        says what a 200 did, else the error's message is shown."""
         from urllib.parse import quote
 
         from local.apigw import http_event, iam_authorizer, json_body
 
-        sdr_id = str(step.body["sdr"])
-        body = {k: v for k, v in step.body.items() if k != "sdr"}
-        path = f"/v1/sdrs/{quote(sdr_id)}/availability"
-        event = http_event("PUT", path, body=body, route_key=AVAILABILITY_ROUTE, now=self.now,
-                           path_parameters={"sdrId": sdr_id}, authorizer=iam_authorizer(user=ASSIGN_CALLER))
-        answer = self.stack.invoke("SdrsFunction", event)
+        value = str(step.body[step_key])
+        body = {k: v for k, v in step.body.items() if k != step_key}
+        path = route_key.split(" ", 1)[1].replace("{" + parameter + "}", quote(value))
+        event = http_event(method, path, body=body, route_key=route_key, now=self.now,
+                           path_parameters={parameter: value}, authorizer=iam_authorizer(user=caller))
+        answer = self.stack.invoke(function, event)
         status, parsed = int(answer.get("statusCode", 0)), json_body(answer)
         ok = status == 200
-        detail = (f"-> {'available' if parsed.get('available') else 'paused'} (version {parsed.get('version')})"
-                  if ok and isinstance(parsed, dict)
+        detail = (describe(parsed) if ok and isinstance(parsed, dict)
                   else str(parsed.get("message") if isinstance(parsed, dict) else parsed))
-        return StepResult(step, f"PUT {path}", status, ok, detail)
+        return StepResult(step, f"{method} {path}", status, ok, detail)
 
     def _run_schedule(self, step: Step) -> StepResult:
         function = str(step.body["function"])

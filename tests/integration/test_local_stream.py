@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -14,6 +15,17 @@ from moto import mock_aws
 
 from local.env import LOCAL_AWS_ENV
 from local.stack import light_transaction_backups, serialize_stream_appends
+
+
+def stream_records(client: Any) -> list[dict[str, Any]]:
+    """Every record of table `t`'s stream, from its start (one shard, at most 1,000)."""
+    streams = boto3.client("dynamodbstreams")
+    arn = client.describe_table(TableName="t")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records: list[dict[str, Any]] = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+    return records
 
 
 @pytest.fixture
@@ -48,12 +60,7 @@ def test_concurrent_writers_get_distinct_sequence_numbers(monkeypatch: pytest.Mo
             thread.start()
         for thread in threads:
             thread.join()
-        streams = boto3.client("dynamodbstreams")
-        arn = client.describe_table(TableName="t")["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        records = stream_records(client)
     numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
     assert len(numbers) == 600 and len(set(numbers)) == 600
 
@@ -86,12 +93,7 @@ def test_a_cancelled_transaction_leaves_items_and_stream_as_they_were(monkeypatc
             client.transact_write_items(TransactItems=[bump("a", "1"), bump("b", "7")])
         client.transact_write_items(TransactItems=[bump("c", "1")])
         items = {i["pk"]["S"]: i["n"]["N"] for i in client.scan(TableName="t")["Items"]}
-        streams = boto3.client("dynamodbstreams")
-        arn = client.describe_table(TableName="t")["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator, Limit=100)["Records"]
+        records = stream_records(client)
     assert items == {"a": "1", "b": "1", "c": "2"}
     assert [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records] == [
         ("INSERT", "a"), ("INSERT", "b"), ("INSERT", "c"), ("MODIFY", "c")]
