@@ -524,7 +524,7 @@ class RoutedSend:
 
 def sqs_text(value: Any) -> str:
     """`value` as JSON that SQS accepts: UTF-8 where it can (half the bytes of ASCII escapes
-    for most scripts), a \\uXXXX escape for each character SQS refuses (U+FFFE, U+FFFF, a
+    for most scripts), a `\\u` escape (four hex digits) for each character SQS refuses (U+FFFE, U+FFFF, a
     lone surrogate). Lossless: a JSON parser reads back exactly `value`."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     return _SQS_REFUSED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 import zoneinfo
 from collections.abc import Sequence
@@ -51,6 +50,7 @@ from leadscore.config import (
     default_config_dir,
     print_warnings,
 )
+from leadscore.slack import SLACK_USER_ID
 
 ROUTING_FILE = "routing.yaml"
 Region = Literal["NA", "LATAM", "EMEA", "APAC"]
@@ -219,8 +219,6 @@ def _date(value: Any) -> Any:
 
 Day = Annotated[date, BeforeValidator(_date)]
 Whole = Annotated[int, Field(gt=0)]
-#: a Slack member id: U (users) or W (Enterprise Grid users), then capitals and digits
-SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 
 
 def _upper_list(value: Any) -> Any:

@@ -23,6 +23,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+#: a Slack member id: U (users) or W (Enterprise Grid users), then capitals and digits
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+
 __all__ = ["SLACK_EVENTS", "slack_detail", "transparent", "mrkdwn"]
 
 #: the bus events the Slack rule posts (template.yaml SlackNotifyRule matches these detail-types)
@@ -104,8 +107,6 @@ def _sdr_name(sdr: Any) -> str:
 
 def mention(sdr: Any, *, ping: bool = True) -> str:
     """`<@U0123ABCD>` for an SDR with a valid `slackUserId` (with `ping`), else their name in bold."""
-    from leadscore.routing_config import SLACK_USER_ID
-
     if ping and isinstance(sdr, Mapping):
         user = sdr.get("slackUserId")
         if isinstance(user, str) and SLACK_USER_ID.fullmatch(user):
