@@ -220,11 +220,7 @@ def replay_tracking(stack: Stack, event: Mapping[str, Any], bus: str | None, dry
         "DetailType": TRACKING_EVENT,
         "Detail": json.dumps(detail),
     }
-    if event.get("time"):
-        entry["Time"] = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
-    answer = stack.client("events").put_events(Entries=[entry])
-    if answer.get("FailedEntryCount"):
-        raise ReplayError(f"the bus refused the event: {answer.get('Entries')}")
+    _put_back(stack, entry, event)
     return what
 
 
@@ -237,14 +233,18 @@ def replay_slack(stack: Stack, event: Mapping[str, Any], bus: str | None, dry_ru
             f"{bus_name} as {SLACK_REPLAY_SOURCE} (the Slack rule)")
     if dry_run:
         return what
-    entry: dict[str, Any] = {"EventBusName": bus_name, "Source": SLACK_REPLAY_SOURCE,
-                             "DetailType": str(event.get("detail-type")), "Detail": json.dumps(detail)}
+    _put_back(stack, {"EventBusName": bus_name, "Source": SLACK_REPLAY_SOURCE,
+                      "DetailType": str(event.get("detail-type")), "Detail": json.dumps(detail)}, event)
+    return what
+
+
+def _put_back(stack: Stack, entry: dict[str, Any], event: Mapping[str, Any]) -> None:
+    """One PutEvents of `entry`, stamped with the dead-lettered event's own time."""
     if event.get("time"):
         entry["Time"] = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
     answer = stack.client("events").put_events(Entries=[entry])
     if answer.get("FailedEntryCount"):
         raise ReplayError(f"the bus refused the event: {answer.get('Entries')}")
-    return what
 
 
 def _sequence(value: str) -> int:
