@@ -71,10 +71,10 @@ typecheck: install ## mypy on the layer, local/ and bench/ (pyproject.toml lists
 	$(PY) -m mypy
 
 validate-config: install ## the shipped rules files, and that config/compiled.json is up to date with them
-	$(PY) -m leadscore.config validate config
+	$(PY) -m leadscore.rulesfiles.config validate config
 
 config: install ## after editing config/*.yaml: validate the rules files and write config/compiled.json
-	$(PY) -m leadscore.config validate --write config
+	$(PY) -m leadscore.rulesfiles.config validate --write config
 
 validate-template: install ## sam validate --lint and cfn-lint
 	$(SAM) validate --lint --template-file template.yaml --region $(AWS_DEFAULT_REGION)

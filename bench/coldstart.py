@@ -137,7 +137,7 @@ sys.modules.update(dict.fromkeys({absent!r}))
 sys.path[:0] = [{code!r}, {layer!r}]
 started = time.perf_counter()
 import app
-from leadscore import runtime
+from leadscore.adapters import runtime
 clients = [getattr(runtime, name)().client for name in {clients!r}]
 ready = time.perf_counter()
 {fake}
@@ -214,9 +214,9 @@ def _account_world() -> dict[str, Any]:
     """The table as the routing and feedback samples find it: one SDR-ready account."""
     sys.path.insert(0, str(LAYER_DIR))
     try:
-        from leadscore.items import account_item
-        from leadscore.records import Account
-        from leadscore.storage import marshal
+        from leadscore.adapters.items import account_item
+        from leadscore.adapters.storage import marshal
+        from leadscore.domain.records import Account
     finally:
         sys.path.remove(str(LAYER_DIR))
     account = Account(id=ACCOUNT_ID, version=3, name="Acme", domain=ACCOUNT_ID, state="sdr_ready", cycle=1,

@@ -33,15 +33,15 @@ class DecayFigures:
 
 
 def _contact_item(aggregator: Any, key: str, event_name: str, at: Any) -> dict[str, Any]:
-    from leadscore.model import TrackingEvent
+    from leadscore.domain.events import TrackingEvent
 
     event = TrackingEvent(type="track", message_id=f"m-{key}", source_id="email", contact_key=key,
                           timestamp=at, received_at=at, event=event_name, user_id=key[2:],
                           email=f"{key[2:]}@acct{hash(key) % 1000}.io", account_hint=f"acct{hash(key) % 1000}.io")
     update = aggregator._load(key, None)
-    from leadscore.contacts import remember_identity, rescored
-    from leadscore.items import contact_item
-    from leadscore.rules import matching_rules
+    from leadscore.adapters.items import contact_item
+    from leadscore.engine.contacts import remember_identity, rescored
+    from leadscore.engine.rules import matching_rules
 
     aggregator._fold(update, [(event, matching_rules(aggregator.config.scoring, event))])
     remember_identity(update.contact, event)
@@ -50,9 +50,9 @@ def _contact_item(aggregator: Any, key: str, event_name: str, at: Any) -> dict[s
 
 
 def seed_contacts(client: Any, table: str, contacts: int, due: int, now: Any) -> None:
-    from leadscore.aggregate import ContactAggregator
-    from leadscore.config import load_config
-    from leadscore.storage import marshal
+    from leadscore.adapters.storage import marshal
+    from leadscore.rulesfiles.config import load_config
+    from leadscore.services.aggregate import ContactAggregator
 
     config = load_config(CONFIG_DIR)
     templates = {}

@@ -88,8 +88,8 @@ def _cpu_per_call(run: Callable[[int], None], iterations: int) -> float:
 
 def _history(config: Any) -> str:
     """A contact with a few weeks of touches (its ledger, as stored)."""
-    from leadscore.messages import parse_message
-    from leadscore.rules import ContactState, apply_event
+    from leadscore.engine.messages import parse_message
+    from leadscore.engine.rules import ContactState, apply_event
 
     state = ContactState()
     for day, name in enumerate(["Email Opened", "Webinar Attended", "Email Link Clicked", "Email Opened",
@@ -105,9 +105,9 @@ def _history(config: Any) -> str:
 
 
 def run_engine(iterations: int = 2000) -> list[EngineFigures]:
-    from leadscore.config import load_config
-    from leadscore.messages import parse_message
-    from leadscore.rules import ContactState, apply_event, matching_rules
+    from leadscore.engine.messages import parse_message
+    from leadscore.engine.rules import ContactState, apply_event, matching_rules
+    from leadscore.rulesfiles.config import load_config
 
     config = load_config(CONFIG_DIR)
     scoring = config.scoring

@@ -156,7 +156,7 @@ class Invocation:
 
 def describe_stream_batch(event: Any) -> dict[str, Any]:
     """Distinct keys of a stream batch, as the aggregation folds them."""
-    from leadscore.aggregate import StreamRecord
+    from leadscore.services.aggregate import StreamRecord
 
     records = [StreamRecord.parse(r) for r in (event or {}).get("Records") or []]
     contacts = {r.keys[0] for r in records if r.is_event}

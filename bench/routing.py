@@ -79,7 +79,7 @@ def full_members(size: int, full: int) -> set[str]:
 def team(size: int, full: int = 0) -> Any:
     """One pool of `size` equal SDRs (a capacity no run reaches), round-robin; `full` of them
     (`full_members`) take one account a day."""
-    from leadscore.routing_config import RoutingConfig
+    from leadscore.rulesfiles.routing import RoutingConfig
 
     one = full_members(size, full)
     sdrs = [{"id": f"sdr{i:02d}", "name": f"SDR {i}", "email": f"sdr{i:02d}@example.com",
@@ -91,8 +91,7 @@ def team(size: int, full: int = 0) -> Any:
 
 @contextmanager
 def routing_config(config: Any) -> Iterator[None]:
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     original = runtime.routing
     runtime.routing = functools.cache(lambda: config)
     try:
@@ -115,7 +114,7 @@ def route_rule_paused(bench: Bench) -> Iterator[None]:
 def seed_ready_accounts(bench: Bench, count: int) -> list[str]:
     """`count` SDR-ready accounts: one made through the pipeline, cloned with the uncounted
     client; the stream is moved past the clones (nothing but the bench acts on them)."""
-    from leadscore.storage import marshal, unmarshal
+    from leadscore.adapters.storage import marshal, unmarshal
 
     domain = "template.io"
     company = {"name": "Template", "website": f"https://www.{domain}", "industry": "Software", "employees": 200,
@@ -262,8 +261,7 @@ def concurrent_routes(stack: Any, account_ids: list[str], cycle: int = 1) -> Bur
     burst of `Account SDR Ready` into one pool; Lambda runs one invocation per container at
     a time, so each thread is a container of its own). The function's DynamoDB calls go
     through one `SerializedClient`."""
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     spec = stack.functions["RouteFunction"]
     handler = getattr(stack.module("RouteFunction"), spec.function_name)
     outcomes: dict[str, dict[str, Any]] = {}

@@ -86,8 +86,7 @@ def metered_stack() -> Iterator[Bench]:
     # The handlers print their metrics (EMF) on stdout as in Lambda: kept out of the table.
     with patched_env({**AWS_ENV, "LEADSCORE_NOW": os.environ.get("LEADSCORE_NOW", "")}, UNSET), mock_aws(), \
             open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        from leadscore import runtime
-
+        from leadscore.adapters import runtime
         # Powertools warns on every invocation that publishes no metric (the stream and schedule ones).
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         runtime.reset()

@@ -653,8 +653,7 @@ class Demo:
 
 def routing_rules() -> dict[str, Any]:
     """config/routing.yaml as the functions read it (empty when there is none)."""
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     try:
         config = runtime.routing()
     except Exception:  # noqa: BLE001 - no routing in this configuration: the report says less
@@ -673,7 +672,7 @@ def run(journeys_dir: Path = JOURNEYS_DIR, *, log: Any = None, template: Path = 
     with demo_environment():
         if importlib.util.find_spec("leadscore") is None:  # not installed: use the layer's source
             sys.path.insert(0, str(REPO_ROOT / "shared"))
-        from leadscore import runtime
+        from leadscore.adapters import runtime
         from moto import mock_aws
 
         from local.stack import TemplateStack

@@ -24,7 +24,7 @@ def drop_disabled_metrics() -> None:
     """With POWERTOOLS_METRICS_DISABLED, Powertools never clears what the handlers add, and
     prints the whole set once a metric reaches 100 values (thousands of routing passes do):
     local runs drop them after each invocation, step or tick, as a flush would."""
-    from leadscore.observability import metrics
+    from leadscore.adapters.observability import metrics
 
     metrics.clear_metrics()
 
@@ -34,7 +34,7 @@ def quiet_handlers() -> Iterator[None]:
     """The handlers log warnings only meanwhile (their INFO lines would drown a bench table or
     a fuzz report); whatever runs afterwards gets its log level back. Import the handlers
     first: Powertools' Metrics reads the functions' environment when it is made."""
-    from leadscore.observability import logger
+    from leadscore.adapters.observability import logger
 
     level = logger.log_level
     logger.setLevel("WARNING")

@@ -90,8 +90,8 @@ def queue_counts(sqs: Any, queue_url: str) -> dict[str, int | None]:
 
 
 def read_inbox(store: Any, sdr: str, *, now: datetime, scoring: Any, routing: Any, limit: int = LIMIT) -> Inbox:
-    """`sdr`'s inbox from their assignments (`store`: a `leadscore.storage.Store`)."""
-    from leadscore.router import routed_message
+    """`sdr`'s inbox from their assignments (`store`: a `leadscore.adapters.storage.Store`)."""
+    from leadscore.services.router import routed_message
 
     known = routing.sdr_by_id.get(sdr)
     card = {"id": sdr, "name": known.name if known else None, "email": known.email if known else None}
@@ -290,8 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "routed queue\"); an SDR accepts an account with feedback")
     if args.config:
         os.environ["LEADSCORE_CONFIG_DIR"] = args.config
-    from leadscore import runtime
-    from leadscore.storage import Store
+    from leadscore.adapters import runtime
+    from leadscore.adapters.storage import Store
 
     stack = Stack(args.stack, _session())
     store = Store(stack.table_name(), client=stack.client("dynamodb"))

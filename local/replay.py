@@ -327,7 +327,7 @@ def _local_handler(stack: Stack, logical_id: str, payload: Any, config_dir: str 
     the template gives it: the stack's table and bus, the rules in `config_dir`."""
     import importlib.util
 
-    from leadscore import runtime
+    from leadscore.adapters import runtime
 
     from local.apigw import LambdaContext
     from local.stack import load_template
@@ -401,7 +401,7 @@ def replay_function(stack: Stack, logical_id: str, event: Mapping[str, Any], via
 def routed_send(kind: str, payload: Mapping[str, Any], attributes: Mapping[str, str]) -> Any:
     """The routed send a `parked` envelope holds, or a routed DLQ message is (its group and
     deduplication id are the message's own FIFO attributes)."""
-    from leadscore.router import RoutedSend, parked_send
+    from leadscore.services.router import RoutedSend, parked_send
 
     if kind == "parked":
         return parked_send(payload)
@@ -416,9 +416,9 @@ def routed_send(kind: str, payload: Mapping[str, Any], attributes: Mapping[str, 
 def replay_routed(stack: Stack, send: Any, dry_run: bool) -> str:
     """Send a routed message to the routed queue again (its SDR's group, its deduplication
     id), if the account is still in that routing; else drop it as superseded."""
-    from leadscore.bus import RoutedQueue
-    from leadscore.router import still_owed
-    from leadscore.storage import Store
+    from leadscore.adapters.bus import RoutedQueue
+    from leadscore.adapters.storage import Store
+    from leadscore.services.router import still_owed
 
     what = f"routed message {send.deduplication_id} of {send.account_id} -> SDR {send.group_id}, RoutedQueue"
     account = Store(stack.table_name(), client=stack.client("dynamodb")).load_account(send.account_id)

@@ -66,7 +66,7 @@ DEFAULT_AWS_PORT = 5000
 DELIVERY_INTERVAL = 0.2
 #: Request bodies above this are refused (API Gateway's HTTP API limit is 10 MB).
 MAX_BODY = 10 * 1024 * 1024
-#: The header the collect function answers a bot's hit with (`leadscore.ingest.NOT_SCORED_HEADER`):
+#: The header the collect function answers a bot's hit with (`leadscore.adapters.ingest.NOT_SCORED_HEADER`):
 #: the access log shows it, so a hit from curl says at once why it scored nothing.
 NOT_SCORED_HEADER = "x-leadscore-not-scored"
 
@@ -835,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         _prepare_environment(aws_url)
         if importlib.util.find_spec("leadscore") is None:  # not installed: use the layer's source
             sys.path.insert(0, str(REPO_ROOT / "shared"))
-        from leadscore import runtime
+        from leadscore.adapters import runtime
 
         from local.stack import TemplateStack
 

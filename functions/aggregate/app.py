@@ -4,9 +4,9 @@ transaction is the outbox)."""
 
 from typing import Any
 
-from leadscore import runtime
-from leadscore.aggregate import aggregate_batch, stream_response
-from leadscore.observability import logger, metrics
+from leadscore.adapters import runtime
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.aggregate import aggregate_batch, stream_response
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data

@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from leadscore import runtime
-from leadscore.assign import AssignApi
-from leadscore.http import Request
-from leadscore.observability import logger, metrics
-from leadscore.router import Router  # noqa: F401 - its store calls run here (route_by_hand): the template grants them
+from leadscore.adapters import runtime
+from leadscore.adapters.http import Request
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.assign import AssignApi
+from leadscore.services.router import Router  # noqa: F401 - its store calls run here (route_by_hand): the template grants them
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # notes may carry personal data

@@ -3,11 +3,11 @@
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from leadscore import runtime
-from leadscore.collect import Collector
-from leadscore.http import Request, gif_response
-from leadscore.ingest import IngestApi
-from leadscore.observability import logger, metrics
+from leadscore.adapters import runtime
+from leadscore.adapters.http import Request, gif_response
+from leadscore.adapters.ingest import IngestApi
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.collect import Collector
 
 
 def build_api() -> IngestApi:

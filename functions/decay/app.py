@@ -4,9 +4,9 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from leadscore import runtime
-from leadscore.decay import run_decay
-from leadscore.observability import logger, metrics
+from leadscore.adapters import runtime
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.decay import run_decay
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from leadscore import runtime
-from leadscore.feedback import FeedbackApi
-from leadscore.http import Request
-from leadscore.observability import logger, metrics
+from leadscore.adapters import runtime
+from leadscore.adapters.http import Request
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.feedback import FeedbackApi
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # notes may carry personal data

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from leadscore import runtime
-from leadscore.http import Request
-from leadscore.observability import logger, metrics
-from leadscore.read import ReadApi
+from leadscore.adapters import runtime
+from leadscore.adapters.http import Request
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.read import ReadApi
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data

@@ -4,9 +4,9 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from leadscore import runtime
-from leadscore.observability import logger, metrics
-from leadscore.router import Router
+from leadscore.adapters import runtime
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.router import Router
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # the account's contacts are personal data

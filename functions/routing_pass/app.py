@@ -5,10 +5,10 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from leadscore import runtime
-from leadscore.observability import logger, metrics
-from leadscore.router import Router
-from leadscore.routing_pass import run_routing_pass
+from leadscore.adapters import runtime
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.router import Router
+from leadscore.services.routing_pass import run_routing_pass
 
 
 @logger.inject_lambda_context(clear_state=True)

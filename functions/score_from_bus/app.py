@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from leadscore import runtime
-from leadscore.collect import Collector
-from leadscore.observability import logger, metrics
+from leadscore.adapters import runtime
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.collect import Collector
 
 
 def _bus_time(value: Any) -> datetime | None:

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from leadscore import runtime
-from leadscore.http import Request
-from leadscore.observability import logger, metrics
-from leadscore.team import TeamApi
+from leadscore.adapters import runtime
+from leadscore.adapters.http import Request
+from leadscore.adapters.observability import logger, metrics
+from leadscore.services.team import TeamApi
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # a pause's reason is free text

@@ -22,21 +22,21 @@ def powertools_as_deployed() -> Iterator[None]:
     import os
     import sys
 
-    if "leadscore.observability" not in sys.modules:
+    if "leadscore.adapters.observability" not in sys.modules:
         # first import here: made under the functions' environment, as local/stack.py does
         deployed = {"POWERTOOLS_SERVICE_NAME": "leadscore", "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
                     "POWERTOOLS_LOG_LEVEL": "INFO"}
         saved = {name: os.environ.get(name) for name in deployed}
         os.environ.update(deployed)
         try:
-            import leadscore.observability  # noqa: F401
+            import leadscore.adapters.observability  # noqa: F401
         finally:
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-    from leadscore.observability import metrics
+    from leadscore.adapters.observability import metrics
 
     from local.env import quiet_handlers
 

@@ -1,4 +1,4 @@
-"""An in-memory DynamoDB for the fuzz suite: the real `leadscore.storage.Store` over a fake
+"""An in-memory DynamoDB for the fuzz suite: the real `leadscore.adapters.storage.Store` over a fake
 client, so items are built and marshalled by the shipped code and only the service is fake.
 
 The fake enforces what the real service refuses (a `ValidationException`, which the
@@ -150,7 +150,7 @@ class FakeDynamoDB:
         return sum(self.writes.values())
 
     def stored(self, kind: str) -> list[dict[str, Any]]:
-        from leadscore.storage import unmarshal
+        from leadscore.adapters.storage import unmarshal
 
         return [unmarshal(item) for item in self.items.values() if item.get("k", {}).get("S") == kind]
 
@@ -250,7 +250,7 @@ class FakeDynamoDB:
 
 def fake_store() -> tuple[Any, FakeDynamoDB]:
     """(the shipped Store over a fresh fake table, the fake, to count and read back)."""
-    from leadscore.storage import Store
+    from leadscore.adapters.storage import Store
 
     client = FakeDynamoDB()
     return Store("fuzz-table", client=client), client

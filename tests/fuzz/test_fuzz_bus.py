@@ -19,7 +19,7 @@ from tests.fuzz.tally import TALLY, fuzz_settings
 
 @cache
 def _config() -> Any:
-    from leadscore.config import load_config
+    from leadscore.rulesfiles.config import load_config
 
     return load_config()
 
@@ -49,7 +49,7 @@ bus_times = st.one_of(timestamps, st.sampled_from(["2026-11-02T09:00:00Z", "2026
        source=st.one_of(st.sampled_from(["com.example.product", "com.example.productx", "crm"]), any_text),
        detail_type=st.sampled_from(["Tracking Event", "", "Other"]))
 def test_bus_events_never_raise(detail: Any, time: Any, source: Any, detail_type: str) -> None:
-    from leadscore.collect import Collector
+    from leadscore.services.collect import Collector
 
     from functions.score_from_bus.app import lambda_handler
 

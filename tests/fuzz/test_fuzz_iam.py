@@ -38,14 +38,13 @@ FEEDBACK_ROUTE = "POST /v1/accounts/{accountId}/feedback"
 
 @cache
 def _routing() -> Any:
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     return runtime.routing()
 
 
 def seeded() -> tuple[Any, FakeDynamoDB]:
     """A fresh fake table with the account (routed to maya, cycle 1) and its contact."""
-    from leadscore.records import Account, Contact, RoutingStatus
+    from leadscore.domain.records import Account, Contact, RoutingStatus
 
     store, table = fake_store()
     store.save_account(Account(
@@ -63,7 +62,7 @@ def seeded() -> tuple[Any, FakeDynamoDB]:
 
 def invoke(route: str, path_parameters: dict[str, str], *, query: str = "", body: bytes | None = None,
            headers: dict[str, str] | None = None, signed: bool = True) -> tuple[dict[str, Any], FakeDynamoDB]:
-    from leadscore import runtime
+    from leadscore.adapters import runtime
 
     from functions.feedback.app import lambda_handler as feedback_handler
     from functions.read_api.app import lambda_handler as read_handler
@@ -208,7 +207,7 @@ BOOK = ("acme.com", "beta.io", "gamma.io")
 
 
 def _limits_store() -> Any:
-    from leadscore.records import Account, Assignment, RoutingStatus
+    from leadscore.domain.records import Account, Assignment, RoutingStatus
 
     from tests.support.fakes import MemoryStore
 
@@ -233,7 +232,7 @@ def _limits_store() -> Any:
             return super().query_assigned(sdr_id, limit=limit)
 
         def save_assignment(self, assignment: Any, account: Any, **kwargs: Any) -> None:
-            from leadscore.items import routing_doc
+            from leadscore.adapters.items import routing_doc
 
             json.dumps([routing_doc(account.routing), account.state_why, account.sdr]).encode("utf-8")
             super().save_assignment(assignment, account, **kwargs)
@@ -257,7 +256,7 @@ def _limits_store() -> Any:
 
 def invoke_assign(route: str, path_parameters: dict[str, str], body: bytes, *, signed: bool = True,
                   headers: dict[str, str] | None = None) -> tuple[dict[str, Any], Any]:
-    from leadscore import runtime
+    from leadscore.adapters import runtime
 
     from functions.assign.app import lambda_handler
 
@@ -356,9 +355,9 @@ class _CountingClient:
 
 
 def _team_store(stack: Any) -> Any:
-    from leadscore.items import account_item, assignment_item
-    from leadscore.records import Account, Assignment, BookChange, RoutingStatus
-    from leadscore.storage import Store, marshal
+    from leadscore.adapters.items import account_item, assignment_item
+    from leadscore.adapters.storage import Store, marshal
+    from leadscore.domain.records import Account, Assignment, BookChange, RoutingStatus
 
     client = stack.client("dynamodb")
     table = stack.name_of("Table")
@@ -381,8 +380,8 @@ def invoke_team(store: Any, route: str, path_parameters: dict[str, str], *, quer
     """(the answer, the writes it made, what it published)."""
     from datetime import datetime
 
-    from leadscore import runtime
-    from leadscore.storage import Store
+    from leadscore.adapters import runtime
+    from leadscore.adapters.storage import Store
 
     from functions.sdrs.app import lambda_handler
     from tests.support.fakes import MemoryPublisher

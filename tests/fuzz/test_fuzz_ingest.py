@@ -63,16 +63,16 @@ MAX_BATCH_ANSWER_BYTES = 64 * 1024
 
 @cache
 def _config() -> Any:
-    from leadscore.config import load_config
+    from leadscore.rulesfiles.config import load_config
 
     return load_config()
 
 
 def call(method: str, route: str, path: str | None = None, **kwargs: Any) -> tuple[dict[str, Any], FakeDynamoDB]:
     """One request through the real handler, against a fresh in-memory table."""
-    from leadscore import runtime
-    from leadscore.collect import Collector
-    from leadscore.ingest import IngestApi
+    from leadscore.adapters import runtime
+    from leadscore.adapters.ingest import IngestApi
+    from leadscore.services.collect import Collector
 
     from functions.collect.app import lambda_handler
 
@@ -273,8 +273,8 @@ def test_item16_known_traits_never_lose_to_custom_ones(case: tuple[dict[str, Any
     """Custom traits anywhere (traits, traits.company, context.traits; strings, numbers,
     objects, lists): the stored event stays within its bound and keeps every known trait as
     sent, so the contact's fit is the fit of its known traits alone (issue 21, item 16)."""
-    from leadscore.items import event_from_item
-    from leadscore.rules import derive_traits, evaluate_fit
+    from leadscore.adapters.items import event_from_item
+    from leadscore.engine.rules import derive_traits, evaluate_fit
 
     message, known = case
     body = {"batch": [message]} if route == "/v1/batch" else message
@@ -438,7 +438,7 @@ def test_only_the_trusted_source_stores_a_group_owner(owner: Any, extra: dict[st
     """A group call's `owner` (any JSON value, among any custom traits) is stored only when
     the trusted CRM sync sent it (sources.yaml `trusted: true`); from every other source the
     event is stored without it, its other traits kept (issue 22, the CRM's owner first)."""
-    from leadscore.items import event_from_item
+    from leadscore.adapters.items import event_from_item
 
     message = {"type": "group", "userId": "u-1", "groupId": "acme.com", "messageId": "g-1",
                "traits": {**extra, "owner": owner}}

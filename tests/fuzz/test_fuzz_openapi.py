@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import assume, given, note
-from leadscore.ingest_routes.forms import MAX_FORM_FIELD_NAME
+from leadscore.adapters.ingest_routes.forms import MAX_FORM_FIELD_NAME
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (

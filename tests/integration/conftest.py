@@ -66,7 +66,7 @@ class Pipeline:
         return body
 
     def table_items(self) -> list[dict[str, Any]]:
-        from leadscore.storage import unmarshal
+        from leadscore.adapters.storage import unmarshal
 
         client = self.stack.client("dynamodb")
         name = self.stack.name_of("Table")
@@ -100,8 +100,7 @@ class Pipeline:
 
 @pytest.fixture(autouse=True)
 def fresh_runtime() -> Iterator[None]:
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     runtime.reset()
     yield
     runtime.reset()

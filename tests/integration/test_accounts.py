@@ -41,8 +41,7 @@ def counting_calls(client: Any) -> Iterator[Counter[str]]:
 
 
 def _store_client() -> Any:
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     return runtime.store().client
 
 
@@ -111,8 +110,8 @@ class TestDecay:
         assert contact["eng"] == pipeline.contact("u-1")["engagement"] < 15
 
     def test_a_run_out_of_time_leaves_the_rest_due_for_the_next(self, pipeline: Pipeline) -> None:
-        from leadscore import runtime
-        from leadscore.decay import run_decay
+        from leadscore.adapters import runtime
+        from leadscore.services.decay import run_decay
 
         start = pipeline.now
         _email_touches(pipeline, "u-late", opens=2)
@@ -280,8 +279,8 @@ class TestCost:
         import shutil
 
         import yaml
-        from leadscore.aggregate import AccountAggregator, StreamRecord
-        from leadscore.storage import Store
+        from leadscore.adapters.storage import Store
+        from leadscore.services.aggregate import AccountAggregator, StreamRecord
 
         shutil.copytree(pipeline.stack.functions["CollectFunction"].environment["LEADSCORE_CONFIG_DIR"], tmp_path,
                         dirs_exist_ok=True)
@@ -289,12 +288,12 @@ class TestCost:
         scoring["account"]["top_contacts"] = 1000
         scoring["account"]["committee"]["points"] = 0
         (tmp_path / "scoring.yaml").write_text(yaml.safe_dump(scoring))
-        from leadscore.config import load_config
+        from leadscore.rulesfiles.config import load_config
 
         config = load_config(tmp_path)
         table = pipeline.stack.name_of("Table")
         now = pipeline.now
-        from leadscore.rules import ContactState, RuleLedger
+        from leadscore.engine.rules import ContactState, RuleLedger
 
         ledger = ContactState(rules={"webinar_attended": RuleLedger(touches=[[now.timestamp(), 20]], count=1)})
         records = []
@@ -318,7 +317,7 @@ class TestCost:
         for thread in threads:
             thread.join()
         assert failures == []
-        from leadscore.read import ReadApi
+        from leadscore.services.read import ReadApi
 
         account = ReadApi(Store(table), config, clock=lambda: now).account("big.io", now)
         assert len(account["contacts"]) == 1000
@@ -331,7 +330,7 @@ class TestPoisonRecords:
             self, pipeline: Pipeline) -> None:
         import json as _json
 
-        from leadscore.storage import marshal
+        from leadscore.adapters.storage import marshal
 
         # Given a stored event that cannot be read back (a corrupt item) and a good one
         client = pipeline.stack.client("dynamodb")

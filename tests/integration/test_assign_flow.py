@@ -122,8 +122,8 @@ def test_a_book_reassigned_to_the_pool_ends_owned_once_each_fair_with_a_message(
 
 
 def test_a_paused_sdr_is_refused_and_passed_over_by_a_book(pipeline: Pipeline) -> None:
-    from leadscore.records import SdrPause
-    from leadscore.storage import Store
+    from leadscore.adapters.storage import Store
+    from leadscore.domain.records import SdrPause
 
     ids = [qualify(pipeline, n, domain=f"paus{n}.io") for n in range(4)]
     pipeline.settle()

@@ -103,9 +103,9 @@ class TestExactlyOnce:
     def test_concurrent_writers_on_one_contact_lose_nothing(self, pipeline: Pipeline) -> None:
         """Two Lambdas race on one contact: its own shard's batch, and a merged anonymous
         id's event forwarded from another shard. The loser re-reads and re-applies."""
-        from leadscore import runtime
-        from leadscore.aggregate import process_batch
-        from leadscore.storage import Store
+        from leadscore.adapters import runtime
+        from leadscore.adapters.storage import Store
+        from leadscore.services.aggregate import process_batch
 
         from tests.support.fakes import MemoryPublisher
 
@@ -274,7 +274,7 @@ class TestPixel:
 
     def test_the_gif_goes_out_even_when_the_function_cannot_start(
             self, pipeline: Pipeline, monkeypatch: Any) -> None:
-        from leadscore.storage import Store
+        from leadscore.adapters.storage import Store
 
         def broken(*_: Any, **__: Any) -> None:
             raise RuntimeError("environment variable TABLE_NAME is not set")

@@ -102,8 +102,8 @@ def test_an_sdr_of_no_pool_is_read_with_her_pause_in_one_request(pipeline: Pipel
     own record's pause (no pool record copies it), in one BatchGetItem."""
     from datetime import date
 
-    from leadscore.records import SdrPause
-    from leadscore.storage import Store
+    from leadscore.adapters.storage import Store
+    from leadscore.domain.records import SdrPause
 
     store = Store(pipeline.stack.name_of("Table"), client=pipeline.stack.client("dynamodb"))
     day = date(2026, 11, 2)

@@ -28,7 +28,7 @@ def result() -> demo.DemoResult:
 
 @pytest.fixture(scope="module")
 def scoring() -> Any:
-    from leadscore.config import load_config
+    from leadscore.rulesfiles.config import load_config
 
     return load_config(REPO_ROOT / "config").scoring
 
@@ -193,7 +193,7 @@ def test_hooli_disqualified_is_scored_over_the_threshold_and_never_routed(result
 
 
 def test_globex_only_opens_emails_stays_below_threshold_and_decays(result: demo.DemoResult, scoring: Any) -> None:
-    from leadscore.rules import decay_factor
+    from leadscore.engine.rules import decay_factor
 
     globex = result.accounts["globex.com"]
     assert globex["state"] == "below_threshold"

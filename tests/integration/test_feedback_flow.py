@@ -197,7 +197,7 @@ class TestEdge:
         assert pipeline.account("acmetech.io")["feedback"] == []
 
     def test_feedback_costs_one_read_and_one_transaction(self, pipeline: Pipeline) -> None:
-        from leadscore import runtime
+        from leadscore.adapters import runtime
 
         from tests.integration.test_accounts import counting_calls
 
@@ -281,8 +281,7 @@ def test_item6_a_routed_account_whose_score_dips_stays_with_its_sdr_and_its_sla(
 
 
 def test_item7_feedback_only_from_the_owner_or_a_lead(pipeline: Pipeline) -> None:
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     qualify(pipeline)
     pipeline.settle()
     assert [m["group"] for m in routed_messages(pipeline)] == ["maya"]

@@ -96,7 +96,7 @@ class TestOneUnsendableMessage:
 class TestASendThatKeepsFailing:
     def test_item1_a_send_failing_for_one_account_parks_it_alone_and_replay_sends_it_once(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-        from leadscore.bus import RoutedQueue
+        from leadscore.adapters.bus import RoutedQueue
 
         send = RoutedQueue.send
         routed_url = pipeline.stack.url_of("RoutedQueue")
@@ -148,7 +148,7 @@ class TestASendThatKeepsFailing:
 
     def test_item1_a_parked_send_the_account_has_moved_past_is_dropped_not_sent(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-        from leadscore.router import RoutedSend, parked_envelope
+        from leadscore.services.router import RoutedSend, parked_envelope
 
         qualify(pipeline, 0, domain="acmetech.io")
         pipeline.settle()

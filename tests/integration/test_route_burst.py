@@ -18,7 +18,7 @@ TEAM = ("ana", "ben", "cy")
 def ready_accounts(pipeline: Pipeline, count: int) -> list[str]:
     """`count` SDR-ready accounts: one made through the pipeline (not routed: the route
     function is paused), cloned; the stream is moved past the clones."""
-    from leadscore.storage import marshal, unmarshal
+    from leadscore.adapters.storage import marshal, unmarshal
 
     with route_function_paused(pipeline):
         template_id = qualify(pipeline)

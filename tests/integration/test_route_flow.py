@@ -56,7 +56,7 @@ def routed_messages(pipeline: Pipeline) -> list[dict[str, Any]]:
 
 
 def item(pipeline: Pipeline, pk: str, sk: str) -> dict[str, Any] | None:
-    from leadscore.storage import marshal, unmarshal
+    from leadscore.adapters.storage import marshal, unmarshal
 
     answer = pipeline.stack.client("dynamodb").get_item(TableName=pipeline.stack.name_of("Table"),
                                                          Key=marshal({"pk": pk, "sk": sk}))
@@ -81,8 +81,8 @@ def route_function_paused(pipeline: Pipeline) -> Iterator[None]:
 
 def use_routing(monkeypatch: pytest.MonkeyPatch, **data: Any) -> None:
     """Run the functions with this routing.yaml content instead of the shipped one."""
-    from leadscore import runtime
-    from leadscore.routing_config import RoutingConfig
+    from leadscore.adapters import runtime
+    from leadscore.rulesfiles.routing import RoutingConfig
 
     config = RoutingConfig.model_validate({"version": 1, **data})
     monkeypatch.setattr(runtime, "routing", functools.cache(lambda: config))
@@ -144,7 +144,7 @@ class TestRoute:
             self, pipeline: Pipeline) -> None:
         # PRODUCT's routing budget: one transaction plus the reads it needs, one SQS send (from
         # the stream, the transaction being the outbox) and one bus event; nothing else written
-        from leadscore import runtime
+        from leadscore.adapters import runtime
 
         from tests.integration.test_accounts import counting_calls
 
@@ -168,9 +168,9 @@ class TestRoute:
     def test_an_sdr_at_capacity_is_passed_over_by_the_transactions_condition(self, pipeline: Pipeline) -> None:
         from zoneinfo import ZoneInfo
 
-        from leadscore import runtime
-        from leadscore.items import sdr_day_key
-        from leadscore.storage import marshal
+        from leadscore.adapters import runtime
+        from leadscore.adapters.items import sdr_day_key
+        from leadscore.adapters.storage import marshal
 
         from tests.integration.test_accounts import counting_calls
 
@@ -198,9 +198,9 @@ class TestRoute:
         assert item(pipeline, pk, sk)["n"] == 25
 
     def test_20_concurrent_deliveries_give_one_sdr_one_message_one_counter_step(self, pipeline: Pipeline) -> None:
-        from leadscore import runtime
-        from leadscore.router import Router
-        from leadscore.storage import Store
+        from leadscore.adapters import runtime
+        from leadscore.adapters.storage import Store
+        from leadscore.services.router import Router
 
         with route_function_paused(pipeline):
             qualify(pipeline)
@@ -253,8 +253,8 @@ class TestRoute:
 
     def test_a_fault_between_the_transaction_and_the_send_converges_to_one_message_for_the_same_sdr(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
-        from leadscore.bus import RoutedQueue
-        from leadscore.storage import Store
+        from leadscore.adapters.bus import RoutedQueue
+        from leadscore.adapters.storage import Store
 
         save_assignment, send = Store.save_assignment, RoutedQueue.send
         faults = {"route": 1, "send": 1}

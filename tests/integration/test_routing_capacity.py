@@ -22,7 +22,7 @@ def route(pipeline: Pipeline, account_id: str) -> dict[str, Any]:
 
 def test_item9_full_sdrs_cost_no_refused_transaction_and_no_read_per_sdr(
         pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
-    from leadscore import runtime
+    from leadscore.adapters import runtime
 
     from tests.integration.test_accounts import counting_calls
 
@@ -48,7 +48,7 @@ def test_item9_full_sdrs_cost_no_refused_transaction_and_no_read_per_sdr(
 
 def test_item9_an_sdr_filled_through_another_pool_is_skipped_without_a_refused_transaction(
         pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
-    from leadscore import runtime
+    from leadscore.adapters import runtime
 
     from tests.integration.test_accounts import counting_calls
 
@@ -74,9 +74,9 @@ def test_item9_a_count_made_outside_routing_costs_one_refused_transaction_once(
         pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC
 
-    from leadscore import runtime
-    from leadscore.items import sdr_day_key
-    from leadscore.storage import marshal
+    from leadscore.adapters import runtime
+    from leadscore.adapters.items import sdr_day_key
+    from leadscore.adapters.storage import marshal
 
     from tests.integration.test_accounts import counting_calls
 

@@ -13,7 +13,7 @@ from tests.integration.conftest import Pipeline
 from tests.integration.test_route_flow import item, qualify, routed_messages, sdr, use_routing
 
 if TYPE_CHECKING:
-    from leadscore.router import Router
+    from leadscore.services.router import Router
 
 
 def at(text: str) -> datetime:
@@ -22,9 +22,9 @@ def at(text: str) -> datetime:
 
 def router_at(pipeline: Pipeline, now: datetime) -> Router:
     """A routing pass's router with its own clock (the one the function would build)."""
-    from leadscore import runtime
-    from leadscore.router import Router
-    from leadscore.storage import Store
+    from leadscore.adapters import runtime
+    from leadscore.adapters.storage import Store
+    from leadscore.services.router import Router
 
     return Router(Store(pipeline.stack.name_of("Table")), runtime.config().scoring, runtime.routing(), now)
 
@@ -67,7 +67,7 @@ class TestItem2:
 class TestItem13:
     def test_item13_a_corrupt_account_on_the_index_is_parked_and_the_pass_goes_on(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-        from leadscore.storage import marshal
+        from leadscore.adapters.storage import marshal
 
         # Given three accounts routed, and the oldest one's item corrupt (its traits unreadable)
         use_routing(monkeypatch, mode="round_robin", sdrs=[sdr("ana"), sdr("ben"), sdr("cy")])

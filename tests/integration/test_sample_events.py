@@ -39,8 +39,7 @@ def _load(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    from leadscore import runtime
-
+    from leadscore.adapters import runtime
     monkeypatch.setenv("LEADSCORE_NOW", SAMPLE_TIME.replace(minute=10).isoformat())
     runtime.reset()
 

@@ -99,7 +99,7 @@ def dead_letters(stack: TemplateStack) -> list[dict[str, Any]]:
 
 def put(stack: TemplateStack, n: int) -> str:
     """An `Account Routed` as the aggregate function publishes it (its slack strings included)."""
-    from leadscore.slack import slack_detail
+    from leadscore.engine.slack import slack_detail
 
     body = {"accountId": f"a{n}.io", "name": f"A{n}", "domain": f"a{n}.io", "score": 100 + n, "fit": 30,
             "engagement": 70 + n, "committeeBonus": 0, "threshold": 100, "cycle": 1, "state": "routed",

@@ -31,7 +31,7 @@ POISONS: dict[str, dict[str, Any]] = {
 
 
 def _put_poison(pipeline: Pipeline, contact_pk: str, attributes: dict[str, Any]) -> None:
-    from leadscore.storage import marshal
+    from leadscore.adapters.storage import marshal
 
     item = {"pk": contact_pk, "sk": "E#website#bad", "k": "E", **attributes}
     pipeline.stack.client("dynamodb").put_item(TableName=pipeline.stack.name_of("Table"), Item=marshal(item))
@@ -107,8 +107,7 @@ class TestNoPersonalDataInLogs:
 
     def test_a_contact_that_cannot_be_applied_logs_a_hash_of_its_key_not_its_email(
             self, pipeline: Pipeline, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-        from leadscore import rules
-
+        from leadscore.engine import rules
         def broken(*_: Any, **__: Any) -> Any:
             raise ValueError("cannot apply the event of jo.secret@acmetech.io")
 
@@ -118,12 +117,12 @@ class TestNoPersonalDataInLogs:
         assert posted["statusCode"] in (200, 303), posted
         with caplog.at_level(logging.INFO):  # what a deployed function logs
             pipeline.stack.pump(raise_errors=False)
-        failures = [r for r in caplog.records if r.name == "leadscore.aggregate"]
+        failures = [r for r in caplog.records if r.name == "leadscore.services.aggregate"]
         assert failures, "the failure is logged"
         assert "jo.secret" not in caplog.text
         assert all("jo.secret" not in _everything_of(r) for r in caplog.records)
         # and the key is there as its kind and a short hash, so one contact's failures can be found
-        from leadscore.identity import key_digest
+        from leadscore.engine.identity import key_digest
 
         assert any(key_digest("e:jo.secret@acmetech.io") in _everything_of(r) for r in failures)
 
@@ -149,30 +148,30 @@ class TestTheHandlersAnswer:
         return [{"dynamodb": {"SequenceNumber": s}} for s in sequences]
 
     def test_nothing_failed(self) -> None:
-        from leadscore.aggregate import BatchOutcome, stream_response
+        from leadscore.services.aggregate import BatchOutcome, stream_response
 
         assert stream_response(self._raw("1", "2"), BatchOutcome([], [])) == {"batchItemFailures": []}
 
     def test_a_poison_record_after_the_first_is_reported(self) -> None:
-        from leadscore.aggregate import BatchOutcome, stream_response
+        from leadscore.services.aggregate import BatchOutcome, stream_response
 
         answer = stream_response(self._raw("1", "2", "3"), BatchOutcome(["2"], ["2"]))
         assert answer == {"batchItemFailures": [{"itemIdentifier": "2"}]}
 
     def test_a_poison_record_heading_several_fails_the_invocation_so_lambda_bisects(self) -> None:
-        from leadscore.aggregate import BatchOutcome, PoisonBatch, stream_response
+        from leadscore.services.aggregate import BatchOutcome, PoisonBatch, stream_response
 
         with pytest.raises(PoisonBatch):
             stream_response(self._raw("2", "3"), BatchOutcome(["2"], ["2"]))
 
     def test_a_poison_record_alone_is_reported(self) -> None:
-        from leadscore.aggregate import BatchOutcome, stream_response
+        from leadscore.services.aggregate import BatchOutcome, stream_response
 
         assert stream_response(self._raw("2"), BatchOutcome(["2"], ["2"])) == {
             "batchItemFailures": [{"itemIdentifier": "2"}]}
 
     def test_a_failed_contact_heading_the_batch_is_reported_not_bisected(self) -> None:
-        from leadscore.aggregate import BatchOutcome, stream_response
+        from leadscore.services.aggregate import BatchOutcome, stream_response
 
         answer = stream_response(self._raw("1", "2"), BatchOutcome(["1", "2"], ["2"]))
         assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]}
@@ -182,9 +181,9 @@ def test_the_collectors_own_items_decode() -> None:
     """What collection writes is never poison (the strict decoder accepts the real thing)."""
     from datetime import UTC, datetime
 
-    from leadscore.aggregate import decode_event
-    from leadscore.collect import event_item
-    from leadscore.model import TrackingEvent
+    from leadscore.domain.events import TrackingEvent
+    from leadscore.services.aggregate import decode_event
+    from leadscore.services.collect import event_item
 
     moment = datetime(2026, 11, 2, 9, tzinfo=UTC)
     for event in (

@@ -280,14 +280,14 @@ class TestRacesAndRetries:
     the bus refused it the first time."""
 
     def _api(self, pipeline: Pipeline, store: Any, publisher: Any) -> Any:
-        from leadscore import runtime
-        from leadscore.team import TeamApi
+        from leadscore.adapters import runtime
+        from leadscore.services.team import TeamApi
 
         return TeamApi(store, runtime.routing(), clock=lambda: pipeline.now, publisher=publisher)
 
     def test_two_leads_at_once_both_land_in_order_and_every_pool_record_agrees(self, pipeline: Pipeline) -> None:
-        from leadscore.http import Request
-        from leadscore.storage import Store
+        from leadscore.adapters.http import Request
+        from leadscore.adapters.storage import Store
 
         from tests.support.fakes import MemoryPublisher
 
@@ -330,7 +330,7 @@ class TestRacesAndRetries:
 
     def test_a_refused_announcement_is_a_503_and_the_same_request_again_announces_it(
             self, pipeline: Pipeline) -> None:
-        from leadscore.http import Request
+        from leadscore.adapters.http import Request
 
         from tests.support.fakes import MemoryPublisher
 
@@ -338,7 +338,7 @@ class TestRacesAndRetries:
         request = Request(method="PUT", route=ROUTES["availability"], path="/v1/sdrs/lucas/availability",
                           headers={}, query={}, path_parameters={"sdrId": "lucas"}, body=body, source_ip=None,
                           caller=CALLER)
-        from leadscore.storage import Store
+        from leadscore.adapters.storage import Store
 
         store = Store(pipeline.stack.name_of("Table"), client=pipeline.stack.client("dynamodb"))
         refused = self._api(pipeline, store, MemoryPublisher(fail=True)).handle(request)

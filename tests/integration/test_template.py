@@ -199,7 +199,7 @@ def _parse(path: Path) -> ast.Module:
 def _store_operations() -> dict[str, set[tuple[str, str]]]:
     """Store method -> the (IAM action, resource) pairs of the DynamoDB calls it makes,
     read from storage.py: every `self.client.<operation>`, and the methods it calls."""
-    tree = _parse(LAYER / "storage.py")
+    tree = _parse(LAYER / "adapters" / "storage.py")
     (store,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Store"]
     # the indexes (DUE_INDEX = "DueIndex", OWNER_INDEX = ...): a method's Query names its own
     indexes = {t.id: n.value.value for n in store.body if isinstance(n, ast.Assign)
@@ -252,8 +252,14 @@ def _handler_modules(code_uri: str) -> tuple[set[str], bool, bool, bool]:
     """(leadscore modules the handler imports, whether it builds the bus publisher, whether it
     builds the routed queue's sender, whether it builds the parked queue's)."""
     tree = _parse(REPO_ROOT / code_uri / "app.py")
-    modules = {n.module.split(".", 1)[1] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-               and n.module and n.module.startswith("leadscore.")}
+    modules: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("leadscore."):
+            module = n.module.split(".", 1)[1]
+            if (LAYER / module.replace(".", "/")).is_dir():  # `from leadscore.adapters import runtime`
+                modules |= {f"{module}.{alias.name}" for alias in n.names}
+            else:
+                modules.add(module)
 
     def builds(getter: str) -> bool:
         return any(isinstance(n, ast.Attribute) and n.attr == getter
@@ -266,7 +272,7 @@ def _store_methods_used(modules: set[str], methods: set[str]) -> set[str]:
     """Store methods the modules reach through a store (`store.get`, `self.store.put_event`...)."""
     used = set()
     for module in modules:
-        for node in ast.walk(_parse(LAYER / f"{module}.py")):
+        for node in ast.walk(_parse(LAYER / f"{module.replace('.', '/')}.py")):
             if isinstance(node, ast.Attribute) and node.attr in methods:
                 owner = node.value
                 name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")

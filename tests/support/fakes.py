@@ -1,4 +1,4 @@
-"""In-memory fakes of the layer's ports (leadscore.ports): a store of records and a publisher.
+"""In-memory fakes of the layer's ports (leadscore.services.ports): a store of records and a publisher.
 
 They keep what the real ones guarantee and nothing of DynamoDB: records are copied in and
 out (no aliasing between what a caller holds and what is stored), saves are conditional on
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from leadscore.model import TrackingEvent
-from leadscore.records import (
+from leadscore.domain.events import TrackingEvent
+from leadscore.domain.records import (
     Account,
     Assignment,
     CapacityReached,
@@ -340,7 +340,7 @@ class MemoryOutbox:
         self._lock = threading.Lock()
 
     def drain(self) -> int:
-        from leadscore.router import routed_sends, send_routed
+        from leadscore.services.router import routed_sends, send_routed
 
         with self._lock:  # a stream shard is processed one batch at a time
             pending = self.store.account_stream[self.position:]

@@ -55,14 +55,14 @@ class FakeEventStore(MemoryStore):
 
 @cache
 def shipped_config() -> Any:
-    from leadscore.config import load_config
+    from leadscore.rulesfiles.config import load_config
 
     return load_config()
 
 
 def ingest_api(store: FakeEventStore, config: Any = None, public_url: str | None = None) -> Any:
-    from leadscore.collect import Collector
-    from leadscore.ingest import IngestApi
+    from leadscore.adapters.ingest import IngestApi
+    from leadscore.services.collect import Collector
 
     config = config or shipped_config()
     return IngestApi(Collector(store, config), config, clock=lambda: NOW, public_url=public_url)
@@ -70,7 +70,7 @@ def ingest_api(store: FakeEventStore, config: Any = None, public_url: str | None
 
 def request(method: str, path: str, route: str | None = None, **kwargs: Any) -> Any:
     """A `Request` as API Gateway hands it to the collect function."""
-    from leadscore.http import Request
+    from leadscore.adapters.http import Request
 
     kwargs.setdefault("now", NOW)
     route = route or path.split("?", 1)[0]
@@ -79,7 +79,7 @@ def request(method: str, path: str, route: str | None = None, **kwargs: Any) -> 
 
 def form_request(form_id: str, fields: Any, **kwargs: Any) -> Any:
     """An HTML form post (urlencoded) to `/v1/forms/{form_id}`."""
-    from leadscore.http import Request
+    from leadscore.adapters.http import Request
 
     return Request.from_event(form_event(f"/v1/forms/{form_id}", fields, route_key="POST /v1/forms/{formId}",
                                          now=NOW, **kwargs))

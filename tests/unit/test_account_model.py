@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from leadscore.accounts import ContactEntry, account_card, exclusion_of, next_state
-from leadscore.aggregate import StreamRecord, state_changes
-from leadscore.config import load_config
+from leadscore.engine.accounts import ContactEntry, account_card, exclusion_of, next_state
+from leadscore.rulesfiles.config import load_config
+from leadscore.services.aggregate import StreamRecord, state_changes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -10,11 +10,11 @@ from itertools import count
 from typing import Any
 
 import pytest
-from leadscore import items
-from leadscore.aggregate import AccountAggregator, ContactAggregator, StreamRecord, aggregate_batch
-from leadscore.config import Config, load_config
-from leadscore.model import TrackingEvent
-from leadscore.records import Contact
+from leadscore.adapters import items
+from leadscore.domain.events import TrackingEvent
+from leadscore.domain.records import Contact
+from leadscore.rulesfiles.config import Config, load_config
+from leadscore.services.aggregate import AccountAggregator, ContactAggregator, StreamRecord, aggregate_batch
 
 from tests.support.fakes import MemoryPublisher, MemoryStore
 
@@ -106,8 +106,8 @@ class TestContacts:
 
 class TestAccounts:
     def _contact(self, config: Config, key: str, account: str, points: float = 20) -> Contact:
-        from leadscore.contacts import rescored
-        from leadscore.rules import ContactState, RuleLedger
+        from leadscore.engine.contacts import rescored
+        from leadscore.engine.rules import ContactState, RuleLedger
 
         state = ContactState(rules={"webinar_attended": RuleLedger(touches=[[NOW.timestamp(), points]], count=1)})
         return rescored(config.scoring, Contact(key=key, state=state, account=account, account_source="profile"),
@@ -177,7 +177,7 @@ class TestRoutedOutbox:
                        ) -> list[dict[str, Any]]:
         from dataclasses import replace
 
-        from leadscore.records import RoutingStatus
+        from leadscore.domain.records import RoutingStatus
 
         store = MemoryStore()
         AccountAggregator(store, config, NOW).apply([contact_record(TestAccounts()._contact(config, "u:c0",
@@ -223,7 +223,7 @@ class TestRoutedOutbox:
         assert queue.sends == 1
 
     def test_a_failed_send_reports_the_account_record_and_the_retry_sends_once(self, config: Config) -> None:
-        from leadscore.router import SEND_TRIES
+        from leadscore.services.router import SEND_TRIES
 
         from tests.support.fakes import MemoryQueue
 
@@ -246,12 +246,12 @@ class TestRoutedOutbox:
         assert outcome.failed == ["11"]
 
 def _marshal(keys: tuple[str, str]) -> dict[str, Any]:
-    from leadscore.storage import marshal
+    from leadscore.adapters.storage import marshal
 
     return marshal(items.key_item(*keys))
 
 
 def _marshal_item(image: dict[str, Any]) -> dict[str, Any]:
-    from leadscore.storage import marshal
+    from leadscore.adapters.storage import marshal
 
     return marshal(image)

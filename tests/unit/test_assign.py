@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from leadscore.accounts import routing_view, state_change_events
-from leadscore.assign import AssignApi
-from leadscore.config import load_config
-from leadscore.http import Request
-from leadscore.records import Account, Assignment, RoutingStatus, SdrPause, SdrRecord, utc_text
-from leadscore.routing_config import RoutingConfig
+from leadscore.adapters.http import Request
+from leadscore.domain.records import Account, Assignment, RoutingStatus, SdrPause, SdrRecord, utc_text
+from leadscore.engine.accounts import routing_view, state_change_events
+from leadscore.rulesfiles.config import load_config
+from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.services.assign import AssignApi
 
 from tests.support.apigw import http_event, iam_authorizer
 from tests.support.fakes import MemoryOutbox, MemoryQueue, MemoryStore
@@ -186,7 +186,7 @@ class TestOneAccount:
 
         def another_lead() -> None:  # ben gets it first, between our read and our transaction
             other = AssignApi(desk.store, desk.scoring, TEAM, clock=lambda: NOW)
-            from leadscore.assign import AssignBody
+            from leadscore.services.assign import AssignBody
 
             other.assign("acme.com", AssignBody(sdr="ben", by="lea"), caller=None)
 

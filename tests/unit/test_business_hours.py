@@ -1,4 +1,4 @@
-"""The SLA in working hours (`sla_business_hours` in routing.yaml, `leadscore.business_hours`):
+"""The SLA in working hours (`sla_business_hours` in routing.yaml, `leadscore.domain.business_hours`):
 worked cases in the SDR's own time zone (weekends, DST, fractional SLAs), properties against an
 independent count of working quarter-hours, the config key's validation, and the router and
 routing pass honouring it."""
@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from leadscore import config, routing_config
-from leadscore.business_hours import Week, sla_due, worked
-from leadscore.config import ConfigError
-from leadscore.routing_config import RoutingConfig, load_routing
-from leadscore.routing_pass import run_routing_pass
+from leadscore.domain.business_hours import Week, sla_due, worked
+from leadscore.rulesfiles import config
+from leadscore.rulesfiles import routing as routing_config
+from leadscore.rulesfiles.config import ConfigError
+from leadscore.rulesfiles.routing import RoutingConfig, load_routing
+from leadscore.services.routing_pass import run_routing_pass
 
 from tests.support.fakes import MemoryQueue, MemoryStore
 from tests.unit.test_router import ready, router, routing, sdr

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from leadscore.collect import MAX_REJECTION_RECORDS, Collector
-from leadscore.config import Config, load_config
+from leadscore.rulesfiles.config import Config, load_config
+from leadscore.services.collect import MAX_REJECTION_RECORDS, Collector
 
 from tests.support.fakes import MemoryStore
 

@@ -11,9 +11,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from leadscore import config, routing_config
-from leadscore.config import COMPILED_FILE, ScoringConfig, SourcesConfig
-from leadscore.routing_config import RoutingConfig
+from leadscore.rulesfiles import config
+from leadscore.rulesfiles import routing as routing_config
+from leadscore.rulesfiles.config import COMPILED_FILE, ScoringConfig, SourcesConfig
+from leadscore.rulesfiles.routing import RoutingConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config"
@@ -87,7 +88,7 @@ def test_compiled_json_of_other_code_is_not_used(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leadscore.config", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "leadscore.rulesfiles.config", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "shared"})
 
 
@@ -111,7 +112,8 @@ def test_validate_fails_on_a_stale_compiled_json_and_write_refreshes_it(tmp_path
 
 
 def test_loading_the_prevalidated_rules_imports_neither_pydantic_nor_yaml() -> None:
-    script = ("import sys; from leadscore.config import load_config; from leadscore.routing_config import "
+    script = ("import sys; from leadscore.rulesfiles.config import load_config; "
+              "from leadscore.rulesfiles.routing import "
               "load_routing; load_config('config'); load_routing('config/routing.yaml'); "
               "print(sorted(m for m in ('pydantic', 'pydantic_core', 'yaml') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,

@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from leadscore import config
-from leadscore.config import (
+from leadscore.rulesfiles import config
+from leadscore.rulesfiles.config import (
     ConfigError,
     ScoringConfig,
     SourcesConfig,
@@ -513,7 +513,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": "shared"}
     env.pop("LEADSCORE_CONFIG_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "leadscore.config", *args],
+        [sys.executable, "-m", "leadscore.rulesfiles.config", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from leadscore.config import Config, load_config
-from leadscore.contacts import contact_scores
-from leadscore.decay import WORKERS, run_decay
-from leadscore.records import Contact
-from leadscore.rules import ContactState, RuleLedger
+from leadscore.domain.records import Contact
+from leadscore.engine.contacts import contact_scores
+from leadscore.engine.rules import ContactState, RuleLedger
+from leadscore.rulesfiles.config import Config, load_config
+from leadscore.services.decay import WORKERS, run_decay
 
 from tests.support.fakes import MemoryStore
 

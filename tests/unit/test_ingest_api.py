@@ -1,4 +1,4 @@
-"""The ingestion API (`leadscore.ingest`) route by route, on an in-memory event store.
+"""The ingestion API (`leadscore.adapters.ingest`) route by route, on an in-memory event store.
 
 Each test: Given a store (and a request), When the API handles it, Then the answer and
 what was stored. No moto, no network: `tests/unit/ingest_fakes.py` holds the fakes.
@@ -491,7 +491,7 @@ class TestCors:
     def test_an_origin_is_allowed_per_source_as_sources_yaml_lists_it(self, store: FakeEventStore,
                                                                       tmp_path: Path) -> None:
         # Given a config where only the product source allows https://app.example.com
-        from leadscore.config import load_config
+        from leadscore.rulesfiles.config import load_config
 
         shutil.copytree(ROOT / "config", tmp_path, dirs_exist_ok=True)
         sources = (tmp_path / "sources.yaml").read_text()
@@ -515,7 +515,7 @@ def test_an_unknown_route_is_a_404_envelope(store: FakeEventStore) -> None:
 
 def test_the_route_table_is_the_templates_collect_routes() -> None:
     import yaml
-    from leadscore.ingest import ROUTES
+    from leadscore.adapters.ingest import ROUTES
 
     class Loader(yaml.SafeLoader):
         pass
@@ -529,7 +529,7 @@ def test_the_route_table_is_the_templates_collect_routes() -> None:
 
 
 def test_every_route_but_the_preflight_names_its_sender() -> None:
-    from leadscore.ingest import ROUTES
+    from leadscore.adapters.ingest import ROUTES
 
     assert [key for key, route in ROUTES.items() if route.sender is None] == ["OPTIONS /v1/{proxy+}"]
 

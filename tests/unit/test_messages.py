@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from leadscore.messages import (
+from leadscore.domain.events import InvalidMessage, TrackingEvent
+from leadscore.engine.messages import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     TYPES,
@@ -15,7 +16,6 @@ from leadscore.messages import (
     parse_message,
     write_key_of,
 )
-from leadscore.model import InvalidMessage, TrackingEvent
 
 RECEIVED = datetime(2026, 5, 13, 12, 0, 5, tzinfo=UTC)
 CHROME = (

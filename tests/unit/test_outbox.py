@@ -12,13 +12,21 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from leadscore import items
-from leadscore.aggregate import aggregate_batch
-from leadscore.bus import RoutedQueue
-from leadscore.config import Config, load_config
-from leadscore.records import Account, RoutingStatus
-from leadscore.router import MAX_BODY_BYTES, SQS_MAX_BYTES, RoutedSend, SendRefused, deliver_routed, fit_body, sqs_text
-from leadscore.storage import marshal
+from leadscore.adapters import items
+from leadscore.adapters.bus import RoutedQueue
+from leadscore.adapters.storage import marshal
+from leadscore.domain.records import Account, RoutingStatus
+from leadscore.rulesfiles.config import Config, load_config
+from leadscore.services.aggregate import aggregate_batch
+from leadscore.services.router import (
+    MAX_BODY_BYTES,
+    SQS_MAX_BYTES,
+    RoutedSend,
+    SendRefused,
+    deliver_routed,
+    fit_body,
+    sqs_text,
+)
 
 from tests.support.fakes import MemoryPublisher, MemoryQueue, MemoryStore
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from leadscore.http import HttpError
-from leadscore.read import parse_moment
+from leadscore.adapters.http import HttpError
+from leadscore.services.read import parse_moment
 
 USABLE = {
     "2026-11-25T10:00:00Z": datetime(2026, 11, 25, 10, tzinfo=UTC),
@@ -64,7 +64,7 @@ def test_anything_else_is_a_400_naming_at(text: str) -> None:
 
 def test_every_moment_it_accepts_can_be_valued() -> None:
     """The read API's arithmetic (velocity and committee windows, decay) at both ends."""
-    from leadscore.accounts import _window_start
+    from leadscore.engine.accounts import _window_start
 
     for moment in (parse_moment("1970-01-01T00:00:00Z"), parse_moment("9998-12-31T23:59:59.999999Z")):
         assert _window_start(moment, 10_000) < moment.timestamp()

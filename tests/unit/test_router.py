@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from leadscore.config import load_config
-from leadscore.records import Account, RoutingStatus, utc_text
-from leadscore.router import RouteOutcome, Router, deduplication_id
-from leadscore.routing_config import RoutingConfig
-from leadscore.routing_pass import run_routing_pass
+from leadscore.domain.records import Account, RoutingStatus, utc_text
+from leadscore.rulesfiles.config import load_config
+from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.services.router import RouteOutcome, Router, deduplication_id
+from leadscore.services.routing_pass import run_routing_pass
 
 from tests.support.fakes import MemoryOutbox, MemoryQueue, MemoryStore
 

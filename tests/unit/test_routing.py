@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leadscore.routing import (
+from leadscore.engine.routing import (
     GLOBAL_POOL,
     AccountTraits,
     RoutingDecision,
@@ -18,7 +18,7 @@ from leadscore.routing import (
     route,
     schedule,
 )
-from leadscore.routing_config import RoutingConfig, Sdr, load_routing, region_of
+from leadscore.rulesfiles.routing import RoutingConfig, Sdr, load_routing, region_of
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday

@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from leadscore.config import ConfigError
-from leadscore.routing_config import RoutingConfig, country_code, load_routing, main
+from leadscore.rulesfiles.config import ConfigError
+from leadscore.rulesfiles.routing import RoutingConfig, country_code, load_routing, main
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config"
 
@@ -344,7 +344,7 @@ def test_item12_an_active_sdr_in_no_pool_who_is_not_a_lead_is_an_error(tmp_path:
 
 def test_item12_territories_with_mode_round_robin_are_a_warning_make_config_prints(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from leadscore.config import main as config_main
+    from leadscore.rulesfiles.config import main as config_main
 
     for name in ("scoring.yaml", "sources.yaml"):
         (tmp_path / name).write_text((SHIPPED / name).read_text(encoding="utf-8"), encoding="utf-8")

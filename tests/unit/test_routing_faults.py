@@ -11,10 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from leadscore.accounts import state_change_events
-from leadscore.records import Account, RoutingStatus, utc_text
-from leadscore.routing_config import RoutingConfig
-from leadscore.routing_pass import run_routing_pass
+from leadscore.domain.records import Account, RoutingStatus, utc_text
+from leadscore.engine.accounts import state_change_events
+from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.services.routing_pass import run_routing_pass
 
 from tests.support.fakes import MemoryQueue, MemoryStore
 from tests.unit.test_router import NOW, ready, router, routing, sdr
@@ -84,7 +84,7 @@ class TestItem4:
         assert breach["sdr"]["id"] == "ana" and breach["slaDueAt"] == "2026-11-25T10:00:00Z"
         assert len(queue.messages) == 1
         # the read API says the SLA ran out and why it was not re-routed
-        from leadscore.accounts import routing_view
+        from leadscore.engine.accounts import routing_view
 
         view = routing_view(store.accounts["acme.com"])
         assert view is not None and "out of office" in view["reroute"]["reason"]
@@ -169,7 +169,7 @@ class TestItem13:
 
 
 def test_item3_choose_sdr_never_picks_the_owner_of_an_sla_reroute() -> None:
-    from leadscore.routing import AccountTraits, route
+    from leadscore.engine.routing import AccountTraits, route
 
     alone = routing(sdr("ana"))
     d = route(alone, AccountTraits("x.com"), counter=0, assignments={}, now=AFTER_SLA, previous_owner="ana",

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from leadscore.records import Account, RoutingStatus, utc_text
-from leadscore.routing_pass import PARK, PARK_TRANSIENT, run_routing_pass, transient
+from leadscore.domain.records import Account, RoutingStatus, utc_text
+from leadscore.services.routing_pass import PARK, PARK_TRANSIENT, run_routing_pass, transient
 
 from tests.support.fakes import MemoryQueue, MemoryStore
 from tests.unit.test_router import NOW, ready, router

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from leadscore.accounts import decision_view, routing_detail, routing_view
-from leadscore.config import load_config
-from leadscore.items import account_from_item, account_item, routing_doc, routing_from_doc
-from leadscore.records import MAX_SKIPPED, Account, RoutingStatus, SkippedSdr
-from leadscore.router import Router, routed_sends
-from leadscore.routing import AccountTraits, CrmOwner, choose_sdr, match_pool
-from leadscore.routing_config import RoutingConfig
+from leadscore.adapters.items import account_from_item, account_item, routing_doc, routing_from_doc
+from leadscore.domain.records import MAX_SKIPPED, Account, RoutingStatus, SkippedSdr
+from leadscore.engine.accounts import decision_view, routing_detail, routing_view
+from leadscore.engine.routing import AccountTraits, CrmOwner, choose_sdr, match_pool
+from leadscore.rulesfiles.config import load_config
+from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.services.router import Router, routed_sends
 
 from tests.support.fakes import MemoryStore
 
@@ -181,7 +181,7 @@ class TestRouter:
         (send,) = routed_sends(load_config().scoring, [(before, after)])
         assert send.body["decision"]["by"] == "round_robin"
         assert send.body["decision"]["text"] == "ana: the pool's weighted round-robin (territory us, pool team)"
-        from leadscore.accounts import state_change_events
+        from leadscore.engine.accounts import state_change_events
 
         events = dict(state_change_events([("a.com", before, after)], NOW))
         assert events["Account Routed"]["decision"] == send.body["decision"]
@@ -286,7 +286,7 @@ class TestOnceAndAfter:
     def test_an_sla_breach_moves_it_from_the_owner_to_the_pool_saying_so(self) -> None:
         from datetime import timedelta
 
-        from leadscore.routing_pass import run_routing_pass
+        from leadscore.services.routing_pass import run_routing_pass
 
         store = MemoryStore()
         ready(store, "a.com", owner="ben")
@@ -304,7 +304,7 @@ class TestOnceAndAfter:
 
 
 def test_a_paused_lead_of_no_pool_gets_nothing_as_crm_owner() -> None:
-    from leadscore.records import SdrPause, SdrRecord
+    from leadscore.domain.records import SdrPause, SdrRecord
 
     cfg = team(sdr("lee"), leads=["lee"])  # a lead: in no pool, so no pool record holds her pause
     store = MemoryStore()
@@ -319,7 +319,7 @@ def test_a_paused_lead_of_no_pool_gets_nothing_as_crm_owner() -> None:
 
 
 def test_a_decision_naming_an_sdr_outright_says_so() -> None:
-    from leadscore.routing import RoutingDecision
+    from leadscore.engine.routing import RoutingDecision
 
     ben = TEAM.sdr_by_id["ben"]
     named = RoutingDecision("territory", "team", "us", ben, None, counter=4, counter_step=0, day=date(2026, 11, 23))

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leadscore import rules
-from leadscore.config import ScoringConfig, load_scoring
-from leadscore.model import TrackingEvent
-from leadscore.rules import ContactState, Hit, RuleLedger
+from leadscore.domain.events import TrackingEvent
+from leadscore.engine import rules
+from leadscore.engine.rules import ContactState, Hit, RuleLedger
+from leadscore.rulesfiles.config import ScoringConfig, load_scoring
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

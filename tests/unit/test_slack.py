@@ -1,4 +1,4 @@
-"""The Slack notifications' strings (leadscore/slack.py), the `slack_user_id` key of routing.yaml,
+"""The Slack notifications' strings (leadscore/engine/slack.py), the `slack_user_id` key of routing.yaml,
 and the message the template's input transformer makes of them, checked against Slack's format."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from leadscore import items
-from leadscore.accounts import ContactEntry
-from leadscore.aggregate import StreamRecord, state_changes
-from leadscore.config import ConfigError, load_config
-from leadscore.records import Account, RoutingStatus
-from leadscore.routing_config import load_routing
-from leadscore.slack import SLACK_EVENTS, slack_detail
+from leadscore.adapters import items
+from leadscore.domain.records import Account, RoutingStatus
+from leadscore.engine.accounts import ContactEntry
+from leadscore.engine.slack import SLACK_EVENTS, slack_detail
+from leadscore.rulesfiles.config import ConfigError, load_config
+from leadscore.rulesfiles.routing import load_routing
+from leadscore.services.aggregate import StreamRecord, state_changes
 
 from local.api_destinations import resolve_path, transform
 from local.stack import load_template

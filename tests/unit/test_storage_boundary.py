@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from leadscore import items
+from leadscore.adapters import items
 
 LAYER = Path(__file__).resolve().parents[2] / "shared" / "leadscore"
 STORAGE_LAYER = {"storage.py", "items.py"}

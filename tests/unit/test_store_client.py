@@ -12,7 +12,7 @@ import pytest
 def test_threads_racing_for_the_first_client_share_one(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a fresh store and a client that takes a while to make (as boto3's does on a cold start)
     import boto3
-    from leadscore.storage import Store
+    from leadscore.adapters.storage import Store
 
     made: list[object] = []
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from leadscore.http import HttpError
-from leadscore.items import book_cursor, book_start
-from leadscore.records import Account, RoutingStatus, utc_text
-from leadscore.routing import GLOBAL_POOL, PoolChoice, choose_sdr
-from leadscore.team import AvailabilityBody, book_changes
+from leadscore.adapters.http import HttpError
+from leadscore.adapters.items import book_cursor, book_start
+from leadscore.domain.records import Account, RoutingStatus, utc_text
+from leadscore.engine.routing import GLOBAL_POOL, PoolChoice, choose_sdr
+from leadscore.services.team import AvailabilityBody, book_changes
 
 from tests.support.fakes import MemoryQueue, MemoryStore
 from tests.unit.test_router import ready, router, routing, sdr
@@ -166,10 +166,10 @@ class TestInput:
 
 class TestPausePools:
     def test_a_pause_goes_to_every_pool_so_one_she_joins_later_knows_it(self) -> None:
-        from leadscore.team import pause_pools
+        from leadscore.services.team import pause_pools
 
         assert pause_pools(TEAM, "ana") == ["team", GLOBAL_POOL]
-        from leadscore.routing_config import RoutingConfig
+        from leadscore.rulesfiles.routing import RoutingConfig
 
         many = RoutingConfig.model_validate({
             "version": 1, "sdrs": [sdr("ana"), sdr("ben")], "fallback_pool": "p0",

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leadscore import items
-from leadscore.aggregate import ContactAggregator, StreamRecord
-from leadscore.collect import Collector
-from leadscore.config import Config, load_config, load_scoring
-from leadscore.routing import AccountTraits
-from leadscore.rules import derive_traits
+from leadscore.adapters import items
+from leadscore.engine.routing import AccountTraits
+from leadscore.engine.rules import derive_traits
+from leadscore.rulesfiles.config import Config, load_config, load_scoring
+from leadscore.services.aggregate import ContactAggregator, StreamRecord
+from leadscore.services.collect import Collector
 
 from tests.support.fakes import MemoryStore
 
@@ -74,7 +74,7 @@ def test_one_placement_alone_keeps_everything_it_fits(config: Config, placement:
 
 
 def trait_rank(scoring: Any) -> Any:
-    from leadscore.messages import trait_rank
+    from leadscore.engine.messages import trait_rank
 
     return trait_rank(scoring)
 
@@ -169,7 +169,7 @@ def test_the_bound_cuts_long_text_and_drops_lists_and_deep_objects_first(config:
 
 
 def test_properties_keep_what_is_read_after_collection_over_custom_ones(config: Config, tmp_path: Path) -> None:
-    from leadscore.messages import property_rank
+    from leadscore.engine.messages import property_rank
 
     read = {"form_id": "demo-request", "stage": "bottom", "url": "https://acme.com/pricing", "scope": "all"}
     props = {**read, **{f"utm_{i:02d}": "u" * 40 for i in range(20)}, "plan_viewed": "enterprise"}

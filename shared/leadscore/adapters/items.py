@@ -1,0 +1,930 @@
+"""Records <-> DynamoDB items: every attribute name, key layout and stored JSON format.
+
+With `storage.py` (the requests) this is the storage layer: no other module of the layer
+names an item attribute (tests/unit/test_storage_boundary.py checks). Item kinds, their
+keys and which hold personal data are listed in docs/DESIGN.md ("Item kinds") and in
+`ITEM_KINDS` below.
+
+Formats are those the table has always held, so existing items keep working:
+- the engine state (`lg` on a contact) is JSON `{"t": traits, "r": {rule: ledger}, "v":
+  visits, "p": last page, "f": first page}`;
+- one rule-ledger format, used by the contact state and by account entries alike:
+  `{"b": base, "x": [[epoch, points]...], "n": hits, "q": [recent epochs]}` (zero and empty
+  parts left out). Account entries written before this format (`"t"` for the touches, `"b"`
+  and `"n"` always present) are still read;
+- counter buckets in account entries: `{"c": category, "p": points, "d": detail}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any, get_args
+
+from leadscore.domain.records import (
+    Account,
+    Assignment,
+    Contact,
+    ContactScores,
+    Feedback,
+    HandAssignment,
+    PoisonRecord,
+    RoutingStatus,
+    SdrPause,
+    SdrRecord,
+    SkippedSdr,
+    StoredEvent,
+)
+
+if TYPE_CHECKING:
+    from leadscore.domain.events import TrackingEvent
+    from leadscore.engine.accounts import ContactEntry, CounterPoints
+    from leadscore.engine.rules import ContactState, RuleLedger
+
+Item = dict[str, Any]
+
+PROFILE = "P"
+CONTACT_PREFIX = "C#"
+ACCOUNT_PREFIX = "A#"
+EVENT_PREFIX = "E#"
+DUE = "DUE"
+ROUTE_DUE = "ROUTE"  # the DueIndex partition of accounts the routing pass looks at (SLA, retry)
+ROUTE_PREFIX = "RT#"
+POOL_PREFIX = "POOL#"
+POOL_COUNTER = "RR"
+SDR_PREFIX = "SDR#"
+DAY_PREFIX = "D#"
+FEEDBACK_PREFIX = "FB#"
+SDR_RECORD = "S"
+ACCEPTED_PREFIX = "AC#"
+BREACH_PREFIX = "BR#"
+#: Days an acceptance or an SLA breach is kept in the SDR's partition (GET /v1/sdrs counts 30).
+SDR_ACTIVITY_KEEP_DAYS = 31
+#: Routing states in which an account can be due for the routing pass.
+ROUTE_DUE_STATES = ("sdr_ready", "routed")
+#: `Account.extra` key of a routing index item that could not be read (why): the pass parks it.
+UNREADABLE = "!unreadable"
+#: Days an SDR's daily count is kept after the day (capacity only looks at today).
+SDR_DAY_KEEP_DAYS = 8
+
+#: kind -> (pk, sk, personal data it may hold). Erasure walks this list.
+ITEM_KINDS: dict[str, tuple[str, str, str]] = {
+    "event": ("C#<contactKey>", "E#<sourceId>#<messageId>",
+              "yes: uid, aid, pid, em, url, ref, tr, pr (and the contact key in pk)"),
+    "contact": ("C#<contactKey>", "P", "yes: ck, uid, em, name, title, lg (traits), gtr (and pk)"),
+    "account": ("A#<accountId>", "P", "yes: top (each entry's c, em, ti, nm); tr and name are company data"),
+    "rejected": ("R#<yyyy-mm-dd>#<0-9>", "<iso time>#<uuid>", "yes: raw (the input as sent, truncated), reason"),
+    "assignment": ("A#<accountId>", "RT#<cycle, 6 digits>",
+                   "no contact data: the account id, the SDR ids (from routing.yaml), times"),
+    "pool counter": ("POOL#<poolId>", "RR", "no: a counter, and day counts named c#<sdrId>#<yyyy-mm-dd>"),
+    "SDR day": ("SDR#<sdrId>", "D#<yyyy-mm-dd>", "no: an SDR id (from routing.yaml) and a count; TTL ttl"),
+    "SDR record": ("SDR#<sdrId>", "S", "yes: pr (a pause's reason, free text), pb (the IAM caller's ARN); open: "
+                   "account ids"),
+    "SDR acceptance": ("SDR#<sdrId>", "AC#<iso time>#<accountId>#<cycle>", "no: ids and a time; TTL ttl"),
+    "SDR breach": ("SDR#<sdrId>", "BR#<iso time>#<accountId>#<cycle>#<attempt>", "no: ids and a time; TTL ttl"),
+    "feedback": ("A#<accountId>", "FB#<seq, 10 digits>",
+                 "yes: note (free text, may name people), sdr (as sent), by (the IAM caller's ARN)"),
+}
+
+#: Every attribute name this module writes or reads, item and stored-JSON alike (the
+#: boundary test looks for them elsewhere).
+EVENT_ATTRIBUTES = ("pk", "sk", "k", "ty", "ev", "ts", "rx", "src", "mid", "uid", "aid", "gid", "pid", "em", "url",
+                    "path", "ref", "ah", "tr", "pr", "hits", "bot", "ttl")
+CONTACT_ATTRIBUTES = ("pk", "sk", "k", "ck", "ver", "lg", "seq", "uid", "em", "title", "name", "acct", "acctSrc",
+                      "gtr", "unsub", "fit", "eng", "score", "vel", "life", "due_pk", "due_at", "into", "first",
+                      "upd")
+ACCOUNT_ATTRIBUTES = ("pk", "sk", "k", "id", "ver", "top", "tr", "name", "domain", "thr", "fit", "eng", "bonus",
+                      "score", "vel", "state", "cycle", "excl", "stateAt", "stateWhy", "cooldown", "sdr", "rt",
+                      "eb", "fb", "due_pk", "due_at", "first", "upd")
+REJECTED_ATTRIBUTES = ("pk", "sk", "k", "reason", "field", "src", "raw", "ttl")
+ASSIGNMENT_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "sdr", "pool", "terr", "mode", "at", "sla", "att",
+                         "tried", "own", "own_at")
+POOL_COUNTER_ATTRIBUTES = ("pk", "sk", "k", "n", "upd")  # and the day counts, `c#<sdrId>#<yyyy-mm-dd>`
+SDR_DAY_ATTRIBUTES = ("pk", "sk", "k", "n", "ttl")
+SDR_RECORD_ATTRIBUTES = ("pk", "sk", "k", "pz", "pu", "pr", "pa", "pb", "ver", "upd", "open")
+SDR_ACTIVITY_ATTRIBUTES = ("pk", "sk", "k", "at", "ttl")
+FEEDBACK_ATTRIBUTES = ("pk", "sk", "k", "acct", "cycle", "out", "sdr", "note", "by", "at", "state")
+#: Keys of an account's last feedback (`fb`, a map).
+LAST_FEEDBACK_KEYS = ("o", "s", "at", "c", "h", "n")
+#: Keys of an account's routing status (`rt`, a map).
+ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due", "by", "sx", "sxn", "co", "hand")
+#: Keys of a lead's hand assignment in the routing status (`rt.hand`, a map).
+HAND_KEYS = ("by", "at", "fr", "cl", "nt")
+_CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
+_ACCOUNT_KNOWN = frozenset(ACCOUNT_ATTRIBUTES)
+ENTRY_KEYS = ("c", "v", "em", "ti", "nm", "p", "f", "r", "rc", "le", "x")
+STATE_KEYS = ("t", "r", "v", "p", "f")
+LEDGER_KEYS = ("b", "x", "n", "q", "t")
+COUNTER_KEYS = ("c", "p", "d")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def contact_pk(contact_key: str) -> str:
+    return f"{CONTACT_PREFIX}{contact_key}"
+
+
+def account_pk(account_id: str) -> str:
+    return f"{ACCOUNT_PREFIX}{account_id}"
+
+
+def contact_key_of(pk: str) -> str:
+    return pk[len(CONTACT_PREFIX):]
+
+
+def account_id_of(pk: str) -> str:
+    return pk[len(ACCOUNT_PREFIX):]
+
+
+# DynamoDB limits a sort key to 1,024 bytes of UTF-8; a 256-character id can take 1,024.
+_MAX_ID_KEY_BYTES = 512
+
+
+def event_sk(source_id: str, message_id: str) -> str:
+    """The event's sort key. An id too long in bytes for a key is keyed by its SHA-256 (the
+    item keeps the id itself), so the conditional write stays an exact duplicate check."""
+    if len(message_id.encode("utf-8")) > _MAX_ID_KEY_BYTES:
+        import hashlib
+
+        message_id = "~sha256:" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
+    return f"{EVENT_PREFIX}{source_id}#{message_id}"
+
+
+def table_key(item: Mapping[str, Any]) -> tuple[str, str]:
+    """(pk, sk) of an item or of a stream record's `Keys`."""
+    return item["pk"], item["sk"]
+
+
+def key_item(pk: str, sk: str = PROFILE) -> Item:
+    return {"pk": pk, "sk": sk}
+
+
+def is_event_key(keys: tuple[str, str]) -> bool:
+    return keys[1].startswith(EVENT_PREFIX)
+
+
+def is_contact_key(keys: tuple[str, str]) -> bool:
+    return keys[0].startswith(CONTACT_PREFIX) and keys[1] == PROFILE
+
+
+def is_account_key(keys: tuple[str, str]) -> bool:
+    return keys[0].startswith(ACCOUNT_PREFIX) and keys[1] == PROFILE
+
+
+def assignment_key(account_id: str, cycle: int) -> tuple[str, str]:
+    """An account's assignment for one cycle: in the account's partition, beside it."""
+    return account_pk(account_id), f"{ROUTE_PREFIX}{int(cycle):06d}"
+
+
+def pool_counter_key(pool_id: str) -> tuple[str, str]:
+    """A pool's round-robin counter (`*` for the global pool of `mode: round_robin`)."""
+    return f"{POOL_PREFIX}{pool_id}", POOL_COUNTER
+
+
+def feedback_key(account_id: str, seq: int) -> tuple[str, str]:
+    """One feedback on an account, beside it; `seq` (the account version its write produced)
+    orders them, so the newest are read first."""
+    return account_pk(account_id), f"{FEEDBACK_PREFIX}{int(seq):010d}"
+
+
+def sdr_day_key(sdr_id: str, day: date) -> tuple[str, str]:
+    """The count of accounts assigned to an SDR on one of their local days."""
+    return f"{SDR_PREFIX}{sdr_id}", f"{DAY_PREFIX}{day.isoformat()}"
+
+
+# --------------------------------------------------------------------------- events
+
+_JSON_BYTES = 600  # free-form JSON of a stored event, so it stays under 1 KB (one write unit)
+_STRING = 200
+
+
+def compact_json(value: Any, budget: int = _JSON_BYTES, rank: Callable[[str], int] | None = None) -> str | None:
+    """JSON of a traits/properties object, trimmed so the stored event stays one write unit."""
+    trimmed = bounded_json_object(value, budget, rank)
+    return _dumps(trimmed) if trimmed else None
+
+
+def bounded_json_object(value: Any, budget: int = _JSON_BYTES, rank: Callable[[str], int] | None = None) -> Any:
+    """`value` as `compact_json` stores it (stored again, it stays the same).
+
+    Strings are cut to 200 characters, keys to 64, lists and what is nested below the
+    second level dropped. If the JSON is still over `budget` bytes, keys go one by one: the
+    lowest `rank` first (`rank` takes a dotted path, `company.industry`; none: all equal),
+    within a rank the last first, a nested key before its object. An object ranks as its
+    best key, so a known nested trait never goes with its unknown siblings.
+    """
+    if not value:
+        return None
+
+    def trim(node: Any, depth: int = 0) -> Any:
+        if isinstance(node, str):
+            return node[:_STRING]
+        if isinstance(node, dict):
+            return {str(k)[:64]: trim(v, depth + 1) for k, v in node.items()
+                    if depth < 2 and not isinstance(v, list)}
+        return node
+
+    trimmed = trim(value)
+    size = _size(trimmed)
+    if size <= budget or not isinstance(trimmed, dict):
+        return trimmed
+    rank_of = rank or (lambda path: 0)
+    # Every key once, with its rank and its `"key":value` bytes; sizes are kept exact as
+    # keys go (a comma goes with a key unless it was its object's last), so one pass.
+    order: list[tuple[int, int, tuple[str, ...]]] = []
+    cost: dict[tuple[str, ...], int] = {}
+    for key, node in trimmed.items():
+        top = len(order)
+        order.append((rank_of(key), top, (key,)))
+        cost[(key,)] = _size(key) + 1 + _size(node)
+        for child, inner in (node.items() if isinstance(node, dict) else ()):
+            order.append((rank_of(f"{key}.{child}"), len(order), (key, child)))
+            cost[(key, child)] = _size(child) + 1 + _size(inner)
+        best = max(entry[0] for entry in order[top:])
+        order[top] = (best, top, (key,))
+    for _, _, path in sorted(order, key=lambda entry: (entry[0], -entry[1])):
+        if size <= budget:
+            break
+        parent = trimmed if len(path) == 1 else trimmed.get(path[0])
+        if not isinstance(parent, dict) or path[-1] not in parent:
+            continue  # its object went before it
+        size -= cost[path] + (1 if len(parent) > 1 else 0)
+        if len(path) == 2:
+            cost[path[:1]] -= cost[path] + (1 if len(parent) > 1 else 0)
+        del parent[path[-1]]
+    return trimmed
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _size(value: Any) -> int:
+    return len(_dumps(value).encode())
+
+
+def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -> Item:
+    """The stored form of an accepted event: compact, short attribute names, with a TTL."""
+    return {
+        "pk": contact_pk(event.contact_key),
+        "sk": event_sk(event.source_id, event.message_id),
+        "k": "E",
+        "ty": event.type,
+        "ev": event.event,
+        "ts": int(event.timestamp.timestamp() * 1000),
+        "rx": int(event.received_at.timestamp() * 1000),
+        "src": event.source_id,
+        "mid": event.message_id,
+        "uid": event.user_id,
+        "aid": event.anonymous_id,
+        "gid": event.group_id,
+        "pid": event.previous_id,
+        "em": event.email,
+        "url": event.url[:300] if event.url else None,
+        "path": event.path[:200] if event.path else None,
+        "ref": event.referrer[:200] if event.referrer else None,
+        "ah": event.account_hint,
+        "tr": compact_json(event.traits),
+        "pr": compact_json(event.properties),
+        "hits": list(hits) or None,
+        "bot": True if event.bot else None,
+        "ttl": int(event.received_at.timestamp()) + retention_days * 86400,
+    }
+
+
+def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
+    """Rebuild the domain event from its stored form (stream images and replays)."""
+    from leadscore.domain.events import TrackingEvent
+
+    def when(millis: Any) -> datetime:
+        return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
+
+    return TrackingEvent(
+        type=item["ty"],
+        message_id=item["mid"],
+        source_id=item["src"],
+        contact_key=contact_key_of(item["pk"]),
+        timestamp=when(item["ts"]),
+        received_at=when(item.get("rx", item["ts"])),
+        event=item.get("ev"),
+        user_id=item.get("uid"),
+        anonymous_id=item.get("aid"),
+        group_id=item.get("gid"),
+        previous_id=item.get("pid"),
+        email=item.get("em"),
+        traits=json.loads(item["tr"]) if item.get("tr") else {},
+        properties=json.loads(item["pr"]) if item.get("pr") else {},
+        url=item.get("url"),
+        path=item.get("path"),
+        referrer=item.get("ref"),
+        account_hint=item.get("ah"),
+        bot=bool(item.get("bot")),
+    )
+
+
+@cache
+def _message_types() -> frozenset[str]:
+    from leadscore.domain.events import MessageType
+
+    return frozenset(get_args(MessageType))
+
+
+_OPTIONAL_TEXT = ("event", "user_id", "anonymous_id", "group_id", "previous_id", "email", "url", "path",
+                  "referrer", "account_hint")
+
+
+def decode_event(item: Mapping[str, Any]) -> StoredEvent:
+    """The event and the rule ids collection matched, from a stored event image.
+
+    Raises PoisonRecord for an image the collector never writes: missing or garbage
+    attributes, traits or properties that are not a JSON object, a time out of range, an
+    unknown message type, matched rules that are not a list of ids. A decoded event is
+    well-formed, so folding it can only fail by a bug, never by its data.
+    """
+    try:
+        event = event_from_item(item)
+    except Exception as error:  # noqa: BLE001 - whatever the garbage, it is this record's alone
+        raise PoisonRecord(f"unreadable event image ({type(error).__name__})") from None
+    hits = item.get("hits") or []
+    if event.type not in _message_types():
+        raise PoisonRecord("ty: not a message type")
+    if not isinstance(event.message_id, str) or not isinstance(event.source_id, str):
+        raise PoisonRecord("mid/src: not text")
+    for name in _OPTIONAL_TEXT:
+        if not isinstance(getattr(event, name), str | None):
+            raise PoisonRecord(f"{name}: not text")
+    if not isinstance(event.traits, dict) or not isinstance(event.properties, dict):
+        raise PoisonRecord("tr/pr: not a JSON object")
+    if not isinstance(hits, list) or not all(isinstance(rule, str) for rule in hits):
+        raise PoisonRecord("hits: not a list of rule ids")
+    return StoredEvent(event, list(hits))
+
+
+# --------------------------------------------------------------------------- rejections
+
+
+def storable_text(text: str, limit: int) -> str:
+    """At most `limit` characters that DynamoDB accepts: lone surrogates (valid JSON escapes
+    that are not UTF-8) become visible escapes instead of failing the write."""
+    text = text[:limit]
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def rejected_item(*, pk: str, sk: str, reason: str, field: str | None, source_id: str | None, raw: str,
+                  expires: int) -> Item:
+    return {
+        "pk": pk,
+        "sk": sk,
+        "k": "R",
+        "reason": storable_text(reason, 500),
+        "field": storable_text(field, 200) if field else None,
+        "src": source_id,
+        "raw": storable_text(raw, 2000),
+        "ttl": expires,
+    }
+
+
+# --------------------------------------------------------------------------- engine state and ledgers
+
+
+def _compact_number(x: float) -> float | int:
+    # Whole numbers without ".0": most epochs and points are, and the item stays smaller.
+    x = round(float(x), 4)
+    return int(x) if x.is_integer() else x
+
+
+def ledger_doc(ledger: RuleLedger) -> dict[str, Any]:
+    """The one stored form of a rule ledger (zero and empty parts left out)."""
+    doc: dict[str, Any] = {}
+    if ledger.base:
+        doc["b"] = _compact_number(ledger.base)
+    if ledger.touches:
+        doc["x"] = [[_compact_number(t), _compact_number(p)] for t, p in ledger.touches]
+    if ledger.count:
+        doc["n"] = ledger.count
+    if ledger.recent:
+        doc["q"] = [_compact_number(t) for t in ledger.recent]
+    return doc
+
+
+def ledger_from_doc(doc: Mapping[str, Any]) -> RuleLedger:
+    """A rule ledger from its stored form; also reads account entries written before the one
+    format (touches under `t`)."""
+    from leadscore.engine.rules import RuleLedger
+
+    touches = doc.get("x", doc.get("t", ()))
+    return RuleLedger(
+        base=float(doc.get("b", 0.0)),
+        touches=[[float(t), float(p)] for t, p in touches],
+        count=int(doc.get("n", 0)),
+        recent=[float(t) for t in doc.get("q", ())],
+    )
+
+
+def state_json(state: ContactState) -> str:
+    doc: dict[str, Any] = {}
+    if state.traits:
+        doc["t"] = state.traits
+    if state.rules:
+        doc["r"] = {rule_id: ledger_doc(ledger) for rule_id, ledger in state.rules.items()}
+    if state.visits:
+        doc["v"] = state.visits
+    if state.last_page_at is not None:
+        doc["p"] = _compact_number(state.last_page_at)
+    if state.first_page_at is not None:
+        doc["f"] = _compact_number(state.first_page_at)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def state_from_json(text: str | None) -> ContactState:
+    from leadscore.engine.rules import ContactState
+
+    if not text:
+        return ContactState()
+    doc = json.loads(text)
+    if not isinstance(doc, dict):
+        raise ValueError("contact state must be a JSON object")
+    return ContactState(
+        traits=dict(doc.get("t") or {}),
+        rules={rule_id: ledger_from_doc(d) for rule_id, d in (doc.get("r") or {}).items()},
+        visits=int(doc.get("v", 0)),
+        last_page_at=None if doc.get("p") is None else float(doc["p"]),
+        first_page_at=None if doc.get("f") is None else float(doc["f"]),
+    )
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def contact_item(contact: Contact) -> Item:
+    """The stored form of a contact (None values are not stored)."""
+    scores = contact.scores
+    item: Item = {
+        **contact.extra,
+        "pk": contact_pk(contact.key),
+        "sk": PROFILE,
+        "k": "C",
+        "ck": contact.key,
+        "first": contact.first_seen,
+        "uid": contact.user_id,
+        "em": contact.email,
+        "title": contact.title,
+        "name": contact.name,
+        "acct": contact.account,
+        "acctSrc": contact.account_source,
+        "gtr": (json.dumps(contact.group_traits, separators=(",", ":"), default=str)[:4000]
+                if contact.group_traits else None),
+        "unsub": True if contact.unsubscribed else None,
+        "into": contact.merged_into,
+        "seq": contact.watermark or None,
+        "lg": state_json(contact.state) if contact.state is not None else None,
+        "ver": contact.version,
+        "upd": contact.updated_at,
+        "fit": scores.fit,
+        "eng": scores.engagement,
+        "score": scores.score,
+        "vel": scores.velocity,
+        "life": scores.lifecycle,
+        "due_pk": DUE if scores.due_at else None,
+        "due_at": scores.due_at,
+    }
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def _group_traits(text: Any) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def contact_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Contact:
+    """A contact from its item, or from the DueIndex's projection of it; `summary` leaves
+    its engine state out (so even a corrupt image says which account it was in)."""
+    known = _CONTACT_KNOWN
+    key = item.get("ck") or contact_key_of(item.get("pk", ""))
+    return Contact(
+        key=key,
+        version=int(item["ver"]) if item.get("ver") is not None else None,
+        state=state_from_json(item["lg"]) if "lg" in item and not summary else None,
+        user_id=item.get("uid"),
+        email=item.get("em"),
+        title=item.get("title"),
+        name=item.get("name"),
+        account=item.get("acct"),
+        account_source=item.get("acctSrc"),
+        group_traits=None if summary else _group_traits(item.get("gtr")),
+        unsubscribed=bool(item.get("unsub")),
+        scores=ContactScores(fit=item.get("fit"), engagement=item.get("eng"), score=item.get("score"),
+                             velocity=item.get("vel"), lifecycle=item.get("life"), due_at=item.get("due_at")),
+        merged_into=item.get("into"),
+        watermark=item.get("seq") or "",
+        first_seen=item.get("first"),
+        updated_at=item.get("upd"),
+        extra={name: value for name, value in item.items() if name not in known},
+    )
+
+
+_SCORE_ATTRIBUTES = (("fit", "fit"), ("eng", "engagement"), ("score", "score"), ("vel", "velocity"),
+                     ("life", "lifecycle"))
+
+
+def score_update(before: ContactScores, after: ContactScores, updated_at: str
+                 ) -> tuple[dict[str, Any], list[str]]:
+    """(SET, REMOVE) that move a stored contact's scores from `before` to `after`: only the
+    fields that changed, the update time, and the due time (or its removal)."""
+    sets: dict[str, Any] = {name: getattr(after, field) for name, field in _SCORE_ATTRIBUTES
+                            if getattr(before, field) != getattr(after, field)}
+    sets["upd"] = updated_at
+    if after.due_at:
+        sets["due_at"] = after.due_at
+    return sets, ([] if after.due_at else ["due_pk", "due_at"])
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def counter_doc(counter: CounterPoints) -> dict[str, Any]:
+    return {"c": counter.category, "p": counter.points, "d": counter.detail}
+
+
+def entry_rule_from_doc(doc: Mapping[str, Any]) -> RuleLedger | CounterPoints:
+    """One rule of an account entry: a counter bucket (`p`) or a ledger."""
+    if "p" in doc:
+        from leadscore.engine.accounts import CounterPoints
+
+        return CounterPoints(category=doc["c"], points=float(doc["p"]), detail=doc.get("d"))
+    return ledger_from_doc(doc)
+
+
+def entry_doc(entry: ContactEntry) -> dict[str, Any]:
+    from leadscore.engine.accounts import CounterPoints
+
+    rules = {rule: counter_doc(value) if isinstance(value, CounterPoints) else ledger_doc(value)
+             for rule, value in entry.rules.items()}
+    return {"c": entry.key, "v": entry.version, "em": entry.email, "ti": entry.title, "nm": entry.name,
+            "p": entry.persona, "f": entry.fit, "r": rules, "rc": entry.recent, "le": entry.last_engaged,
+            "x": entry.excluded}
+
+
+def entry_from_doc(data: Mapping[str, Any]) -> ContactEntry:
+    from leadscore.engine.accounts import ContactEntry
+
+    return ContactEntry(key=data["c"], version=int(data["v"]), email=data.get("em"), title=data.get("ti"),
+                        name=data.get("nm"), persona=data.get("p") or "user", fit=float(data.get("f") or 0),
+                        rules={rule: entry_rule_from_doc(doc) for rule, doc in (data.get("r") or {}).items()},
+                        recent=list(data.get("rc") or []), last_engaged=data.get("le"), excluded=data.get("x"))
+
+
+def account_item(account: Account) -> Item:
+    item: Item = {
+        **account.extra,
+        "pk": account_pk(account.id),
+        "sk": PROFILE,
+        "k": "A",
+        "id": account.id,
+        "first": account.first_seen,
+        "top": json.dumps([entry_doc(e) for e in account.entries], separators=(",", ":")),
+        "tr": json.dumps(account.traits, separators=(",", ":"), default=str),
+        "name": account.name,
+        "domain": account.domain,
+        "thr": account.threshold,
+        "fit": account.fit,
+        "eng": account.engagement,
+        "bonus": account.bonus,
+        "score": account.score,
+        "vel": account.velocity,
+        "state": account.state,
+        "cycle": account.cycle,
+        "excl": account.excluded,
+        "stateAt": account.state_at,
+        "stateWhy": account.state_why,
+        "cooldown": account.cooldown_until,
+        "sdr": account.sdr,
+        "rt": routing_doc(account.routing) if account.routing is not None else None,
+        "eb": account.engagement_baseline,
+        "fb": last_feedback_doc(account.last_feedback) if account.last_feedback is not None else None,
+        "ver": account.version,
+        "upd": account.updated_at,
+    }
+    due = route_due_of(account.state, account.routing, account.cooldown_until)
+    item["due_pk"], item["due_at"] = (ROUTE_DUE, due) if due else (None, None)
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def route_due_of(state: str | None, routing: RoutingStatus | None, cooldown_until: str | None = None) -> str | None:
+    """When the routing pass looks at an account: while it is `sdr_ready` or `routed`, and
+    while it is `recycled` by a `not_ready` (its cooldown's end), so an account that leaves
+    those states leaves the index with its next write."""
+    if routing is None:
+        return None
+    if state in ROUTE_DUE_STATES or (state == "recycled" and cooldown_until):
+        return routing.due_at
+    return None
+
+
+def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Account:
+    """An account from its item; `summary` leaves its entries and traits out (what a state
+    change says of it), so even a corrupt image yields its scores and state."""
+    known = _ACCOUNT_KNOWN
+    return Account(
+        id=item.get("id") or account_id_of(item.get("pk", "")),
+        version=int(item["ver"]) if item.get("ver") is not None else None,
+        entries=[] if summary else [entry_from_doc(e) for e in json.loads(item.get("top") or "[]")],
+        traits={} if summary else json.loads(item.get("tr") or "{}"),
+        name=item.get("name"),
+        domain=item.get("domain"),
+        threshold=item.get("thr"),
+        fit=item.get("fit"),
+        engagement=item.get("eng"),
+        bonus=item.get("bonus"),
+        score=item.get("score"),
+        velocity=item.get("vel"),
+        state=item.get("state"),
+        cycle=item.get("cycle"),
+        excluded=item.get("excl"),
+        state_at=item.get("stateAt"),
+        state_why=item.get("stateWhy"),
+        cooldown_until=item.get("cooldown"),
+        sdr=item.get("sdr"),
+        routing=routing_from_doc(item["rt"]) if isinstance(item.get("rt"), Mapping) else None,
+        engagement_baseline=item.get("eb"),
+        last_feedback=(last_feedback_from_doc(item.get("id") or account_id_of(item.get("pk", "")), item["fb"])
+                       if isinstance(item.get("fb"), Mapping) else None),
+        first_seen=item.get("first"),
+        updated_at=item.get("upd"),
+        extra={name: value for name, value in item.items() if name not in known},
+    )
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def routing_doc(status: RoutingStatus) -> dict[str, Any]:
+    """An account's routing status as stored (`rt`, a map; empty parts left out)."""
+    doc = {"pl": status.pool, "te": status.territory, "mo": status.mode, "at": status.routed_at,
+           "sla": status.sla_due_at, "n": status.attempt or None, "tx": list(status.tried) or None,
+           "w": status.waiting, "wr": status.waiting_reason, "ra": status.retry_at, "due": status.due_at,
+           **why_doc(status),
+           "hand": hand_doc(status.assigned) if status.assigned is not None else None}
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+def hand_doc(hand: HandAssignment) -> dict[str, Any]:
+    doc = {"by": hand.by, "at": hand.at, "fr": hand.previous, "cl": hand.caller, "nt": hand.note}
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+def hand_from_doc(doc: Any) -> HandAssignment | None:
+    if not isinstance(doc, Mapping) or not doc.get("by"):
+        return None
+    return HandAssignment(by=str(doc["by"]), at=str(doc.get("at") or ""), previous=doc.get("fr"),
+                          caller=doc.get("cl"), note=doc.get("nt"))
+
+
+def why_doc(status: RoutingStatus) -> dict[str, Any]:
+    """Why the routing went where it did, compactly (it is on the routing index too): `by`,
+    `sx` the SDRs passed over as [sdr, reason(, until)], `sxn` how many more, `co` the CRM
+    owner as [sdr or what it said(, why not(, until))]."""
+    def pair(s: SkippedSdr) -> list[str]:
+        return [s.sdr, *([s.reason] if s.reason else []), *([s.until] if s.until else [])]
+
+    return {"by": status.by, "sx": [pair(s) for s in status.skipped] or None, "sxn": status.skipped_more or None,
+            "co": pair(status.crm_owner) if status.crm_owner is not None else None}
+
+
+def _skipped_from(value: Any) -> SkippedSdr | None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return None
+    return SkippedSdr(value[0], value[1] if len(value) > 1 else None, value[2] if len(value) > 2 else None)
+
+
+def why_from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`why_doc` read back, as RoutingStatus fields (what cannot be read is left out)."""
+    skipped = [s for v in (doc.get("sx") or []) if (s := _skipped_from(v)) is not None]
+    return {"by": doc.get("by") if isinstance(doc.get("by"), str) else None, "skipped": skipped,
+            "skipped_more": int(doc.get("sxn") or 0), "crm_owner": _skipped_from(doc.get("co"))}
+
+
+def routing_from_doc(doc: Mapping[str, Any]) -> RoutingStatus:
+    return RoutingStatus(pool=doc.get("pl"), territory=doc.get("te"), mode=doc.get("mo"), routed_at=doc.get("at"),
+                         sla_due_at=doc.get("sla"), attempt=int(doc.get("n") or 0), tried=list(doc.get("tx") or []),
+                         waiting=doc.get("w"), waiting_reason=doc.get("wr"), retry_at=doc.get("ra"),
+                         due_at=doc.get("due"), **why_from_doc(doc), assigned=hand_from_doc(doc.get("hand")))
+
+
+def assignment_item(assignment: Assignment) -> Item:
+    pk, sk = assignment_key(assignment.account_id, assignment.cycle)
+    item: Item = {"pk": pk, "sk": sk, "k": "RT", "acct": assignment.account_id, "cycle": assignment.cycle,
+                  **assignment_fields(assignment)}
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def assignment_fields(assignment: Assignment) -> Item:
+    """The attributes an SLA re-route replaces (everything but the keys). `own` / `own_at` key
+    the sparse OwnerIndex (the SDR who holds the cycle now, newest first): a re-route moves
+    the assignment to the new SDR's inbox."""
+    return {"sdr": assignment.sdr, "pool": assignment.pool, "terr": assignment.territory, "mode": assignment.mode,
+            "at": assignment.routed_at, "sla": assignment.sla_due_at, "att": assignment.attempt,
+            "tried": list(assignment.tried), "own": assignment.sdr, "own_at": assignment.routed_at}
+
+
+def assignment_from_item(item: Mapping[str, Any]) -> Assignment:
+    return Assignment(account_id=item.get("acct") or account_id_of(item["pk"]), cycle=int(item["cycle"]),
+                      sdr=item["sdr"], pool=item["pool"], territory=item.get("terr"), mode=item.get("mode") or "",
+                      routed_at=item["at"], sla_due_at=item["sla"], attempt=int(item.get("att") or 1),
+                      tried=list(item.get("tried") or []))
+
+
+def counter_value(item: Mapping[str, Any] | None) -> int:
+    """A pool counter's value (0 when it was never written)."""
+    return int(item.get("n") or 0) if item else 0
+
+
+POOL_DAY_PREFIX = "c#"
+
+
+def pool_day_attribute(sdr_id: str, day: date) -> str:
+    """The pool record's count of an SDR's assignments on one of their local days. Every
+    routing transaction adds 1 to it in the record of each pool the SDR is in (beside the
+    SDR's own day count, which is the guard), so a router learns who is full from the one
+    pool read it does. Never above the SDR's day count: a record that missed assignments
+    (made before the record counted them, or while the SDR was in no such pool) only costs
+    one refused transaction, after which the record says full."""
+    return f"{POOL_DAY_PREFIX}{sdr_id}#{day.isoformat()}"
+
+
+def pool_day_counts(item: Mapping[str, Any] | None) -> dict[tuple[str, date], int]:
+    """Every (SDR, local day) count a pool record holds."""
+    counts: dict[tuple[str, date], int] = {}
+    for name, value in (item or {}).items():
+        if name.startswith(POOL_DAY_PREFIX):
+            sdr_id, _, day = name[len(POOL_DAY_PREFIX):].rpartition("#")
+            try:
+                counts[(sdr_id, date.fromisoformat(day))] = int(value)
+            except (TypeError, ValueError):
+                continue  # not one of ours: ignored
+    return counts
+
+
+def sdr_day_count(item: Mapping[str, Any] | None) -> int:
+    return int(item.get("n") or 0) if item else 0
+
+
+def sdr_day_expiry(day: date) -> int:
+    """The TTL of an SDR's daily count: some days after that day ends."""
+    end = datetime.combine(day + timedelta(days=SDR_DAY_KEEP_DAYS), time(0), tzinfo=UTC)
+    return int(end.timestamp())
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+def last_feedback_doc(feedback: Feedback) -> dict[str, Any]:
+    """What an account keeps of its last feedback (`fb`, a map): enough to recognise a replay
+    of the same body and to say on the bus who gave it; the note stays in the feedback item."""
+    return {"o": feedback.outcome, "s": feedback.sdr, "at": feedback.at, "c": feedback.cycle,
+            "h": feedback.note_digest, "n": feedback.seq}
+
+
+def last_feedback_from_doc(account_id: str, doc: Mapping[str, Any]) -> Feedback:
+    return Feedback(account_id=account_id, cycle=int(doc.get("c") or 0), outcome=str(doc.get("o") or ""),
+                    sdr=str(doc.get("s") or ""), at=str(doc.get("at") or ""), note_digest=str(doc.get("h") or ""),
+                    seq=int(doc.get("n") or 0))
+
+
+def feedback_item(feedback: Feedback) -> Item:
+    pk, sk = feedback_key(feedback.account_id, feedback.seq)
+    item: Item = {"pk": pk, "sk": sk, "k": "FB", "acct": feedback.account_id, "cycle": feedback.cycle,
+                  "out": feedback.outcome, "sdr": feedback.sdr, "note": feedback.note, "by": feedback.caller,
+                  "at": feedback.at, "state": feedback.state}
+    return {name: value for name, value in item.items() if value is not None}
+
+
+def feedback_from_item(item: Mapping[str, Any]) -> Feedback:
+    return Feedback(account_id=item.get("acct") or account_id_of(item["pk"]), cycle=int(item.get("cycle") or 0),
+                    outcome=item["out"], sdr=item.get("sdr") or "", at=item.get("at") or "", note=item.get("note"),
+                    caller=item.get("by"), state=item.get("state"),
+                    seq=int(str(item["sk"])[len(FEEDBACK_PREFIX):] or 0))
+
+
+# --------------------------------------------------------------------------- team
+
+
+def sdr_record_key(sdr_id: str) -> tuple[str, str]:
+    """An SDR's record: their runtime pause and the accounts they hold open."""
+    return f"{SDR_PREFIX}{sdr_id}", SDR_RECORD
+
+
+def sdr_activity_key(sdr_id: str, kind: str, at: str, key: str) -> tuple[str, str]:
+    """An acceptance (`accepted`) or an SLA breach (`breach`) of an SDR, keyed by its time and
+    account (so writing it again is the same item)."""
+    prefix = ACCEPTED_PREFIX if kind == "accepted" else BREACH_PREFIX
+    return f"{SDR_PREFIX}{sdr_id}", f"{prefix}{at}#{key}"
+
+
+def sdr_activity_item(sdr_id: str, kind: str, at: str, key: str) -> Item:
+    pk, sk = sdr_activity_key(sdr_id, kind, at, key)
+    return {"pk": pk, "sk": sk, "k": "SA", "at": at, "ttl": _expiry_after(at, SDR_ACTIVITY_KEEP_DAYS)}
+
+
+def _expiry_after(at: str, days: int) -> int:
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) + days * 86400
+
+
+def sdr_activity_since(since: str) -> str:
+    """The sort key from which one Query of an SDR's partition reads, in this order: their
+    acceptances since `since`, their SLA breaches (all kept: the reader keeps those since),
+    their day counts and their record."""
+    return f"{ACCEPTED_PREFIX}{since}"
+
+
+def sdr_pause_fields(pause: SdrPause | None) -> tuple[dict[str, Any], list[str]]:
+    """(SET, REMOVE) of the record's pause attributes: a pause, or none (the SDR returned)."""
+    names = ["pz", "pu", "pr", "pa", "pb"]
+    if pause is None:
+        return {}, names
+    sets = {"pz": True, "pu": pause.until, "pr": pause.reason, "pa": pause.at, "pb": pause.by}
+    return {k: v for k, v in sets.items() if v is not None}, [k for k, v in sets.items() if v is None]
+
+
+def sdr_record_from_item(sdr_id: str, item: Mapping[str, Any] | None) -> SdrRecord:
+    if not item:
+        return SdrRecord(sdr_id)
+    pause = (SdrPause(until=item.get("pu"), reason=item.get("pr"), at=str(item.get("pa") or ""), by=item.get("pb"))
+             if item.get("pz") else None)
+    opened = item.get("open")
+    return SdrRecord(sdr_id, pause=pause, version=int(item.get("ver") or 0), changed_at=item.get("upd"),
+                     open={str(v) for v in opened} if isinstance(opened, set | list) else set())
+
+
+POOL_PAUSE_PREFIX = "p#"
+INDEFINITE = "-"
+
+
+def pool_pause_attribute(sdr_id: str) -> str:
+    """The pool record's copy of an SDR's pause: its end (`-`: until returned). The router
+    reads the pool record anyway, so a pause costs it no read."""
+    return f"{POOL_PAUSE_PREFIX}{sdr_id}"
+
+
+def pool_pause_value(pause: SdrPause) -> str:
+    return pause.until or INDEFINITE
+
+
+def pool_pauses(item: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """SDR id -> the end of their pause (None: until returned), as a pool record holds them."""
+    return {name[len(POOL_PAUSE_PREFIX):]: (None if value == INDEFINITE else str(value))
+            for name, value in (item or {}).items()
+            if name.startswith(POOL_PAUSE_PREFIX) and isinstance(value, str)}
+
+
+def sdr_day_of(item: Mapping[str, Any]) -> date | None:
+    """The local day of an SDR's day count item (None: not one)."""
+    sk = str(item.get("sk") or "")
+    try:
+        return date.fromisoformat(sk[len(DAY_PREFIX):]) if sk.startswith(DAY_PREFIX) else None
+    except ValueError:
+        return None
+
+
+def book_cursor(key: Mapping[str, Any]) -> str:
+    """The OwnerIndex key a book page ended at (`LastEvaluatedKey`), as an opaque URL-safe token."""
+    import base64
+
+    text = json.dumps({"a": key.get("own_at"), "p": key.get("pk"), "s": key.get("sk")}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def book_start(token: str, sdr_id: str) -> Item:
+    """The OwnerIndex key to go on from in `sdr_id`'s book (`ExclusiveStartKey`); ValueError
+    for anything `book_cursor` did not make."""
+    import base64
+    import binascii
+
+    if len(token) > 2048:
+        raise ValueError("too long")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("not a cursor") from None
+    if not isinstance(data, dict) or set(data) != {"a", "p", "s"} or not all(
+            isinstance(v, str) and 0 < len(v) <= 1100 and v.isprintable() for v in data.values()):
+        raise ValueError("not a cursor")
+    if not (data["p"].startswith(ACCOUNT_PREFIX) and data["s"].startswith(ROUTE_PREFIX)):
+        raise ValueError("not a book's key")
+    try:
+        datetime.fromisoformat(data["a"].replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("not a book's key") from None
+    return {"own": sdr_id, "own_at": data["a"], "pk": data["p"], "sk": data["s"]}

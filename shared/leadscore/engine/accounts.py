@@ -1,0 +1,626 @@
+"""Account scoring (pure): roll contacts up, decay as of now, explain, move the state machine.
+
+The account item keeps compact entries for its highest contacts (`tracked_contacts`, a
+few more than the top K that count), each with the per-rule points and the decaying
+touches needed to value it at any moment. So an account is valued without reading its
+contacts: a contact change costs the same for an account of 5 contacts as of 10,000.
+A contact outside the tracked set re-enters on its next change.
+
+Also the account rules the stream aggregation applies: how a contact change moves the
+account's entries and traits (`membership_changes`, `apply_memberships`), precedence of
+group calls over profiles, the name choice, rescoring (`rescore_account`) and the bus
+payloads of its state changes (`state_change_events`). Works on `records.Account`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from leadscore.domain.records import Account, Contact, RoutingStatus, utc_text
+
+if TYPE_CHECKING:
+    from leadscore.engine.rules import RuleLedger
+    from leadscore.rulesfiles.config import ScoringConfig
+
+EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
+#: An account that becomes SDR-ready is due on the routing index this much later: its
+#: `Account SDR Ready` routes it long before, and should that event be lost, the routing
+#: pass routes it anyway (the assignment keeps it to once).
+ROUTING_SAFETY_NET = timedelta(minutes=15)
+
+
+def _window_start(now: datetime, days: float) -> float:
+    """The epoch `days` before `now`: float arithmetic, so no moment a reader asks about
+    (`?at=`) can overflow datetime's range the way `now - timedelta(days)` can."""
+    return now.timestamp() - float(days) * 86400
+
+
+def _round(value: float) -> float:
+    return round(value + 0.0, 2)
+
+
+def _apportion(values: list[float], total: float) -> list[float]:
+    """Round shares to cents so they add up to the rounded total (largest remainder), so
+    a capped contact shows exactly its cap however its rules split it."""
+    cents = [v * 100 for v in values]
+    floors = [math.floor(c) for c in cents]
+    missing = round(total * 100) - sum(floors)
+    order = sorted(range(len(values)), key=lambda i: cents[i] - floors[i], reverse=True)
+    for i in order[: max(0, min(missing, len(values)))]:
+        floors[i] += 1
+    return [f / 100 for f in floors]
+
+
+@dataclass
+class CounterPoints:
+    """A counter bucket's points (site visits) as the account remembers them: a fixed number
+    until the contact changes."""
+
+    category: str
+    points: float
+    detail: str | None = None
+
+
+@dataclass
+class ContactEntry:
+    """What an account remembers of one contact."""
+
+    key: str
+    version: int
+    email: str | None = None
+    title: str | None = None
+    name: str | None = None
+    persona: str = "user"
+    fit: float = 0.0
+    # rule -> the engine's ledger, or a counter bucket's points (a stored form, as older
+    # callers pass it, is read by the storage layer's one ledger format)
+    rules: dict[str, RuleLedger | CounterPoints] = field(default_factory=dict)
+    recent: list[list[float]] = field(default_factory=list)  # [[epoch, points]] inside the velocity window
+    last_engaged: float | None = None
+    excluded: str | None = None  # e.g. "unsubscribed": scored, never counted towards routing
+
+    def __post_init__(self) -> None:
+        if any(type(value) is dict for value in self.rules.values()):
+            from leadscore.adapters.items import entry_rule_from_doc
+
+            self.rules = {rule: entry_rule_from_doc(value) if type(value) is dict else value
+                          for rule, value in self.rules.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (the storage layer's format, items.py)."""
+        from leadscore.adapters.items import entry_doc
+
+        return entry_doc(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContactEntry:
+        from leadscore.adapters.items import entry_from_doc
+
+        return entry_from_doc(data)
+
+    def engagement_hits(self, scoring: ScoringConfig, now: datetime) -> list[tuple[str, str, float, str | None]]:
+        """(rule, category, points as of now, arithmetic) for each rule of this contact,
+        valued by the engine itself so account and contact explanations agree."""
+        from leadscore.engine.rules import rule_value
+
+        hits = []
+        for rule, stored in self.rules.items():
+            if isinstance(stored, CounterPoints):
+                hits.append((rule, stored.category, float(stored.points), stored.detail))
+                continue
+            hit = rule_value(scoring, rule, stored, now)
+            if hit is not None:
+                hits.append((hit.rule, hit.category, hit.points, hit.detail))
+        return hits
+
+    def engagement(self, scoring: ScoringConfig, now: datetime) -> float:
+        return sum(points for _, _, points, _ in self.engagement_hits(scoring, now))
+
+    def contribution(self, scoring: ScoringConfig, now: datetime) -> float:
+        """What this contact can add to its account: engagement, capped, persona-weighted."""
+        value = self.engagement(scoring, now)
+        if self.excluded or value <= 0:
+            return 0.0
+        weight = float(scoring.account.persona_weights.get(self.persona, 1.0))
+        return weight * min(value, float(scoring.account.contact_cap))
+
+    @property
+    def public_id(self) -> str:
+        """The id the read API takes: the userId, the email, or the anonymous id."""
+        return self.key.split(":", 1)[1]
+
+    def velocity(self, scoring: ScoringConfig, now: datetime) -> float:
+        since = _window_start(now, scoring.velocity_days)
+        return sum(points for epoch, points in self.recent if epoch >= since)
+
+
+def persona_of(scoring: ScoringConfig, seniority: str | None) -> str:
+    return str(scoring.account.persona(seniority))
+
+
+def entry_from_contact(scoring: ScoringConfig, contact: Contact, now: datetime) -> ContactEntry:
+    """Summarise a contact into the account's entry for it: the engine's ledgers (so the
+    account can value them at any later moment) and the contact's profile."""
+    from leadscore.engine.rules import ContactState, RuleLedger, derive_traits, score
+
+    state = contact.state if contact.state is not None else ContactState()
+    traits = derive_traits(scoring, state.traits)
+    card = score(scoring, state, now)
+    rules: dict[str, RuleLedger | CounterPoints] = {}
+    for rule_id, ledger in state.rules.items():
+        rule = scoring.rules_by_id.get(rule_id)
+        if rule is not None and rule.counter is None:
+            rules[rule_id] = RuleLedger(base=round(ledger.base, 4), touches=ledger.touches, count=ledger.count)
+    for hit in card.breakdown:
+        rule = scoring.rules_by_id.get(hit.rule)
+        if rule is not None and rule.counter is not None:
+            rules[hit.rule] = CounterPoints(category=hit.category, points=hit.points, detail=hit.detail)
+    since = _window_start(now, scoring.velocity_days)
+    by_day: dict[int, float] = {}
+    last_engaged: float | None = None
+    for ledger in state.rules.values():
+        for epoch, points in ledger.touches:
+            if points > 0:
+                last_engaged = max(last_engaged or 0.0, float(epoch))
+            if epoch >= since:
+                day = int(epoch // 3600 * 3600)  # hourly buckets: bounded size, velocity off by < 1 h
+                by_day[day] = by_day.get(day, 0.0) + float(points)
+    return ContactEntry(
+        key=contact.key, version=int(contact.version or 0), email=contact.email, title=contact.title,
+        name=contact.name, persona=persona_of(scoring, traits.get("seniority")), fit=float(card.fit),
+        rules=rules, recent=[[float(d), round(p, 4)] for d, p in sorted(by_day.items())],
+        last_engaged=last_engaged,
+        excluded="unsubscribed" if contact.unsubscribed else None,
+    )
+
+
+@dataclass
+class AccountCard:
+    fit: float
+    engagement: float
+    bonus: float
+    score: float
+    velocity: float
+    breakdown: list[dict[str, Any]]
+    contacts: list[dict[str, Any]]  # the counted top contacts, highest first
+
+
+def account_card(scoring: ScoringConfig, traits: Mapping[str, Any], entries: Iterable[ContactEntry],
+                 now: datetime) -> AccountCard:
+    """Account fit + persona-weighted, capped engagement of the top K contacts + committee bonus.
+
+    The breakdown's points (rounded) sum exactly to the score shown.
+    """
+    from leadscore.engine.rules import evaluate_fit
+
+    settings = scoring.account
+    breakdown: list[dict[str, Any]] = []
+    fit_hits = evaluate_fit(scoring, settings.fit, account_traits_for_rules(scoring, traits))
+    for hit in fit_hits:
+        breakdown.append({"rule": hit.rule, "category": "account_fit", "points": _round(hit.points),
+                          "contactId": None, **({"detail": hit.detail} if hit.detail else {})})
+
+    ranked = sorted(((entry.contribution(scoring, now), entry) for entry in entries), key=lambda p: (-p[0], p[1].key))
+    counted = [(entry, entry.engagement(scoring, now)) for worth, entry in ranked[: settings.top_contacts] if worth > 0]
+    contacts: list[dict[str, Any]] = []
+    velocity = 0.0
+    for entry, value in counted:
+        weight = float(settings.persona_weights.get(entry.persona, 1.0))
+        capped = min(value, float(settings.contact_cap))
+        scale = weight * capped / value
+        hits = entry.engagement_hits(scoring, now)
+        shares = _apportion([points * scale for _, _, points, _ in hits], weight * capped)
+        for (rule, category, _, detail), share in zip(hits, shares, strict=True):
+            if share:
+                line = {"rule": rule, "category": category, "points": share, "contactId": entry.public_id}
+                if detail or scale != 1:
+                    line["detail"] = "; ".join(filter(None, [detail, f"x {scale:.4f} (persona {entry.persona}"
+                                                                    f" weight {weight:g}, cap {settings.contact_cap})"
+                                                         if scale != 1 else None]))
+                breakdown.append(line)
+        # capped like engagement, so velocity never outruns what the contact can add
+        velocity += min(entry.velocity(scoring, now), float(settings.contact_cap)) * weight
+        contacts.append({"contactId": entry.public_id, "email": entry.email, "title": entry.title, "name": entry.name,
+                         "persona": entry.persona, "score": _round(entry.fit + value),
+                         "engagement": _round(value)})
+
+    committee = settings.committee
+    since = _window_start(now, committee.recent_days)
+    personas = {entry.persona for entry, _ in counted if (entry.last_engaged or 0) >= since}
+    bonus = 0.0
+    if committee.points and len(personas) >= committee.min_personas:
+        bonus = float(committee.points)
+        breakdown.append({"rule": "buying_committee", "category": "committee", "points": _round(bonus),
+                          "contactId": None, "detail": f"personas engaged in {committee.recent_days} days: "
+                                                         f"{', '.join(sorted(personas))}"})
+    fit = _round(sum(line["points"] for line in breakdown if line["category"] == "account_fit"))
+    total = _round(sum(line["points"] for line in breakdown))
+    return AccountCard(fit=fit, engagement=_round(total - fit - bonus), bonus=_round(bonus), score=total,
+                       velocity=_round(velocity), breakdown=breakdown, contacts=contacts)
+
+
+def account_traits_for_rules(scoring: ScoringConfig, traits: Mapping[str, Any]) -> dict[str, Any]:
+    """Group traits as sent, with the Spec's aliases filled so one rule fits both spellings,
+    and the derived traits (country_code...) the contact rules also see."""
+    from leadscore.engine.rules import derive_traits
+
+    merged = dict(traits)
+    if "employees" not in merged and isinstance(merged.get("employee_count"), int | float | str):
+        merged["employees"] = merged["employee_count"]
+    return derive_traits(scoring, merged)
+
+
+def exclusion_of(scoring: ScoringConfig, account_id: str, traits: Mapping[str, Any]) -> str | None:
+    """Why an account is never routed (customer, open opportunity, own domain...), or None."""
+    rules = scoring.account.exclusions
+    lifecycle = str(traits.get("lifecycle") or "").strip().lower()
+    if lifecycle and lifecycle in {str(x).lower() for x in rules.lifecycles}:
+        return lifecycle
+    if account_id.lower() in {str(d).lower() for d in rules.own_domains}:
+        return "own_domain"
+    return None
+
+
+@dataclass
+class Transition:
+    state: str
+    cycle: int
+    reason: str | None = None
+
+
+def next_state(scoring: ScoringConfig, *, state: str, cycle: int, score: float, excluded: str | None,
+               cooldown_until: str | None = None, baseline: float | None = None, now: datetime) -> Transition:
+    """The account state machine with hysteresis.
+
+    below_threshold/recycled --score >= sdr_ready--> sdr_ready (a new cycle)
+    sdr_ready --score < requalify_below--> recycled
+    Excluded accounts are scored but never SDR-ready; routed, disqualified and accepted are
+    left to people (sales feedback) and the SLA, not to the score: once routed, the cycle is
+    its SDR's, and a dip shows in the score, never by taking the account from her. An
+    `sdr_ready` account (waiting for an SDR) is nobody's yet, so a dip still recycles it
+    (recycled by the score: no cooldown, no baseline; it qualifies again on its whole score).
+    After `not_ready` feedback the account is held until `cooldown_until`, and the engagement
+    it had then (`baseline`) no longer counts toward the threshold: it qualifies again on
+    `score - baseline`.
+    """
+    thresholds = scoring.account.thresholds
+    if state == "disqualified":
+        return Transition(state, cycle)
+    if excluded:
+        return Transition("excluded", cycle, excluded)
+    if state == "excluded":
+        state = "below_threshold"  # the exclusion was lifted: earn your way in like anyone
+    if state in ("below_threshold", "recycled"):
+        cooling = cooldown_until is not None and _before(now, cooldown_until)
+        if score - (baseline or 0.0) >= thresholds.sdr_ready and not cooling:
+            return Transition("sdr_ready", cycle + 1, "crossed sdr_ready")
+        return Transition(state, cycle)
+    if state == "sdr_ready" and score < thresholds.requalify_below:
+        return Transition("recycled", cycle, "fell below requalify_below")
+    return Transition(state, cycle)
+
+
+def _before(now: datetime, moment: str) -> bool:
+    """Whether `now` is before an ISO-8601 moment as stored (`Z` or an offset)."""
+    try:
+        until = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return now < until if until.tzinfo is not None else now.replace(tzinfo=None) < until
+
+
+def traits_from_contact(contact: Contact) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Firmographics a contact brings: (its company traits, its last group call's traits)."""
+    profile = contact.state.traits if contact.state is not None else {}
+    company_traits: dict[str, Any] = {}
+    company = profile.get("company")
+    if isinstance(company, dict):
+        for source, target in (("name", "name"), ("industry", "industry"), ("employee_count", "employees"),
+                               ("employees", "employees"), ("domain", "domain"), ("website", "website")):
+            if company.get(source) is not None:
+                company_traits[target] = company[source]
+    address = profile.get("address")
+    if isinstance(address, dict) and address.get("country"):
+        company_traits["address"] = {"country": address["country"]}
+    return company_traits, dict(contact.group_traits or {})
+
+
+def effective_traits(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The account's traits: what its group calls said, else what its contacts' profiles say."""
+    return {**(stored.get("company") or {}), **(stored.get("group") or {})}
+
+
+# --------------------------------------------------------------------------- aggregation rules
+
+
+@dataclass
+class Membership:
+    """What one contact change brings an account: its entry (joined or changed, with the
+    firmographics it carries) or, with no entry, that the contact left at `version`."""
+
+    contact_key: str
+    version: int
+    entry: ContactEntry | None = None
+    company: dict[str, Any] = field(default_factory=dict)
+    group: dict[str, Any] = field(default_factory=dict)
+
+
+def membership_changes(scoring: ScoringConfig, new: Contact, old: Contact | None, now: datetime
+                       ) -> list[tuple[str, Membership]]:
+    """(account id, change) pairs one contact change brings: an upsert where it belongs now
+    (a merged contact belongs nowhere), a removal where it belonged before."""
+    pairs: list[tuple[str, Membership]] = []
+    new_account = None if new.merged_into else new.account
+    old_account = old.account if old is not None else None
+    if new_account:
+        company, group = traits_from_contact(new)
+        entry = entry_from_contact(scoring, new, now)
+        pairs.append((new_account, Membership(new.key, entry.version, entry, company, group)))
+    if old_account and old_account != new_account:
+        pairs.append((old_account, Membership(new.key, int(new.version or 0))))
+    return pairs
+
+
+def new_account(account_id: str, now: datetime) -> Account:
+    return Account(id=account_id, state="below_threshold", cycle=0, first_seen=now.isoformat())
+
+
+def apply_memberships(scoring: ScoringConfig, account: Account, changes: Iterable[Membership],
+                      now: datetime) -> None:
+    """Move the account's entries and traits (mutated): newer contact versions win, a group
+    call (the account speaking for itself) beats what a contact's profile says, and only
+    the highest `top_contacts + EXTRA_TRACKED` contacts are kept."""
+    entries = {entry.key: entry for entry in account.entries}
+    traits = dict(account.traits)
+    for change in changes:
+        if change.entry is not None:
+            known = entries.get(change.contact_key)
+            if known is None or known.version < change.entry.version:
+                entries[change.contact_key] = change.entry
+            traits["company"] = {**traits.get("company", {}), **change.company}
+            traits["group"] = {**traits.get("group", {}), **change.group}
+        elif change.contact_key in entries and entries[change.contact_key].version <= change.version:
+            del entries[change.contact_key]
+    keep = scoring.account.top_contacts + EXTRA_TRACKED
+    account.entries = sorted(entries.values(), key=lambda e: (-e.contribution(scoring, now), e.key))[:keep]
+    account.traits = traits
+
+
+def rescore_account(scoring: ScoringConfig, account: Account, now: datetime) -> None:
+    """Value the account as of `now` and move its state machine (mutates the account)."""
+    traits = effective_traits(account.traits)
+    card = account_card(scoring, traits, account.entries, now)
+    excluded = exclusion_of(scoring, account.id, traits)
+    transition = next_state(scoring, state=account.state or "below_threshold", cycle=int(account.cycle or 0),
+                            score=card.score, excluded=excluded, cooldown_until=account.cooldown_until,
+                            baseline=account.engagement_baseline, now=now)
+    if transition.state != account.state or transition.cycle != account.cycle:
+        account.state_at = now.isoformat()
+        account.state_why = transition.reason
+        if transition.state == "sdr_ready" and transition.cycle != account.cycle:
+            # a new cycle: its routing starts afresh (the last SDR stays in `sdr`: sticky),
+            # and what a not_ready held back is spent
+            account.routing = RoutingStatus(due_at=utc_text(now + ROUTING_SAFETY_NET))
+            if account.engagement_baseline is not None:
+                account.state_why = "crossed sdr_ready with new engagement after not_ready"
+            account.engagement_baseline = None
+            account.cooldown_until = None
+    account.threshold = scoring.account.thresholds.sdr_ready
+    account.fit, account.engagement, account.bonus = card.fit, card.engagement, card.bonus
+    account.score, account.velocity = card.score, card.velocity
+    account.state, account.cycle, account.excluded = transition.state, transition.cycle, excluded
+    account.name = str(traits.get("name")) if traits.get("name") else account.name
+    account.domain = account.id if "." in account.id else traits.get("domain")
+
+
+def account_changed(before: Account, after: Account) -> bool:
+    """Whether a rescored account differs from what is stored in what it is worth a write
+    for (a replay moves none of these)."""
+    return any(getattr(before, name) != getattr(after, name) for name in (
+        "entries", "traits", "score", "fit", "engagement", "bonus", "velocity", "state", "cycle", "threshold"))
+
+
+STATE_EVENTS = {
+    "sdr_ready": "Account SDR Ready",
+    "recycled": "Account Recycled",
+    "disqualified": "Account Disqualified",
+    "routed": "Account Routed",
+}
+
+
+def state_change_events(changes: Iterable[tuple[str, Account | None, Account]], now: datetime,
+                        scoring: ScoringConfig | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The bus events of a batch's account changes ((key, before, after), in order):
+    transitions as they happened, and one coalesced `Account Score Changed` per account.
+    The events the Slack rule posts carry a `slack` object (`slack_fields`); with `scoring`
+    and an account read in full, its top reasons."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    first_old: dict[str, Account | None] = {}
+    last_new: dict[str, Account] = {}
+    for key, old, new in changes:
+        first_old.setdefault(key, old)
+        last_new[key] = new
+        old_state, old_cycle = (old.state, old.cycle) if old is not None else (None, None)
+        if new.state != old_state or new.cycle != old_cycle:
+            detail_type = STATE_EVENTS.get(str(new.state))
+            if detail_type:
+                events.append((detail_type, account_detail(new, now, previousState=old_state or "below_threshold",
+                                                           **routing_detail(new), **feedback_detail(old, new))))
+        elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old) and _by_hand(new):
+            # a lead moved it (leadscore.services.assign): the previous and the new SDR, and who did it
+            events.append(("Account Reassigned", account_detail(new, now, previousSdr=(old.sdr or {}).get("id"),
+                                                                **routing_detail(new))))
+        elif new.state == "routed" and old is not None and _attempt(new) > _attempt(old):
+            # an SLA re-route: same cycle, the next SDR (the breach said already when it ran
+            # out with nobody else available: once per breach)
+            previous = (old.sdr or {}).get("id")
+            if not _sla_waiting(old):
+                events.append(("Routing SLA Breached", account_detail(new, now, previousSdr=previous,
+                                                                      **routing_detail(new))))
+            events.append(("Account Routed", account_detail(new, now, previousState="routed", previousSdr=previous,
+                                                            **routing_detail(new))))
+        elif new.state == "routed" and old is not None and _sla_waiting(new) and not _sla_waiting(old):
+            # the SLA ran out and nobody else can take it: it stays with its SDR (named once)
+            status = new.routing or RoutingStatus()
+            events.append(("Routing SLA Breached", account_detail(
+                new, now, **routing_detail(new), reroute={"reason": status.waiting, "retryAt": status.retry_at})))
+    for key, new in last_new.items():
+        before = first_old[key]
+        old_score = before.score if before is not None else None
+        if new.score != old_score:
+            events.append(("Account Score Changed", account_detail(new, now, previousScore=old_score or 0)))
+    slack_fields(events, last_new.values(), scoring, now)
+    return events
+
+
+def slack_fields(events: list[tuple[str, dict[str, Any]]], accounts: Iterable[Account],
+                 scoring: ScoringConfig | None, now: datetime) -> None:
+    """Add `slack` (leadscore.engine.slack) to the details of the events the Slack rule posts, the
+    SDR's `slackUserId` under `sdr` when routing.yaml gives one (router.sdr_card)."""
+    from leadscore.engine.slack import SLACK_EVENTS, slack_detail
+
+    by_id = {account.id: account for account in accounts}
+    for detail_type, detail in events:
+        if detail_type not in SLACK_EVENTS:
+            continue
+        account = by_id.get(detail.get("accountId"))  # type: ignore[arg-type]
+        breakdown = None
+        if scoring is not None and account is not None and account.entries:
+            breakdown = account_card(scoring, effective_traits(account.traits), account.entries, now).breakdown
+        detail["slack"] = slack_detail(detail_type, detail, breakdown)
+
+
+def feedback_detail(old: Account | None, new: Account) -> dict[str, Any]:
+    """What a state change caused by sales feedback says of it on the bus: the outcome, the
+    SDR who gave it and when (the note stays on the read API), and a recycled account's
+    cooldown; nothing for a change the score made."""
+    feedback = new.last_feedback
+    before = old.last_feedback if old is not None else None
+    if feedback is None or (before is not None and before.seq == feedback.seq):
+        return {}
+    detail: dict[str, Any] = {"feedback": {"outcome": feedback.outcome, "sdr": feedback.sdr, "at": feedback.at,
+                                           "cycle": feedback.cycle}}
+    if new.state == "recycled" and new.cooldown_until:
+        detail["cooldownUntil"] = new.cooldown_until
+    return detail
+
+
+def _attempt(account: Account) -> int:
+    return account.routing.attempt if account.routing is not None else 0
+
+
+def _by_hand(account: Account) -> bool:
+    """Its routing now is a lead's reassignment (leadscore.services.assign), not the router's."""
+    return account.routing is not None and account.routing.assigned is not None
+
+
+def _sla_waiting(account: Account) -> bool:
+    """Routed, its SLA ran out, and nobody else could take it yet (the breach was announced)."""
+    return account.state == "routed" and account.routing is not None and bool(account.routing.waiting)
+
+
+def routing_detail(account: Account) -> dict[str, Any]:
+    """What a routed account's bus events say about its routing: the SDR, the territory and
+    pool, the SLA (nothing for an account that is not routed)."""
+    status = account.routing
+    if account.state != "routed" or status is None or not account.sdr:
+        return {}
+    detail: dict[str, Any] = {"sdr": account.sdr, "territory": status.territory, "pool": status.pool,
+                              "routing": status.mode, "routedAt": status.routed_at, "slaDueAt": status.sla_due_at,
+                              "attempt": status.attempt,
+            **decision_view(status, (account.sdr or {}).get("id"))}
+    if status.assigned is not None:  # a lead's reassignment: who (the note stays on the read API)
+        detail["assignedBy"] = status.assigned.by
+    return detail
+
+
+_SKIP_WORDS = {"out_of_office": "out of office", "paused": "paused", "at_capacity": "at daily capacity",
+               "tried": "already had it this cycle", "owner": "has it (its SLA ran out)", "inactive": "inactive",
+               "unknown": "is no SDR of routing.yaml"}
+
+
+def _skip_text(sdr: str, reason: str | None, until: str | None) -> str:
+    words = _SKIP_WORDS.get(str(reason), str(reason))
+    return f"{sdr} {words}" + (f" until {until}" if until else "")
+
+
+def decision_view(status: RoutingStatus | None, sdr: Any) -> dict[str, Any]:
+    """`{"decision": ...}`: why the routing went where it did, as the routing status keeps it
+    (the territory matched, or none: the fallback pool; the pool; how the SDR was chosen; each
+    SDR passed over and why; the account's CRM owner and why not them), with `text` saying it
+    in words. Nothing for a routing kept before decisions were."""
+    if status is None or (status.by is None and not status.skipped and status.crm_owner is None):
+        return {}
+    skipped = [{"sdr": s.sdr, "reason": s.reason, **({"until": s.until} if s.until else {})} for s in status.skipped]
+    decision: dict[str, Any] = {"by": status.by, "territory": status.territory, "pool": status.pool,
+                                "skipped": skipped}
+    if status.skipped_more:
+        decision["skippedMore"] = status.skipped_more
+    owner = status.crm_owner
+    if owner is not None:
+        decision["crmOwner"] = {"owner": owner.sdr, "routed": owner.reason is None,
+                                **({"reason": owner.reason} if owner.reason else {}),
+                                **({"until": owner.until} if owner.until else {})}
+    where = (f"territory {status.territory}, pool {status.pool}" if status.territory
+             else f"no territory matched: pool {status.pool}" if status.mode == "territory" else f"pool {status.pool}")
+    how = {"crm_owner": "the account's owner in the CRM", "previous_owner": "had it before, still in the pool",
+           "round_robin": "the pool's weighted round-robin", "assigned": "named by a lead"}
+    text = f"{sdr}: {how.get(str(status.by), str(status.by))} ({where})" if status.by else f"nobody yet ({where})"
+    passed = [_skip_text(s.sdr, s.reason, s.until) for s in status.skipped]
+    if passed:
+        text += "; passed over " + ", ".join(passed) + (f" and {status.skipped_more} more" if status.skipped_more
+                                                        else "")
+    if owner is not None and owner.reason is not None:
+        text += "; CRM owner " + _skip_text(owner.sdr, owner.reason, owner.until)
+    decision["text"] = text
+    return {"decision": decision}
+
+
+def routing_view(account: Account) -> dict[str, Any] | None:
+    """The read API's `routing` object: where the account stands in its cycle's routing
+    (waiting for an SDR and why, or routed: to whom, the SLA, who had it this cycle)."""
+    status = account.routing
+    if account.state == "sdr_ready":
+        if status is not None and status.waiting:
+            return {"status": "waiting", "reason": status.waiting, "why": status.waiting_reason,
+                    "retryAt": status.retry_at, "pool": status.pool, "territory": status.territory,
+                    **decision_view(status, None)}
+        return {"status": "pending"}
+    if account.state in ("routed", "accepted") and status is not None:
+        view: dict[str, Any] = {"status": account.state, "pool": status.pool, "territory": status.territory,
+                                "routing": status.mode, "routedAt": status.routed_at, "attempt": status.attempt,
+                                "tried": list(status.tried),
+                                **decision_view(status, (account.sdr or {}).get("id"))}
+        if status.assigned is not None:  # a lead chose this routing by hand (leadscore.services.assign)
+            hand = status.assigned
+            view["assigned"] = {"by": hand.by, "at": hand.at, "previousSdr": hand.previous, "caller": hand.caller,
+                                "note": hand.note}
+        if account.state == "routed":
+            view["slaDueAt"] = status.sla_due_at
+            if status.waiting:  # SLA ran out, nobody else available yet
+                view["reroute"] = {"reason": status.waiting, "retryAt": status.retry_at}
+        return view
+    return None
+
+
+def account_detail(account: Account, now: datetime, **extra: Any) -> dict[str, Any]:
+    """The `detail` of an account's state change on the bus (a public interface)."""
+    return {
+        "accountId": account.id,
+        "name": account.name,
+        "domain": account.domain,
+        "score": account.score,
+        "fit": account.fit,
+        "engagement": account.engagement,
+        "committeeBonus": account.bonus,
+        "velocity": account.velocity,
+        "threshold": account.threshold,
+        "state": account.state,
+        "cycle": account.cycle,
+        "time": now.isoformat(),
+        **extra,
+    }

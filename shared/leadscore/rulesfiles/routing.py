@@ -1,0 +1,693 @@
+"""`config/routing.yaml`: who gets SDR-ready accounts, validated at load.
+
+The same contract as `leadscore.rulesfiles.config` (scoring.yaml, sources.yaml): unknown keys are
+errors, numbers are strict, cross checks (unknown SDR ids in pools, empty pools, unknown
+pools, duplicate ids, overlapping out-of-office dates, unknown time zones, countries that
+are not ISO 3166) run before a config is handed out, and every error names the file, the
+key path and the reason (with the line). `python -m leadscore.rulesfiles.routing validate [DIR]`.
+
+Country and region data come from maintained libraries, never a hand list:
+- `pycountry` (ISO 3166-1 and 3166-2, already a dependency) through `identity.country_code`,
+  with `countryinfo`'s alternative spellings (`Deutschland`, `Russia`, `UAE`) as a second try;
+- `countryinfo` for the UN M49 region and sub-region of each country, mapped to the four
+  sales regions: `NA` (Northern America), `LATAM` (Latin America and the Caribbean),
+  `EMEA` (Europe, Africa, Western Asia), `APAC` (the rest of Asia, Oceania).
+
+Time zones are checked with `zoneinfo`, which reads the system database (Lambda's Amazon
+Linux has it) and falls back to the `tzdata` package where the system has none.
+
+Pure: no AWS. The country data loads on first use, not at import; pydantic and yaml only to
+validate: a function loads the validated form kept in `compiled.json` (see `leadscore.rulesfiles.config`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import zoneinfo
+from collections.abc import Sequence
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from leadscore.domain.business_hours import DAY_NAMES, Week, sla_due
+from leadscore.engine.slack import SLACK_USER_ID
+from leadscore.rulesfiles.config import (
+    BeforeValidator,
+    ConfigError,
+    Field,
+    Loc,
+    NonEmpty,
+    RuleId,
+    _as_list,
+    _fail,
+    _load,
+    _Model,
+    _model_validator,
+    _names,
+    _num,
+    default_config_dir,
+    print_warnings,
+)
+
+ROUTING_FILE = "routing.yaml"
+Region = Literal["NA", "LATAM", "EMEA", "APAC"]
+REGIONS: tuple[Region, ...] = ("NA", "LATAM", "EMEA", "APAC")
+RoutingMode = Literal["territory", "round_robin"]
+
+# What people type that neither pycountry nor countryinfo knows. Keep it tiny: anything
+# more belongs in those libraries.
+_COUNTRY_ALIASES = {
+    "UK": "GB",
+    "GREAT BRITAIN": "GB",
+    "ENGLAND": "GB",
+    "SCOTLAND": "GB",
+    "WALES": "GB",
+    "NORTHERN IRELAND": "GB",
+    "US": "US",
+    "USA": "US",
+    "AMERICA": "US",
+}
+
+
+# ----------------------------------------------------------------- reference data
+
+
+@functools.lru_cache(maxsize=2048)
+def _country(text: str) -> str | None:
+    from leadscore.engine.identity import country_code as iso_country
+
+    code = iso_country(text)
+    if code is None:
+        code = _COUNTRY_ALIASES.get(text.replace(".", "").strip().upper())
+    if code is None:
+        from countryinfo import CountryInfo, CountryNotFoundError
+
+        try:
+            code = CountryInfo(text).iso(2) or None
+        except (CountryNotFoundError, ValueError):
+            code = None
+    if code is None:
+        return None
+    import pycountry
+
+    # Only ISO 3166-1 codes leave this function (countryinfo also knows non-ISO places).
+    return code.upper() if pycountry.countries.get(alpha_2=code.upper()) is not None else None
+
+
+def country_code(value: object) -> str | None:
+    """ISO 3166-1 alpha-2 of a country in any common spelling (`"UK"`, `"usa"`,
+    `"United States"`, `"Deutschland"`); `None` when it names no country."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return _country(value.strip())
+
+
+def _region_of(subregion: str, region: str) -> Region | None:
+    if subregion == "Northern America":
+        return "NA"
+    if subregion == "Latin America and the Caribbean":
+        return "LATAM"
+    if region in ("Europe", "Africa") or subregion == "Western Asia":
+        return "EMEA"
+    if region in ("Asia", "Oceania"):
+        return "APAC"
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _region(alpha2: str) -> Region | None:
+    from countryinfo import CountryInfo, CountryNotFoundError
+
+    try:
+        info = CountryInfo(alpha2)
+        return _region_of(info.subregion() or "", info.region() or "")
+    except (CountryNotFoundError, ValueError):
+        return None
+
+
+def region_of(country: object) -> Region | None:
+    """`NA`, `LATAM`, `EMEA` or `APAC` for a country in any spelling (UN M49 regions);
+    `None` for places in none of them (Antarctica) or no country."""
+    code = country_code(country)
+    return _region(code) if code else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _subdivisions(text: str, countries: frozenset[str]) -> frozenset[str]:
+    import pycountry
+
+    folded = text.casefold()
+    upper = text.upper()
+    found: set[str] = set()
+    exact = pycountry.subdivisions.get(code=upper)
+    if exact is not None:
+        found.add(exact.code)
+    for country in countries:
+        bare = pycountry.subdivisions.get(code=f"{country}-{upper}")
+        if bare is not None:
+            found.add(bare.code)
+    if not found:
+        pool = (
+            [s for c in countries for s in pycountry.subdivisions.get(country_code=c) or ()]
+            if countries
+            else list(pycountry.subdivisions)
+        )
+        found.update(s.code for s in pool if s.name.casefold() == folded)
+    return frozenset(found)
+
+
+def subdivision_codes(value: object, countries: frozenset[str] = frozenset()) -> frozenset[str]:
+    """ISO 3166-2 codes a state value can mean: a full code (`US-CA`), a name
+    (`California`), or, within `countries`, a bare code (`CA` with `{"US"}`)."""
+    if not isinstance(value, str) or not value.strip():
+        return frozenset()
+    return _subdivisions(value.strip(), countries)
+
+
+def normalize_industry(value: object) -> str | None:
+    """An industry word as the scoring rules compare it: trimmed, case-folded.
+
+    Deliberately the same comparison as `rules._keys` does for text (`" Software"` equals
+    `software`); duplicated here (three lines) rather than importing the rules engine's
+    private helpers into routing."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().casefold()
+    return text or None
+
+
+@functools.lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _zone_problem(name: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        pass
+    else:
+        return None
+    zones = _time_zones()
+    if not zones:
+        return f"unknown time zone {name!r}: this machine has no time zone database (pip install tzdata)"
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(zones), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else " (use an IANA name like 'Europe/Madrid')"
+    return f"unknown time zone {name!r}{hint}"
+
+
+# ----------------------------------------------------------------------- field types
+
+
+def _date(value: Any) -> Any:
+    # YAML reads `2026-12-21` as a date; a quoted "2026-12-21" is accepted too. A
+    # timestamp is not a day.
+    if isinstance(value, datetime):
+        raise ValueError(f"expected a date like 2026-12-21, got a timestamp {value.isoformat()!r}")
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a date like 2026-12-21, got {value!r}") from None
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_date)]
+Whole = Annotated[int, Field(gt=0)]
+
+
+def _upper_list(value: Any) -> Any:
+    value = _as_list(value)
+    if isinstance(value, list):
+        return [v.strip().upper() if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _lower_list(value: Any) -> Any:
+    value = _as_list(value)
+    if isinstance(value, list):
+        return [v.strip().lower() if isinstance(v, str) else v for v in value]
+    return value
+
+
+_FULL_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_BY_NAME = {name.casefold(): name for name in DAY_NAMES} | {
+    full.casefold(): name for full, name in zip(_FULL_DAY_NAMES, DAY_NAMES, strict=True)
+}
+
+
+def _day_names(value: Any) -> Any:
+    # `Mon`, `monday`, `MON` are `Mon`; anything else stays as written, for the error to name.
+    value = _as_list(value)
+    if isinstance(value, list):
+        return [_DAY_BY_NAME.get(v.strip().casefold(), v) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _clock(value: Any) -> Any:
+    # "09:00", 24-hour. YAML 1.1 reads an unquoted 18:00 as the base-60 number 1080.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value <= 24:
+            raise ValueError(f'write the time in quotes, like "{value:02d}:00", got the number {value}')
+        hint = f"{value // 60:02d}:{value % 60:02d}"
+        raise ValueError(f'write the time in quotes, like "{hint}" (unquoted, YAML reads {hint} as the number {value})')
+    if isinstance(value, str):
+        hours, sep, minutes = value.strip().partition(":")
+        if (sep and hours.isdigit() and minutes.isdigit() and len(hours) <= 2 and len(minutes) == 2
+                and (int(hours), int(minutes)) <= (24, 0) and int(minutes) < 60):
+            return f"{int(hours):02d}:{minutes}"
+        raise ValueError(f'expected a time like "09:00" (24-hour; "24:00" is the end of the day), got {value!r}')
+    return value
+
+
+Clock = Annotated[str, BeforeValidator(_clock)]
+
+
+def _minutes(clock: str) -> int:
+    hours, _, minutes = clock.partition(":")
+    return int(hours) * 60 + int(minutes)
+
+
+# -------------------------------------------------------------------------- models
+
+
+class OutOfOffice(_Model):
+    """An absence: both days inclusive, in the SDR's own time zone."""
+
+    from_: Day = Field(alias="from")
+    to: Day
+
+    @_model_validator(mode="after")
+    def _order(self) -> OutOfOffice:
+        if self.from_ > self.to:
+            _fail((("from",), f"from ({self.from_}) is after to ({self.to})"))
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.from_ <= day <= self.to
+
+
+class BusinessHours(_Model):
+    """Working hours, in the SDR's own time zone: the SLA counts only these
+    (`leadscore.domain.business_hours`). `to` after `from`; `"24:00"` ends at midnight."""
+
+    days: Annotated[list[str], BeforeValidator(_day_names)] = Field(default_factory=lambda: list(DAY_NAMES[:5]))
+    from_: Clock = Field(alias="from")
+    to: Clock
+
+    @_model_validator(mode="after")
+    def _checks(self) -> BusinessHours:
+        problems: list[tuple[Loc, str]] = []
+        if not self.days:
+            problems.append((("days",), f"list at least one day ({', '.join(DAY_NAMES)})"))
+        for i, day in enumerate(self.days):
+            if day not in DAY_NAMES:
+                problems.append((("days", i), f"unknown day {day!r} (days: {', '.join(DAY_NAMES)})"))
+            elif day in self.days[:i]:
+                problems.append((("days", i), f"{day} is listed twice"))
+        if self.from_ == "24:00":
+            problems.append((("from",), 'a day starts before "24:00" (its end); use "00:00"'))
+        elif _minutes(self.to) <= _minutes(self.from_):
+            problems.append((("to",), f"to ({self.to}) is not after from ({self.from_}): hours past midnight "
+                             'are not supported; end at "24:00" and start the next day at "00:00"'))
+        if problems:
+            _fail(*problems)
+        return self
+
+    @cached_property
+    def week(self) -> Week:
+        return Week.of({DAY_NAMES.index(d) for d in self.days}, _minutes(self.from_), _minutes(self.to))
+
+
+class Sdr(_Model):
+    """A sales development rep who can be routed accounts."""
+
+    id: RuleId
+    name: NonEmpty
+    email: NonEmpty
+    weight: Annotated[int, Field(gt=0, le=1000)] = 1
+    daily_capacity: Whole | None = None
+    time_zone: NonEmpty = "UTC"
+    sla_business_hours: BusinessHours | None = None  # over routing.yaml's own, for this SDR
+    out_of_office: list[OutOfOffice] = Field(default_factory=list)
+    active: bool = True
+    #: their Slack member id (`U0123ABCD`): the Slack notifications mention them as `<@U0123ABCD>`
+    slack_user_id: str | None = None
+
+    @_model_validator(mode="after")
+    def _checks(self) -> Sdr:
+        problems: list[tuple[Loc, str]] = []
+        if self.slack_user_id is not None and not SLACK_USER_ID.fullmatch(self.slack_user_id):
+            problems.append((("slack_user_id",), f"{self.slack_user_id!r} is not a Slack member id (like"
+                                                 " U0123ABCD: Slack profile > ... > Copy member ID)"))
+        if "@" not in self.email.strip("@") or any(c.isspace() for c in self.email):
+            problems.append((("email",), f"{self.email!r} is not an email address"))
+        if (zone := _zone_problem(self.time_zone)) is not None:
+            problems.append((("time_zone",), zone))
+        for j, b in enumerate(self.out_of_office):
+            for i in range(j):
+                a = self.out_of_office[i]
+                if a.from_ <= b.to and b.from_ <= a.to:
+                    problems.append(
+                        (
+                            ("out_of_office", j),
+                            f"{b.from_}..{b.to} overlaps out_of_office[{i}] ({a.from_}..{a.to})",
+                        )
+                    )
+                    break
+        if problems:
+            _fail(*problems)
+        return self
+
+    @cached_property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def local_day(self, now: datetime) -> date:
+        """The SDR's calendar day at `now` (capacity and out-of-office count in it)."""
+        return now.astimezone(self.zone).date()
+
+    def out_on(self, day: date) -> OutOfOffice | None:
+        return next((o for o in self.out_of_office if o.covers(day)), None)
+
+
+class Pool(_Model):
+    """SDRs who share a round-robin (in this order)."""
+
+    id: RuleId
+    sdrs: list[RuleId]
+
+
+class Employees(_Model):
+    """An employee band, both ends inclusive; either may be left out."""
+
+    min: Annotated[float, Field(ge=0)] | None = None
+    max: Annotated[float, Field(ge=0)] | None = None
+
+    @_model_validator(mode="after")
+    def _bounds(self) -> Employees:
+        if self.min is None and self.max is None:
+            _fail(((), "give min, max or both"))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            _fail((("min",), f"min ({_num(self.min)}) is above max ({_num(self.max)})"))
+        return self
+
+    def contains(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class TerritoryWhen(_Model):
+    """Conditions on an account; every key given must hold (a list means any of)."""
+
+    country: Annotated[list[NonEmpty], BeforeValidator(_as_list)] | None = None
+    region: Annotated[list[str], BeforeValidator(_upper_list)] | None = None
+    state: Annotated[list[NonEmpty], BeforeValidator(_as_list)] | None = None
+    industry: Annotated[list[NonEmpty], BeforeValidator(_as_list)] | None = None
+    employees: Employees | None = None
+    domain: Annotated[list[NonEmpty], BeforeValidator(_lower_list)] | None = None
+
+    @_model_validator(mode="after")
+    def _values(self) -> TerritoryWhen:
+        problems: list[tuple[Loc, str]] = []
+        for i, c in enumerate(self.country or ()):
+            if country_code(c) is None:
+                problems.append(
+                    (("country", i), f"{c!r} is not an ISO 3166 country (use a code like DE or a name like Germany)")
+                )
+        for i, r in enumerate(self.region or ()):
+            if r not in REGIONS:
+                problems.append((("region", i), f"unknown region {r!r} (regions: {', '.join(REGIONS)})"))
+        for i, s in enumerate(self.state or ()):
+            if not subdivision_codes(s, self.countries):
+                where = f" of {', '.join(sorted(self.countries))}" if self.countries else ""
+                problems.append(
+                    (
+                        ("state", i),
+                        f"{s!r} is not an ISO 3166-2 subdivision{where} (use a code like US-CA or a name "
+                        "like California)",
+                    )
+                )
+        if problems:
+            _fail(*problems)
+        return self
+
+    @cached_property
+    def countries(self) -> frozenset[str]:
+        return frozenset(code for c in self.country or () if (code := country_code(c)))
+
+    @cached_property
+    def regions(self) -> frozenset[str]:
+        return frozenset(self.region or ())
+
+    @cached_property
+    def states(self) -> frozenset[str]:
+        return frozenset(code for s in self.state or () for code in subdivision_codes(s, self.countries))
+
+    @cached_property
+    def industries(self) -> frozenset[str]:
+        return frozenset(i for v in self.industry or () if (i := normalize_industry(v)))
+
+    @cached_property
+    def domains(self) -> frozenset[str]:
+        return frozenset(self.domain or ())
+
+    @property
+    def is_empty(self) -> bool:
+        return all(
+            v is None for v in (self.country, self.region, self.state, self.industry, self.employees, self.domain)
+        )
+
+
+class Territory(_Model):
+    """Accounts matching `when` go to `pool`; territories are tried in file order."""
+
+    id: RuleId
+    pool: RuleId
+    when: TerritoryWhen = Field(default_factory=TerritoryWhen)
+
+
+class RoutingConfig(_Model):
+    """`routing.yaml`: SDRs, pools, territories and the routing clock settings."""
+
+    version: Literal[1]
+    mode: RoutingMode = "territory"
+    sla_hours: Annotated[float, Field(ge=1)] = 48  # under an hour: re-routes faster than anyone reads
+    cooldown_days: Annotated[float, Field(ge=0)] = 30
+    sdrs: Annotated[list[Sdr], Field(min_length=1)]
+    pools: list[Pool] = Field(default_factory=list)
+    territories: list[Territory] = Field(default_factory=list)
+    fallback_pool: RuleId | None = None
+    leads: list[RuleId] = Field(default_factory=list)
+    """Team leads: ids of `sdrs` (who may be in no pool: managers) who may give feedback on,
+    and act on, any account."""
+    sla_business_hours: BusinessHours | None = None
+    """The SLA counts only these hours of the owning SDR (their own `sla_business_hours`
+    first); none: wall-clock hours."""
+
+    @_model_validator(mode="after")
+    def _cross_checks(self) -> RoutingConfig:
+        problems: list[tuple[Loc, str]] = []
+        sections: list[tuple[str, list[str]]] = [
+            ("sdrs", [s.id for s in self.sdrs]),
+            ("pools", [p.id for p in self.pools]),
+            ("territories", [t.id for t in self.territories]),
+        ]
+        for section, ids in sections:
+            first: dict[str, int] = {}
+            for i, item_id in enumerate(ids):
+                if item_id in first:
+                    problems.append(
+                        ((section, i, "id"), f"duplicate id {item_id!r} (first at {section}[{first[item_id]}])")
+                    )
+                first.setdefault(item_id, i)
+        sdr_ids = {s.id for s in self.sdrs}
+        for i, pool in enumerate(self.pools):
+            if not pool.sdrs:
+                problems.append((("pools", i, "sdrs"), f"pool {pool.id!r} is empty: list at least one SDR id"))
+            seen: set[str] = set()
+            for j, sdr in enumerate(pool.sdrs):
+                if sdr not in sdr_ids:
+                    problems.append((("pools", i, "sdrs", j), f"unknown SDR {sdr!r} (SDRs: {_names(sdr_ids)})"))
+                elif sdr in seen:
+                    problems.append((("pools", i, "sdrs", j), f"SDR {sdr!r} is listed twice in this pool"))
+                seen.add(sdr)
+        pool_ids = {p.id for p in self.pools}
+        for i, t in enumerate(self.territories):
+            if t.pool not in pool_ids:
+                problems.append((("territories", i, "pool"), f"unknown pool {t.pool!r} (pools: {_names(pool_ids)})"))
+        problems += self._shadowed() + self._never_routed()
+        seen_leads: set[str] = set()
+        for i, lead in enumerate(self.leads):
+            if lead not in sdr_ids:
+                problems.append((("leads", i),
+                                 f"unknown SDR {lead!r}: a lead is one of `sdrs` (SDRs: {_names(sdr_ids)})"))
+            elif lead in seen_leads:
+                problems.append((("leads", i), f"lead {lead!r} is listed twice"))
+            seen_leads.add(lead)
+        if self.fallback_pool is not None and self.fallback_pool not in pool_ids:
+            problems.append((("fallback_pool",), f"unknown pool {self.fallback_pool!r} (pools: {_names(pool_ids)})"))
+        if self.mode == "territory" and self.fallback_pool is None:
+            problems.append((("fallback_pool",), "required key missing: the pool for accounts no territory matches"))
+        if problems:
+            _fail(*problems)
+        return self
+
+    def _shadowed(self) -> list[tuple[Loc, str]]:
+        """Territories an earlier one always wins over (first match wins), each named once."""
+        problems: list[tuple[Loc, str]] = []
+        for j, later in enumerate(self.territories):
+            for i, earlier in enumerate(self.territories[:j]):
+                if earlier.when.is_empty:
+                    why = "has no conditions and matches every account"
+                elif _covers(earlier.when, later.when):
+                    why = "matches every account this one matches (its conditions are the same or looser)"
+                else:
+                    continue
+                problems.append((("territories", j), f"never reached: territories[{i}] ({earlier.id!r}) {why}"))
+                break
+        return problems
+
+    def _never_routed(self) -> list[tuple[Loc, str]]:
+        """Pools nobody active can take accounts from, and active SDRs no account can reach."""
+        problems: list[tuple[Loc, str]] = []
+        active = {s.id for s in self.sdrs if s.active}
+        if self.mode == "round_robin":
+            if not active:
+                problems.append((("sdrs",), "no active SDR: with `mode: round_robin` every account would wait "
+                                 "for ever"))
+            return problems
+        pool_ids = {p.id for p in self.pools}
+        for i, pool in enumerate(self.pools):
+            users = [f"territories[{j}] ({t.id!r})" for j, t in enumerate(self.territories) if t.pool == pool.id]
+            if pool.sdrs and users and not active & set(pool.sdrs) and set(pool.sdrs) <= self.sdr_by_id.keys():
+                problems.append((("pools", i, "sdrs"), f"every SDR of pool {pool.id!r} is inactive "
+                                 f"({', '.join(pool.sdrs)}): accounts of {', '.join(users)} would never be routed"))
+        fallback = self.pool_by_id.get(self.fallback_pool or "")
+        if fallback is not None and fallback.sdrs and not active & set(fallback.sdrs) \
+                and set(fallback.sdrs) <= self.sdr_by_id.keys():
+            problems.append((("fallback_pool",), f"every SDR of pool {fallback.id!r} is inactive "
+                             f"({', '.join(fallback.sdrs)}): accounts no territory matches would never be routed"))
+        if pool_ids:
+            pooled = {sdr for p in self.pools for sdr in p.sdrs}
+            for i, sdr in enumerate(self.sdrs):
+                if sdr.active and sdr.id not in pooled and sdr.id not in self.leads:
+                    problems.append((("sdrs", i), f"SDR {sdr.id!r} is active but in no pool and not in `leads`: no "
+                                     "account is ever routed to them; add them to a pool, to `leads`, or set "
+                                     "`active: false`"))
+        return problems
+
+    def config_warnings(self) -> list[tuple[Loc, str]]:
+        """What is valid but probably not meant (`make config` prints each with its line)."""
+        if self.mode == "round_robin" and self.territories:
+            return [(("territories",), "ignored with `mode: round_robin` (one round-robin over every active SDR); "
+                                       "remove them or set `mode: territory`")]
+        return []
+
+    def sla_due(self, sdr: Sdr, routed_at: datetime) -> datetime:
+        """When an account routed to `sdr` at `routed_at` is due (UTC): `sla_hours` of the
+        SDR's working hours in their time zone, or of wall clock with no business hours."""
+        hours = sdr.sla_business_hours or self.sla_business_hours
+        return sla_due(routed_at, float(self.sla_hours), hours.week if hours else None, sdr.zone)
+
+    @cached_property
+    def sdr_by_id(self) -> dict[str, Sdr]:
+        return {s.id: s for s in self.sdrs}
+
+    @cached_property
+    def pool_by_id(self) -> dict[str, Pool]:
+        return {p.id: p for p in self.pools}
+
+
+def _covers(wide: TerritoryWhen, narrow: TerritoryWhen) -> bool:
+    """Every account `narrow` matches also matches `wide` (see `routing.territory_matches`):
+    each condition of `wide` is implied by `narrow`'s. Only sure implications count (a
+    country implies its region; a state does not imply the country trait is set)."""
+    if narrow.domain == [] or narrow.country == [] or narrow.state == [] or narrow.industry == [] \
+            or narrow.region == []:
+        return False  # an empty list matches nothing: another mistake, not this one
+    if wide.domain is not None and (narrow.domain is None or not narrow.domains <= wide.domains):
+        return False
+    if wide.country is not None and (narrow.country is None or not narrow.countries <= wide.countries):
+        return False
+    if wide.region is not None:
+        by_region = narrow.region is not None and narrow.regions <= wide.regions
+        by_country = narrow.country is not None and all(region_of(c) in wide.regions for c in narrow.countries)
+        if not (by_region or by_country):
+            return False
+    if wide.state is not None and (narrow.state is None or not narrow.states <= wide.states):
+        return False
+    if wide.industry is not None and (narrow.industry is None or not narrow.industries <= wide.industries):
+        return False
+    if wide.employees is not None:
+        band, within = wide.employees, narrow.employees
+        if within is None:
+            return False
+        if band.min is not None and (within.min is None or within.min < band.min):
+            return False
+        if band.max is not None and (within.max is None or within.max > band.max):
+            return False
+    return True
+
+
+# -------------------------------------------------------------------------- loading
+
+
+def load_routing(path: str | os.PathLike[str]) -> RoutingConfig:
+    """Read and validate a `routing.yaml`; `ConfigError` lists every problem found."""
+    return _load(RoutingConfig, path)
+
+
+def describe(cfg: RoutingConfig) -> str:
+    active = sum(1 for s in cfg.sdrs if s.active)
+    return f"{cfg.mode}, {active} active SDRs, {len(cfg.pools)} pools, {len(cfg.territories)} territories"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m leadscore.rulesfiles.routing validate [DIR]`: exit 1 when routing.yaml has errors."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m leadscore.rulesfiles.routing", description="Check routing.yaml.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="validate routing.yaml")
+    validate.add_argument("dir", nargs="?", default=None, help="config directory (default: the functions' one)")
+    args = parser.parse_args(argv)
+    directory = Path(args.dir) if args.dir else default_config_dir()
+    path = directory / ROUTING_FILE
+    try:
+        loaded = _load(RoutingConfig, path, prevalidated=False)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"ok: {path} ({describe(loaded)})")
+    print_warnings(path, loaded)
+    return 0
+
+
+__all__ = [
+    "REGIONS",
+    "ROUTING_FILE",
+    "ConfigError",
+    "BusinessHours",
+    "Employees",
+    "OutOfOffice",
+    "Pool",
+    "Region",
+    "RoutingConfig",
+    "RoutingMode",
+    "Sdr",
+    "Territory",
+    "TerritoryWhen",
+    "country_code",
+    "load_routing",
+    "normalize_industry",
+    "region_of",
+    "subdivision_codes",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())

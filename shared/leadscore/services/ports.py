@@ -1,0 +1,168 @@
+"""The ports domain code depends on: what it needs of the store and of the bus.
+
+`storage.Store` (DynamoDB) and `bus.BusPublisher` (EventBridge) implement them; unit tests
+hand in the in-memory fakes of tests/support/fakes.py. Records are those of records.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from leadscore.domain.events import TrackingEvent
+    from leadscore.domain.records import (
+        Account,
+        Assignment,
+        BookChange,
+        Contact,
+        ContactScores,
+        Feedback,
+        SdrActivity,
+        SdrPause,
+        SdrRecord,
+    )
+
+
+class EventStore(Protocol):
+    """Collection: each accepted event stored once, rejected input kept with its reason."""
+
+    def put_event(self, event: TrackingEvent, hits: Sequence[str], retention_days: int) -> bool:
+        """True if new, False if this (contact, source, messageId) is already stored."""
+        ...
+
+    def put_rejected(self, *, reason: str, field: str | None, source_id: str | None, raw: str,
+                     received_at: datetime, retention_days: int) -> None: ...
+
+
+class ContactStore(Protocol):
+    """Contacts with optimistic locking: a save names the version it read (None: new) and
+    raises VersionConflict (TransactionConflict for `save_contacts`) when it moved on."""
+
+    def load_contact(self, key: str) -> Contact | None: ...
+
+    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
+
+    def save_contact(self, contact: Contact, expected_version: int | None) -> None: ...
+
+    def save_contacts(self, writes: Sequence[tuple[Contact, int | None]]) -> None: ...
+
+
+class AccountStore(Protocol):
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+    def save_account(self, account: Account, expected_version: int | None) -> None: ...
+
+
+class AggregateStore(ContactStore, AccountStore, Protocol):
+    """What the stream aggregation needs."""
+
+
+class DecayStore(Protocol):
+    """What the decay job needs: the contacts due, and a versioned update of their scores."""
+
+    def query_due_contacts(self, until: datetime, *, page_size: int = 500) -> Iterator[Contact]: ...
+
+    def save_scores(self, contact: Contact, scores: ContactScores, updated_at: datetime) -> None: ...
+
+    def load_contact(self, key: str) -> Contact | None: ...
+
+
+class ReadStore(Protocol):
+    def load_contact(self, key: str) -> Contact | None: ...
+
+    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def load_feedback(self, account_id: str, *, limit: int = 20) -> list[Feedback]:
+        """An account's sales feedback, newest first."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """Sales feedback: the account, and the feedback with the account it leaves, written
+    together conditioned on the version read (TransactionConflict when it moved on)."""
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def save_feedback(self, feedback: Feedback, account: Account, expected_version: int | None) -> None: ...
+
+
+class Publisher(Protocol):
+    """Puts (detail-type, detail) state changes on the bus; raises if any was refused."""
+
+    def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int: ...
+
+
+class RoutingStore(Protocol):
+    """What routing needs: the account and its assignment, the pool's counter and the SDRs'
+    daily counts, the routing transaction, and the due-time index of the routing pass.
+    Writes raise TransactionConflict / VersionConflict when what they were conditioned on moved."""
+
+    def load_routing(self, account_id: str, cycle: int) -> tuple[Account | None, Assignment | None]: ...
+
+    def load_pool_state(self, pool_id: str | None, days: Iterable[tuple[str, date]], *,
+                        pauses: dict[str, str | None] | None = None
+                        ) -> tuple[int | None, dict[tuple[str, date], int]]: ...
+
+    def save_assignment(self, assignment: Assignment, account: Account, *, expected_state: str,
+                        counter: tuple[str, int, int] | None, capacity: int | None,
+                        day: date, previous_attempt: int | None = None, pool: str | None = None,
+                        tally: Sequence[str] = (), stale: Iterable[tuple[str, date]] = ()) -> None: ...
+
+    def save_routing_status(self, account: Account, *, expected_state: str) -> None: ...
+
+    def save_account(self, account: Account, expected_version: int | None) -> None: ...
+
+    def query_route_due(self, until: datetime, *, page_size: int = 200) -> Iterator[Account]: ...
+
+    def park_route_due(self, account: Account, until: datetime) -> None: ...
+
+
+class AssignStore(RoutingStore, Protocol):
+    """A lead's reassignments (leadscore.services.assign): the routing store, the accounts, and an
+    SDR's assignments on the OwnerIndex (newest first)."""
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+    def query_assigned(self, sdr_id: str, *, limit: int = 50) -> list[Assignment]: ...
+
+    def load_sdr_record(self, sdr_id: str) -> SdrRecord:
+        """The SDR's record: a lead's runtime pause."""
+        ...
+
+
+class MessageQueue(Protocol):
+    """The routed queue (SQS FIFO): one JSON message in a group, deduplicated by its id."""
+
+    def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None: ...
+
+
+class TeamStore(Protocol):
+    """The team lead's routes (leadscore.services.team): each SDR's partition (record, acceptances,
+    breaches, day counts), their book on the OwnerIndex, the accounts of a page, and the
+    pause written with the pool records' copies (TransactionConflict when either moved)."""
+
+    def load_sdr_activity(self, sdr_id: str, since: str) -> SdrActivity: ...
+
+    def load_sdr_record(self, sdr_id: str) -> SdrRecord: ...
+
+    def save_pause(self, sdr_id: str, pause: SdrPause | None, *, pools: Sequence[str], expected_version: int,
+                   at: str) -> int: ...
+
+    def query_book(self, sdr_id: str, *, limit: int, cursor: str | None = None
+                   ) -> tuple[list[Assignment], str | None]: ...
+
+    def load_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+
+class BookStore(Protocol):
+    """The SDRs' books kept from the table's stream (leadscore.services.team.book_changes)."""
+
+    def apply_book_changes(self, changes: Iterable[BookChange]) -> int: ...
