@@ -88,8 +88,10 @@ def _cpu_per_call(run: Callable[[int], None], iterations: int) -> float:
 
 def _history(config: Any) -> str:
     """A contact with a few weeks of touches (its ledger, as stored)."""
+    from leadscore.adapters import items
+    from leadscore.domain.ledgers import ContactState
     from leadscore.engine.messages import parse_message
-    from leadscore.engine.rules import ContactState, apply_event
+    from leadscore.engine.rules import apply_event
 
     state = ContactState()
     for day, name in enumerate(["Email Opened", "Webinar Attended", "Email Link Clicked", "Email Opened",
@@ -101,12 +103,13 @@ def _history(config: Any) -> str:
         raw = {"type": "page", "userId": "u-jo", "messageId": f"p-{day}", "properties": {"path": "/blog"},
                "timestamp": (START - timedelta(days=10 - day)).isoformat()}
         apply_event(config.scoring, state, parse_message(raw, source_id="website", received_at=START))
-    return state.to_json()
+    return items.state_json(state)
 
 
 def run_engine(iterations: int = 2000) -> list[EngineFigures]:
+    from leadscore.adapters import items
     from leadscore.engine.messages import parse_message
-    from leadscore.engine.rules import ContactState, apply_event, matching_rules
+    from leadscore.engine.rules import apply_event, matching_rules
     from leadscore.rulesfiles.config import load_config
 
     config = load_config(CONFIG_DIR)
@@ -126,7 +129,7 @@ def run_engine(iterations: int = 2000) -> list[EngineFigures]:
                 parse_message(json.loads(body), source_id="website", received_at=START)
 
         def engine(n: int, event: Any = event) -> None:
-            states = [ContactState.from_json(history) for _ in range(n)]  # prepared, then timed below
+            states = [items.state_from_json(history) for _ in range(n)]  # prepared, then timed below
             with no_gc():
                 started = time.process_time()
                 for state in states:

@@ -293,13 +293,14 @@ class TestCost:
         config = load_config(tmp_path)
         table = pipeline.stack.name_of("Table")
         now = pipeline.now
-        from leadscore.engine.rules import ContactState, RuleLedger
+        from leadscore.adapters import items
+        from leadscore.domain.ledgers import ContactState, RuleLedger
 
         ledger = ContactState(rules={"webinar_attended": RuleLedger(touches=[[now.timestamp(), 20]], count=1)})
         records = []
         for i in range(1000):
             item = {"pk": f"C#u:c-{i}", "sk": "P", "k": "C", "ck": f"u:c-{i}", "ver": 1, "acct": "big.io",
-                    "lg": ledger.to_json()}
+                    "lg": items.state_json(ledger)}
             records.append(StreamRecord(sequence=str(10**20 + i), name="INSERT", keys=(item["pk"], "P"),
                                         new=item, old=None))
         failures: list[Any] = []

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from leadscore.engine.accounts import ContactEntry, account_card, exclusion_of, next_state
+from leadscore.adapters import items
+from leadscore.domain.ledgers import ContactEntry, RuleLedger
+from leadscore.engine.accounts import account_card, entry_engagement, exclusion_of, next_state
 from leadscore.rulesfiles.config import load_config
 from leadscore.services.aggregate import StreamRecord, state_changes
 
@@ -21,7 +23,7 @@ def scoring() -> Any:
 def entry(key: str, points: float, persona: str = "user", *, rule: str = "webinar_attended",
           at: datetime = NOW, excluded: str | None = None) -> ContactEntry:
     return ContactEntry(key=f"u:{key}", version=1, persona=persona, excluded=excluded,
-                        rules={rule: {"b": 0, "t": [[at.timestamp(), points]], "n": 1}},
+                        rules={rule: RuleLedger(touches=[[at.timestamp(), points]], count=1)},
                         recent=[[at.timestamp(), points]], last_engaged=at.timestamp())
 
 
@@ -44,8 +46,8 @@ class TestAccountCard:
     def test_each_contact_is_capped_and_only_the_top_k_count(self, scoring: Any) -> None:
         rules = ("webinar_attended", "demo_link_clicked", "demo_requested")
         big = ContactEntry(key="u:big", version=1, persona="decision_maker",
-                           rules={r: {"b": 0, "t": [[NOW.timestamp(), 40]], "n": 1} for r in rules})
-        assert big.engagement(scoring, NOW) == 40 + 40 + 40
+                           rules={r: RuleLedger(touches=[[NOW.timestamp(), 40]], count=1) for r in rules})
+        assert entry_engagement(scoring, big, NOW) == 40 + 40 + 40
         others = [entry(f"c{i}", 10 + i, "decision_maker") for i in range(8)]
         card = account_card(scoring, {}, [big, *others], NOW)
         counted = [c["contactId"] for c in card.contacts]
@@ -73,7 +75,7 @@ class TestAccountCard:
 
     def test_entries_round_trip(self) -> None:
         original = entry("vp", 20, "decision_maker")
-        assert ContactEntry.from_json(original.to_json()) == original
+        assert items.entry_from_doc(items.entry_doc(original)) == original
 
 
 class TestStateMachine:

@@ -106,8 +106,8 @@ class TestContacts:
 
 class TestAccounts:
     def _contact(self, config: Config, key: str, account: str, points: float = 20) -> Contact:
+        from leadscore.domain.ledgers import ContactState, RuleLedger
         from leadscore.engine.contacts import rescored
-        from leadscore.engine.rules import ContactState, RuleLedger
 
         state = ContactState(rules={"webinar_attended": RuleLedger(touches=[[NOW.timestamp(), points]], count=1)})
         return rescored(config.scoring, Contact(key=key, state=state, account=account, account_source="profile"),

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from leadscore.domain.ledgers import ContactState, RuleLedger
 from leadscore.domain.records import Contact
 from leadscore.engine.contacts import contact_scores
-from leadscore.engine.rules import ContactState, RuleLedger
 from leadscore.rulesfiles.config import Config, load_config
 from leadscore.services.decay import WORKERS, run_decay
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from leadscore.adapters.http import Request
+from leadscore.domain.ledgers import ContactEntry, RuleLedger
 from leadscore.domain.records import Account, RoutingStatus
-from leadscore.engine.accounts import ContactEntry, account_card, effective_traits, rescore_account, state_change_events
+from leadscore.engine.accounts import account_card, effective_traits, rescore_account, state_change_events
 from leadscore.rulesfiles.config import load_config
 from leadscore.rulesfiles.routing import RoutingConfig
 from leadscore.services.feedback import FeedbackApi
@@ -41,7 +42,8 @@ def vp(key: str, points: float = 75, at: datetime = NOW) -> ContactEntry:
     do not decay."""
     assert points == 75
     return ContactEntry(key=f"u:{key}", version=1, persona="decision_maker",
-                        rules={"demo_requested": {"b": 50, "n": 1}, "demo_link_clicked": {"b": 25, "n": 1}},
+                        rules={"demo_requested": RuleLedger(base=50, count=1),
+                               "demo_link_clicked": RuleLedger(base=25, count=1)},
                         recent=[[at.timestamp(), points]], last_engaged=at.timestamp())
 
 

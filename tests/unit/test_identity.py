@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from leadscore.domain.events import InvalidMessage
+from leadscore.domain.places import country_code
 from leadscore.engine import identity
 from leadscore.engine.identity import (
     account_id_for,
-    country_code,
     email_domain,
     email_domain_type,
     is_bot,

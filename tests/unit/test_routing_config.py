@@ -6,8 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from leadscore.domain.places import country_code
 from leadscore.rulesfiles.config import ConfigError
-from leadscore.rulesfiles.routing import RoutingConfig, country_code, load_routing, main
+from leadscore.rulesfiles.routing import RoutingConfig, load_routing, main
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config"
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from leadscore.adapters import items
 from leadscore.domain.events import TrackingEvent
+from leadscore.domain.ledgers import ContactState, RuleLedger
 from leadscore.engine import rules
-from leadscore.engine.rules import ContactState, Hit, RuleLedger
+from leadscore.engine.rules import Hit
 from leadscore.rulesfiles.config import ScoringConfig, load_scoring
 
 REPO = Path(__file__).resolve().parents[2]
@@ -719,11 +721,11 @@ def test_state_round_trips_through_json(cfg: ScoringConfig) -> None:
     state.rules["odd"] = RuleLedger(base=1 / 3, touches=[[1.5, 2 / 3]], count=1, recent=[1.5])
 
     # When written and read back
-    text = state.to_json()
-    again = ContactState.from_json(text)
+    text = items.state_json(state)
+    again = items.state_from_json(text)
 
     # Then it is the same state (floats at 4 decimals), compactly
-    assert again.to_json() == text
+    assert items.state_json(again) == text
     assert again.traits == state.traits
     assert again.visits == 2
     assert again.rules["odd"] == RuleLedger(base=0.3333, touches=[[1.5, 0.6667]], count=1, recent=[1.5])
@@ -734,11 +736,11 @@ def test_state_round_trips_through_json(cfg: ScoringConfig) -> None:
 
 
 def test_empty_state_from_nothing() -> None:
-    assert ContactState.from_json(None) == ContactState()
-    assert ContactState.from_json("") == ContactState()
-    assert ContactState().to_json() == "{}"
+    assert items.state_from_json(None) == ContactState()
+    assert items.state_from_json("") == ContactState()
+    assert items.state_json(ContactState()) == "{}"
     with pytest.raises(ValueError):
-        ContactState.from_json("[1]")
+        items.state_from_json("[1]")
 
 
 # ---------------------------------------------------------------------- lifecycle

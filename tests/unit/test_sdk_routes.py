@@ -215,7 +215,8 @@ class TestContextTraits:
         assert event.account_hint == "acme.com"
 
     def test_it_scores_the_fit_a_segment_identify_of_the_same_profile_scores(self, store: FakeEventStore) -> None:
-        from leadscore.engine.rules import ContactState, apply_event, score
+        from leadscore.domain.ledgers import ContactState
+        from leadscore.engine.rules import apply_event, score
 
         segment = {"type": "identify", "userId": "u-seg", "traits": PROFILE}
         rudder = {"type": "identify", "userId": "u-rs", "context": {"traits": PROFILE}}

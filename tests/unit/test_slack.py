@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from leadscore.adapters import items
+from leadscore.domain.ledgers import ContactEntry, RuleLedger
 from leadscore.domain.records import Account, RoutingStatus
-from leadscore.engine.accounts import ContactEntry
 from leadscore.engine.slack import SLACK_EVENTS, slack_detail
 from leadscore.rulesfiles.config import ConfigError, load_config
 from leadscore.rulesfiles.routing import load_routing
@@ -212,7 +212,7 @@ def _record(sequence: int, old: dict[str, Any] | None, new: dict[str, Any]) -> S
 def test_routed_events_carry_the_slack_strings_and_the_reasons_of_the_account() -> None:
     scoring = load_config().scoring
     entry = ContactEntry(key="u:jo", version=1, persona="decision_maker",
-                         rules={"demo_requested": {"b": 0, "t": [[NOW.timestamp(), 50]], "n": 1}},
+                         rules={"demo_requested": RuleLedger(touches=[[NOW.timestamp(), 50]], count=1)},
                          recent=[[NOW.timestamp(), 50]], last_engaged=NOW.timestamp())
     before = Account(id="acme.com", version=1, name="Acme", domain="acme.com", score=104, state="sdr_ready", cycle=1,
                      entries=[entry])

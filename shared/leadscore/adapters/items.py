@@ -21,8 +21,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
+from leadscore.domain.events import MessageType, TrackingEvent
+from leadscore.domain.ledgers import ContactEntry, ContactState, CounterPoints, RuleLedger
 from leadscore.domain.records import (
     Account,
     Assignment,
@@ -37,11 +39,6 @@ from leadscore.domain.records import (
     SkippedSdr,
     StoredEvent,
 )
-
-if TYPE_CHECKING:
-    from leadscore.domain.events import TrackingEvent
-    from leadscore.engine.accounts import ContactEntry, CounterPoints
-    from leadscore.engine.rules import ContactState, RuleLedger
 
 Item = dict[str, Any]
 
@@ -297,8 +294,6 @@ def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -
 
 def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
     """Rebuild the domain event from its stored form (stream images and replays)."""
-    from leadscore.domain.events import TrackingEvent
-
     def when(millis: Any) -> datetime:
         return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
 
@@ -327,8 +322,6 @@ def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
 
 @cache
 def _message_types() -> frozenset[str]:
-    from leadscore.domain.events import MessageType
-
     return frozenset(get_args(MessageType))
 
 
@@ -415,8 +408,6 @@ def ledger_doc(ledger: RuleLedger) -> dict[str, Any]:
 def ledger_from_doc(doc: Mapping[str, Any]) -> RuleLedger:
     """A rule ledger from its stored form; also reads account entries written before the one
     format (touches under `t`)."""
-    from leadscore.engine.rules import RuleLedger
-
     touches = doc.get("x", doc.get("t", ()))
     return RuleLedger(
         base=float(doc.get("b", 0.0)),
@@ -442,8 +433,6 @@ def state_json(state: ContactState) -> str:
 
 
 def state_from_json(text: str | None) -> ContactState:
-    from leadscore.engine.rules import ContactState
-
     if not text:
         return ContactState()
     doc = json.loads(text)
@@ -559,15 +548,11 @@ def counter_doc(counter: CounterPoints) -> dict[str, Any]:
 def entry_rule_from_doc(doc: Mapping[str, Any]) -> RuleLedger | CounterPoints:
     """One rule of an account entry: a counter bucket (`p`) or a ledger."""
     if "p" in doc:
-        from leadscore.engine.accounts import CounterPoints
-
         return CounterPoints(category=doc["c"], points=float(doc["p"]), detail=doc.get("d"))
     return ledger_from_doc(doc)
 
 
 def entry_doc(entry: ContactEntry) -> dict[str, Any]:
-    from leadscore.engine.accounts import CounterPoints
-
     rules = {rule: counter_doc(value) if isinstance(value, CounterPoints) else ledger_doc(value)
              for rule, value in entry.rules.items()}
     return {"c": entry.key, "v": entry.version, "em": entry.email, "ti": entry.title, "nm": entry.name,
@@ -576,8 +561,6 @@ def entry_doc(entry: ContactEntry) -> dict[str, Any]:
 
 
 def entry_from_doc(data: Mapping[str, Any]) -> ContactEntry:
-    from leadscore.engine.accounts import ContactEntry
-
     return ContactEntry(key=data["c"], version=int(data["v"]), email=data.get("em"), title=data.get("ti"),
                         name=data.get("nm"), persona=data.get("p") or "user", fit=float(data.get("f") or 0),
                         rules={rule: entry_rule_from_doc(doc) for rule, doc in (data.get("r") or {}).items()},

@@ -2,19 +2,17 @@
 
 Domain code (contacts, accounts, aggregation, decay, the read API) works on these and never
 on DynamoDB items: the item mapping (attribute names, JSON layouts, keys) lives in
-`items.py`, the requests in `storage.py`. Pure data, no AWS; nothing heavy at import.
+`adapters/items.py`, the requests in `adapters/storage.py`. Pure data, no AWS; nothing heavy at import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from leadscore.domain.events import TrackingEvent
-    from leadscore.engine.accounts import ContactEntry
-    from leadscore.engine.rules import ContactState
+from leadscore.domain.events import TrackingEvent
+from leadscore.domain.ledgers import ContactEntry, ContactState
 
 
 def utc_text(moment: datetime) -> str:
@@ -104,8 +102,6 @@ class Contact:
     def engine_state(self) -> ContactState:
         """The engine state, an empty one for a contact that has none yet."""
         if self.state is None:
-            from leadscore.engine.rules import ContactState
-
             self.state = ContactState()
         return self.state
 

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from leadscore.domain.ledgers import ContactEntry, ContactState, CounterPoints, RuleLedger
 from leadscore.domain.records import Account, Contact, RoutingStatus, utc_text
+from leadscore.engine.rules import derive_traits, evaluate_fit, rule_value, score
+from leadscore.engine.slack import SLACK_EVENTS, slack_detail
 
 if TYPE_CHECKING:
-    from leadscore.engine.rules import RuleLedger
     from leadscore.rulesfiles.config import ScoringConfig
 
 EXTRA_TRACKED = 3  # contacts kept beyond the top K, so a falling contact can be replaced
@@ -54,88 +56,40 @@ def _apportion(values: list[float], total: float) -> list[float]:
         floors[i] += 1
     return [f / 100 for f in floors]
 
-
-@dataclass
-class CounterPoints:
-    """A counter bucket's points (site visits) as the account remembers them: a fixed number
-    until the contact changes."""
-
-    category: str
-    points: float
-    detail: str | None = None
+# ------------------------------------------------------------------ one contact's entry
 
 
-@dataclass
-class ContactEntry:
-    """What an account remembers of one contact."""
+def entry_hits(scoring: ScoringConfig, entry: ContactEntry, now: datetime) -> list[tuple[str, str, float, str | None]]:
+    """(rule, category, points as of now, arithmetic) for each rule of an entry, valued by
+    the rules engine itself so account and contact explanations agree."""
+    hits = []
+    for rule, stored in entry.rules.items():
+        if isinstance(stored, CounterPoints):
+            hits.append((rule, stored.category, float(stored.points), stored.detail))
+            continue
+        hit = rule_value(scoring, rule, stored, now)
+        if hit is not None:
+            hits.append((hit.rule, hit.category, hit.points, hit.detail))
+    return hits
 
-    key: str
-    version: int
-    email: str | None = None
-    title: str | None = None
-    name: str | None = None
-    persona: str = "user"
-    fit: float = 0.0
-    # rule -> the engine's ledger, or a counter bucket's points (a stored form, as older
-    # callers pass it, is read by the storage layer's one ledger format)
-    rules: dict[str, RuleLedger | CounterPoints] = field(default_factory=dict)
-    recent: list[list[float]] = field(default_factory=list)  # [[epoch, points]] inside the velocity window
-    last_engaged: float | None = None
-    excluded: str | None = None  # e.g. "unsubscribed": scored, never counted towards routing
 
-    def __post_init__(self) -> None:
-        if any(type(value) is dict for value in self.rules.values()):
-            from leadscore.adapters.items import entry_rule_from_doc
+def entry_engagement(scoring: ScoringConfig, entry: ContactEntry, now: datetime) -> float:
+    return sum(points for _, _, points, _ in entry_hits(scoring, entry, now))
 
-            self.rules = {rule: entry_rule_from_doc(value) if type(value) is dict else value
-                          for rule, value in self.rules.items()}
 
-    def to_json(self) -> dict[str, Any]:
-        """The stored form (the storage layer's format, items.py)."""
-        from leadscore.adapters.items import entry_doc
+def entry_contribution(scoring: ScoringConfig, entry: ContactEntry, now: datetime) -> float:
+    """What a contact can add to its account: engagement, capped, persona-weighted."""
+    value = entry_engagement(scoring, entry, now)
+    if entry.excluded or value <= 0:
+        return 0.0
+    weight = float(scoring.account.persona_weights.get(entry.persona, 1.0))
+    return weight * min(value, float(scoring.account.contact_cap))
 
-        return entry_doc(self)
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ContactEntry:
-        from leadscore.adapters.items import entry_from_doc
+def entry_velocity(scoring: ScoringConfig, entry: ContactEntry, now: datetime) -> float:
+    since = _window_start(now, scoring.velocity_days)
+    return sum(points for epoch, points in entry.recent if epoch >= since)
 
-        return entry_from_doc(data)
-
-    def engagement_hits(self, scoring: ScoringConfig, now: datetime) -> list[tuple[str, str, float, str | None]]:
-        """(rule, category, points as of now, arithmetic) for each rule of this contact,
-        valued by the engine itself so account and contact explanations agree."""
-        from leadscore.engine.rules import rule_value
-
-        hits = []
-        for rule, stored in self.rules.items():
-            if isinstance(stored, CounterPoints):
-                hits.append((rule, stored.category, float(stored.points), stored.detail))
-                continue
-            hit = rule_value(scoring, rule, stored, now)
-            if hit is not None:
-                hits.append((hit.rule, hit.category, hit.points, hit.detail))
-        return hits
-
-    def engagement(self, scoring: ScoringConfig, now: datetime) -> float:
-        return sum(points for _, _, points, _ in self.engagement_hits(scoring, now))
-
-    def contribution(self, scoring: ScoringConfig, now: datetime) -> float:
-        """What this contact can add to its account: engagement, capped, persona-weighted."""
-        value = self.engagement(scoring, now)
-        if self.excluded or value <= 0:
-            return 0.0
-        weight = float(scoring.account.persona_weights.get(self.persona, 1.0))
-        return weight * min(value, float(scoring.account.contact_cap))
-
-    @property
-    def public_id(self) -> str:
-        """The id the read API takes: the userId, the email, or the anonymous id."""
-        return self.key.split(":", 1)[1]
-
-    def velocity(self, scoring: ScoringConfig, now: datetime) -> float:
-        since = _window_start(now, scoring.velocity_days)
-        return sum(points for epoch, points in self.recent if epoch >= since)
 
 
 def persona_of(scoring: ScoringConfig, seniority: str | None) -> str:
@@ -145,8 +99,6 @@ def persona_of(scoring: ScoringConfig, seniority: str | None) -> str:
 def entry_from_contact(scoring: ScoringConfig, contact: Contact, now: datetime) -> ContactEntry:
     """Summarise a contact into the account's entry for it: the engine's ledgers (so the
     account can value them at any later moment) and the contact's profile."""
-    from leadscore.engine.rules import ContactState, RuleLedger, derive_traits, score
-
     state = contact.state if contact.state is not None else ContactState()
     traits = derive_traits(scoring, state.traits)
     card = score(scoring, state, now)
@@ -195,8 +147,6 @@ def account_card(scoring: ScoringConfig, traits: Mapping[str, Any], entries: Ite
 
     The breakdown's points (rounded) sum exactly to the score shown.
     """
-    from leadscore.engine.rules import evaluate_fit
-
     settings = scoring.account
     breakdown: list[dict[str, Any]] = []
     fit_hits = evaluate_fit(scoring, settings.fit, account_traits_for_rules(scoring, traits))
@@ -204,15 +154,17 @@ def account_card(scoring: ScoringConfig, traits: Mapping[str, Any], entries: Ite
         breakdown.append({"rule": hit.rule, "category": "account_fit", "points": _round(hit.points),
                           "contactId": None, **({"detail": hit.detail} if hit.detail else {})})
 
-    ranked = sorted(((entry.contribution(scoring, now), entry) for entry in entries), key=lambda p: (-p[0], p[1].key))
-    counted = [(entry, entry.engagement(scoring, now)) for worth, entry in ranked[: settings.top_contacts] if worth > 0]
+    ranked = sorted(((entry_contribution(scoring, entry, now), entry) for entry in entries),
+                    key=lambda p: (-p[0], p[1].key))
+    counted = [(entry, entry_engagement(scoring, entry, now))
+               for worth, entry in ranked[: settings.top_contacts] if worth > 0]
     contacts: list[dict[str, Any]] = []
     velocity = 0.0
     for entry, value in counted:
         weight = float(settings.persona_weights.get(entry.persona, 1.0))
         capped = min(value, float(settings.contact_cap))
         scale = weight * capped / value
-        hits = entry.engagement_hits(scoring, now)
+        hits = entry_hits(scoring, entry, now)
         shares = _apportion([points * scale for _, _, points, _ in hits], weight * capped)
         for (rule, category, _, detail), share in zip(hits, shares, strict=True):
             if share:
@@ -223,7 +175,7 @@ def account_card(scoring: ScoringConfig, traits: Mapping[str, Any], entries: Ite
                                                          if scale != 1 else None]))
                 breakdown.append(line)
         # capped like engagement, so velocity never outruns what the contact can add
-        velocity += min(entry.velocity(scoring, now), float(settings.contact_cap)) * weight
+        velocity += min(entry_velocity(scoring, entry, now), float(settings.contact_cap)) * weight
         contacts.append({"contactId": entry.public_id, "email": entry.email, "title": entry.title, "name": entry.name,
                          "persona": entry.persona, "score": _round(entry.fit + value),
                          "engagement": _round(value)})
@@ -246,8 +198,6 @@ def account_card(scoring: ScoringConfig, traits: Mapping[str, Any], entries: Ite
 def account_traits_for_rules(scoring: ScoringConfig, traits: Mapping[str, Any]) -> dict[str, Any]:
     """Group traits as sent, with the Spec's aliases filled so one rule fits both spellings,
     and the derived traits (country_code...) the contact rules also see."""
-    from leadscore.engine.rules import derive_traits
-
     merged = dict(traits)
     if "employees" not in merged and isinstance(merged.get("employee_count"), int | float | str):
         merged["employees"] = merged["employee_count"]
@@ -386,7 +336,7 @@ def apply_memberships(scoring: ScoringConfig, account: Account, changes: Iterabl
         elif change.contact_key in entries and entries[change.contact_key].version <= change.version:
             del entries[change.contact_key]
     keep = scoring.account.top_contacts + EXTRA_TRACKED
-    account.entries = sorted(entries.values(), key=lambda e: (-e.contribution(scoring, now), e.key))[:keep]
+    account.entries = sorted(entries.values(), key=lambda e: (-entry_contribution(scoring, e, now), e.key))[:keep]
     account.traits = traits
 
 
@@ -481,7 +431,6 @@ def slack_fields(events: list[tuple[str, dict[str, Any]]], accounts: Iterable[Ac
                  scoring: ScoringConfig | None, now: datetime) -> None:
     """Add `slack` (leadscore.engine.slack) to the details of the events the Slack rule posts, the
     SDR's `slackUserId` under `sdr` when routing.yaml gives one (router.sdr_card)."""
-    from leadscore.engine.slack import SLACK_EVENTS, slack_detail
 
     by_id = {account.id: account for account in accounts}
     for detail_type, detail in events:

@@ -16,7 +16,7 @@ from leadscore.domain.records import Contact, ContactScores
 
 if TYPE_CHECKING:
     from leadscore.domain.events import TrackingEvent
-    from leadscore.engine.rules import ContactState
+    from leadscore.domain.ledgers import ContactState
     from leadscore.rulesfiles.config import ScoringConfig
 
 _TEXT_LIMIT = 200
@@ -24,7 +24,7 @@ _TEXT_LIMIT = 200
 
 def new_contact(key: str, now: datetime) -> Contact:
     """A contact seen for the first time."""
-    from leadscore.engine.rules import ContactState
+    from leadscore.domain.ledgers import ContactState
 
     return Contact(key=key, state=ContactState(), first_seen=now.isoformat())
 
@@ -96,7 +96,8 @@ def merge_linked(scoring: ScoringConfig, target: Contact, links: list[str], foun
     only the anonymous id, a form with only the email) are forwarded. A contact already part
     of someone stays there: first link wins.
     """
-    from leadscore.engine.rules import ContactState, merge_states
+    from leadscore.domain.ledgers import ContactState
+    from leadscore.engine.rules import merge_states
 
     stubs: list[tuple[Contact, int | None]] = []
     for key in dict.fromkeys(links):

@@ -24,9 +24,6 @@ MAX_EMAIL_LENGTH = 254
 # anything with one `@`, no spaces and a dotted domain passes (`+tags`, IDN domains).
 _EMAIL = re.compile(r"^[^@\s]+@([^@\s.]+\.)+[^@\s.]+$")
 
-# pycountry knows official names and codes; these are what people type in forms instead.
-_COUNTRY_ALIASES = {"UK": "GB", "GREAT BRITAIN": "GB"}
-
 
 def normalize_email(value: object) -> str | None:
     """Strip and lowercase; `None` for no address; `InvalidMessage("email", ...)` when malformed."""
@@ -309,27 +306,3 @@ def bot_match(user_agent: str | None) -> str | None:
 def is_bot(user_agent: str | None) -> bool:
     """A crawler, headless browser, link previewer or scripted HTTP client (`bot_match`)."""
     return bot_match(user_agent) is not None
-
-
-@lru_cache(maxsize=1024)
-def _country(value: str) -> str | None:
-    alias = _COUNTRY_ALIASES.get(value.upper())
-    if alias:
-        return alias
-    import pycountry
-
-    try:
-        country = pycountry.countries.lookup(value)
-    except LookupError:
-        return None
-    return str(country.alpha_2)
-
-
-def country_code(value: str | None) -> str | None:
-    """ISO 3166-1 alpha-2 for a code or name (`"USA"`, `"United Kingdom"`, `"UK"`); else `None`."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    return _country(value)

@@ -38,15 +38,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
+from leadscore.domain.places import country_code, region_of, subdivision_codes
+from leadscore.domain.values import text_key
 from leadscore.rulesfiles.routing import (
     RoutingConfig,
     RoutingMode,
     Sdr,
     Territory,
-    country_code,
-    normalize_industry,
-    region_of,
-    subdivision_codes,
 )
 
 GLOBAL_POOL = "*"
@@ -120,7 +118,7 @@ class AccountTraits:
 
     @functools.cached_property
     def industry_word(self) -> str | None:
-        return normalize_industry(self.industry)
+        return text_key(self.industry)
 
     @functools.cached_property
     def domain_id(self) -> str:

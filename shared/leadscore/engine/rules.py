@@ -17,9 +17,13 @@ from __future__ import annotations
 import math
 from bisect import insort
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from leadscore.domain.ledgers import ContactState, RuleLedger
+from leadscore.domain.places import country_code
+from leadscore.domain.values import as_number, match_keys, number_text
 
 if TYPE_CHECKING:
     from leadscore.domain.events import TrackingEvent
@@ -46,45 +50,6 @@ class Hit:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class RuleLedger:
-    """Engagement credited by one rule to one contact."""
-
-    base: float = 0.0
-    touches: list[list[float]] = field(default_factory=list)  # [epoch seconds, points], sorted
-    count: int = 0
-    recent: list[float] = field(default_factory=list)  # epochs of scored hits in the limit window
-
-    def total(self) -> float:
-        """Points credited, before decay."""
-        if not self.touches:  # most ledgers a cap check reads: no generator to build
-            return self.base
-        return self.base + sum(p for _, p in self.touches)
-
-
-@dataclass
-class ContactState:
-    """What the engine remembers about one contact (stored as JSON on the contact item)."""
-
-    traits: dict[str, Any] = field(default_factory=dict)
-    rules: dict[str, RuleLedger] = field(default_factory=dict)
-    visits: int = 0
-    last_page_at: float | None = None
-    first_page_at: float | None = None  # lets merge_states see one visit split across two ids
-
-    def to_json(self) -> str:
-        """The stored form (see items.py: the storage layer owns the format)."""
-        from leadscore.adapters.items import state_json
-
-        return state_json(self)
-
-    @classmethod
-    def from_json(cls, s: str | None) -> ContactState:
-        from leadscore.adapters.items import state_from_json
-
-        return state_from_json(s)
 
 
 @dataclass
@@ -116,7 +81,8 @@ def derive_traits(cfg: ScoringConfig, traits: Mapping[str, Any]) -> dict[str, An
     A derived key is set only when it can be derived; a `seniority` trait sent by the
     tracker wins over the one read from `title`.
     """
-    from leadscore.engine import identity
+    from leadscore.engine import identity  # kept local for cold start: its domain lists load on first use
+
     out = dict(traits)
     seniority = _seniority(cfg, traits.get("seniority"), traits.get("title"))
     if seniority:
@@ -132,7 +98,7 @@ def derive_traits(cfg: ScoringConfig, traits: Mapping[str, Any]) -> dict[str, An
     country = _lookup(traits, ("address", "country"))
     if not isinstance(country, str) or not country.strip():
         country = traits.get("country")
-    code = identity.country_code(country) if isinstance(country, str) else None
+    code = country_code(country) if isinstance(country, str) else None
     if code:
         out["country_code"] = code
     return out
@@ -166,7 +132,7 @@ def evaluate_fit(cfg: ScoringConfig, rules: Sequence[FitRule], traits: Mapping[s
         if value is None:
             continue
         if rule.buckets is not None:
-            x = _number(value)
+            x = as_number(value)
             bucket = _bucket(rule.buckets, x) if x is not None else None
             if bucket is not None:
                 hits.append(
@@ -585,50 +551,8 @@ def _matches(m: Match, value: Any) -> bool:
         return not isinstance(value, bool) and m.needle in str(value).casefold()
     if m.regex is not None:
         return not isinstance(value, bool) and m.regex.search(str(value)) is not None
-    x = _number(value)
+    x = as_number(value)
     return x is not None and (m.min is None or x >= m.min) and (m.max is None or x <= m.max)
-
-
-def match_keys(value: Any) -> tuple[tuple[str, Any], ...]:
-    """The keys a value compares equal by, across the spellings trackers send: "200" and 200,
-    "TRUE" and true, " Software" and "software". A trait matches a rule value when they share
-    a key; the rule's own value is kept by its first key (`match_key`, config.py)."""
-    if isinstance(value, bool):
-        return (("b", value), ("s", "true" if value else "false"))
-    if isinstance(value, int | float):
-        return (("n", float(value)), ("s", number_text(value)))
-    text = str(value).strip().casefold()
-    keys: list[tuple[str, Any]] = [("s", text)]
-    x = _number(text)
-    if x is not None:
-        keys.append(("n", x))
-    if text in ("true", "false"):
-        keys.append(("b", text == "true"))
-    return tuple(keys)
-
-
-def match_key(value: Any) -> tuple[str, Any]:
-    """The one key a rule's value (`equals`, `in`) is kept by: its canonical spelling."""
-    return match_keys(value)[0]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        x = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        # Most trait strings are words: skip the costly failed float() for them.
-        if not text or not (text[0].isdigit() or text[0] in "+-."):
-            return None
-        try:
-            x = float(text.replace(",", ""))
-        except ValueError:
-            return None
-    else:
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -672,13 +596,6 @@ def _epoch(when: datetime) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
-
-
-def number_text(value: float | None) -> str:
-    """A number as explanations and error messages show it: 20, not 20.0; 2.5 as is."""
-    if value is None:
-        return ""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _show(value: Any) -> str:

@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-#: a Slack member id: U (users) or W (Enterprise Grid users), then capitals and digits
-SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+from leadscore.domain.values import SLACK_USER_ID
 
 __all__ = ["SLACK_EVENTS", "slack_detail", "transparent", "mrkdwn"]
 

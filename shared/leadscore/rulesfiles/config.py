@@ -44,8 +44,8 @@ from typing import (
     get_origin,
 )
 
-from leadscore.engine.rules import match_key
-from leadscore.engine.rules import number_text as _num
+from leadscore.domain.values import match_key
+from leadscore.domain.values import number_text as _num
 
 FORMAT_VERSION = 1
 SCORING_FILE = "scoring.yaml"

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from leadscore.domain.business_hours import DAY_NAMES, Week, sla_due
-from leadscore.engine.slack import SLACK_USER_ID
+from leadscore.domain.places import REGIONS, Region, country_code, region_of, subdivision_codes
+from leadscore.domain.values import SLACK_USER_ID, text_key
 from leadscore.rulesfiles.config import (
     BeforeValidator,
     ConfigError,
@@ -53,131 +54,7 @@ from leadscore.rulesfiles.config import (
 )
 
 ROUTING_FILE = "routing.yaml"
-Region = Literal["NA", "LATAM", "EMEA", "APAC"]
-REGIONS: tuple[Region, ...] = ("NA", "LATAM", "EMEA", "APAC")
 RoutingMode = Literal["territory", "round_robin"]
-
-# What people type that neither pycountry nor countryinfo knows. Keep it tiny: anything
-# more belongs in those libraries.
-_COUNTRY_ALIASES = {
-    "UK": "GB",
-    "GREAT BRITAIN": "GB",
-    "ENGLAND": "GB",
-    "SCOTLAND": "GB",
-    "WALES": "GB",
-    "NORTHERN IRELAND": "GB",
-    "US": "US",
-    "USA": "US",
-    "AMERICA": "US",
-}
-
-
-# ----------------------------------------------------------------- reference data
-
-
-@functools.lru_cache(maxsize=2048)
-def _country(text: str) -> str | None:
-    from leadscore.engine.identity import country_code as iso_country
-
-    code = iso_country(text)
-    if code is None:
-        code = _COUNTRY_ALIASES.get(text.replace(".", "").strip().upper())
-    if code is None:
-        from countryinfo import CountryInfo, CountryNotFoundError
-
-        try:
-            code = CountryInfo(text).iso(2) or None
-        except (CountryNotFoundError, ValueError):
-            code = None
-    if code is None:
-        return None
-    import pycountry
-
-    # Only ISO 3166-1 codes leave this function (countryinfo also knows non-ISO places).
-    return code.upper() if pycountry.countries.get(alpha_2=code.upper()) is not None else None
-
-
-def country_code(value: object) -> str | None:
-    """ISO 3166-1 alpha-2 of a country in any common spelling (`"UK"`, `"usa"`,
-    `"United States"`, `"Deutschland"`); `None` when it names no country."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return _country(value.strip())
-
-
-def _region_of(subregion: str, region: str) -> Region | None:
-    if subregion == "Northern America":
-        return "NA"
-    if subregion == "Latin America and the Caribbean":
-        return "LATAM"
-    if region in ("Europe", "Africa") or subregion == "Western Asia":
-        return "EMEA"
-    if region in ("Asia", "Oceania"):
-        return "APAC"
-    return None
-
-
-@functools.lru_cache(maxsize=512)
-def _region(alpha2: str) -> Region | None:
-    from countryinfo import CountryInfo, CountryNotFoundError
-
-    try:
-        info = CountryInfo(alpha2)
-        return _region_of(info.subregion() or "", info.region() or "")
-    except (CountryNotFoundError, ValueError):
-        return None
-
-
-def region_of(country: object) -> Region | None:
-    """`NA`, `LATAM`, `EMEA` or `APAC` for a country in any spelling (UN M49 regions);
-    `None` for places in none of them (Antarctica) or no country."""
-    code = country_code(country)
-    return _region(code) if code else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _subdivisions(text: str, countries: frozenset[str]) -> frozenset[str]:
-    import pycountry
-
-    folded = text.casefold()
-    upper = text.upper()
-    found: set[str] = set()
-    exact = pycountry.subdivisions.get(code=upper)
-    if exact is not None:
-        found.add(exact.code)
-    for country in countries:
-        bare = pycountry.subdivisions.get(code=f"{country}-{upper}")
-        if bare is not None:
-            found.add(bare.code)
-    if not found:
-        pool = (
-            [s for c in countries for s in pycountry.subdivisions.get(country_code=c) or ()]
-            if countries
-            else list(pycountry.subdivisions)
-        )
-        found.update(s.code for s in pool if s.name.casefold() == folded)
-    return frozenset(found)
-
-
-def subdivision_codes(value: object, countries: frozenset[str] = frozenset()) -> frozenset[str]:
-    """ISO 3166-2 codes a state value can mean: a full code (`US-CA`), a name
-    (`California`), or, within `countries`, a bare code (`CA` with `{"US"}`)."""
-    if not isinstance(value, str) or not value.strip():
-        return frozenset()
-    return _subdivisions(value.strip(), countries)
-
-
-def normalize_industry(value: object) -> str | None:
-    """An industry word as the scoring rules compare it: trimmed, case-folded.
-
-    Deliberately the same comparison as `rules._keys` does for text (`" Software"` equals
-    `software`); duplicated here (three lines) rather than importing the rules engine's
-    private helpers into routing."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip().casefold()
-    return text or None
-
 
 @functools.lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
@@ -450,7 +327,7 @@ class TerritoryWhen(_Model):
 
     @cached_property
     def industries(self) -> frozenset[str]:
-        return frozenset(i for v in self.industry or () if (i := normalize_industry(v)))
+        return frozenset(i for v in self.industry or () if (i := text_key(v)))
 
     @cached_property
     def domains(self) -> frozenset[str]:
@@ -682,11 +559,7 @@ __all__ = [
     "Sdr",
     "Territory",
     "TerritoryWhen",
-    "country_code",
     "load_routing",
-    "normalize_industry",
-    "region_of",
-    "subdivision_codes",
 ]
 
 if __name__ == "__main__":

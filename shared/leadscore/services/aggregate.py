@@ -235,10 +235,10 @@ class ContactAggregator:
         from leadscore.engine.contacts import identity
 
         update = self._load(key, contact)
-        before_state = contact.state.to_json() if contact is not None and contact.state is not None else None
+        before_state = items.state_json(contact.state) if contact is not None and contact.state is not None else None
         before = identity(update.contact)
         self._fold(update, events)
-        if (contact is not None and not update.merged and update.contact.engine_state.to_json() == before_state
+        if (contact is not None and not update.merged and items.state_json(update.contact.engine_state) == before_state
                 and identity(update.contact) == before):
             # Events no rule scores ("Feature Used"...) change nothing: no write at all. The
             # watermark need not move either, as applying them again changes nothing again.

@@ -70,8 +70,8 @@ def run_decay(store: DecayStore, config: Config, now: datetime, *, out_of_time: 
 
 def _revalue(store: DecayStore, config: Config, due: Contact, now: datetime) -> str:
     """One contact: 'written', or 'unchanged' when someone re-valued it meanwhile."""
+    from leadscore.domain.ledgers import ContactState
     from leadscore.engine.contacts import contact_scores
-    from leadscore.engine.rules import ContactState
 
     contact: Contact | None = due
     for _ in range(MAX_ATTEMPTS):

@@ -120,8 +120,9 @@ class ReadApi:
         return contact
 
     def contact(self, contact_id: str, now: datetime) -> dict[str, Any]:
+        from leadscore.domain.ledgers import ContactState
         from leadscore.engine.accounts import persona_of
-        from leadscore.engine.rules import ContactState, derive_traits, score
+        from leadscore.engine.rules import derive_traits, score
 
         contact = self.find_contact(contact_id) if storable_id(contact_id) else None
         if contact is None:
