@@ -91,7 +91,7 @@ def queue_counts(sqs: Any, queue_url: str) -> dict[str, int | None]:
 
 def read_inbox(store: Any, sdr: str, *, now: datetime, scoring: Any, routing: Any, limit: int = LIMIT) -> Inbox:
     """`sdr`'s inbox from their assignments (`store`: a `leadscore.adapters.storage.Store`)."""
-    from leadscore.services.router import routed_message
+    from leadscore.services.outbox import routed_message
 
     known = routing.sdr_by_id.get(sdr)
     card = {"id": sdr, "name": known.name if known else None, "email": known.email if known else None}

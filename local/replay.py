@@ -401,7 +401,7 @@ def replay_function(stack: Stack, logical_id: str, event: Mapping[str, Any], via
 def routed_send(kind: str, payload: Mapping[str, Any], attributes: Mapping[str, str]) -> Any:
     """The routed send a `parked` envelope holds, or a routed DLQ message is (its group and
     deduplication id are the message's own FIFO attributes)."""
-    from leadscore.services.router import RoutedSend, parked_send
+    from leadscore.services.outbox import RoutedSend, parked_send
 
     if kind == "parked":
         return parked_send(payload)
@@ -418,7 +418,7 @@ def replay_routed(stack: Stack, send: Any, dry_run: bool) -> str:
     id), if the account is still in that routing; else drop it as superseded."""
     from leadscore.adapters.bus import RoutedQueue
     from leadscore.adapters.storage import Store
-    from leadscore.services.router import still_owed
+    from leadscore.services.outbox import still_owed
 
     what = f"routed message {send.deduplication_id} of {send.account_id} -> SDR {send.group_id}, RoutedQueue"
     account = Store(stack.table_name(), client=stack.client("dynamodb")).load_account(send.account_id)

@@ -148,7 +148,7 @@ class TestASendThatKeepsFailing:
 
     def test_item1_a_parked_send_the_account_has_moved_past_is_dropped_not_sent(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-        from leadscore.services.router import RoutedSend, parked_envelope
+        from leadscore.services.outbox import RoutedSend, parked_envelope
 
         qualify(pipeline, 0, domain="acmetech.io")
         pipeline.settle()

@@ -331,7 +331,7 @@ class MemoryStore:
 
 class MemoryOutbox:
     """The aggregate function's outbox stage on the fake store's account stream: sends the
-    routed messages the routing writes owe (router.routed_sends), in order. A send that fails
+    routed messages the routing writes owe (outbox.routed_sends), in order. A send that fails
     leaves the stream where it was, so the next `drain` (the stream's retry) sends again."""
 
     def __init__(self, store: MemoryStore, queue: MemoryQueue, scoring: Any) -> None:
@@ -340,7 +340,7 @@ class MemoryOutbox:
         self._lock = threading.Lock()
 
     def drain(self) -> int:
-        from leadscore.services.router import routed_sends, send_routed
+        from leadscore.services.outbox import routed_sends, send_routed
 
         with self._lock:  # a stream shard is processed one batch at a time
             pending = self.store.account_stream[self.position:]

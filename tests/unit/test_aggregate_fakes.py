@@ -13,7 +13,7 @@ import pytest
 from leadscore.adapters import items
 from leadscore.domain.events import TrackingEvent
 from leadscore.domain.records import Contact
-from leadscore.rulesfiles.config import Config, load_config
+from leadscore.rulesfiles.loading import Config, load_config
 from leadscore.services.aggregate import AccountAggregator, ContactAggregator, StreamRecord, aggregate_batch
 
 from tests.support.fakes import MemoryPublisher, MemoryStore
@@ -223,7 +223,7 @@ class TestRoutedOutbox:
         assert queue.sends == 1
 
     def test_a_failed_send_reports_the_account_record_and_the_retry_sends_once(self, config: Config) -> None:
-        from leadscore.services.router import SEND_TRIES
+        from leadscore.services.outbox import SEND_TRIES
 
         from tests.support.fakes import MemoryQueue
 

@@ -1,4 +1,4 @@
-"""The outbox stage of the aggregation (router.deliver_routed, aggregate_batch's sends) on fakes:
+"""The outbox stage of the aggregation (outbox.deliver_routed, aggregate_batch's sends) on fakes:
 each routed message is sent on its own, always sendable, and one that cannot be sent is parked
 alone (issue 21, item 1). A fake queue fails where SQS would, for one account only."""
 
@@ -16,9 +16,9 @@ from leadscore.adapters import items
 from leadscore.adapters.bus import RoutedQueue
 from leadscore.adapters.storage import marshal
 from leadscore.domain.records import Account, RoutingStatus
-from leadscore.rulesfiles.config import Config, load_config
+from leadscore.rulesfiles.loading import Config, load_config
 from leadscore.services.aggregate import aggregate_batch
-from leadscore.services.router import (
+from leadscore.services.outbox import (
     MAX_BODY_BYTES,
     SQS_MAX_BYTES,
     RoutedSend,

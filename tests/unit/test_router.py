@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from leadscore.domain.records import Account, RoutingStatus, utc_text
-from leadscore.rulesfiles.config import load_config
+from leadscore.rulesfiles.loading import load_config
 from leadscore.rulesfiles.routing import RoutingConfig
-from leadscore.services.router import RouteOutcome, Router, deduplication_id
+from leadscore.services.outbox import deduplication_id
+from leadscore.services.router import RouteOutcome, Router
 from leadscore.services.routing_pass import run_routing_pass
 
 from tests.support.fakes import MemoryOutbox, MemoryQueue, MemoryStore

@@ -11,9 +11,10 @@ from leadscore.adapters.items import account_from_item, account_item, routing_do
 from leadscore.domain.records import MAX_SKIPPED, Account, RoutingStatus, SkippedSdr
 from leadscore.engine.accounts import decision_view, routing_detail, routing_view
 from leadscore.engine.routing import AccountTraits, CrmOwner, choose_sdr, match_pool
-from leadscore.rulesfiles.config import load_config
+from leadscore.rulesfiles.loading import load_config
 from leadscore.rulesfiles.routing import RoutingConfig
-from leadscore.services.router import Router, routed_sends
+from leadscore.services.outbox import routed_sends
+from leadscore.services.router import Router
 
 from tests.support.fakes import MemoryStore
 

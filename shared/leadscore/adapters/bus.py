@@ -71,12 +71,12 @@ class RoutedQueue:
         return self._client
 
     def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None:
-        """One SendMessage of `body` as JSON SQS accepts (`router.sqs_text`: the characters it
-        refuses escaped). Raises `router.SendRefused` when SQS refuses the message itself
+        """One SendMessage of `body` as JSON SQS accepts (`outbox.sqs_text`: the characters it
+        refuses escaped). Raises `outbox.SendRefused` when SQS refuses the message itself
         (retrying cannot help); any other error as it comes (the caller tries again)."""
         from botocore.exceptions import ClientError
 
-        from leadscore.services.router import SQS_MAX_BYTES, SendRefused, sqs_text
+        from leadscore.services.outbox import SQS_MAX_BYTES, SendRefused, sqs_text
 
         text = sqs_text(body)
         size = len(text.encode("utf-8", "surrogatepass"))

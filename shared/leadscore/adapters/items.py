@@ -62,7 +62,6 @@ SDR_ACTIVITY_KEEP_DAYS = 31
 #: Routing states in which an account can be due for the routing pass.
 ROUTE_DUE_STATES = ("sdr_ready", "routed")
 #: `Account.extra` key of a routing index item that could not be read (why): the pass parks it.
-UNREADABLE = "!unreadable"
 #: Days an SDR's daily count is kept after the day (capacity only looks at today).
 SDR_DAY_KEEP_DAYS = 8
 

@@ -37,7 +37,6 @@ from leadscore.adapters.items import (
     FEEDBACK_PREFIX,
     PROFILE,
     ROUTE_DUE,
-    UNREADABLE,
     Item,
     account_from_item,
     account_id_of,
@@ -81,6 +80,7 @@ from leadscore.adapters.items import (
     table_key,
 )
 from leadscore.domain.records import (
+    UNREADABLE,
     Account,
     Assignment,
     CapacityReached,

@@ -14,6 +14,9 @@ from typing import Any
 from leadscore.domain.events import TrackingEvent
 from leadscore.domain.ledgers import ContactEntry, ContactState
 
+#: the key of `Account.extra` under which a store says an item could not be read (why)
+UNREADABLE = "!unreadable"
+
 
 def utc_text(moment: datetime) -> str:
     """A moment as routing shows and stores it: UTC, whole seconds, `Z` (2026-11-22T10:00:00Z).

@@ -52,9 +52,10 @@ from leadscore.engine.identity import key_digest
 
 if TYPE_CHECKING:
     from leadscore.engine.accounts import Membership
-    from leadscore.rulesfiles.config import Config, ScoringConfig
+    from leadscore.rulesfiles.loading import Config
+    from leadscore.rulesfiles.scoring import ScoringConfig
+    from leadscore.services.outbox import RoutedSend
     from leadscore.services.ports import AggregateStore, BookStore, ContactStore, MessageQueue, Publisher
-    from leadscore.services.router import RoutedSend
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
@@ -371,11 +372,11 @@ def _new_account(item: Mapping[str, Any], *, full: bool) -> Account:
 
 
 def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> tuple[list[RoutedSend], list[str]]:
-    """The routed messages an account batch owes (router.routed_sends: the routing
+    """The routed messages an account batch owes (outbox.routed_sends: the routing
     transaction is the outbox, the stream delivers it), and the sequence numbers of the
     records whose message could not even be built (reported alone). Only a record whose new
     image is routed is decoded in full."""
-    from leadscore.services.router import routed_sends
+    from leadscore.services.outbox import routed_sends
 
     sends: list[RoutedSend] = []
     failed: list[str] = []
@@ -484,11 +485,11 @@ def book_changes_of(records: Iterable[StreamRecord]) -> list[BookChange]:
 
 def _send_routed(records: list[StreamRecord], config: Config, routed_queue: MessageQueue | None,
                  parked_queue: MessageQueue | None, failed: list[str]) -> list[str]:
-    """Send the routed messages the batch owes, each on its own (router.deliver_routed): one
+    """Send the routed messages the batch owes, each on its own (outbox.deliver_routed): one
     that cannot be sent is parked, alone; only one that could not even be parked has its
     account's records reported (the stream retries them; SQS drops what was sent already).
     Returns the accounts parked."""
-    from leadscore.services.router import deliver_routed
+    from leadscore.services.outbox import deliver_routed
 
     sends, unbuilt = routed_sends_of(records, config)
     failed.extend(unbuilt)
