@@ -12,20 +12,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from leadscore.domain.events import TrackingEvent
+from leadscore.domain.ledgers import ContactState
 from leadscore.domain.records import Contact, ContactScores
+from leadscore.engine.rules import compact, merge_states, next_decay_at, score
 
 if TYPE_CHECKING:
-    from leadscore.domain.events import TrackingEvent
-    from leadscore.domain.ledgers import ContactState
-    from leadscore.rulesfiles.config import ScoringConfig
+    from leadscore.rulesfiles.scoring import ScoringConfig
 
 _TEXT_LIMIT = 200
 
 
 def new_contact(key: str, now: datetime) -> Contact:
     """A contact seen for the first time."""
-    from leadscore.domain.ledgers import ContactState
-
     return Contact(key=key, state=ContactState(), first_seen=now.isoformat())
 
 
@@ -96,8 +95,6 @@ def merge_linked(scoring: ScoringConfig, target: Contact, links: list[str], foun
     only the anonymous id, a form with only the email) are forwarded. A contact already part
     of someone stays there: first link wins.
     """
-    from leadscore.domain.ledgers import ContactState
-    from leadscore.engine.rules import merge_states
 
     stubs: list[tuple[Contact, int | None]] = []
     for key in dict.fromkeys(links):
@@ -141,8 +138,6 @@ def moved_stub(stub: Contact, watermark: str, now: datetime) -> Contact:
 def contact_scores(scoring: ScoringConfig, state: ContactState, now: datetime) -> ContactScores:
     """The score fields a contact stores, valued as of `now` (`due_at` None when no
     decaying touch needs re-valuing). The aggregation and the decay job both write these."""
-    from leadscore.engine.rules import next_decay_at, score
-
     card = score(scoring, state, now)
     due = next_decay_at(scoring, state, now)
     return ContactScores(fit=card.fit, engagement=card.engagement, score=card.score, velocity=card.velocity,
@@ -151,8 +146,6 @@ def contact_scores(scoring: ScoringConfig, state: ContactState, now: datetime) -
 
 def rescored(scoring: ScoringConfig, contact: Contact, now: datetime) -> Contact:
     """The contact ready to store: its state compacted, valued as of `now`, next version."""
-    from leadscore.engine.rules import compact
-
     state = contact.engine_state
     compact(scoring, state, now)
     contact.scores = contact_scores(scoring, state, now)

@@ -48,9 +48,19 @@ from leadscore.domain.records import (
     VersionConflict,
     utc_text,
 )
+from leadscore.engine.accounts import effective_traits, rescore_account
+from leadscore.engine.routing import (
+    AccountTraits,
+    PoolChoice,
+    RoutingDecision,
+    Skip,
+    capacity_days,
+    choose_sdr,
+    match_pool,
+    sdr_pools,
+)
 
 if TYPE_CHECKING:
-    from leadscore.engine.routing import PoolChoice, RoutingDecision, Skip
     from leadscore.rulesfiles.routing import RoutingConfig, Sdr
     from leadscore.rulesfiles.scoring import ScoringConfig
     from leadscore.services.ports import RoutingStore
@@ -234,8 +244,6 @@ class Router:
         with a version check; the stream then says `Account SDR Ready` and the route
         function sends it back to its SDR. Otherwise it leaves the index until an event
         re-scores it."""
-        from leadscore.engine.accounts import rescore_account
-
         account, _ = self.store.load_routing(account_id, cycle)
         if account is None or account.state != "recycled":
             return RouteOutcome(account_id, cycle, "skipped", detail="no longer recycled")
@@ -262,8 +270,6 @@ class Router:
 
     def _decide(self, account: Account, *, previous_owner: str | None,
                 tried: list[str]) -> tuple[PoolChoice, RoutingDecision]:
-        from leadscore.engine.accounts import effective_traits
-        from leadscore.engine.routing import AccountTraits, capacity_days, choose_sdr, match_pool
 
         traits = AccountTraits.from_traits(account.id, effective_traits(account.traits))
         choice = match_pool(self.routing, traits)
@@ -291,8 +297,6 @@ class Router:
         """The CRM owner's day count and pause when they are not of the account's pool (else the
         pool's record has them): from the record of a pool they are in (read once, kept like any
         pool read); an owner in no pool (a lead) from her own day count and record (one read)."""
-        from leadscore.engine.routing import sdr_pools
-
         owner = self.routing.sdr_by_id.get(choice.crm_owner.sdr or "") if choice.crm_owner else None
         if owner is None or owner.id in choice.sdrs:
             return {}, {}
@@ -363,8 +367,6 @@ class Router:
                                   routed_at=assignment.routed_at, sla_due_at=assignment.sla_due_at,
                                   attempt=attempt, tried=assignment.tried, due_at=assignment.sla_due_at,
                                   **why_fields(decision)))
-        from leadscore.engine.routing import sdr_pools
-
         counter = (choice.counter_key, decision.counter, decision.counter_next) if decision.counter_step else None
         pool_key, day = choice.counter_key, decision.day
         # the day count goes in the record of each pool the SDR is in (the CRM owner, or an
@@ -424,8 +426,6 @@ class Router:
         nobody else is available. An `sdr_ready` account is routed to `to` (its cycle's first
         routing). `to` takes no counter step. Nobody available: "waiting", nothing written.
         Conflicts are raised (the caller reads the account again)."""
-        from leadscore.engine.accounts import effective_traits
-        from leadscore.engine.routing import AccountTraits, RoutingDecision, match_pool
 
         routed = account.state == "routed"
         status = account.routing or RoutingStatus()
