@@ -64,17 +64,18 @@ test: install node-deps ## the whole test suite on every core, slowest tests and
 test-fast: install ## the suite without the tests marked slow (bench, demo, e2e, the 2,000-contact cost test)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
-lint: install ## ruff
+lint: install ## ruff, and the layer package's imports: no upward import, no circle (python -m local.layers; docs/DESIGN.md "Layout")
 	$(VENV)/bin/ruff check .
+	$(PY) -m local.layers
 
 typecheck: install ## mypy on the layer, local/ and bench/ (pyproject.toml lists them)
 	$(PY) -m mypy
 
 validate-config: install ## the shipped rules files, and that config/compiled.json is up to date with them
-	$(PY) -m leadscore.rulesfiles.config validate config
+	$(PY) -m leadscore.rulesfiles validate config
 
 config: install ## after editing config/*.yaml: validate the rules files and write config/compiled.json
-	$(PY) -m leadscore.rulesfiles.config validate --write config
+	$(PY) -m leadscore.rulesfiles validate --write config
 
 validate-template: install ## sam validate --lint and cfn-lint
 	$(SAM) validate --lint --template-file template.yaml --region $(AWS_DEFAULT_REGION)
