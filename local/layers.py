@@ -157,9 +157,9 @@ def problems(package: Package) -> list[str]:
     found: list[str] = []
     rank = {layer: i for i, layer in enumerate(LAYERS)}
     for module, path in package.modules.items():
-        if module.count(".") >= 2 and package.layer_of(module) is None:
-            found.append(f"{path}: {module} is in no layer folder ({', '.join(LAYERS)})")
-        elif module.count(".") == 1 and path.read_text(encoding="utf-8").strip():
+        nested = module.count(".") >= 2 and package.layer_of(module) is None
+        top_level = module.count(".") == 1 and bool(path.read_text(encoding="utf-8").strip())
+        if nested or top_level:
             found.append(f"{path}: {module} is in no layer folder ({', '.join(LAYERS)})")
     for imp in package.imports:
         source, target = package.layer_of(imp.source), package.layer_of(imp.target)
@@ -185,7 +185,7 @@ def picture(package: Package) -> str:
     lines = ["```mermaid", "flowchart TB"]
     for layer in reversed(LAYERS):
         members = sorted(m.split(".", 2)[2] for m in package.modules
-                         if package.layer_of(m) == layer and not package.modules[m].name == "__init__.py")
+                         if package.layer_of(m) == layer and package.modules[m].name != "__init__.py")
         lines.append(f"  subgraph {layer}[\"{layer}/\"]")
         lines.append("    direction LR")
         lines += [f"    {layer}.{m}[\"{m}\"]".replace(".", "_", 1).replace(".", "/") for m in members]

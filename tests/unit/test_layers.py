@@ -76,7 +76,8 @@ def test_a_circle_counts_imports_however_they_are_hidden(tmp_path: Path, hidden:
 
 def test_an_upward_import_inside_a_function_is_still_upward(tmp_path: Path) -> None:
     found = _problems(tmp_path, {
-        "domain/records.py": "def f():\n    # kept local for cold start\n    from leadscore.engine.rules import score\n",
+        "domain/records.py": ("def f():\n    # kept local for cold start\n"
+                              "    from leadscore.engine.rules import score\n"),
         "engine/rules.py": "score = 1\n",
     })
     assert len(found) == 1 and "records.py:3: upward import" in found[0]
