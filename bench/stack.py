@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.meter import Meter
 from local.apigw import http_event
-from local.env import LOCAL_AWS_ENV, quiet_handlers
+from local.env import LOCAL_AWS_ENV, patched_env, quiet_handlers
 
 if TYPE_CHECKING:
     from local.stack import TemplateStack
@@ -29,22 +29,6 @@ AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": str(REPO_ROOT / ".no-aws-credentials"),
 }
 UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
-
-
-@contextmanager
-def patched_env(values: dict[str, str], unset: tuple[str, ...] = ()) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in (*values, *unset)}
-    for name in unset:
-        os.environ.pop(name, None)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 @dataclass

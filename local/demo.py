@@ -28,14 +28,14 @@ import textwrap
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from local.durations import parse_iso_duration
-from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV, drop_disabled_metrics
+from local.env import LOCAL_AWS_ENV, UNSET_AWS_ENV, drop_disabled_metrics, patched_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JOURNEYS_DIR = REPO_ROOT / "events" / "journeys"
@@ -287,24 +287,10 @@ def contacts_of(journey: Journey) -> list[str]:
 # ------------------------------------------------------------------------------ the run
 
 
-@contextlib.contextmanager
-def demo_environment() -> Iterator[None]:
+def demo_environment() -> contextlib.AbstractContextManager[None]:
     """Fake credentials and no machine AWS config for the duration; restored afterwards."""
-    saved = {k: os.environ.get(k) for k in (*DEMO_ENV, *UNSET_ENV, "LEADSCORE_NOW", "AWS_CONFIG_FILE",
-                                           "AWS_SHARED_CREDENTIALS_FILE")}
-    try:
-        for name in UNSET_ENV:
-            os.environ.pop(name, None)
-        os.environ.update(DEMO_ENV)
-        os.environ["AWS_CONFIG_FILE"] = os.devnull
-        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return patched_env({**DEMO_ENV, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull},
+                       UNSET_ENV, restore=("LEADSCORE_NOW",))
 
 
 class Progress:

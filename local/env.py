@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 #: Fake credentials and a fixed region: local runs never talk to AWS.
@@ -18,6 +19,25 @@ LOCAL_AWS_ENV = {
 }
 #: Settings of the machine that would send a local run to a real account.
 UNSET_AWS_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
+
+
+@contextmanager
+def patched_env(values: Mapping[str, str], unset: tuple[str, ...] = (), *,
+                restore: tuple[str, ...] = ()) -> Iterator[None]:
+    """`values` set and `unset` removed from the environment meanwhile; afterwards each of
+    them, and each name of `restore` (set by the caller meanwhile), is as it was."""
+    saved = {name: os.environ.get(name) for name in (*values, *unset, *restore)}
+    for name in unset:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def drop_disabled_metrics() -> None:

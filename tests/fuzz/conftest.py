@@ -19,26 +19,18 @@ def powertools_as_deployed() -> Iterator[None]:
     metrics namespace and a service name), logging only warnings during the fuzz tests so a
     failure report shows the input, not thousands of log lines. The namespace and service stay
     set afterwards: they are what every function has, and later tests invoke the same objects."""
-    import os
     import sys
+
+    from local.env import patched_env, quiet_handlers
 
     if "leadscore.adapters.observability" not in sys.modules:
         # first import here: made under the functions' environment, as local/stack.py does
         deployed = {"POWERTOOLS_SERVICE_NAME": "leadscore", "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
                     "POWERTOOLS_LOG_LEVEL": "INFO"}
-        saved = {name: os.environ.get(name) for name in deployed}
-        os.environ.update(deployed)
-        try:
+        with patched_env(deployed):
             import leadscore.adapters.observability  # noqa: F401
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
     from leadscore.adapters.observability import metrics
 
-    from local.env import quiet_handlers
 
     metrics.namespace = metrics.namespace or "LeadScore"
     metrics.service = metrics.service or "leadscore"
