@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from leadscore.adapters import items
+from leadscore.adapters.streams import change_of
 from leadscore.domain.ledgers import ContactEntry, RuleLedger
-from leadscore.engine.accounts import account_card, entry_engagement, exclusion_of, next_state
-from leadscore.rulesfiles.config import load_config
-from leadscore.services.aggregate import StreamRecord, state_changes
+from leadscore.engine.account_states import exclusion_of, next_state
+from leadscore.engine.accounts import account_card, entry_engagement
+from leadscore.rulesfiles.loading import load_config
+from leadscore.services.aggregate import Change, state_changes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -110,9 +112,11 @@ class TestStateMachine:
         assert held.state == "recycled"
 
 
-def _account_record(sequence: int, old: dict[str, Any] | None, new: dict[str, Any]) -> StreamRecord:
-    return StreamRecord(sequence=str(sequence), name="MODIFY" if old else "INSERT", keys=("A#acme.com", "P"),
-                        new={"id": "acme.com", **new}, old={"id": "acme.com", **old} if old else None)
+def _account_record(sequence: int, old: dict[str, Any] | None, new: dict[str, Any]) -> Change:
+    change = change_of(str(sequence), "MODIFY" if old else "INSERT", ("A#acme.com", "P"),
+                       {"id": "acme.com", **new}, {"id": "acme.com", **old} if old else None)
+    assert change is not None
+    return change
 
 
 class TestStateChanges:

@@ -1,7 +1,7 @@
 """A lead's reassignments (assign.py) on the in-memory fakes: one account by hand, an SDR's
 whole book to the pool or to one SDR, the edge's answers, replays, races and a book cut short
 then resumed. The messages and bus events come from the table's stream, as in production
-(`MemoryOutbox`: router.routed_sends; accounts.state_change_events)."""
+(`MemoryOutbox`: outbox.routed_sends; accounts.state_change_events)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from leadscore.adapters.api.assign import AssignRoutes
 from leadscore.adapters.http import Request
 from leadscore.domain.records import Account, Assignment, RoutingStatus, SdrPause, SdrRecord, utc_text
-from leadscore.engine.accounts import routing_view, state_change_events
-from leadscore.rulesfiles.config import load_config
+from leadscore.engine.account_events import state_change_events
+from leadscore.engine.account_views import routing_view
+from leadscore.rulesfiles.loading import load_config
 from leadscore.rulesfiles.routing import RoutingConfig
-from leadscore.services.assign import AssignApi
+from leadscore.services.assign import AssignService
 
 from tests.support.apigw import http_event, iam_authorizer
 from tests.support.fakes import MemoryOutbox, MemoryQueue, MemoryStore
@@ -81,7 +83,8 @@ class Desk:
         self.store = MemoryStore()
         self.queue = MemoryQueue()
         self.outbox = MemoryOutbox(self.store, self.queue, self.scoring)
-        self.api = AssignApi(self.store, self.scoring, cfg, clock=lambda: now, sleep=lambda _: None, **api)
+        self.api = AssignRoutes(AssignService(self.store, self.scoring, cfg, clock=lambda: now, sleep=lambda _: None,
+                                            **api))
         self.now = now
         self._seen = 0
 
@@ -185,10 +188,10 @@ class TestOneAccount:
         owned(desk.store, "acme.com", "ana")
 
         def another_lead() -> None:  # ben gets it first, between our read and our transaction
-            other = AssignApi(desk.store, desk.scoring, TEAM, clock=lambda: NOW)
-            from leadscore.services.assign import AssignBody
+            other = AssignService(desk.store, desk.scoring, TEAM, clock=lambda: NOW)
+            from leadscore.services.assign import AssignOrder
 
-            other.assign("acme.com", AssignBody(sdr="ben", by="lea"), caller=None)
+            other.assign("acme.com", AssignOrder(sdr="ben", by="lea"), caller=None)
 
         desk.store.before_transaction = another_lead
         status, answer = desk.post(ASSIGN, {"sdr": "cy", "by": "lea"})

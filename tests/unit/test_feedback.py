@@ -9,14 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from leadscore.adapters.api.feedback import FeedbackRoutes
 from leadscore.adapters.http import Request
 from leadscore.domain.ledgers import ContactEntry, RuleLedger
 from leadscore.domain.records import Account, RoutingStatus
-from leadscore.engine.accounts import account_card, effective_traits, rescore_account, state_change_events
-from leadscore.rulesfiles.config import load_config
+from leadscore.engine.account_events import state_change_events
+from leadscore.engine.accounts import account_card, effective_traits, rescore_account
+from leadscore.rulesfiles.loading import load_config
 from leadscore.rulesfiles.routing import RoutingConfig
-from leadscore.services.feedback import FeedbackApi
-from leadscore.services.read import ReadApi
+from leadscore.services.feedback import FeedbackService
+from leadscore.services.read import ReadService
 
 from tests.support.apigw import http_event, iam_authorizer
 from tests.support.fakes import MemoryStore
@@ -59,7 +61,7 @@ def stored(store: MemoryStore, state: str = "routed", *, entries: list[ContactEn
     return account
 
 
-def post(api: FeedbackApi, body: Any, account_id: str = "acme.com", *, signed: bool = True) -> tuple[int, Any]:
+def post(api: FeedbackRoutes, body: Any, account_id: str = "acme.com", *, signed: bool = True) -> tuple[int, Any]:
     event = http_event("POST", f"/v1/accounts/{account_id}/feedback", route_key=ROUTE, body=body,
                        path_parameters={"accountId": account_id},
                        authorizer=iam_authorizer(user="ana-crm") if signed else None)
@@ -67,8 +69,8 @@ def post(api: FeedbackApi, body: Any, account_id: str = "acme.com", *, signed: b
     return response["statusCode"], json.loads(response["body"])
 
 
-def api(store: MemoryStore, config: Any, now: datetime = NOW) -> FeedbackApi:
-    return FeedbackApi(store, config.scoring, ROUTING, clock=lambda: now)
+def api(store: MemoryStore, config: Any, now: datetime = NOW) -> FeedbackRoutes:
+    return FeedbackRoutes(FeedbackService(store, config.scoring, ROUTING, clock=lambda: now))
 
 
 class TestOutcomes:
@@ -237,7 +239,7 @@ def test_the_read_api_shows_each_outcome_newest_first_with_who_and_when(config: 
     assert post(api(store, config), {"outcome": "accepted", "sdr": "ana", "note": "booked"})[0] == 200
     later = NOW + timedelta(days=2)
     assert post(api(store, config, later), {"outcome": "not_ready", "sdr": "ana", "note": "no budget"})[0] == 200
-    read = ReadApi(store, config, clock=lambda: later)
+    read = ReadService(store, config, clock=lambda: later)
     answer = read.account("acme.com", later)
     assert [(f["outcome"], f["sdr"], f["at"], f["note"]) for f in answer["feedback"]] == [
         ("not_ready", "ana", "2026-11-25T10:00:00Z", "no budget"),

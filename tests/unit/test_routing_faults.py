@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from leadscore.domain.records import Account, RoutingStatus, utc_text
-from leadscore.engine.accounts import state_change_events
+from leadscore.engine.account_events import state_change_events
 from leadscore.rulesfiles.routing import RoutingConfig
 from leadscore.services.routing_pass import run_routing_pass
 
@@ -84,7 +84,7 @@ class TestItem4:
         assert breach["sdr"]["id"] == "ana" and breach["slaDueAt"] == "2026-11-25T10:00:00Z"
         assert len(queue.messages) == 1
         # the read API says the SLA ran out and why it was not re-routed
-        from leadscore.engine.accounts import routing_view
+        from leadscore.engine.account_views import routing_view
 
         view = routing_view(store.accounts["acme.com"])
         assert view is not None and "out of office" in view["reroute"]["reason"]

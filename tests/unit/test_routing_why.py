@@ -9,7 +9,8 @@ from typing import Any
 
 from leadscore.adapters.items import account_from_item, account_item, routing_doc, routing_from_doc
 from leadscore.domain.records import MAX_SKIPPED, Account, RoutingStatus, SkippedSdr
-from leadscore.engine.accounts import decision_view, routing_detail, routing_view
+from leadscore.engine.account_events import routing_detail
+from leadscore.engine.account_views import decision_view, routing_view
 from leadscore.engine.routing import AccountTraits, CrmOwner, choose_sdr, match_pool
 from leadscore.rulesfiles.loading import load_config
 from leadscore.rulesfiles.routing import RoutingConfig
@@ -182,7 +183,7 @@ class TestRouter:
         (send,) = routed_sends(load_config().scoring, [(before, after)])
         assert send.body["decision"]["by"] == "round_robin"
         assert send.body["decision"]["text"] == "ana: the pool's weighted round-robin (territory us, pool team)"
-        from leadscore.engine.accounts import state_change_events
+        from leadscore.engine.account_events import state_change_events
 
         events = dict(state_change_events([("a.com", before, after)], NOW))
         assert events["Account Routed"]["decision"] == send.body["decision"]

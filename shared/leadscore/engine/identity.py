@@ -210,10 +210,8 @@ def key_digest(key: str) -> str:
 
     Never the userId, email address or anonymous id itself (logs outlive erasure); the same
     key always gives the same digest, so one contact's log lines can still be found by
-    hashing its key the same way. Takes a contact key (`e:jo@acme.com`) or its partition
-    key (`C#e:jo@acme.com`).
+    hashing its key the same way. Takes a contact key (`e:jo@acme.com`).
     """
-    key = key[2:] if key.startswith("C#") else key
     kind, separator, _ = key.partition(":")
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{kind}:{digest}" if separator and len(kind) == 1 else digest

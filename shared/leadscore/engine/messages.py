@@ -19,7 +19,7 @@ from leadscore.domain.events import InvalidMessage, MessageType, TrackingEvent
 from leadscore.engine.identity import account_id_for, bot_match, is_bot, normalize_email
 
 if TYPE_CHECKING:
-    from leadscore.rulesfiles.config import ScoringConfig
+    from leadscore.rulesfiles.scoring import ScoringConfig
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024

@@ -21,16 +21,16 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from leadscore.domain.events import NON_ENGAGEMENT_TYPES
 from leadscore.domain.ledgers import ContactState, RuleLedger
 from leadscore.domain.places import country_code
 from leadscore.domain.values import as_number, match_keys, number_text
 
 if TYPE_CHECKING:
     from leadscore.domain.events import TrackingEvent
-    from leadscore.rulesfiles.config import Bucket, EngagementRule, FitRule, Match, ScoringConfig, When
+    from leadscore.rulesfiles.scoring import Bucket, EngagementRule, FitRule, Match, ScoringConfig, When
 
 DAY = 86400.0
-_NO_ENGAGEMENT = frozenset(("identify", "group", "alias"))
 # Below this a decayed touch is noise in a 2-decimal breakdown: it may be forgotten.
 _NEGLIGIBLE = 0.005
 # Scheduling more decay re-evaluations is worth it only while a touch still shows.
@@ -148,7 +148,7 @@ def evaluate_fit(cfg: ScoringConfig, rules: Sequence[FitRule], traits: Mapping[s
 
 def matching_rules(cfg: ScoringConfig, event: TrackingEvent) -> list[str]:
     """Ids of the engagement rules an event matches, ignoring caps, limits and counters."""
-    if event.type in _NO_ENGAGEMENT or event.bot:
+    if event.type in NON_ENGAGEMENT_TYPES or event.bot:
         return []
     haystack = f"{event.url or ''}\n{event.path or ''}".casefold()  # once per event, not per rule
     return [rule.id for rule in cfg.candidate_rules(event.type, event.event)
@@ -168,7 +168,7 @@ def apply_event(cfg: ScoringConfig, state: ContactState, event: TrackingEvent,
         _merge_into(state.traits, event.traits)
     if event.email and not state.traits.get("email"):
         state.traits["email"] = event.email
-    if event.type in _NO_ENGAGEMENT or event.bot:
+    if event.type in NON_ENGAGEMENT_TYPES or event.bot:
         return []
     hits: list[Hit] = []
     if matched is None:

@@ -27,26 +27,27 @@ arithmetic is in accounts.py), and one PutEvents call for the batch's state chan
 
 This module keeps the folding, the retries and the failure reporting; the rules (identity
 links, merges, unsubscribes, name and title, account precedence, rescoring, bus payloads)
-are in contacts.py and accounts.py, the item formats in the storage layer (items.py).
+are in contacts.py and accounts.py. The folds take typed changes (an event inserted, a
+contact or an account changed: `adapters.streams` reads them off the stream), never an item.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from leadscore.adapters import items
-from leadscore.adapters.storage import account_pk, pad_sequence, unmarshal
 from leadscore.domain.events import TrackingEvent
+from leadscore.domain.ledgers import ContactState
 from leadscore.domain.records import Account, BookChange, Contact, PoisonRecord, VersionConflict
 from leadscore.engine.identity import key_digest
 
@@ -60,37 +61,71 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_FORWARD_HOPS = 4
-__all__ = ["PoisonBatch", "PoisonRecord", "aggregate_batch", "decode_event", "process_batch", "state_changes",
-           "stream_response"]
+__all__ = ["AccountChanged", "BatchOutcome", "ContactChanged", "EventInserted", "PoisonRecord", "aggregate_batch",
+           "position", "state_changes"]
 T = TypeVar("T")
 
 
-class PoisonBatch(RuntimeError):
-    """Raised by the handler when a poison record heads a batch of several: the function
-    error makes Lambda bisect the batch until the poison record is alone."""
+def position(sequence: str) -> str:
+    """A stream sequence number (up to 40 digits) padded so that positions compare as text:
+    a contact's watermark is the position of the last event it took."""
+    return sequence.zfill(40)
 
 
-def loggable_key(pk: str) -> str:
-    """A table key fit for logs: contacts as `key_digest` (kind and short hash), never their
-    userId or email; accounts (company domains or group ids) as they are."""
-    return key_digest(pk) if pk.startswith(items.CONTACT_PREFIX) else pk
+@dataclass(eq=False)
+class EventInserted:
+    """An event collection stored. `event()` decodes it: the event and the rule ids collection
+    matched; PoisonRecord for an image the collector never writes."""
+
+    sequence: str  # as delivered (the batch item identifier)
+    contact_key: str
+    event: Callable[[], tuple[TrackingEvent, list[str]]]
+
+    @property
+    def position(self) -> str:
+        return position(self.sequence)
 
 
-def _log_failure(message: str, pk: str, error: BaseException) -> None:
-    """Log a failure without personal data: the key as a digest, the exception's type and
-    where it was raised, never the exception's text (it may quote a record: an address,
-    a name, a title)."""
+@dataclass(eq=False)
+class ContactChanged:
+    """A contact written (inserted or modified): `new()` in full, `old()` in summary (no
+    engine state: what its accounts need of it), None when it is new."""
+
+    sequence: str
+    contact_key: str
+    new: Callable[[], Contact]
+    old: Callable[[], Contact | None]
+
+
+@dataclass(eq=False)
+class AccountChanged:
+    """An account written: `new(full)` (in full, or in summary: scores, state, routing),
+    `old()` in summary, None when it is new; `routed` says whether it is routed now without
+    decoding it."""
+
+    sequence: str
+    account_id: str
+    routed: bool
+    new: Callable[[bool], Account]
+    old: Callable[[], Account | None]
+
+
+Change = EventInserted | ContactChanged | AccountChanged
+
+
+def _log_failure(message: str, key: str, error: BaseException) -> None:
+    """Log a failure without personal data: the key (a contact's as `key_digest`, its kind
+    and a short hash; an account id as it is), the exception's type and where it was raised,
+    never the exception's text (it may quote a record: an address, a name, a title)."""
     frames = traceback.extract_tb(error.__traceback__)[-6:]
-    logger.error(message, loggable_key(pk), type(error).__name__,
-                 extra={"contact_or_account": loggable_key(pk), "error_type": type(error).__name__,
+    logger.error(message, key, type(error).__name__,
+                 extra={"contact_or_account": key, "error_type": type(error).__name__,
                         "raised_at": [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames]})
 
 
-def decode_event(image: Mapping[str, Any]) -> tuple[TrackingEvent, list[str]]:
-    """The event and the rule ids collection matched, from a stored event image; raises
-    PoisonRecord for an image the collector never writes (see `items.decode_event`)."""
-    stored = items.decode_event(image)
-    return stored.event, stored.hits
+def _snapshot(state: ContactState | None) -> ContactState | None:
+    """A contact's engine state as it is now (folding mutates it in place)."""
+    return copy.deepcopy(state)
 
 
 def _with_retries(pk: str, record: T | None, reload: Callable[[], T | None],
@@ -104,7 +139,7 @@ def _with_retries(pk: str, record: T | None, reload: Callable[[], T | None],
         except VersionConflict:
             if attempt == MAX_ATTEMPTS - 1:
                 logger.warning("stream records of %s lost %d version races; reported for a retry",
-                               loggable_key(pk), MAX_ATTEMPTS)
+                               pk, MAX_ATTEMPTS)
                 return False
             _back_off(attempt)
             record = reload()
@@ -120,49 +155,10 @@ def _back_off(attempt: int) -> None:
 
 
 @dataclass
-class StreamRecord:
-    """The parts of a DynamoDB stream record the aggregation needs (images as items: the
-    storage layer decodes them into records)."""
-
-    sequence: str  # as delivered (the batch item identifier)
-    name: str  # INSERT | MODIFY | REMOVE
-    keys: tuple[str, str]
-    new: dict[str, Any] | None
-    old: dict[str, Any] | None
-
-    @property
-    def padded(self) -> str:
-        return pad_sequence(self.sequence)
-
-    @classmethod
-    def parse(cls, record: Mapping[str, Any]) -> StreamRecord:
-        body = record["dynamodb"]
-        return cls(
-            sequence=str(body["SequenceNumber"]),
-            name=record.get("eventName", ""),
-            keys=items.table_key(unmarshal(body["Keys"])),
-            new=unmarshal(body["NewImage"]) if body.get("NewImage") else None,
-            old=unmarshal(body["OldImage"]) if body.get("OldImage") else None,
-        )
-
-    @property
-    def is_event(self) -> bool:
-        return self.name == "INSERT" and items.is_event_key(self.keys) and self.new is not None
-
-    @property
-    def is_contact(self) -> bool:
-        return items.is_contact_key(self.keys) and self.name in ("INSERT", "MODIFY")
-
-    @property
-    def is_account(self) -> bool:
-        return items.is_account_key(self.keys) and self.name in ("INSERT", "MODIFY")
-
-
-@dataclass
 class DecodedEvent:
     """An event record of the batch with the event it carries (see `decode_event`)."""
 
-    record: StreamRecord
+    record: EventInserted
     event: TrackingEvent
     hits: list[str]
 
@@ -188,33 +184,33 @@ class ContactAggregator:
 
     # -- public ---------------------------------------------------------------------------
 
-    def apply(self, records: Iterable[StreamRecord]) -> dict[str, list[str]]:
-        """Apply event records; returns {contact pk: [sequence numbers]} of contacts that failed.
+    def apply(self, records: Iterable[Change]) -> dict[str, list[str]]:
+        """Apply the events inserted; returns {contact key: [sequence numbers]} of contacts
+        that failed.
 
         Records that cannot be decoded are left out (their contact's other records apply)
         and listed in `self.poison`."""
         by_contact: dict[str, list[DecodedEvent]] = defaultdict(list)
         for record in records:
-            if not record.is_event:
+            if not isinstance(record, EventInserted):
                 continue
             try:
-                event, hits = decode_event(record.new or {})
+                event, hits = record.event()
             except PoisonRecord as problem:
                 self.poison.append(record.sequence)
                 logger.error("stream record %s of contact %s cannot be applied: %s", record.sequence,
-                             loggable_key(record.keys[0]), problem)
+                             key_digest(record.contact_key), problem)
                 continue
-            by_contact[record.keys[0]].append(DecodedEvent(record, event, hits))
+            by_contact[record.contact_key].append(DecodedEvent(record, event, hits))
         if not by_contact:
             return {}
-        prefetched = self.store.load_contacts(items.contact_key_of(pk) for pk in by_contact)
+        prefetched = self.store.load_contacts(by_contact)
         failed: dict[str, list[str]] = {}
-        for pk, contact_records in by_contact.items():
-            key = items.contact_key_of(pk)
-            applied = _with_retries(pk, prefetched.get(key), partial(self.store.load_contact, key),
+        for key, contact_records in by_contact.items():
+            applied = _with_retries(key_digest(key), prefetched.get(key), partial(self.store.load_contact, key),
                                     partial(self._apply_contact, key, records=contact_records))
             if not applied:
-                failed[pk] = [d.record.sequence for d in contact_records]
+                failed[key] = [d.record.sequence for d in contact_records]
         return failed
 
     # -- one contact -------------------------------------------------------------------------
@@ -222,24 +218,24 @@ class ContactAggregator:
     def _apply_contact(self, key: str, contact: Contact | None, records: list[DecodedEvent]) -> None:
         watermark = contact.watermark if contact is not None else ""
         # Bot hits are stored for audit but change nothing, so they need no watermark either.
-        fresh = sorted((d for d in records if d.record.padded > watermark and not d.event.bot),
-                       key=lambda d: d.record.padded)
+        fresh = sorted((d for d in records if d.record.position > watermark and not d.event.bot),
+                       key=lambda d: d.record.position)
         if not fresh:
             return  # a replay (everything here was applied before), or only bots
         # Each event is scored by the rules collection matched (stored as `hits`): the rules
         # in force when it arrived, and no second matching pass here.
         events = [(d.event, d.hits) for d in fresh]
-        new_watermark = fresh[-1].record.padded
+        new_watermark = fresh[-1].record.position
         if contact is not None and contact.merged_into:
             self._forward(contact, events, new_watermark)
             return
         from leadscore.engine.contacts import identity
 
         update = self._load(key, contact)
-        before_state = items.state_json(contact.state) if contact is not None and contact.state is not None else None
+        before_state = _snapshot(contact.state) if contact is not None and contact.state is not None else None
         before = identity(update.contact)
         self._fold(update, events)
-        if (contact is not None and not update.merged and items.state_json(update.contact.engine_state) == before_state
+        if (contact is not None and not update.merged and update.contact.engine_state == before_state
                 and identity(update.contact) == before):
             # Events no rule scores ("Feature Used"...) change nothing: no write at all. The
             # watermark need not move either, as applying them again changes nothing again.
@@ -297,8 +293,8 @@ class AccountAggregator:
         self.now = now
         self.poison: list[str] = []  # sequence numbers of contact records that cannot be summarised
 
-    def apply(self, records: Iterable[StreamRecord]) -> dict[str, list[str]]:
-        """Returns {account pk: [sequence numbers]} for accounts that could not be written.
+    def apply(self, records: Iterable[Change]) -> dict[str, list[str]]:
+        """Returns {account id: [sequence numbers]} for accounts that could not be written.
 
         A contact record that cannot be summarised (a corrupt image) is left out, so its
         accounts take the batch's other contacts, and listed in `self.poison`."""
@@ -307,15 +303,14 @@ class AccountAggregator:
         changes: dict[str, list[Membership]] = defaultdict(list)
         sequences: dict[str, list[str]] = defaultdict(list)
         for record in records:
-            if not record.is_contact or record.new is None:
+            if not isinstance(record, ContactChanged):
                 continue
             try:
-                new = items.contact_from_item(record.new)
-                old = items.contact_from_item(record.old, summary=True) if record.old else None
-                record_changes = membership_changes(self.config.scoring, new, old, self.now)
+                record_changes = membership_changes(self.config.scoring, record.new(), record.old(), self.now)
             except Exception as error:  # noqa: BLE001 - the image is what it is: retrying cannot help
                 self.poison.append(record.sequence)
-                _log_failure("contact record %s cannot be summarised for its account: %s", record.keys[0], error)
+                _log_failure("contact record %s cannot be summarised for its account: %s",
+                             key_digest(record.contact_key), error)
                 continue
             for account, change in record_changes:
                 changes[account].append(change)
@@ -325,11 +320,11 @@ class AccountAggregator:
         prefetched = self.store.load_accounts(changes)
         failed: dict[str, list[str]] = {}
         for account_id, account_changes in changes.items():
-            pk = account_pk(account_id)
-            applied = _with_retries(pk, prefetched.get(account_id), partial(self.store.load_account, account_id),
+            applied = _with_retries(account_id, prefetched.get(account_id),
+                                    partial(self.store.load_account, account_id),
                                     partial(self._apply_account, account_id, changes=account_changes))
             if not applied:
-                failed[pk] = sequences[account_id]
+                failed[account_id] = sequences[account_id]
         return failed
 
     def _apply_account(self, account_id: str, account: Account | None, changes: list[Membership]) -> None:
@@ -348,30 +343,28 @@ class AccountAggregator:
         self.store.save_account(current, version)
 
 
-def state_changes(records: Iterable[StreamRecord], now: datetime,
+def state_changes(records: Iterable[Change], now: datetime,
                   scoring: ScoringConfig | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The bus events an account batch causes: transitions as they happened, and one
     coalesced `Account Score Changed` per account per batch (accounts.state_change_events).
     With `scoring`, a routed account is read in full (its Slack notification's reasons)."""
-    from leadscore.engine.accounts import state_change_events
+    from leadscore.engine.account_events import state_change_events
 
-    changes = [(record.keys[0],
-                items.account_from_item(record.old, summary=True) if record.old else None,
-                _new_account(record.new, full=scoring is not None and record.new.get("state") == "routed"))
-               for record in records if record.is_account and record.new is not None]
+    changes = [(record.account_id, record.old(), _new_account(record, full=scoring is not None and record.routed))
+               for record in records if isinstance(record, AccountChanged)]
     return state_change_events(changes, now, scoring)
 
 
-def _new_account(item: Mapping[str, Any], *, full: bool) -> Account:
+def _new_account(record: AccountChanged, *, full: bool) -> Account:
     if full:
         try:
-            return items.account_from_item(item)
+            return record.new(True)
         except Exception:  # noqa: BLE001 - its routed message reports it; its events go out without reasons
             pass
-    return items.account_from_item(item, summary=True)
+    return record.new(False)
 
 
-def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> tuple[list[RoutedSend], list[str]]:
+def routed_sends_of(records: Iterable[Change], config: Config) -> tuple[list[RoutedSend], list[str]]:
     """The routed messages an account batch owes (outbox.routed_sends: the routing
     transaction is the outbox, the stream delivers it), and the sequence numbers of the
     records whose message could not even be built (reported alone). Only a record whose new
@@ -381,14 +374,12 @@ def routed_sends_of(records: Iterable[StreamRecord], config: Config) -> tuple[li
     sends: list[RoutedSend] = []
     failed: list[str] = []
     for record in records:
-        if not (record.is_account and record.new is not None and record.new.get("state") == "routed"):
+        if not (isinstance(record, AccountChanged) and record.routed):
             continue
         try:
-            change = (items.account_from_item(record.old, summary=True) if record.old else None,
-                      items.account_from_item(record.new))
-            sends += routed_sends(config.scoring, [change])
+            sends += routed_sends(config.scoring, [(record.old(), record.new(True))])
         except Exception as error:  # noqa: BLE001 - one account's message, not its neighbours'
-            _log_failure("the routed message of %s could not be built: %s", record.keys[0], error)
+            _log_failure("the routed message of %s could not be built: %s", record.account_id, error)
             failed.append(record.sequence)
     return sends, failed
 
@@ -407,20 +398,8 @@ class BatchOutcome:
     parked: list[str] = field(default_factory=list)
 
 
-def _sequence_of(raw: Mapping[str, Any]) -> str:
-    """A raw record's sequence number; PoisonRecord when even that is missing (it cannot be
-    reported on its own: the caller fails the invocation and Lambda bisects)."""
-    try:
-        sequence = raw["dynamodb"]["SequenceNumber"]
-    except (KeyError, TypeError):
-        raise PoisonRecord("a stream record without a sequence number") from None
-    if not isinstance(sequence, str | int) or not str(sequence).isdigit():
-        raise PoisonRecord("a stream record with a malformed sequence number")
-    return str(sequence)
-
-
-def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
-                    publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None,
+def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config: Config, publisher: Publisher,
+                    now: datetime, unparsed: Sequence[str] = (), routed_queue: MessageQueue | None = None,
                     parked_queue: MessageQueue | None = None, book_store: BookStore | None = None) -> BatchOutcome:
     """Run the three folds over one stream batch, then send the routed messages the account
     changes owe and publish their state changes; what failed, and which of it is poison.
@@ -431,15 +410,9 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
     cannot be sent is parked on `parked_queue` and holds back neither the batch's other
     messages nor its bus events. With `book_store`, the SDRs' books (open accounts,
     acceptances, SLA breaches: `team.book_changes`) follow the batch's account changes.
+    `unparsed` are the sequence numbers of the batch's records that did not even parse: poison.
     """
-    records: list[StreamRecord] = []
-    poison: list[str] = []
-    for raw in raw_records:
-        try:
-            records.append(StreamRecord.parse(raw))
-        except Exception as error:  # noqa: BLE001 - a record that does not parse is poison, alone
-            poison.append(_sequence_of(raw))
-            logger.error("stream record %s cannot be parsed: %s", poison[-1], type(error).__name__)
+    poison: list[str] = list(unparsed)
     failed: list[str] = list(poison)
     folds: tuple[ContactAggregator, AccountAggregator] = (ContactAggregator(store, config, now),
                                                           AccountAggregator(store, config, now))
@@ -455,35 +428,34 @@ def aggregate_batch(raw_records: Iterable[Mapping[str, Any]], *, store: Aggregat
             publisher.publish(changes, time=now)
     except Exception as error:  # noqa: BLE001 - report the account records; the retry publishes again
         logger.error("bus events of the batch failed: %s", type(error).__name__)
-        failed.extend(r.sequence for r in records if r.is_account)
+        failed.extend(r.sequence for r in records if isinstance(r, AccountChanged))
     if book_store is not None:
         try:
             book_store.apply_book_changes(book_changes_of(records))
         except Exception as error:  # noqa: BLE001 - report the account records; applying them again is harmless
             logger.error("the SDRs' books of the batch failed: %s", type(error).__name__)
-            failed.extend(r.sequence for r in records if r.is_account)
-    return BatchOutcome(failed=sorted(set(failed), key=pad_sequence), poison=sorted(set(poison), key=pad_sequence),
+            failed.extend(r.sequence for r in records if isinstance(r, AccountChanged))
+    return BatchOutcome(failed=sorted(set(failed), key=position), poison=sorted(set(poison), key=position),
                         parked=parked)
 
 
-def book_changes_of(records: Iterable[StreamRecord]) -> list[BookChange]:
+def book_changes_of(records: Iterable[Change]) -> list[BookChange]:
     """What the batch's account changes mean for the SDRs' books (team.book_changes), in order;
     an image that cannot be read is left out (its account's other records still count)."""
     from leadscore.services.team import book_changes
 
     changes: list[BookChange] = []
     for record in records:
-        if not (record.is_account and record.new is not None):
+        if not isinstance(record, AccountChanged):
             continue
         try:
-            old = items.account_from_item(record.old, summary=True) if record.old else None
-            changes += book_changes(old, items.account_from_item(record.new, summary=True))
+            changes += book_changes(record.old(), record.new(False))
         except Exception as error:  # noqa: BLE001 - a corrupt image: its routed message and events report it
-            _log_failure("the book change of %s could not be read: %s", record.keys[0], error)
+            _log_failure("the book change of %s could not be read: %s", record.account_id, error)
     return changes
 
 
-def _send_routed(records: list[StreamRecord], config: Config, routed_queue: MessageQueue | None,
+def _send_routed(records: Sequence[Change], config: Config, routed_queue: MessageQueue | None,
                  parked_queue: MessageQueue | None, failed: list[str]) -> list[str]:
     """Send the routed messages the batch owes, each on its own (outbox.deliver_routed): one
     that cannot be sent is parked, alone; only one that could not even be parked has its
@@ -502,32 +474,6 @@ def _send_routed(records: list[StreamRecord], config: Config, routed_queue: Mess
     else:
         delivery = deliver_routed(routed_queue, sends, parking=parked_queue, pause=_back_off)
         undelivered, parked = delivery.failed, [send.account_id for send in delivery.parked]
-    accounts = {account_pk(send.account_id) for send in undelivered}
-    failed.extend(r.sequence for r in records if r.is_account and r.keys[0] in accounts)
+    accounts = {send.account_id for send in undelivered}
+    failed.extend(r.sequence for r in records if isinstance(r, AccountChanged) and r.account_id in accounts)
     return parked
-
-
-def process_batch(raw_records: Iterable[Mapping[str, Any]], *, store: AggregateStore, config: Config,
-                  publisher: Publisher, now: datetime, routed_queue: MessageQueue | None = None,
-                  parked_queue: MessageQueue | None = None) -> list[str]:
-    """The sequence numbers of one stream batch that failed (see `aggregate_batch`)."""
-    return aggregate_batch(raw_records, store=store, config=config, publisher=publisher, now=now,
-                           routed_queue=routed_queue, parked_queue=parked_queue).failed
-
-
-def stream_response(raw_records: Sequence[Mapping[str, Any]], outcome: BatchOutcome) -> dict[str, Any]:
-    """The handler's answer under ReportBatchItemFailures, so a poison record ends up alone.
-
-    Lambda resumes a stream from the lowest reported sequence number and redelivers
-    everything after it; by then the good records after a poison one are applied (below
-    their contact's watermark), so redelivering them is a no-op. When the poison record
-    heads a batch of several, reporting it again would only send the whole rest of the
-    batch to the on-failure destination once retries run out: raise PoisonBatch instead, a
-    function error, so Lambda bisects (BisectBatchOnFunctionError) until it is alone.
-    """
-    if not outcome.failed:
-        return {"batchItemFailures": []}
-    lowest = outcome.failed[0]
-    if lowest in outcome.poison and len(raw_records) > 1 and _sequence_of(raw_records[0]) == lowest:
-        raise PoisonBatch(f"stream record {lowest} cannot be applied; bisect the batch to isolate it")
-    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in outcome.failed]}

@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from leadscore.domain.records import Account, Assignment
-from leadscore.engine.accounts import account_card, decision_view, effective_traits
+from leadscore.engine.account_views import decision_view
+from leadscore.engine.accounts import account_card, effective_traits
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.scoring import ScoringConfig
