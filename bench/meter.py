@@ -156,19 +156,22 @@ class Invocation:
 
 def describe_stream_batch(event: Any) -> dict[str, Any]:
     """Distinct keys of a stream batch, as the aggregation folds them."""
-    from leadscore.services.aggregate import StreamRecord
+    from leadscore.adapters.streams import parse_batch
+    from leadscore.services.aggregate import AccountChanged, ContactChanged, EventInserted
 
-    records = [StreamRecord.parse(r) for r in (event or {}).get("Records") or []]
-    contacts = {r.keys[0] for r in records if r.is_event}
+    raw = (event or {}).get("Records") or []
+    changes, _ = parse_batch(raw)
+    contacts = {c.contact_key for c in changes if isinstance(c, EventInserted)}
     accounts: set[str] = set()
-    for r in records:
-        if r.is_contact and r.new is not None:
-            if r.new.get("acct") and not r.new.get("into"):
-                accounts.add(str(r.new["acct"]))
-            if r.old and r.old.get("acct") and r.old.get("acct") != r.new.get("acct"):
-                accounts.add(str(r.old["acct"]))
-    account_records = {r.keys[0] for r in records if r.is_account}
-    return {"records": len(records), "event_records": sum(1 for r in records if r.is_event),
+    for change in changes:
+        if isinstance(change, ContactChanged):
+            new, old = change.new(), change.old()
+            if new.account and not new.merged_into:
+                accounts.add(new.account)
+            if old is not None and old.account and old.account != new.account:
+                accounts.add(old.account)
+    account_records = {c.account_id for c in changes if isinstance(c, AccountChanged)}
+    return {"records": len(raw), "event_records": sum(1 for c in changes if isinstance(c, EventInserted)),
             "contacts": len(contacts), "accounts": len(accounts), "account_records": len(account_records)}
 
 

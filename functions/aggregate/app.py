@@ -6,14 +6,16 @@ from typing import Any
 
 from leadscore.adapters import runtime
 from leadscore.adapters.observability import logger, metrics
-from leadscore.services.aggregate import aggregate_batch, stream_response
+from leadscore.adapters.streams import parse_batch, stream_response
+from leadscore.services.aggregate import aggregate_batch
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
-    outcome = aggregate_batch(records, store=runtime.store(), config=runtime.config(),
+    changes, unparsed = parse_batch(records)
+    outcome = aggregate_batch(changes, unparsed=unparsed, store=runtime.store(), config=runtime.config(),
                               publisher=runtime.publisher(), now=runtime.now(), routed_queue=runtime.routed_queue(),
                               parked_queue=runtime.parked_queue(), book_store=runtime.store())
     if outcome.parked:

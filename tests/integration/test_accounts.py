@@ -280,7 +280,8 @@ class TestCost:
 
         import yaml
         from leadscore.adapters.storage import Store
-        from leadscore.services.aggregate import AccountAggregator, StreamRecord
+        from leadscore.adapters.streams import change_of
+        from leadscore.services.aggregate import AccountAggregator, Change
 
         shutil.copytree(pipeline.stack.functions["CollectFunction"].environment["LEADSCORE_CONFIG_DIR"], tmp_path,
                         dirs_exist_ok=True)
@@ -288,7 +289,7 @@ class TestCost:
         scoring["account"]["top_contacts"] = 1000
         scoring["account"]["committee"]["points"] = 0
         (tmp_path / "scoring.yaml").write_text(yaml.safe_dump(scoring))
-        from leadscore.rulesfiles.config import load_config
+        from leadscore.rulesfiles.loading import load_config
 
         config = load_config(tmp_path)
         table = pipeline.stack.name_of("Table")
@@ -301,12 +302,13 @@ class TestCost:
         for i in range(1000):
             item = {"pk": f"C#u:c-{i}", "sk": "P", "k": "C", "ck": f"u:c-{i}", "ver": 1, "acct": "big.io",
                     "lg": items.state_json(ledger)}
-            records.append(StreamRecord(sequence=str(10**20 + i), name="INSERT", keys=(item["pk"], "P"),
-                                        new=item, old=None))
+            change = change_of(str(10**20 + i), "INSERT", (item["pk"], "P"), item, None)
+            assert change is not None
+            records.append(change)
         failures: list[Any] = []
         service = AtomicCalls(pipeline.stack.client("dynamodb"))
 
-        def lambda_worker(chunk: list[StreamRecord]) -> None:
+        def lambda_worker(chunk: list[Change]) -> None:
             try:
                 failures.extend(AccountAggregator(Store(table, client=service), config, now).apply(chunk).values())
             except Exception as error:  # noqa: BLE001 - surfaced by the assertion below
@@ -318,9 +320,9 @@ class TestCost:
         for thread in threads:
             thread.join()
         assert failures == []
-        from leadscore.services.read import ReadApi
+        from leadscore.services.read import ReadService
 
-        account = ReadApi(Store(table), config, clock=lambda: now).account("big.io", now)
+        account = ReadService(Store(table), config, clock=lambda: now).account("big.io", now)
         assert len(account["contacts"]) == 1000
         assert account["engagement"] == 1000 * 20 * 0.5  # every contact, weight of persona "user"
         assert _sum(account) == account["score"]

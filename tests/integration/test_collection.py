@@ -105,7 +105,7 @@ class TestExactlyOnce:
         id's event forwarded from another shard. The loser re-reads and re-applies."""
         from leadscore.adapters import runtime
         from leadscore.adapters.storage import Store
-        from leadscore.services.aggregate import process_batch
+        from leadscore.adapters.streams import aggregate_stream
 
         from tests.support.fakes import MemoryPublisher
 
@@ -122,15 +122,15 @@ class TestExactlyOnce:
         raced = {"done": False}
 
         class RacingStore(Store):
-            def put_versioned(self, item: dict[str, Any], expected_version: int | None) -> None:
+            def save_contact(self, contact: Any, expected_version: int | None) -> None:
                 if not raced["done"]:
                     raced["done"] = True  # the other Lambda writes this contact between our read and write
-                    assert process_batch([forwarded], store=Store(table), config=config,
-                                         publisher=MemoryPublisher(), now=pipeline.now) == []
-                super().put_versioned(item, expected_version)
+                    assert aggregate_stream([forwarded], store=Store(table), config=config,
+                                            publisher=MemoryPublisher(), now=pipeline.now).failed == []
+                super().save_contact(contact, expected_version)
 
-        failed = process_batch([own], store=RacingStore(table), config=config, publisher=MemoryPublisher(),
-                               now=pipeline.now)
+        failed = aggregate_stream([own], store=RacingStore(table), config=config, publisher=MemoryPublisher(),
+                                  now=pipeline.now).failed
         assert failed == [] and raced["done"]
         contact = [i for i in pipeline.table_items() if i["pk"] == "C#u:u-c" and i["sk"] == "P"][0]
         assert contact["eng"] == 20 + 10

@@ -148,30 +148,35 @@ class TestTheHandlersAnswer:
         return [{"dynamodb": {"SequenceNumber": s}} for s in sequences]
 
     def test_nothing_failed(self) -> None:
-        from leadscore.services.aggregate import BatchOutcome, stream_response
+        from leadscore.adapters.streams import stream_response
+        from leadscore.services.aggregate import BatchOutcome
 
         assert stream_response(self._raw("1", "2"), BatchOutcome([], [])) == {"batchItemFailures": []}
 
     def test_a_poison_record_after_the_first_is_reported(self) -> None:
-        from leadscore.services.aggregate import BatchOutcome, stream_response
+        from leadscore.adapters.streams import stream_response
+        from leadscore.services.aggregate import BatchOutcome
 
         answer = stream_response(self._raw("1", "2", "3"), BatchOutcome(["2"], ["2"]))
         assert answer == {"batchItemFailures": [{"itemIdentifier": "2"}]}
 
     def test_a_poison_record_heading_several_fails_the_invocation_so_lambda_bisects(self) -> None:
-        from leadscore.services.aggregate import BatchOutcome, PoisonBatch, stream_response
+        from leadscore.adapters.streams import PoisonBatch, stream_response
+        from leadscore.services.aggregate import BatchOutcome
 
         with pytest.raises(PoisonBatch):
             stream_response(self._raw("2", "3"), BatchOutcome(["2"], ["2"]))
 
     def test_a_poison_record_alone_is_reported(self) -> None:
-        from leadscore.services.aggregate import BatchOutcome, stream_response
+        from leadscore.adapters.streams import stream_response
+        from leadscore.services.aggregate import BatchOutcome
 
         assert stream_response(self._raw("2"), BatchOutcome(["2"], ["2"])) == {
             "batchItemFailures": [{"itemIdentifier": "2"}]}
 
     def test_a_failed_contact_heading_the_batch_is_reported_not_bisected(self) -> None:
-        from leadscore.services.aggregate import BatchOutcome, stream_response
+        from leadscore.adapters.streams import stream_response
+        from leadscore.services.aggregate import BatchOutcome
 
         answer = stream_response(self._raw("1", "2"), BatchOutcome(["1", "2"], ["2"]))
         assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]}
@@ -181,9 +186,8 @@ def test_the_collectors_own_items_decode() -> None:
     """What collection writes is never poison (the strict decoder accepts the real thing)."""
     from datetime import UTC, datetime
 
+    from leadscore.adapters.items import decode_event, event_item
     from leadscore.domain.events import TrackingEvent
-    from leadscore.services.aggregate import decode_event
-    from leadscore.services.collect import event_item
 
     moment = datetime(2026, 11, 2, 9, tzinfo=UTC)
     for event in (
@@ -194,6 +198,7 @@ def test_the_collectors_own_items_decode() -> None:
                       timestamp=moment, received_at=moment, anonymous_id="anon", url="https://acme.com/pricing",
                       path="/pricing", properties={"url": "https://acme.com/pricing"}, bot=True),
     ):
-        decoded, hits = decode_event(event_item(event, ["pricing_page"], 400))
+        stored = decode_event(event_item(event, ["pricing_page"], 400))
+        decoded, hits = stored.event, stored.hits
         assert decoded.message_id == event.message_id and hits == ["pricing_page"]
         assert decoded.traits == event.traits and decoded.bot == event.bot

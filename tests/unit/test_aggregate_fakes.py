@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from leadscore.adapters import items
+from leadscore.adapters.streams import aggregate_stream, change_of
 from leadscore.domain.events import TrackingEvent
 from leadscore.domain.records import Contact
 from leadscore.rulesfiles.loading import Config, load_config
-from leadscore.services.aggregate import AccountAggregator, ContactAggregator, StreamRecord, aggregate_batch
+from leadscore.services.aggregate import AccountAggregator, Change, ContactAggregator, EventInserted
 
 from tests.support.fakes import MemoryPublisher, MemoryStore
 
@@ -34,16 +35,22 @@ def event(contact_key: str, type_: str = "track", name: str | None = "Webinar At
                          contact_key=contact_key, timestamp=NOW, received_at=NOW, event=name, **fields)
 
 
-def event_record(e: TrackingEvent, hits: list[str]) -> StreamRecord:
+def _change(sequence: str, name: str, keys: tuple[str, str], new: dict[str, Any], old: dict[str, Any] | None
+            ) -> Change:
+    change = change_of(sequence, name, keys, new, old)
+    assert change is not None
+    return change
+
+
+def event_record(e: TrackingEvent, hits: list[str]) -> Change:
     image = items.event_item(e, hits, 400)
-    return StreamRecord(sequence=str(next(_sequence)), name="INSERT", keys=items.table_key(image), new=image,
-                        old=None)
+    return _change(str(next(_sequence)), "INSERT", items.table_key(image), image, None)
 
 
-def contact_record(new: Contact, old: Contact | None = None) -> StreamRecord:
+def contact_record(new: Contact, old: Contact | None = None) -> Change:
     image = items.contact_item(new)
-    return StreamRecord(sequence=str(next(_sequence)), name="MODIFY" if old else "INSERT",
-                        keys=items.table_key(image), new=image, old=items.contact_item(old) if old else None)
+    return _change(str(next(_sequence)), "MODIFY" if old else "INSERT", items.table_key(image), image,
+                   items.contact_item(old) if old else None)
 
 
 class TestContacts:
@@ -81,8 +88,8 @@ class TestContacts:
     def test_a_poison_record_fails_alone(self, config: Config) -> None:
         store = MemoryStore()
         good = event_record(event("u:jo"), ["webinar_attended"])
-        poison = StreamRecord(sequence="1", name="INSERT", keys=("C#u:jo", "E#website#bad"),
-                              new={"pk": "C#u:jo", "sk": "E#website#bad"}, old=None)
+        poison = _change("1", "INSERT", ("C#u:jo", "E#website#bad"), {"pk": "C#u:jo", "sk": "E#website#bad"}, None)
+        assert isinstance(poison, EventInserted)
         aggregator = ContactAggregator(store, config, NOW)
         assert aggregator.apply([poison, good]) == {}
         assert aggregator.poison == ["1"] and store.contacts["u:jo"].scores.engagement == 20
@@ -150,7 +157,7 @@ class TestBatch:
                                                       "NewImage": _marshal_item(twice),
                                                       "OldImage": _marshal_item(once)}}]
         # When the batch is aggregated
-        outcome = aggregate_batch(stream, store=store, config=config, publisher=bus, now=NOW)
+        outcome = aggregate_stream(stream, store=store, config=config, publisher=bus, now=NOW)
         # Then one coalesced score change goes out, from the score before the batch
         assert outcome.failed == []
         assert [t for t, _ in bus.events] == ["Account Score Changed"]
@@ -164,7 +171,7 @@ class TestBatch:
         image = items.account_item(store.accounts["acme.com"])
         stream = [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "9", "Keys": _marshal(items.table_key(image)),
                                                       "NewImage": _marshal_item(image)}}]
-        outcome = aggregate_batch(stream, store=store, config=config, publisher=MemoryPublisher(fail=True), now=NOW)
+        outcome = aggregate_stream(stream, store=store, config=config, publisher=MemoryPublisher(fail=True), now=NOW)
         assert outcome.failed == ["9"] and outcome.poison == []
 
 
@@ -199,7 +206,7 @@ class TestRoutedOutbox:
         from tests.support.fakes import MemoryQueue
 
         queue, bus = MemoryQueue(), MemoryPublisher()
-        outcome = aggregate_batch(self._routed_stream(config), store=MemoryStore(), config=config, publisher=bus,
+        outcome = aggregate_stream(self._routed_stream(config), store=MemoryStore(), config=config, publisher=bus,
                                   now=NOW, routed_queue=queue)
         assert outcome.failed == []
         (message,) = queue.messages
@@ -215,10 +222,10 @@ class TestRoutedOutbox:
         from tests.support.fakes import MemoryQueue
 
         queue = MemoryQueue()
-        aggregate_batch(self._routed_stream(config, attempt=2, old_attempt=1), store=MemoryStore(), config=config,
+        aggregate_stream(self._routed_stream(config, attempt=2, old_attempt=1), store=MemoryStore(), config=config,
                         publisher=MemoryPublisher(), now=NOW, routed_queue=queue)
         assert [(m.group_id, m.deduplication_id) for m in queue.messages] == [("sdr2", "acme.com#1#2")]
-        aggregate_batch(self._routed_stream(config, attempt=2, old_attempt=2), store=MemoryStore(), config=config,
+        aggregate_stream(self._routed_stream(config, attempt=2, old_attempt=2), store=MemoryStore(), config=config,
                         publisher=MemoryPublisher(), now=NOW, routed_queue=queue)
         assert queue.sends == 1
 
@@ -229,19 +236,19 @@ class TestRoutedOutbox:
 
         # every try of the invocation fails, and there is no parked queue to put it on
         queue, stream = MemoryQueue(fail=SEND_TRIES), self._routed_stream(config)
-        first = aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
+        first = aggregate_stream(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
                                 routed_queue=queue)
         assert first.failed == ["11"] and first.poison == [] and queue.messages == []
-        again = aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
+        again = aggregate_stream(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
                                 routed_queue=queue)
         assert again.failed == [] and len(queue.messages) == 1
         # a third delivery (a crash after the send) is dropped by the FIFO deduplication id
-        aggregate_batch(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
+        aggregate_stream(stream, store=MemoryStore(), config=config, publisher=MemoryPublisher(), now=NOW,
                         routed_queue=queue)
         assert queue.sends == SEND_TRIES + 2 and len(queue.messages) == 1
 
     def test_without_a_routed_queue_the_record_fails_rather_than_dropping_the_message(self, config: Config) -> None:
-        outcome = aggregate_batch(self._routed_stream(config), store=MemoryStore(), config=config,
+        outcome = aggregate_stream(self._routed_stream(config), store=MemoryStore(), config=config,
                                   publisher=MemoryPublisher(), now=NOW)
         assert outcome.failed == ["11"]
 

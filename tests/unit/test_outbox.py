@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 from leadscore.adapters import items
 from leadscore.adapters.bus import RoutedQueue
 from leadscore.adapters.storage import marshal
+from leadscore.adapters.streams import aggregate_stream
 from leadscore.domain.records import Account, RoutingStatus
 from leadscore.rulesfiles.loading import Config, load_config
-from leadscore.services.aggregate import aggregate_batch
 from leadscore.services.outbox import (
     MAX_BODY_BYTES,
     SQS_MAX_BYTES,
@@ -74,8 +74,8 @@ def batch(store: MemoryStore, config: Config, queue: MemoryQueue, parked: Memory
           bus: MemoryPublisher) -> Any:
     stream = [routed("acme.com", "ana", sequence="11"), routed("odd.io", "ben", sequence="12"),
               routed("zeta.io", "cy", sequence="13")]
-    return aggregate_batch(stream, store=store, config=config, publisher=bus, now=NOW, routed_queue=queue,
-                           parked_queue=parked)
+    return aggregate_stream(stream, store=store, config=config, publisher=bus, now=NOW, routed_queue=queue,
+                            parked_queue=parked)
 
 
 class TestEachSendOnItsOwn:

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from leadscore.adapters import items
+from leadscore.adapters.streams import change_of
 from leadscore.domain.ledgers import ContactEntry, RuleLedger
 from leadscore.domain.records import Account, RoutingStatus
 from leadscore.engine.slack import SLACK_EVENTS, slack_detail
-from leadscore.rulesfiles.config import ConfigError, load_config
-from leadscore.rulesfiles.routing import load_routing
-from leadscore.services.aggregate import StreamRecord, state_changes
+from leadscore.rulesfiles.errors import ConfigError
+from leadscore.rulesfiles.loading import load_config, load_routing
+from leadscore.services.aggregate import Change, state_changes
 
 from local.api_destinations import resolve_path, transform
 from local.stack import load_template
@@ -204,9 +205,10 @@ def test_every_path_of_the_rule_is_a_string_of_the_event(transformer: dict[str, 
 # ---------------------------------------------------------------- on the bus
 
 
-def _record(sequence: int, old: dict[str, Any] | None, new: dict[str, Any]) -> StreamRecord:
-    return StreamRecord(sequence=str(sequence), name="MODIFY" if old else "INSERT", keys=("A#acme.com", "P"),
-                        new=new, old=old)
+def _record(sequence: int, old: dict[str, Any] | None, new: dict[str, Any]) -> Change:
+    change = change_of(str(sequence), "MODIFY" if old else "INSERT", ("A#acme.com", "P"), new, old)
+    assert change is not None
+    return change
 
 
 def test_routed_events_carry_the_slack_strings_and_the_reasons_of_the_account() -> None:

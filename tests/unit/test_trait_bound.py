@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from leadscore.adapters import items
+from leadscore.adapters.streams import change_of
 from leadscore.engine.routing import AccountTraits
 from leadscore.engine.rules import derive_traits
-from leadscore.rulesfiles.config import Config, load_config, load_scoring
-from leadscore.services.aggregate import ContactAggregator, StreamRecord
+from leadscore.rulesfiles.loading import Config, load_config, load_scoring
+from leadscore.services.aggregate import ContactAggregator
 from leadscore.services.collect import Collector
 
 from tests.support.fakes import MemoryStore
@@ -42,8 +43,7 @@ def collect_and_fold(config: Config, message: dict[str, Any]) -> tuple[dict[str,
     assert result.accepted == 1, result
     (stored,) = store.events.values()
     image = items.event_item(stored.event, stored.hits, 400)
-    record = StreamRecord(sequence=str(next(_sequence)), name="INSERT", keys=items.table_key(image), new=image,
-                          old=None)
+    record = change_of(str(next(_sequence)), "INSERT", items.table_key(image), image, None)
     assert ContactAggregator(store, config, NOW).apply([record]) == {}
     return json.loads(image["tr"]), store.contacts[stored.event.contact_key]
 
@@ -153,8 +153,7 @@ def test_item16_an_unsubscribe_among_many_properties_still_unsubscribes(config: 
     (stored,) = store.events.values()
     image = items.event_item(stored.event, stored.hits, 400)
     assert len(image["pr"].encode()) <= BOUND and json.loads(image["pr"])["all"] is True
-    record = StreamRecord(sequence=str(next(_sequence)), name="INSERT", keys=items.table_key(image), new=image,
-                          old=None)
+    record = change_of(str(next(_sequence)), "INSERT", items.table_key(image), image, None)
     ContactAggregator(store, config, NOW).apply([record])
     # Then the contact is unsubscribed from everything (no longer counts towards routing)
     assert store.contacts["u:u-un"].unsubscribed

@@ -170,6 +170,11 @@ def is_account_key(keys: tuple[str, str]) -> bool:
     return keys[0].startswith(ACCOUNT_PREFIX) and keys[1] == PROFILE
 
 
+def is_routed_image(item: Mapping[str, Any]) -> bool:
+    """Whether an account item is routed, read without decoding the rest of it."""
+    return item.get("state") == "routed"
+
+
 def assignment_key(account_id: str, cycle: int) -> tuple[str, str]:
     """An account's assignment for one cycle: in the account's partition, beside it."""
     return account_pk(account_id), f"{ROUTE_PREFIX}{int(cycle):06d}"
