@@ -3,7 +3,7 @@
 One sample per function and route kind, for `sam local invoke <Function> -e events/<file>.json`
 and for tests/integration/test_sample_events.py. The HTTP ones are built by `local.apigw`
 (API Gateway HTTP API payload 2.0, as the template's routes receive them); the stream one
-holds an event item exactly as the collector stores it (`leadscore.services.collect.event_item`).
+holds an event item exactly as the collector stores it (`leadscore.adapters.items.event_item`).
 Everything is deterministic (fixed time, request ids and trace ids) so the committed JSON
 only changes when the shapes do: `--check` exits 1 when a file is out of date.
 """
@@ -132,11 +132,11 @@ def bus_sample() -> dict[str, Any]:
 
 def stream_sample() -> dict[str, Any]:
     """One event INSERT on the table's stream, its NewImage the item the collector stores."""
+    from leadscore.adapters.items import event_item, key_item, table_key
     from leadscore.adapters.storage import marshal
     from leadscore.engine.messages import parse_message
     from leadscore.engine.rules import matching_rules
-    from leadscore.rulesfiles.config import load_config
-    from leadscore.services.collect import event_item
+    from leadscore.rulesfiles.loading import load_config
 
     config = load_config(REPO_ROOT / "config")
     message = {"type": "track", "userId": USER_ID, "event": "Webinar Attended", "messageId": "sample-stream-1",
@@ -154,7 +154,7 @@ def stream_sample() -> dict[str, Any]:
             "awsRegion": DEFAULT_REGION,
             "dynamodb": {
                 "ApproximateCreationDateTime": int(SAMPLE_TIME.timestamp()) + 360,
-                "Keys": {"pk": image["pk"], "sk": image["sk"]},
+                "Keys": marshal(key_item(*table_key(item))),
                 "NewImage": image,
                 "SequenceNumber": "100000000000000000001",
                 "SizeBytes": len(json.dumps(image)),

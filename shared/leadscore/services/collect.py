@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from leadscore.domain.events import InvalidMessage, TrackingEvent
+from leadscore.domain.json_bounds import bounded_json_object
+from leadscore.engine.messages import bot_reason, parse_message, property_rank, trait_rank
+from leadscore.engine.rules import matching_rules
 from leadscore.services.ports import EventStore
 
 if TYPE_CHECKING:
-    from leadscore.rulesfiles.config import Config
+    from leadscore.rulesfiles.loading import Config
 
 # Rejections a request stores one by one; the rest share one summary record, so a batch of
 # 1,000 bad messages costs 11 writes, not 1,000.
@@ -56,14 +59,6 @@ class CollectResult:
     bots: int = 0  # judged bots: recorded as rejected with the reason, never scored nor listed
     rejected: list[Rejection] = field(default_factory=list)
     bot_matches: list[str] = field(default_factory=list)  # what crawlerdetect matched, per bot
-
-
-def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -> dict[str, Any]:
-    """The stored form of an accepted event (the storage layer's `items.event_item`), for the
-    local tools and tests that build stream images."""
-    from leadscore.adapters.items import event_item as stored_form
-
-    return stored_form(event, hits, retention_days)
 
 
 def _raw_text(raw: Any) -> str:
@@ -106,9 +101,6 @@ class Collector:
                 indexed: bool = False, all_or_nothing: bool = False) -> CollectResult:
         """Parse, score and store each message. A bad message never fails the others, unless
         `all_or_nothing` (a form's identify and submission): then one bad one stores none."""
-        from leadscore.engine.messages import bot_reason, parse_message
-        from leadscore.engine.rules import matching_rules
-
         result = CollectResult()
         accepted: list[tuple[TrackingEvent, list[str]]] = []
         bad: list[tuple[InvalidMessage, Any]] = []
@@ -166,8 +158,6 @@ class Collector:
         trusted source sent (a browser's write key is public: anyone could name themselves)."""
         if event.type == "group" and CRM_OWNER_TRAIT in event.traits \
                 and not self.config.sources.trusted(event.source_id):
-            from dataclasses import replace
-
             return replace(event, traits={k: v for k, v in event.traits.items() if k != CRM_OWNER_TRAIT})
         if event.type != "track" or (event.event or "").lower() != "form submitted":
             return event
@@ -175,24 +165,16 @@ class Collector:
         form = self.config.sources.form(str(form_id)) if form_id else None
         if form is None or "stage" in event.properties:
             return event
-        from dataclasses import replace
-
         return replace(event, properties={**event.properties, "form_id": form.id, "stage": form.stage})
 
     @cached_property
     def _ranks(self) -> tuple[Callable[[str], int], Callable[[str], int]]:
-        from leadscore.engine.messages import property_rank, trait_rank
-
         return trait_rank(self.config.scoring), property_rank(self.config.scoring)
 
     def _bounded(self, event: TrackingEvent) -> TrackingEvent:
         """The event with its traits and properties as they are stored: within the stored
         event's bound, what the rules, the code and the Spec read kept before custom keys
         (the storage layer alone cannot know which keys the rules read)."""
-        from dataclasses import replace
-
-        from leadscore.adapters.items import bounded_json_object
-
         traits, properties = self._ranks
         return replace(event, traits=bounded_json_object(event.traits, rank=traits) or {},
                        properties=bounded_json_object(event.properties, rank=properties) or {})
