@@ -3,13 +3,14 @@
 from typing import Any
 
 from leadscore.adapters import runtime
+from leadscore.adapters.api.read import ReadRoutes
 from leadscore.adapters.http import Request
 from leadscore.adapters.observability import logger, metrics
-from leadscore.services.read import ReadApi
+from leadscore.services.read import ReadService
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # events carry personal data
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    api = ReadApi(runtime.store(), runtime.config(), clock=runtime.now)
-    return api.handle(Request.from_event(event))
+    routes = ReadRoutes(ReadService(runtime.store(), runtime.config(), clock=runtime.now))
+    return routes.handle(Request.from_event(event))

@@ -281,9 +281,10 @@ class TestRacesAndRetries:
 
     def _api(self, pipeline: Pipeline, store: Any, publisher: Any) -> Any:
         from leadscore.adapters import runtime
-        from leadscore.services.team import TeamApi
+        from leadscore.adapters.api.team import TeamRoutes
+        from leadscore.services.team import TeamService
 
-        return TeamApi(store, runtime.routing(), clock=lambda: pipeline.now, publisher=publisher)
+        return TeamRoutes(TeamService(store, runtime.routing(), clock=lambda: pipeline.now, publisher=publisher))
 
     def test_two_leads_at_once_both_land_in_order_and_every_pool_record_agrees(self, pipeline: Pipeline) -> None:
         from leadscore.adapters.http import Request

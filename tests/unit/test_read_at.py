@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from leadscore.adapters.api import parse_moment
 from leadscore.adapters.http import HttpError
-from leadscore.services.read import parse_moment
 
 USABLE = {
     "2026-11-25T10:00:00Z": datetime(2026, 11, 25, 10, tzinfo=UTC),

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from leadscore.adapters.api.team import availability_from_json
 from leadscore.adapters.http import HttpError
 from leadscore.adapters.items import book_cursor, book_start
 from leadscore.domain.records import Account, RoutingStatus, utc_text
 from leadscore.engine.routing import GLOBAL_POOL, PoolChoice, choose_sdr
-from leadscore.services.team import AvailabilityBody, book_changes
+from leadscore.services.team import book_changes
 
 from tests.support.fakes import MemoryQueue, MemoryStore
 from tests.unit.test_router import ready, router, routing, sdr
@@ -146,11 +147,11 @@ class TestInput:
     ])
     def test_bad_bodies_name_the_field(self, data: dict[str, Any], field: str) -> None:
         with pytest.raises(HttpError) as refused:
-            AvailabilityBody.from_json(data, NOW)
+            availability_from_json(data, NOW)
         assert refused.value.status == 400 and refused.value.extra["field"] == field
 
     def test_a_good_body(self) -> None:
-        body = AvailabilityBody.from_json({"available": False, "until": "2026-11-24T09:00:00+01:00",
+        body = availability_from_json({"available": False, "until": "2026-11-24T09:00:00+01:00",
                                            "reason": None}, NOW)
         assert body.until == datetime(2026, 11, 24, 8, 0, tzinfo=UTC) and body.available is False
 

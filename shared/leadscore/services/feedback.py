@@ -42,20 +42,18 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING
 
-from leadscore.adapters.http import HttpError, Request, json_response, parse_json
 from leadscore.domain.records import Account, Feedback, RoutingStatus, VersionConflict, utc_text
-from leadscore.services.read import MAX_PATH_ID, feedback_view, storable_id
+from leadscore.engine.accounts import account_card, effective_traits, rescore_account
+from leadscore.services.errors import Busy, Conflict, Invalid, NotFound
+from leadscore.services.read import MAX_PATH_ID, storable_id
 
 if TYPE_CHECKING:
-    from leadscore.rulesfiles.config import ScoringConfig
     from leadscore.rulesfiles.routing import RoutingConfig
+    from leadscore.rulesfiles.scoring import ScoringConfig
     from leadscore.services.ports import FeedbackStore
 
-ROUTE = "POST /v1/accounts/{accountId}/feedback"
-MAX_BODY = 16 * 1024
 MAX_ATTEMPTS = 5
 OUTCOMES = ("accepted", "not_ready", "disqualified", "reset")
 #: outcome -> the states it fits
@@ -72,48 +70,13 @@ MAX_NOTE = 2000
 
 
 @dataclass(frozen=True)
-class FeedbackBody:
-    """The request body: `outcome` (one of OUTCOMES), `sdr` (1-256 characters, trimmed), `note`
-    (at most 2,000 characters, optional). Strict JSON types; unknown keys are refused, so a
-    typo is not lost. Checked by hand (`from_json`): three fields do not need pydantic's
-    import on a function's first invocation."""
+class FeedbackGiven:
+    """A feedback as given: `outcome` (one of OUTCOMES), `sdr` (who it is from: an SDR of
+    routing.yaml by id or email, at most MAX_SDR characters), `note` (at most MAX_NOTE)."""
 
     outcome: str
     sdr: str
     note: str | None = None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FeedbackBody:
-        """The body, or HttpError 400 naming the first field in error (fields in order, then
-        unknown keys)."""
-        def refuse(field: str, reason: str) -> HttpError:
-            return HttpError(400, "invalid_feedback", f"{field}: {reason}", field=field)
-
-        outcome = data.get("outcome")
-        if outcome is None:
-            raise refuse("outcome", f"required, one of {', '.join(OUTCOMES)}")
-        if not isinstance(outcome, str) or outcome not in OUTCOMES:
-            raise refuse("outcome", f"must be one of {', '.join(OUTCOMES)}")
-        sdr = data.get("sdr")
-        if sdr is None:
-            raise refuse("sdr", "required: the SDR giving the feedback")
-        if not isinstance(sdr, str):
-            raise refuse("sdr", "must be a string")
-        sdr = sdr.strip()
-        if not 1 <= len(sdr) <= MAX_SDR:
-            raise refuse("sdr", f"must be 1 to {MAX_SDR} characters")
-        note = data.get("note")
-        if note is not None and not isinstance(note, str):
-            raise refuse("note", "must be a string or null")
-        if note is not None and len(note) > MAX_NOTE:
-            raise refuse("note", f"must be at most {MAX_NOTE} characters")
-        for name, text in (("sdr", sdr), ("note", note)):
-            if text is not None and _has_surrogate(text):
-                raise refuse(name, "must be Unicode text: a lone surrogate (such as \\ud800) is not")
-        unknown = [key for key in data if key not in ("outcome", "sdr", "note")]
-        if unknown:
-            raise refuse(str(unknown[0]), "unknown field (outcome, sdr, note)")
-        return cls(outcome=outcome, sdr=sdr, note=note)
 
 
 class FeedbackConflict(Exception):
@@ -129,14 +92,9 @@ class NotTheOwner(Exception):
         self.owner = owner
 
 
-def _has_surrogate(text: str) -> bool:
-    """A lone surrogate (`"\\ud800"` is valid JSON) cannot be stored as UTF-8 text."""
-    return any("\ud800" <= char <= "\udfff" for char in text)
-
-
 def sdr_named(routing: RoutingConfig, name: str) -> str:
     """The id of the routing.yaml SDR `name` names (their id, or their email in any case),
-    or HttpError 400 naming `sdr`."""
+    or Invalid `unknown_sdr` naming `sdr`."""
     if name in routing.sdr_by_id:
         return name
     folded = name.casefold()
@@ -144,8 +102,7 @@ def sdr_named(routing: RoutingConfig, name: str) -> str:
         if sdr.email and str(sdr.email).casefold() == folded:
             return sdr.id
     shown = repr(name[:64]) + ("..." if len(name) > 64 else "")
-    raise HttpError(400, "unknown_sdr", f"sdr: {shown} is not an SDR of routing.yaml (give their id or email)",
-                    field="sdr")
+    raise Invalid("unknown_sdr", f"sdr: {shown} is not an SDR of routing.yaml (give their id or email)", field="sdr")
 
 
 def check_owner(routing: RoutingConfig, account: Account, sdr_id: str) -> None:
@@ -172,7 +129,7 @@ def note_digest(note: str | None) -> str:
     return hashlib.sha256((note or "").encode("utf-8")).hexdigest()[:16]
 
 
-def is_replay(account: Account, body: FeedbackBody) -> bool:
+def is_replay(account: Account, body: FeedbackGiven) -> bool:
     """The same body as the account's last feedback, in the same cycle (a reset in any
     cycle, as long as the account was not disqualified again since)."""
     last = account.last_feedback
@@ -184,12 +141,10 @@ def is_replay(account: Account, body: FeedbackBody) -> bool:
     return last.cycle == int(account.cycle or 0)
 
 
-def apply_feedback(scoring: ScoringConfig, routing: RoutingConfig, account: Account, body: FeedbackBody, *,
+def apply_feedback(scoring: ScoringConfig, routing: RoutingConfig, account: Account, body: FeedbackGiven, *,
                    caller: str | None, now: datetime) -> Applied:
     """The account as the feedback leaves it and the feedback record (pure). Raises
     FeedbackConflict when the outcome does not fit the account's state."""
-    from leadscore.engine.accounts import account_card, effective_traits, rescore_account
-
     state = account.state or "below_threshold"
     cycle = int(account.cycle or 0)
     at = utc_text(now)
@@ -240,18 +195,8 @@ def _misfit(outcome: str, account_id: str, state: str) -> str:
     return f"outcome: {outcome} needs an account that is {fits}; {account_id!r} is {state}"
 
 
-def parse_body(raw: bytes) -> FeedbackBody:
-    """The body, or HttpError 400 naming the field (`body` when it is not a JSON object)."""
-    if len(raw) > MAX_BODY:
-        raise HttpError(413, "payload_too_large", f"the body is over {MAX_BODY} bytes", field="body")
-    data = parse_json(raw)
-    if not isinstance(data, dict):
-        raise HttpError(400, "invalid_feedback", "body: send a JSON object", field="body")
-    return FeedbackBody.from_json(data)
-
-
-class FeedbackApi:
-    """The feedback route: validate at the edge, apply, keep the record, answer."""
+class FeedbackService:
+    """Feedback on a stored account: decided on the account as read, kept with it in one write."""
 
     def __init__(self, store: FeedbackStore, scoring: ScoringConfig, routing: RoutingConfig,
                  clock: Callable[[], datetime]) -> None:
@@ -260,32 +205,21 @@ class FeedbackApi:
         self.routing = routing
         self.clock = clock
 
-    def handle(self, request: Request) -> dict[str, Any]:
-        try:
-            if request.route != ROUTE:
-                raise HttpError(404, "not_found", f"no route {request.route}")
-            account_id = unquote(request.path_parameters.get("accountId", ""))
-            body = parse_body(request.body)
-            body = replace(body, sdr=sdr_named(self.routing, body.sdr))
-            applied = self.give(account_id, body, caller=request.caller)
-            return json_response(200, {"accountId": applied.account.id, "state": applied.account.state,
-                                       "cycle": applied.account.cycle, "cooldownUntil": applied.account.cooldown_until,
-                                       "replayed": applied.replayed, "feedback": feedback_view(applied.feedback)})
-        except HttpError as problem:
-            return problem.response()
-
-    def give(self, account_id: str, body: FeedbackBody, *, caller: str | None) -> Applied:
+    def give(self, account_id: str, body: FeedbackGiven, *, caller: str | None) -> Applied:
         """Apply a feedback to the stored account: one read, one transaction (re-read and
-        decided again when the account moved on meanwhile)."""
+        decided again when the account moved on meanwhile). `caller`: the IAM principal who
+        sent it. Invalid (an unknown SDR), NotFound (the account), Conflict (not the owner, an
+        outcome that does not fit the state), Busy (the account kept changing)."""
+        body = replace(body, sdr=sdr_named(self.routing, body.sdr))
         now = self.clock()
         if not storable_id(account_id):
-            raise HttpError(404, "unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
+            raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
         lookup = account_id.strip().lower() if "." in account_id else account_id
         for _ in range(MAX_ATTEMPTS):
             account = self.store.load_account(lookup) or (self.store.load_account(account_id)
                                                           if lookup != account_id else None)
             if account is None:
-                raise HttpError(404, "unknown_account", f"no account {account_id!r}")
+                raise NotFound("unknown_account", f"no account {account_id!r}")
             if is_replay(account, body):
                 last = account.last_feedback
                 assert last is not None
@@ -294,15 +228,14 @@ class FeedbackApi:
             try:
                 check_owner(self.routing, account, body.sdr)
             except NotTheOwner as other:
-                raise HttpError(409, "not_the_owner", str(other), field="sdr", owner=other.owner) from None
+                raise Conflict("not_the_owner", str(other), field="sdr", owner=other.owner) from None
             try:
                 applied = apply_feedback(self.scoring, self.routing, account, body, caller=caller, now=now)
             except FeedbackConflict as misfit:
-                raise HttpError(409, "feedback_conflict", str(misfit), field="outcome", state=account.state
-                                ) from None
+                raise Conflict("feedback_conflict", str(misfit), field="outcome", state=account.state) from None
             try:
                 self.store.save_feedback(applied.feedback, applied.account, account.version)
             except VersionConflict:
                 continue  # the aggregation, a route or another feedback wrote it: read again
             return applied
-        raise HttpError(503, "busy", f"account {account_id!r} kept changing; try again", field="accountId")
+        raise Busy("busy", f"account {account_id!r} kept changing; try again", field="accountId")

@@ -15,28 +15,26 @@ What is stored and what is derived, by what it costs to read (docs/DESIGN.md, "T
   record of each pool whose routing can choose them, which the router reads anyway: a pause
   costs routing no read, and is honoured by every route and routing pass that starts after
   the answer. `SDR Availability Changed` goes on the bus from here, after the write.
+
+The HTTP side (paths, query, body) is `leadscore.adapters.api.team`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from leadscore.adapters.http import HttpError, Request, json_response, parse_json
 from leadscore.domain.records import Account, BookChange, SdrActivity, SdrPause, TransactionConflict, utc_text
+from leadscore.engine.routing import GLOBAL_POOL, sdr_pools
+from leadscore.services.errors import Busy, Invalid, NotFound
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.routing import RoutingConfig, Sdr
     from leadscore.services.ports import Publisher, TeamStore
 
-LIST_ROUTE = "GET /v1/sdrs"
-BOOK_ROUTE = "GET /v1/sdrs/{sdrId}/accounts"
-AVAILABILITY_ROUTE = "PUT /v1/sdrs/{sdrId}/availability"
 AVAILABILITY_CHANGED = "SDR Availability Changed"
-MAX_BODY = 4 * 1024
 MAX_REASON = 500
 #: The furthest a pause may end (a longer absence belongs in routing.yaml's out_of_office).
 MAX_PAUSE = timedelta(days=366)
@@ -112,64 +110,13 @@ def book_changes(old: Account | None, new: Account) -> list[BookChange]:
 
 
 @dataclass(frozen=True)
-class AvailabilityBody:
-    """`{"available": false, "until": ISO (optional: until returned), "reason": "..."}` or
-    `{"available": true}`. Strict JSON types; unknown keys refused."""
+class Availability:
+    """A lead's change: paused (`available` False) until a moment (or until returned, None),
+    with why; or back (`available` True, no `until`, no `reason`)."""
 
     available: bool
     until: datetime | None = None
     reason: str | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], now: datetime) -> AvailabilityBody:
-        def refuse(field: str, reason: str) -> HttpError:
-            return HttpError(400, "invalid_availability", f"{field}: {reason}", field=field)
-
-        available = data.get("available")
-        if available is None:
-            raise refuse("available", "required: true (back) or false (paused)")
-        if not isinstance(available, bool):
-            raise refuse("available", "must be true or false")
-        until_text, reason = data.get("until"), data.get("reason")
-        until: datetime | None = None
-        if available and until_text is not None:
-            raise refuse("until", "only with available: false (a pause's end)")
-        if available and reason is not None:
-            raise refuse("reason", "only with available: false (why the SDR is paused)")
-        if until_text is not None:
-            if not isinstance(until_text, str):
-                raise refuse("until", "must be an ISO-8601 time with a zone, e.g. 2026-12-10T09:00:00Z")
-            from leadscore.services.read import parse_moment
-
-            try:
-                until = parse_moment(until_text)
-            except HttpError as problem:
-                raise refuse("until", problem.message.removeprefix("at: ")) from None
-            if until <= now:
-                raise refuse("until", f"{utc_text(until)} is in the past (now {utc_text(now)}); give a later time")
-            if until > now + MAX_PAUSE:
-                raise refuse("until", f"at most {MAX_PAUSE.days} days ahead; a longer absence belongs in "
-                                      "routing.yaml (out_of_office)")
-        if reason is not None:
-            if not isinstance(reason, str):
-                raise refuse("reason", "must be a string or null")
-            if len(reason) > MAX_REASON:
-                raise refuse("reason", f"must be at most {MAX_REASON} characters")
-            if any("\ud800" <= char <= "\udfff" for char in reason):
-                raise refuse("reason", "must be Unicode text: a lone surrogate (such as \\ud800) is not")
-        unknown = [key for key in data if key not in ("available", "until", "reason")]
-        if unknown:
-            raise refuse(str(unknown[0])[:64], "unknown field (available, until, reason)")
-        return cls(available=available, until=until, reason=reason)
-
-
-def parse_body(raw: bytes, now: datetime) -> AvailabilityBody:
-    if len(raw) > MAX_BODY:
-        raise HttpError(413, "payload_too_large", f"the body is over {MAX_BODY} bytes", field="body")
-    data = parse_json(raw)
-    if not isinstance(data, dict):
-        raise HttpError(400, "invalid_availability", "body: send a JSON object", field="body")
-    return AvailabilityBody.from_json(data, now)
 
 
 CURSOR_PROBLEM = ("cursor: not a cursor of this SDR's book (give back nextCursor as it came, or leave it out "
@@ -181,8 +128,6 @@ def pause_pools(routing: RoutingConfig, sdr_id: str) -> list[str]:
     of `round_robin` mode, so one she joins with a later deploy (or a change of mode) knows it
     already; only the pools whose routing can choose her if there are too many for one
     transaction."""
-    from leadscore.engine.routing import GLOBAL_POOL, sdr_pools
-
     every = [pool.id for pool in routing.pools] + [GLOBAL_POOL]
     return every if len(every) < MAX_PAUSE_POOLS else list(sdr_pools(routing, sdr_id))
 
@@ -202,8 +147,6 @@ def _paused_now(pause: SdrPause | None, now: datetime) -> bool:
 
 def sdr_view(routing: RoutingConfig, sdr: Sdr, activity: SdrActivity, now: datetime) -> dict[str, Any]:
     """One SDR as GET /v1/sdrs shows them."""
-    from leadscore.engine.routing import sdr_pools
-
     day = sdr.local_day(now)
     absence = sdr.out_on(day)
     pause = activity.record.pause if _paused_now(activity.record.pause, now) else None
@@ -241,8 +184,8 @@ def _book_entry(assignment: Any, account: Account | None) -> dict[str, Any]:
 # ------------------------------------------------------------------ the API
 
 
-class TeamApi:
-    """The three team lead routes: validate at the edge, read or write through the store, answer."""
+class TeamService:
+    """The team lead's three routes' use cases: read the books and counts, pause or return an SDR."""
 
     def __init__(self, store: TeamStore, routing: RoutingConfig, clock: Callable[[], datetime],
                  publisher: Publisher | None = None) -> None:
@@ -251,27 +194,12 @@ class TeamApi:
         self.clock = clock
         self.publisher = publisher
 
-    def handle(self, request: Request) -> dict[str, Any]:
-        try:
-            if request.route == LIST_ROUTE:
-                return json_response(200, self.list_sdrs())
-            if request.route == BOOK_ROUTE:
-                return json_response(200, self.book(self._sdr(request), request.query))
-            if request.route == AVAILABILITY_ROUTE:
-                sdr = self._sdr(request)
-                now = self.clock()
-                return json_response(200, self.set_availability(sdr, parse_body(request.body, now),
-                                                                caller=request.caller, now=now))
-            raise HttpError(404, "not_found", f"no route {request.route}")
-        except HttpError as problem:
-            return problem.response()
-
-    def _sdr(self, request: Request) -> Sdr:
-        sdr_id = unquote(request.path_parameters.get("sdrId", ""))
+    def sdr(self, sdr_id: str) -> Sdr:
+        """The routing.yaml SDR of a path's `sdrId`; NotFound `unknown_sdr`."""
         sdr = self.routing.sdr_by_id.get(sdr_id)
         if sdr is None:
             shown = repr(sdr_id[:64]) + ("..." if len(sdr_id) > 64 else "")
-            raise HttpError(404, "unknown_sdr", f"sdrId: {shown} is not an SDR of routing.yaml", field="sdrId")
+            raise NotFound("unknown_sdr", f"sdrId: {shown} is not an SDR of routing.yaml", field="sdrId")
         return sdr
 
     # -- reads ---------------------------------------------------------------------------------
@@ -284,24 +212,17 @@ class TeamApi:
                  for sdr in self.routing.sdrs]
         return {"asOf": utc_text(now), "sdrs": views}
 
-    def book(self, sdr: Sdr, query: Mapping[str, str]) -> dict[str, Any]:
-        """One page of the SDR's book, newest first (`state` filters, `cursor` goes on)."""
-        state = query.get("state") or None
-        if state is not None and state not in BOOK_STATES:
-            raise HttpError(400, "invalid_state", f"state: one of {', '.join(BOOK_STATES)}", field="state")
-        limit_text = query.get("limit")
-        limit = PAGE_DEFAULT
-        if limit_text is not None:
-            if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text) <= PAGE_MAX):
-                raise HttpError(400, "invalid_limit", f"limit: a whole number from 1 to {PAGE_MAX}", field="limit")
-            limit = int(limit_text)
-        cursor = query.get("cursor") or None
+    def book(self, sdr: Sdr, *, state: str | None = None, limit: int = PAGE_DEFAULT,
+             cursor: str | None = None) -> dict[str, Any]:
+        """One page of the SDR's book, newest first: at most `limit` accounts, in `state` (one of
+        BOOK_STATES) when given, from `cursor` (a page's `nextCursor`; Invalid when it is not one
+        of this SDR's book)."""
         entries: list[dict[str, Any]] = []
         for _ in range(MAX_BOOK_QUERIES):
             try:
                 page, cursor = self.store.query_book(sdr.id, limit=limit - len(entries), cursor=cursor)
             except ValueError:
-                raise HttpError(400, "invalid_cursor", CURSOR_PROBLEM, field="cursor") from None
+                raise Invalid("invalid_cursor", CURSOR_PROBLEM, field="cursor") from None
             accounts = self.store.load_accounts({a.account_id for a in page}) if page else {}
             for assignment in page:
                 entry = _book_entry(assignment, accounts.get(assignment.account_id))
@@ -313,7 +234,7 @@ class TeamApi:
 
     # -- the pause -----------------------------------------------------------------------------
 
-    def set_availability(self, sdr: Sdr, body: AvailabilityBody, *, caller: str | None,
+    def set_availability(self, sdr: Sdr, body: Availability, *, caller: str | None,
                          now: datetime) -> dict[str, Any]:
         """Pause or return the SDR: their record and the pool records' copies in one
         transaction (read again and written again when a route raced it), then
@@ -340,13 +261,13 @@ class TeamApi:
                       "changed": changed}
             self._announce(sdr, pause, version, before, now)
             return answer
-        raise HttpError(503, "busy", f"SDR {sdr.id!r}'s record kept changing; try again", field="sdrId")
+        raise Busy("busy", f"SDR {sdr.id!r}'s record kept changing; try again", field="sdrId")
 
     def _announce(self, sdr: Sdr, pause: SdrPause | None, version: int, before: SdrPause | None,
                   now: datetime) -> None:
         if self.publisher is None:
             return
-        from leadscore.services.router import sdr_card
+        from leadscore.services.router import sdr_card  # local for cold start: only a pause announces
 
         detail = {"sdr": sdr_card(sdr), "available": pause is None, "until": pause.until if pause else None,
                   "reason": pause.reason if pause else None, "by": pause.by if pause else None,
@@ -355,6 +276,6 @@ class TeamApi:
         try:
             self.publisher.publish([(AVAILABILITY_CHANGED, detail)], time=now)
         except Exception as error:  # noqa: BLE001 - saved; the same PUT again announces it again
-            raise HttpError(503, "not_announced", f"saved (version {version}) but not announced on the bus "
-                                                  f"({type(error).__name__}); send the same request again",
-                            field="sdrId", version=version) from None
+            raise Busy("not_announced", f"saved (version {version}) but not announced on the bus "
+                                        f"({type(error).__name__}); send the same request again",
+                       field="sdrId", version=version) from None
