@@ -22,7 +22,7 @@ and `POST /v1/sdrs/{sdrId}/reassign` `{"to": "pool" | "<sdrId>", "by": "<a lead>
   on; `disqualified` needs a reset; below the threshold there is nothing to route).
 - Nothing is sent from here: the table's stream is the outbox. The account's attempt rises,
   so the aggregate function sends the new SDR a routed message with a new `slaDueAt`
-  (router.routed_sends) and puts `Account Reassigned` on the bus with the previous and the new
+  (outbox.routed_sends) and puts `Account Reassigned` on the bus with the previous and the new
   SDR and the lead (accounts.state_change_events), in place of the SLA re-route's events. An
   `sdr_ready` account assigned by hand gives `Account Routed` (with `assignedBy`).
 - Exactly once: assigning an account to the SDR who owns it already changes nothing and
@@ -39,6 +39,8 @@ that SDR. Each account moves once, on its own (its own transaction, message and 
 after the other within a time budget: the answer says what moved and whether `more` remain;
 repeating the request moves the rest, never an account twice (a moved account is no longer
 in the SDR's book), also after a call that was cut short.
+
+The HTTP side (paths and bodies) is `leadscore.adapters.api.assign`.
 """
 
 from __future__ import annotations
@@ -49,21 +51,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote
 
-from leadscore.adapters.http import HttpError, Request, json_response, parse_json
 from leadscore.domain.records import Account, Assignment, HandAssignment, VersionConflict, utc_text
+from leadscore.services.errors import Busy, Conflict, Invalid, NotAllowed, NotFound
 from leadscore.services.read import MAX_PATH_ID, storable_id
+from leadscore.services.router import RouteOutcome, Router
 
 if TYPE_CHECKING:
-    from leadscore.rulesfiles.config import ScoringConfig
     from leadscore.rulesfiles.routing import RoutingConfig, Sdr
+    from leadscore.rulesfiles.scoring import ScoringConfig
     from leadscore.services.ports import AssignStore, RoutingStore
-    from leadscore.services.router import RouteOutcome, Router
 
-ASSIGN_ROUTE = "POST /v1/accounts/{accountId}/assign"
-REASSIGN_ROUTE = "POST /v1/sdrs/{sdrId}/reassign"
-MAX_BODY = 16 * 1024
 MAX_NAME = 256
 MAX_NOTE = 2000
 #: tries of one account's move when its transaction races another writer
@@ -77,89 +75,23 @@ POOL = "pool"
 ASSIGNABLE = ("routed", "sdr_ready")
 
 
-def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= char <= "\udfff" for char in text)
-
-
-def _refuse(field_name: str, reason: str) -> HttpError:
-    return HttpError(400, "invalid_assignment", f"{field_name}: {reason}", field=field_name)
-
-
-def _name(data: dict[str, Any], key: str, what: str) -> str:
-    value = data.get(key)
-    if value is None:
-        raise _refuse(key, f"required: {what}")
-    if not isinstance(value, str):
-        raise _refuse(key, "must be a string")
-    value = value.strip()
-    if not 1 <= len(value) <= MAX_NAME:
-        raise _refuse(key, f"must be 1 to {MAX_NAME} characters")
-    if _has_surrogate(value):
-        raise _refuse(key, "must be Unicode text: a lone surrogate (such as \\ud800) is not")
-    return value
-
-
-def _note(data: dict[str, Any]) -> str | None:
-    note = data.get("note")
-    if note is not None and not isinstance(note, str):
-        raise _refuse("note", "must be a string or null")
-    if note is not None and len(note) > MAX_NOTE:
-        raise _refuse("note", f"must be at most {MAX_NOTE} characters")
-    if note is not None and _has_surrogate(note):
-        raise _refuse("note", "must be Unicode text: a lone surrogate (such as \\ud800) is not")
-    return note
-
-
-def _object(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_BODY:
-        raise HttpError(413, "payload_too_large", f"the body is over {MAX_BODY} bytes", field="body")
-    data = parse_json(raw)
-    if not isinstance(data, dict):
-        raise HttpError(400, "invalid_assignment", "body: send a JSON object", field="body")
-    return data
-
-
-def _unknown(data: dict[str, Any], known: tuple[str, ...]) -> None:
-    unknown = [key for key in data if key not in known]
-    if unknown:
-        raise _refuse(str(unknown[0]), f"unknown field ({', '.join(known)})")
-
-
 @dataclass(frozen=True)
-class AssignBody:
-    """`sdr` (the new owner), `by` (a lead), `note` (optional, at most 2,000 characters).
-    Strict JSON types; unknown keys refused. HttpError 400 naming the first field in error."""
+class AssignOrder:
+    """A lead's `sdr` (the new owner, id or email), `by` (the lead, id or email), `note`
+    (optional). Names of at most MAX_NAME characters, a note of at most MAX_NOTE."""
 
     sdr: str
     by: str
     note: str | None = None
 
-    @classmethod
-    def parse(cls, raw: bytes) -> AssignBody:
-        data = _object(raw)
-        sdr = _name(data, "sdr", "the SDR who gets the account (id or email)")
-        by = _name(data, "by", "the lead reassigning it (routing.yaml leads:)")
-        note = _note(data)
-        _unknown(data, ("sdr", "by", "note"))
-        return cls(sdr=sdr, by=by, note=note)
-
 
 @dataclass(frozen=True)
-class ReassignBody:
+class ReassignOrder:
     """`to` ("pool", or the SDR who gets the whole book), `by` (a lead), `note` (optional)."""
 
     to: str
     by: str
     note: str | None = None
-
-    @classmethod
-    def parse(cls, raw: bytes) -> ReassignBody:
-        data = _object(raw)
-        to = _name(data, "to", "\"pool\" (its pool's round-robin) or the SDR who gets the book")
-        by = _name(data, "by", "the lead reassigning it (routing.yaml leads:)")
-        note = _note(data)
-        _unknown(data, ("to", "by", "note"))
-        return cls(to=to, by=by, note=note)
 
 
 def sdr_of(routing: RoutingConfig, name: str) -> Sdr | None:
@@ -175,13 +107,13 @@ def _shown(name: str) -> str:
 
 
 def lead_of(routing: RoutingConfig, name: str) -> str:
-    """The id of the lead `name` names, or HttpError 403 naming `by`."""
+    """The id of the lead `name` names, or NotAllowed `not_a_lead` naming `by`."""
     sdr = sdr_of(routing, name)
     if sdr is not None and sdr.id in routing.leads:
         return sdr.id
     leads = ", ".join(routing.leads) or "none configured"
-    raise HttpError(403, "not_a_lead", f"by: {_shown(name)} is not a lead of routing.yaml (leads: {leads}): only "
-                    "a lead may reassign accounts", field="by")
+    raise NotAllowed("not_a_lead", f"by: {_shown(name)} is not a lead of routing.yaml (leads: {leads}): only "
+                     "a lead may reassign accounts", field="by")
 
 
 def unavailable(sdr: Sdr, now: datetime, paused: str | None = None) -> str | None:
@@ -253,8 +185,9 @@ def _owner(account: Account) -> str | None:
     return (account.sdr or {}).get("id") if account.state == "routed" else None
 
 
-class AssignApi:
-    """The two routes: validate at the edge, move through the router, answer."""
+class AssignService:
+    """The two reassignments: checked against routing.yaml and the SDRs' availability, moved
+    through the router."""
 
     def __init__(self, store: AssignStore, scoring: ScoringConfig, routing: RoutingConfig,
                  clock: Callable[[], datetime], timer: Callable[[], float] = time.monotonic,
@@ -266,27 +199,6 @@ class AssignApi:
         self.timer = timer
         self.sleep = sleep
         self.book_seconds = book_seconds
-
-    def handle(self, request: Request) -> dict[str, Any]:
-        try:
-            if request.route == ASSIGN_ROUTE:
-                account_id = unquote(request.path_parameters.get("accountId", ""))
-                moved = self.assign(account_id, AssignBody.parse(request.body), caller=request.caller)
-                return json_response(200, {**moved.view(), "assignedBy": self._by(moved.account)})
-            if request.route == REASSIGN_ROUTE:
-                sdr_id = unquote(request.path_parameters.get("sdrId", ""))
-                body = ReassignBody.parse(request.body)
-                result = self.reassign_book(sdr_id, body, caller=request.caller)
-                return json_response(200, {"sdrId": sdr_id, "to": body.to, "moved": [m.view() for m in result.moved],
-                                           "kept": result.kept, "more": result.more})
-            raise HttpError(404, "not_found", f"no route {request.route}")
-        except HttpError as problem:
-            return problem.response()
-
-    @staticmethod
-    def _by(account: Account) -> str | None:
-        hand = account.routing.assigned if account.routing is not None else None
-        return hand.by if hand is not None else None
 
     # ------------------------------------------------------------------ checks
 
@@ -302,34 +214,33 @@ class AssignApi:
     def _known(self, name: str, field_name: str) -> Sdr:
         sdr = sdr_of(self.routing, name)
         if sdr is None:
-            raise HttpError(400, "unknown_sdr", f"{field_name}: {_shown(name)} is not an SDR of routing.yaml (give "
-                            "their id or email)", field=field_name)
+            raise Invalid("unknown_sdr", f"{field_name}: {_shown(name)} is not an SDR of routing.yaml (give "
+                          "their id or email)", field=field_name)
         return sdr
 
     def _available(self, sdr: Sdr, field_name: str, now: datetime) -> Sdr:
         why = unavailable(sdr, now, self._paused(sdr, now))
         if why is not None:
-            raise HttpError(409, "sdr_unavailable", f"{field_name}: {why}: choose another SDR", field=field_name,
-                            sdr=sdr.id)
+            raise Conflict("sdr_unavailable", f"{field_name}: {why}: choose another SDR", field=field_name,
+                           sdr=sdr.id)
         return sdr
 
     def _load(self, account_id: str) -> Account:
         if not storable_id(account_id):
-            raise HttpError(404, "unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
+            raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
         lookup = account_id.strip().lower() if "." in account_id else account_id
         account = self.store.load_account(lookup) or (self.store.load_account(account_id)
                                                       if lookup != account_id else None)
         if account is None:
-            raise HttpError(404, "unknown_account", f"no account {account_id!r}", field="accountId")
+            raise NotFound("unknown_account", f"no account {account_id!r}", field="accountId")
         return account
 
     # ------------------------------------------------------------------ one account
 
-    def assign(self, account_id: str, body: AssignBody, *, caller: str | None) -> Moved:
+    def assign(self, account_id: str, body: AssignOrder, *, caller: str | None) -> Moved:
         """Move one account to `body.sdr` (see the module's docstring): one read, one
-        transaction (read again and decided again when the account moved on meanwhile)."""
-        from leadscore.services.router import Router
-
+        transaction (read again and decided again when the account moved on meanwhile).
+        `caller`: the IAM principal who sent it."""
         now = self.clock()
         lead = lead_of(self.routing, body.by)
         target = self._known(body.sdr, "sdr")
@@ -339,9 +250,9 @@ class AssignApi:
             if owner == target.id:
                 return Moved(account, owner, changed=False)  # there already: a replay changes nothing
             if account.state not in ASSIGNABLE:
-                raise HttpError(409, "not_assignable", f"accountId: {account.id!r} is {account.state or 'not valued'}:"
-                                f" only a routed or SDR-ready account can be assigned", field="accountId",
-                                state=account.state)
+                raise Conflict("not_assignable", f"accountId: {account.id!r} is {account.state or 'not valued'}:"
+                               f" only a routed or SDR-ready account can be assigned", field="accountId",
+                               state=account.state)
             self._available(target, "sdr", now)
             hand = HandAssignment(by=lead, at=utc_text(now), previous=owner, caller=caller, note=body.note)
             writes = _HandWrites(self.store, hand, named=True)
@@ -353,25 +264,22 @@ class AssignApi:
                 continue
             assert writes.written is not None
             return Moved(writes.written, owner)
-        raise HttpError(503, "busy", f"account {account_id!r} kept changing; try again", field="accountId")
+        raise Busy("busy", f"account {account_id!r} kept changing; try again", field="accountId")
 
     # ------------------------------------------------------------------ a book
 
-    def reassign_book(self, sdr_id: str, body: ReassignBody, *, caller: str | None) -> BookResult:
+    def reassign_book(self, sdr_id: str, body: ReassignOrder, *, caller: str | None) -> BookResult:
         """Move `sdr_id`'s open book (see the module's docstring), within the time budget."""
-        from leadscore.services.router import Router
-
         now = self.clock()
         if sdr_id not in self.routing.sdr_by_id:
-            raise HttpError(404, "unknown_sdr", f"sdrId: {_shown(sdr_id)} is not an SDR of routing.yaml",
-                            field="sdrId")
+            raise NotFound("unknown_sdr", f"sdrId: {_shown(sdr_id)} is not an SDR of routing.yaml", field="sdrId")
         lead = lead_of(self.routing, body.by)
         target: Sdr | None = None
         if body.to != POOL:
             named = self._known(body.to, "to")
             if named.id == sdr_id:
-                raise HttpError(400, "invalid_assignment", f"to: {sdr_id!r} is the SDR whose book is reassigned: "
-                                "name another SDR or \"pool\"", field="to")
+                raise Invalid("invalid_assignment", f"to: {sdr_id!r} is the SDR whose book is reassigned: "
+                              "name another SDR or \"pool\"", field="to")
             target = self._available(named, "to", now)
         deadline = self.timer() + self.book_seconds
         result = BookResult()
