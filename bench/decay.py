@@ -51,7 +51,7 @@ def _contact_item(aggregator: Any, key: str, event_name: str, at: Any) -> dict[s
 
 def seed_contacts(client: Any, table: str, contacts: int, due: int, now: Any) -> None:
     from leadscore.adapters.storage import marshal
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
     from leadscore.services.aggregate import ContactAggregator
 
     config = load_config(CONFIG_DIR)

@@ -110,7 +110,7 @@ def run_engine(iterations: int = 2000) -> list[EngineFigures]:
     from leadscore.adapters import items
     from leadscore.engine.messages import parse_message
     from leadscore.engine.rules import apply_event, matching_rules
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
 
     config = load_config(CONFIG_DIR)
     scoring = config.scoring

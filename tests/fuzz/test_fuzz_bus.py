@@ -19,7 +19,7 @@ from tests.fuzz.tally import TALLY, fuzz_settings
 
 @cache
 def _config() -> Any:
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
 
     return load_config()
 

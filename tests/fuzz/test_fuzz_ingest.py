@@ -63,7 +63,7 @@ MAX_BATCH_ANSWER_BYTES = 64 * 1024
 
 @cache
 def _config() -> Any:
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
 
     return load_config()
 

@@ -28,7 +28,7 @@ def result() -> demo.DemoResult:
 
 @pytest.fixture(scope="module")
 def scoring() -> Any:
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
 
     return load_config(REPO_ROOT / "config").scoring
 

@@ -55,7 +55,7 @@ class FakeEventStore(MemoryStore):
 
 @cache
 def shipped_config() -> Any:
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
 
     return load_config()
 

@@ -16,10 +16,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from leadscore.domain.business_hours import Week, sla_due, worked
-from leadscore.rulesfiles import config
-from leadscore.rulesfiles import routing as routing_config
-from leadscore.rulesfiles.config import ConfigError
-from leadscore.rulesfiles.routing import RoutingConfig, load_routing
+from leadscore.rulesfiles import loading
+from leadscore.rulesfiles.errors import ConfigError
+from leadscore.rulesfiles.loading import load_routing
+from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.rulesfiles.scoring import ScoringConfig
+from leadscore.rulesfiles.sources import SourcesConfig
 from leadscore.services.routing_pass import run_routing_pass
 
 from tests.support.fakes import MemoryQueue, MemoryStore
@@ -329,16 +331,16 @@ def test_every_mistake_of_the_block_is_reported_at_once(tmp_path: Path) -> None:
 def test_the_prevalidated_form_keeps_the_hours(tmp_path: Path) -> None:
     # compiled.json (what a function loads instead of the YAML) rebuilds the same hours
     shipped = Path(__file__).resolve().parents[2] / "config"
-    for name in (config.SCORING_FILE, config.SOURCES_FILE):
+    for name in (loading.SCORING_FILE, loading.SOURCES_FILE):
         shutil.copy(shipped / name, tmp_path / name)
     path = write(tmp_path, edited("time_zone: Asia/Tokyo}", 'time_zone: Asia/Tokyo, sla_business_hours: '
                                   '{days: [Sat, Sun], from: "08:00", to: "12:00"}}'))
     files: list[tuple[Path, Any]] = [
-        (tmp_path / name, config._load(model, tmp_path / name, prevalidated=False))
-        for name, model in ((config.SCORING_FILE, config.ScoringConfig), (config.SOURCES_FILE, config.SourcesConfig),
-                            (routing_config.ROUTING_FILE, RoutingConfig))]
-    (tmp_path / config.COMPILED_FILE).write_text(config.compiled_text(files), encoding="utf-8")
-    fast = config._prevalidated(RoutingConfig, path)
+        (tmp_path / name, loading.load_rules(model, tmp_path / name, prevalidated=False))
+        for name, model in ((loading.SCORING_FILE, ScoringConfig), (loading.SOURCES_FILE, SourcesConfig),
+                            (loading.ROUTING_FILE, RoutingConfig))]
+    (tmp_path / loading.COMPILED_FILE).write_text(loading.compiled_text(files), encoding="utf-8")
+    fast = loading.prevalidated_rules(RoutingConfig, path)
     slow = load_routing(path)
     assert fast is not None and fast == slow
     routed = datetime(2026, 12, 2, 19, 0, tzinfo=UTC)

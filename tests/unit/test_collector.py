@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from leadscore.rulesfiles.config import Config, load_config
+from leadscore.rulesfiles.loading import Config, load_config
 from leadscore.services.collect import MAX_REJECTION_RECORDS, Collector
 
 from tests.support.fakes import MemoryStore

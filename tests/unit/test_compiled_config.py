@@ -11,19 +11,23 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from leadscore.rulesfiles import config
-from leadscore.rulesfiles import routing as routing_config
-from leadscore.rulesfiles.config import COMPILED_FILE, ScoringConfig, SourcesConfig
+from leadscore.rulesfiles import loading
+from leadscore.rulesfiles.errors import ConfigError
+from leadscore.rulesfiles.loading import COMPILED_FILE
+from leadscore.rulesfiles.model import RulesObject
 from leadscore.rulesfiles.routing import RoutingConfig
+from leadscore.rulesfiles.scoring import ScoringConfig
+from leadscore.rulesfiles.sources import SourcesConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config"
-FILES = ((config.SCORING_FILE, ScoringConfig), (config.SOURCES_FILE, SourcesConfig),
-         (routing_config.ROUTING_FILE, RoutingConfig))
+FILES = ((loading.SCORING_FILE, ScoringConfig), (loading.SOURCES_FILE, SourcesConfig),
+         (loading.ROUTING_FILE, RoutingConfig))
 
 
-def validated(directory: Path) -> list[tuple[Path, config._Model]]:
-    return [(directory / name, config._load(model, directory / name, prevalidated=False)) for name, model in FILES]
+def validated(directory: Path) -> list[tuple[Path, RulesObject]]:
+    return [(directory / name, loading.load_rules(model, directory / name, prevalidated=False))
+            for name, model in FILES]
 
 
 def copy_of_shipped(tmp_path: Path) -> Path:
@@ -33,27 +37,27 @@ def copy_of_shipped(tmp_path: Path) -> Path:
 
 
 def test_the_shipped_compiled_json_is_up_to_date() -> None:
-    assert (SHIPPED / COMPILED_FILE).read_text(encoding="utf-8") == config.compiled_text(validated(SHIPPED)), (
+    assert (SHIPPED / COMPILED_FILE).read_text(encoding="utf-8") == loading.compiled_text(validated(SHIPPED)), (
         "config/compiled.json is stale: run `make config`")
 
 
 @pytest.mark.parametrize(("name", "model"), FILES)
-def test_the_prevalidated_rules_are_the_validated_rules(name: str, model: type[config._Model]) -> None:
-    fast = config._prevalidated(model, SHIPPED / name)
+def test_the_prevalidated_rules_are_the_validated_rules(name: str, model: type[RulesObject]) -> None:
+    fast = loading.prevalidated_rules(model, SHIPPED / name)
     assert fast is not None, "not taken from compiled.json"
-    slow = config._load(model, SHIPPED / name, prevalidated=False)
+    slow = loading.load_rules(model, SHIPPED / name, prevalidated=False)
     assert type(fast) is type(slow) is model
     assert fast == slow
     assert repr(fast) == repr(slow)
 
 
 def test_derived_values_are_the_same_from_either_path() -> None:
-    fast = config._prevalidated(ScoringConfig, SHIPPED / config.SCORING_FILE)
-    slow = config._load(ScoringConfig, SHIPPED / config.SCORING_FILE, prevalidated=False)
+    fast = loading.prevalidated_rules(ScoringConfig, SHIPPED / loading.SCORING_FILE)
+    slow = loading.load_rules(ScoringConfig, SHIPPED / loading.SCORING_FILE, prevalidated=False)
     assert fast is not None
     assert fast.candidate_rules("track", "Demo Requested") == slow.candidate_rules("track", "Demo Requested")
     assert fast.seniority_patterns == slow.seniority_patterns
-    routing = config._prevalidated(RoutingConfig, SHIPPED / routing_config.ROUTING_FILE)
+    routing = loading.prevalidated_rules(RoutingConfig, SHIPPED / loading.ROUTING_FILE)
     assert routing is not None
     days = [o.from_ for s in routing.sdrs for o in s.out_of_office]
     assert days and all(type(d) is date for d in days)  # dates come back as dates
@@ -67,15 +71,15 @@ def test_an_edited_rules_file_is_validated_again(tmp_path: Path) -> None:
     (directory / "scoring.yaml").write_text(text.replace("velocity_days: 7", "velocity_days: 9"), encoding="utf-8")
 
     # When loaded, then the edit counts (the stale pre-validated form is not used) ...
-    assert config._prevalidated(ScoringConfig, directory / "scoring.yaml") is None
-    assert config.load_scoring(directory / "scoring.yaml").velocity_days == 9
+    assert loading.prevalidated_rules(ScoringConfig, directory / "scoring.yaml") is None
+    assert loading.load_scoring(directory / "scoring.yaml").velocity_days == 9
     # ... while the untouched file still comes from compiled.json
-    assert config._prevalidated(SourcesConfig, directory / "sources.yaml") is not None
+    assert loading.prevalidated_rules(SourcesConfig, directory / "sources.yaml") is not None
 
     # And a bad edit is reported as ever
     (directory / "scoring.yaml").write_text(text.replace("velocity_days: 7", "velocity_days: soon"), encoding="utf-8")
-    with pytest.raises(config.ConfigError, match="velocity_days: expected a number, got 'soon'"):
-        config.load_scoring(directory / "scoring.yaml")
+    with pytest.raises(ConfigError, match="velocity_days: expected a number, got 'soon'"):
+        loading.load_scoring(directory / "scoring.yaml")
 
 
 def test_compiled_json_of_other_code_is_not_used(tmp_path: Path) -> None:
@@ -83,12 +87,12 @@ def test_compiled_json_of_other_code_is_not_used(tmp_path: Path) -> None:
     document = json.loads((directory / COMPILED_FILE).read_text(encoding="utf-8"))
     document["code"] = "0" * 64
     (directory / COMPILED_FILE).write_text(json.dumps(document), encoding="utf-8")
-    assert config._prevalidated(ScoringConfig, directory / "scoring.yaml") is None
-    assert config.load_scoring(directory / "scoring.yaml") == config.load_scoring(SHIPPED / "scoring.yaml")
+    assert loading.prevalidated_rules(ScoringConfig, directory / "scoring.yaml") is None
+    assert loading.load_scoring(directory / "scoring.yaml") == loading.load_scoring(SHIPPED / "scoring.yaml")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leadscore.rulesfiles.config", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "leadscore.rulesfiles", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "shared"})
 
 
@@ -105,15 +109,14 @@ def test_validate_fails_on_a_stale_compiled_json_and_write_refreshes_it(tmp_path
     written = run_cli("validate", "--write", str(directory))
     assert written.returncode == 0, written.stderr
     assert f"wrote {directory}/{COMPILED_FILE}" in written.stdout
-    assert config._prevalidated(SourcesConfig, directory / "sources.yaml") is not None
+    assert loading.prevalidated_rules(SourcesConfig, directory / "sources.yaml") is not None
 
     again = run_cli("validate", str(directory))
     assert again.returncode == 0 and f"up to date: {directory}/{COMPILED_FILE}" in again.stdout
 
 
 def test_loading_the_prevalidated_rules_imports_neither_pydantic_nor_yaml() -> None:
-    script = ("import sys; from leadscore.rulesfiles.config import load_config; "
-              "from leadscore.rulesfiles.routing import "
+    script = ("import sys; from leadscore.rulesfiles.loading import load_config, "
               "load_routing; load_config('config'); load_routing('config/routing.yaml'); "
               "print(sorted(m for m in ('pydantic', 'pydantic_core', 'yaml') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
@@ -123,7 +126,7 @@ def test_loading_the_prevalidated_rules_imports_neither_pydantic_nor_yaml() -> N
 
 
 def test_rules_objects_are_frozen_and_compare_by_value() -> None:
-    rules = config.load_scoring(SHIPPED / "scoring.yaml")
+    rules = loading.load_scoring(SHIPPED / "scoring.yaml")
     with pytest.raises(AttributeError):
         rules.velocity_days = 3  # type: ignore[misc]
     assert {"velocity_days", "engagement"} <= set(rules.model_dump())
@@ -133,9 +136,9 @@ def test_rules_objects_are_frozen_and_compare_by_value() -> None:
 
 def test_the_yaml_is_parsed_by_libyaml_when_pyyaml_has_it() -> None:
     yaml = pytest.importorskip("yaml")
-    kit = config._yaml()
+    kit = loading.yaml_readers()
     if getattr(yaml, "__with_libyaml__", False):
         assert kit.fast is not kit.pure
-    data, node = config._compose(kit.fast, "a: 1\nb:\n  - NO\n")
+    data, node = loading.compose(kit.fast, "a: 1\nb:\n  - NO\n")
     assert data == {"a": 1, "b": ["NO"]}  # YAML 1.2 booleans with libyaml too
     assert node.value[1][0].start_mark.line == 1  # marks (lines of errors) with libyaml too

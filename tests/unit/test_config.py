@@ -10,15 +10,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from leadscore.rulesfiles import config
-from leadscore.rulesfiles.config import (
-    ConfigError,
-    ScoringConfig,
-    SourcesConfig,
-    load_config,
-    load_scoring,
-    load_sources,
-)
+from leadscore.rulesfiles import loading
+from leadscore.rulesfiles.errors import ConfigError
+from leadscore.rulesfiles.loading import load_config, load_scoring, load_sources
+from leadscore.rulesfiles.scoring import ScoringConfig
+from leadscore.rulesfiles.sources import SourcesConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config"
@@ -128,7 +124,7 @@ def test_load_config_is_cached_per_directory(monkeypatch: pytest.MonkeyPatch, tm
     second = load_config(tmp_path / "cfg" / ".." / "cfg")
 
     # Then it is read once; clearing the cache reads it again
-    assert config.default_config_dir() == tmp_path / "cfg"
+    assert loading.default_config_dir() == tmp_path / "cfg"
     assert first is second
     load_config.cache_clear()
     assert load_config() is not first
@@ -138,7 +134,7 @@ def test_load_config_is_cached_per_directory(monkeypatch: pytest.MonkeyPatch, tm
 def test_default_config_dir_falls_back_to_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEADSCORE_CONFIG_DIR", raising=False)
     if not Path("/opt/scoring.yaml").exists() and not Path("/opt/config/scoring.yaml").exists():
-        assert config.default_config_dir() == SHIPPED
+        assert loading.default_config_dir() == SHIPPED
 
 
 # ------------------------------------------------------------------- errors
@@ -513,7 +509,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": "shared"}
     env.pop("LEADSCORE_CONFIG_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "leadscore.rulesfiles.config", *args],
+        [sys.executable, "-m", "leadscore.rulesfiles", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

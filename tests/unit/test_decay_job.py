@@ -11,7 +11,7 @@ import pytest
 from leadscore.domain.ledgers import ContactState, RuleLedger
 from leadscore.domain.records import Contact
 from leadscore.engine.contacts import contact_scores
-from leadscore.rulesfiles.config import Config, load_config
+from leadscore.rulesfiles.loading import Config, load_config
 from leadscore.services.decay import WORKERS, run_decay
 
 from tests.support.fakes import MemoryStore

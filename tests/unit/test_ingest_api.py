@@ -491,7 +491,7 @@ class TestCors:
     def test_an_origin_is_allowed_per_source_as_sources_yaml_lists_it(self, store: FakeEventStore,
                                                                       tmp_path: Path) -> None:
         # Given a config where only the product source allows https://app.example.com
-        from leadscore.rulesfiles.config import load_config
+        from leadscore.rulesfiles.loading import load_config
 
         shutil.copytree(ROOT / "config", tmp_path, dirs_exist_ok=True)
         sources = (tmp_path / "sources.yaml").read_text()

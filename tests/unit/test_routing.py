@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from leadscore.engine.routing import (
     route,
     schedule,
 )
-from leadscore.rulesfiles.routing import RoutingConfig, Sdr, load_routing, region_of
+from leadscore.rulesfiles.loading import load_routing
+from leadscore.rulesfiles.routing import RoutingConfig, Sdr, region_of
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
@@ -39,8 +41,7 @@ def config(sdrs: list[dict[str, Any]], **extra: Any) -> RoutingConfig:
     if sdrs and not any(s.get("active", True) for s in sdrs):
         # Validation refuses a pool with nobody active (issue 21, item 12); routing still copes.
         checked = RoutingConfig.model_validate({**data, "sdrs": [{**s, "active": True} for s in sdrs]})
-        fields = {name: getattr(checked, name) for name in RoutingConfig.__leadscore_fields__}
-        return RoutingConfig(**{**fields, "sdrs": [Sdr.model_validate(s) for s in sdrs]})
+        return replace(checked, sdrs=[Sdr.model_validate(s) for s in sdrs])
     return RoutingConfig.model_validate(data)
 
 

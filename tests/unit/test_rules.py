@@ -14,7 +14,8 @@ from leadscore.domain.events import TrackingEvent
 from leadscore.domain.ledgers import ContactState, RuleLedger
 from leadscore.engine import rules
 from leadscore.engine.rules import Hit
-from leadscore.rulesfiles.config import ScoringConfig, load_scoring
+from leadscore.rulesfiles.loading import load_scoring
+from leadscore.rulesfiles.scoring import ScoringConfig
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

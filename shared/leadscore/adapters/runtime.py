@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from leadscore.adapters.bus import BusPublisher, RoutedQueue
     from leadscore.adapters.storage import Store
-    from leadscore.rulesfiles.config import Config
+    from leadscore.rulesfiles.loading import Config
     from leadscore.rulesfiles.routing import RoutingConfig
 
 
@@ -36,7 +36,7 @@ def _required(name: str) -> str:
 
 @cache
 def config() -> Config:
-    from leadscore.rulesfiles.config import load_config
+    from leadscore.rulesfiles.loading import load_config
 
     return load_config(os.environ.get("LEADSCORE_CONFIG_DIR") or None)
 
@@ -58,8 +58,7 @@ def publisher() -> BusPublisher:
 @cache
 def routing() -> RoutingConfig:
     """`routing.yaml` of the config directory (validated; cached for the warm container)."""
-    from leadscore.rulesfiles.config import default_config_dir
-    from leadscore.rulesfiles.routing import ROUTING_FILE, load_routing
+    from leadscore.rulesfiles.loading import ROUTING_FILE, default_config_dir, load_routing
 
     return load_routing(default_config_dir() / ROUTING_FILE)
 

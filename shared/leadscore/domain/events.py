@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 MessageType = Literal["track", "page", "screen", "identify", "group", "alias"]
+#: who someone is, not what they did: these messages never earn engagement points
+NON_ENGAGEMENT_TYPES: frozenset[MessageType] = frozenset(("identify", "group", "alias"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
-"""`config/routing.yaml`: who gets SDR-ready accounts, validated at load.
+"""`config/routing.yaml`: who gets SDR-ready accounts.
 
-The same contract as `leadscore.rulesfiles.config` (scoring.yaml, sources.yaml): unknown keys are
-errors, numbers are strict, cross checks (unknown SDR ids in pools, empty pools, unknown
+Validated as the other rules files are (`model.py`): unknown keys are errors, numbers are
+strict, and the checks across the file (unknown SDR ids in pools, empty pools, unknown
 pools, duplicate ids, overlapping out-of-office dates, unknown time zones, countries that
-are not ISO 3166) run before a config is handed out, and every error names the file, the
-key path and the reason (with the line). `python -m leadscore.rulesfiles.routing validate [DIR]`.
+are not ISO 3166) run before the rules are handed out; every error names the file, the key
+path and the reason (with the line).
 
 Country and region data come from maintained libraries, never a hand list:
 - `pycountry` (ISO 3166-1 and 3166-2, already a dependency) through `identity.country_code`,
@@ -16,45 +16,27 @@ Country and region data come from maintained libraries, never a hand list:
 Time zones are checked with `zoneinfo`, which reads the system database (Lambda's Amazon
 Linux has it) and falls back to the `tzdata` package where the system has none.
 
-Pure: no AWS. The country data loads on first use, not at import; pydantic and yaml only to
-validate: a function loads the validated form kept in `compiled.json` (see `leadscore.rulesfiles.config`).
+Pure: no AWS. The country data loads on first use, not at import.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import sys
 import zoneinfo
-from collections.abc import Sequence
+from dataclasses import field
 from datetime import date, datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from leadscore.domain.business_hours import DAY_NAMES, Week, sla_due
-from leadscore.domain.places import REGIONS, Region, country_code, region_of, subdivision_codes
-from leadscore.domain.values import SLACK_USER_ID, text_key
-from leadscore.rulesfiles.config import (
-    BeforeValidator,
-    ConfigError,
-    Field,
-    Loc,
-    NonEmpty,
-    RuleId,
-    _as_list,
-    _fail,
-    _load,
-    _Model,
-    _model_validator,
-    _names,
-    _num,
-    default_config_dir,
-    print_warnings,
-)
+from leadscore.domain.places import REGIONS, country_code, region_of, subdivision_codes
+from leadscore.domain.values import SLACK_USER_ID, number_text, text_key
+from leadscore.rulesfiles.checks import id_problems
+from leadscore.rulesfiles.errors import Problem
+from leadscore.rulesfiles.model import Before, Limits, NonEmpty, RuleId, RulesObject, as_list
 
-ROUTING_FILE = "routing.yaml"
 RoutingMode = Literal["territory", "round_robin"]
+
 
 @functools.lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
@@ -94,19 +76,19 @@ def _date(value: Any) -> Any:
     return value
 
 
-Day = Annotated[date, BeforeValidator(_date)]
-Whole = Annotated[int, Field(gt=0)]
+Day = Annotated[date, Before(_date)]
+Whole = Annotated[int, Limits(gt=0)]
 
 
 def _upper_list(value: Any) -> Any:
-    value = _as_list(value)
+    value = as_list(value)
     if isinstance(value, list):
         return [v.strip().upper() if isinstance(v, str) else v for v in value]
     return value
 
 
 def _lower_list(value: Any) -> Any:
-    value = _as_list(value)
+    value = as_list(value)
     if isinstance(value, list):
         return [v.strip().lower() if isinstance(v, str) else v for v in value]
     return value
@@ -120,7 +102,7 @@ _DAY_BY_NAME = {name.casefold(): name for name in DAY_NAMES} | {
 
 def _day_names(value: Any) -> Any:
     # `Mon`, `monday`, `MON` are `Mon`; anything else stays as written, for the error to name.
-    value = _as_list(value)
+    value = as_list(value)
     if isinstance(value, list):
         return [_DAY_BY_NAME.get(v.strip().casefold(), v) if isinstance(v, str) else v for v in value]
     return value
@@ -142,7 +124,7 @@ def _clock(value: Any) -> Any:
     return value
 
 
-Clock = Annotated[str, BeforeValidator(_clock)]
+Clock = Annotated[str, Before(_clock)]
 
 
 def _minutes(clock: str) -> int:
@@ -153,33 +135,31 @@ def _minutes(clock: str) -> int:
 # -------------------------------------------------------------------------- models
 
 
-class OutOfOffice(_Model):
+class OutOfOffice(RulesObject):
     """An absence: both days inclusive, in the SDR's own time zone."""
 
-    from_: Day = Field(alias="from")
+    from_: Day
     to: Day
 
-    @_model_validator(mode="after")
-    def _order(self) -> OutOfOffice:
+    def problems(self) -> list[Problem]:
         if self.from_ > self.to:
-            _fail((("from",), f"from ({self.from_}) is after to ({self.to})"))
-        return self
+            return [(("from",), f"from ({self.from_}) is after to ({self.to})")]
+        return []
 
     def covers(self, day: date) -> bool:
         return self.from_ <= day <= self.to
 
 
-class BusinessHours(_Model):
+class BusinessHours(RulesObject):
     """Working hours, in the SDR's own time zone: the SLA counts only these
     (`leadscore.domain.business_hours`). `to` after `from`; `"24:00"` ends at midnight."""
 
-    days: Annotated[list[str], BeforeValidator(_day_names)] = Field(default_factory=lambda: list(DAY_NAMES[:5]))
-    from_: Clock = Field(alias="from")
+    days: Annotated[list[str], Before(_day_names)] = field(default_factory=lambda: list(DAY_NAMES[:5]))
+    from_: Clock
     to: Clock
 
-    @_model_validator(mode="after")
-    def _checks(self) -> BusinessHours:
-        problems: list[tuple[Loc, str]] = []
+    def problems(self) -> list[Problem]:
+        problems: list[Problem] = []
         if not self.days:
             problems.append((("days",), f"list at least one day ({', '.join(DAY_NAMES)})"))
         for i, day in enumerate(self.days):
@@ -192,33 +172,30 @@ class BusinessHours(_Model):
         elif _minutes(self.to) <= _minutes(self.from_):
             problems.append((("to",), f"to ({self.to}) is not after from ({self.from_}): hours past midnight "
                              'are not supported; end at "24:00" and start the next day at "00:00"'))
-        if problems:
-            _fail(*problems)
-        return self
+        return problems
 
     @cached_property
     def week(self) -> Week:
         return Week.of({DAY_NAMES.index(d) for d in self.days}, _minutes(self.from_), _minutes(self.to))
 
 
-class Sdr(_Model):
+class Sdr(RulesObject):
     """A sales development rep who can be routed accounts."""
 
     id: RuleId
     name: NonEmpty
     email: NonEmpty
-    weight: Annotated[int, Field(gt=0, le=1000)] = 1
+    weight: Annotated[int, Limits(gt=0, le=1000)] = 1
     daily_capacity: Whole | None = None
     time_zone: NonEmpty = "UTC"
     sla_business_hours: BusinessHours | None = None  # over routing.yaml's own, for this SDR
-    out_of_office: list[OutOfOffice] = Field(default_factory=list)
+    out_of_office: list[OutOfOffice] = field(default_factory=list)
     active: bool = True
     #: their Slack member id (`U0123ABCD`): the Slack notifications mention them as `<@U0123ABCD>`
     slack_user_id: str | None = None
 
-    @_model_validator(mode="after")
-    def _checks(self) -> Sdr:
-        problems: list[tuple[Loc, str]] = []
+    def problems(self) -> list[Problem]:
+        problems: list[Problem] = []
         if self.slack_user_id is not None and not SLACK_USER_ID.fullmatch(self.slack_user_id):
             problems.append((("slack_user_id",), f"{self.slack_user_id!r} is not a Slack member id (like"
                                                  " U0123ABCD: Slack profile > ... > Copy member ID)"))
@@ -237,9 +214,7 @@ class Sdr(_Model):
                         )
                     )
                     break
-        if problems:
-            _fail(*problems)
-        return self
+        return problems
 
     @cached_property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -253,44 +228,42 @@ class Sdr(_Model):
         return next((o for o in self.out_of_office if o.covers(day)), None)
 
 
-class Pool(_Model):
+class Pool(RulesObject):
     """SDRs who share a round-robin (in this order)."""
 
     id: RuleId
     sdrs: list[RuleId]
 
 
-class Employees(_Model):
+class Employees(RulesObject):
     """An employee band, both ends inclusive; either may be left out."""
 
-    min: Annotated[float, Field(ge=0)] | None = None
-    max: Annotated[float, Field(ge=0)] | None = None
+    min: Annotated[float, Limits(ge=0)] | None = None
+    max: Annotated[float, Limits(ge=0)] | None = None
 
-    @_model_validator(mode="after")
-    def _bounds(self) -> Employees:
+    def problems(self) -> list[Problem]:
         if self.min is None and self.max is None:
-            _fail(((), "give min, max or both"))
+            return [((), "give min, max or both")]
         if self.min is not None and self.max is not None and self.min > self.max:
-            _fail((("min",), f"min ({_num(self.min)}) is above max ({_num(self.max)})"))
-        return self
+            return [(("min",), f"min ({number_text(self.min)}) is above max ({number_text(self.max)})")]
+        return []
 
     def contains(self, value: float) -> bool:
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
-class TerritoryWhen(_Model):
+class TerritoryWhen(RulesObject):
     """Conditions on an account; every key given must hold (a list means any of)."""
 
-    country: Annotated[list[NonEmpty], BeforeValidator(_as_list)] | None = None
-    region: Annotated[list[str], BeforeValidator(_upper_list)] | None = None
-    state: Annotated[list[NonEmpty], BeforeValidator(_as_list)] | None = None
-    industry: Annotated[list[NonEmpty], BeforeValidator(_as_list)] | None = None
+    country: Annotated[list[NonEmpty], Before(as_list)] | None = None
+    region: Annotated[list[str], Before(_upper_list)] | None = None
+    state: Annotated[list[NonEmpty], Before(as_list)] | None = None
+    industry: Annotated[list[NonEmpty], Before(as_list)] | None = None
     employees: Employees | None = None
-    domain: Annotated[list[NonEmpty], BeforeValidator(_lower_list)] | None = None
+    domain: Annotated[list[NonEmpty], Before(_lower_list)] | None = None
 
-    @_model_validator(mode="after")
-    def _values(self) -> TerritoryWhen:
-        problems: list[tuple[Loc, str]] = []
+    def problems(self) -> list[Problem]:
+        problems: list[Problem] = []
         for i, c in enumerate(self.country or ()):
             if country_code(c) is None:
                 problems.append(
@@ -309,9 +282,7 @@ class TerritoryWhen(_Model):
                         "like California)",
                     )
                 )
-        if problems:
-            _fail(*problems)
-        return self
+        return problems
 
     @cached_property
     def countries(self) -> frozenset[str]:
@@ -340,83 +311,65 @@ class TerritoryWhen(_Model):
         )
 
 
-class Territory(_Model):
+class Territory(RulesObject):
     """Accounts matching `when` go to `pool`; territories are tried in file order."""
 
     id: RuleId
     pool: RuleId
-    when: TerritoryWhen = Field(default_factory=TerritoryWhen)
+    when: TerritoryWhen = field(default_factory=TerritoryWhen)
 
 
-class RoutingConfig(_Model):
+class RoutingConfig(RulesObject):
     """`routing.yaml`: SDRs, pools, territories and the routing clock settings."""
 
     version: Literal[1]
     mode: RoutingMode = "territory"
-    sla_hours: Annotated[float, Field(ge=1)] = 48  # under an hour: re-routes faster than anyone reads
-    cooldown_days: Annotated[float, Field(ge=0)] = 30
-    sdrs: Annotated[list[Sdr], Field(min_length=1)]
-    pools: list[Pool] = Field(default_factory=list)
-    territories: list[Territory] = Field(default_factory=list)
+    sla_hours: Annotated[float, Limits(ge=1)] = 48  # under an hour: re-routes faster than anyone reads
+    cooldown_days: Annotated[float, Limits(ge=0)] = 30
+    sdrs: Annotated[list[Sdr], Limits(min_length=1)]
+    pools: list[Pool] = field(default_factory=list)
+    territories: list[Territory] = field(default_factory=list)
     fallback_pool: RuleId | None = None
-    leads: list[RuleId] = Field(default_factory=list)
+    leads: list[RuleId] = field(default_factory=list)
     """Team leads: ids of `sdrs` (who may be in no pool: managers) who may give feedback on,
     and act on, any account."""
     sla_business_hours: BusinessHours | None = None
     """The SLA counts only these hours of the owning SDR (their own `sla_business_hours`
     first); none: wall-clock hours."""
 
-    @_model_validator(mode="after")
-    def _cross_checks(self) -> RoutingConfig:
-        problems: list[tuple[Loc, str]] = []
-        sections: list[tuple[str, list[str]]] = [
-            ("sdrs", [s.id for s in self.sdrs]),
-            ("pools", [p.id for p in self.pools]),
-            ("territories", [t.id for t in self.territories]),
-        ]
-        for section, ids in sections:
-            first: dict[str, int] = {}
-            for i, item_id in enumerate(ids):
-                if item_id in first:
-                    problems.append(
-                        ((section, i, "id"), f"duplicate id {item_id!r} (first at {section}[{first[item_id]}])")
-                    )
-                first.setdefault(item_id, i)
+    def problems(self) -> list[Problem]:
         sdr_ids = {s.id for s in self.sdrs}
+        pool_ids = {p.id for p in self.pools}
+        problems = [
+            *id_problems(((("sdrs", i), s.id) for i, s in enumerate(self.sdrs)), key="id",
+                         repeated="duplicate id {value!r} (first at {first})"),
+            *id_problems(((("pools", i), p.id) for i, p in enumerate(self.pools)), key="id",
+                         repeated="duplicate id {value!r} (first at {first})"),
+            *id_problems(((("territories", i), t.id) for i, t in enumerate(self.territories)), key="id",
+                         repeated="duplicate id {value!r} (first at {first})"),
+        ]
         for i, pool in enumerate(self.pools):
             if not pool.sdrs:
                 problems.append((("pools", i, "sdrs"), f"pool {pool.id!r} is empty: list at least one SDR id"))
-            seen: set[str] = set()
-            for j, sdr in enumerate(pool.sdrs):
-                if sdr not in sdr_ids:
-                    problems.append((("pools", i, "sdrs", j), f"unknown SDR {sdr!r} (SDRs: {_names(sdr_ids)})"))
-                elif sdr in seen:
-                    problems.append((("pools", i, "sdrs", j), f"SDR {sdr!r} is listed twice in this pool"))
-                seen.add(sdr)
-        pool_ids = {p.id for p in self.pools}
-        for i, t in enumerate(self.territories):
-            if t.pool not in pool_ids:
-                problems.append((("territories", i, "pool"), f"unknown pool {t.pool!r} (pools: {_names(pool_ids)})"))
+            problems += id_problems(((("pools", i, "sdrs", j), sdr) for j, sdr in enumerate(pool.sdrs)),
+                                    known=sdr_ids, unknown="unknown SDR {value!r} (SDRs: {known})",
+                                    repeated="SDR {value!r} is listed twice in this pool")
+        problems += id_problems(((("territories", i), t.pool) for i, t in enumerate(self.territories)), key="pool",
+                                known=pool_ids, unknown="unknown pool {value!r} (pools: {known})")
         problems += self._shadowed() + self._never_routed()
-        seen_leads: set[str] = set()
-        for i, lead in enumerate(self.leads):
-            if lead not in sdr_ids:
-                problems.append((("leads", i),
-                                 f"unknown SDR {lead!r}: a lead is one of `sdrs` (SDRs: {_names(sdr_ids)})"))
-            elif lead in seen_leads:
-                problems.append((("leads", i), f"lead {lead!r} is listed twice"))
-            seen_leads.add(lead)
-        if self.fallback_pool is not None and self.fallback_pool not in pool_ids:
-            problems.append((("fallback_pool",), f"unknown pool {self.fallback_pool!r} (pools: {_names(pool_ids)})"))
-        if self.mode == "territory" and self.fallback_pool is None:
+        problems += id_problems(((("leads", i), lead) for i, lead in enumerate(self.leads)), known=sdr_ids,
+                                unknown="unknown SDR {value!r}: a lead is one of `sdrs` (SDRs: {known})",
+                                repeated="lead {value!r} is listed twice")
+        if self.fallback_pool is not None:
+            problems += id_problems([(("fallback_pool",), self.fallback_pool)], known=pool_ids,
+                                    unknown="unknown pool {value!r} (pools: {known})")
+        elif self.mode == "territory":
             problems.append((("fallback_pool",), "required key missing: the pool for accounts no territory matches"))
-        if problems:
-            _fail(*problems)
-        return self
+        return problems
 
-    def _shadowed(self) -> list[tuple[Loc, str]]:
+    def _shadowed(self) -> list[Problem]:
         """Territories an earlier one always wins over (first match wins), each named once."""
-        problems: list[tuple[Loc, str]] = []
+        problems: list[Problem] = []
         for j, later in enumerate(self.territories):
             for i, earlier in enumerate(self.territories[:j]):
                 if earlier.when.is_empty:
@@ -429,9 +382,9 @@ class RoutingConfig(_Model):
                 break
         return problems
 
-    def _never_routed(self) -> list[tuple[Loc, str]]:
+    def _never_routed(self) -> list[Problem]:
         """Pools nobody active can take accounts from, and active SDRs no account can reach."""
-        problems: list[tuple[Loc, str]] = []
+        problems: list[Problem] = []
         active = {s.id for s in self.sdrs if s.active}
         if self.mode == "round_robin":
             if not active:
@@ -458,8 +411,7 @@ class RoutingConfig(_Model):
                                      "`active: false`"))
         return problems
 
-    def config_warnings(self) -> list[tuple[Loc, str]]:
-        """What is valid but probably not meant (`make config` prints each with its line)."""
+    def config_warnings(self) -> list[Problem]:
         if self.mode == "round_robin" and self.territories:
             return [(("territories",), "ignored with `mode: round_robin` (one round-robin over every active SDR); "
                                        "remove them or set `mode: territory`")]
@@ -509,58 +461,3 @@ def _covers(wide: TerritoryWhen, narrow: TerritoryWhen) -> bool:
         if band.max is not None and (within.max is None or within.max > band.max):
             return False
     return True
-
-
-# -------------------------------------------------------------------------- loading
-
-
-def load_routing(path: str | os.PathLike[str]) -> RoutingConfig:
-    """Read and validate a `routing.yaml`; `ConfigError` lists every problem found."""
-    return _load(RoutingConfig, path)
-
-
-def describe(cfg: RoutingConfig) -> str:
-    active = sum(1 for s in cfg.sdrs if s.active)
-    return f"{cfg.mode}, {active} active SDRs, {len(cfg.pools)} pools, {len(cfg.territories)} territories"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m leadscore.rulesfiles.routing validate [DIR]`: exit 1 when routing.yaml has errors."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m leadscore.rulesfiles.routing", description="Check routing.yaml.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="validate routing.yaml")
-    validate.add_argument("dir", nargs="?", default=None, help="config directory (default: the functions' one)")
-    args = parser.parse_args(argv)
-    directory = Path(args.dir) if args.dir else default_config_dir()
-    path = directory / ROUTING_FILE
-    try:
-        loaded = _load(RoutingConfig, path, prevalidated=False)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    print(f"ok: {path} ({describe(loaded)})")
-    print_warnings(path, loaded)
-    return 0
-
-
-__all__ = [
-    "REGIONS",
-    "ROUTING_FILE",
-    "ConfigError",
-    "BusinessHours",
-    "Employees",
-    "OutOfOffice",
-    "Pool",
-    "Region",
-    "RoutingConfig",
-    "RoutingMode",
-    "Sdr",
-    "Territory",
-    "TerritoryWhen",
-    "load_routing",
-]
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from leadscore.domain.records import Contact, VersionConflict
 
 if TYPE_CHECKING:
-    from leadscore.rulesfiles.config import Config
+    from leadscore.rulesfiles.loading import Config
     from leadscore.services.ports import DecayStore
 
 MAX_ATTEMPTS = 5
