@@ -282,19 +282,21 @@ def write_compiled(directory: Path, files: Sequence[tuple[Path, RulesObject]]) -
     return True
 
 
-# The pre-validated JSON back into the classes, by their type hints: nested rules objects by
-# their constructors (which check nothing: compiled.json holds validated rules), dates from
-# their ISO text, everything else as JSON has it.
+# The pre-validated JSON back into the classes, by their type hints: nested rules objects as
+# objects, dates from their ISO text, everything else as JSON has it. compiled.json holds every
+# field of every object, validated: each object gets its fields as they are, without the
+# constructor's look-up of defaults (a cold start builds a few hundred of them).
 
 _Decode = Callable[[Any], Any]
 
 
 def _built(cls: type[_R], data: dict[str, Any]) -> _R:
-    values: dict[str, Any] = {}
+    out = object.__new__(cls)
+    values = out.__dict__
     for name, decode in _plan(cls):
         value = data[name]
         values[name] = value if decode is None or value is None else decode(value)
-    return cls(**values)
+    return out
 
 
 _PLANS: dict[type[RulesObject], tuple[tuple[str, _Decode | None], ...]] = {}
