@@ -49,7 +49,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from leadscore.domain.events import TrackingEvent
 from leadscore.domain.ledgers import ContactState
 from leadscore.domain.records import Account, BookChange, Contact, PoisonRecord, VersionConflict
+from leadscore.engine.account_events import state_change_events
+from leadscore.engine.accounts import (
+    account_changed,
+    apply_memberships,
+    membership_changes,
+    new_account,
+    rescore_account,
+)
+from leadscore.engine.contacts import (
+    follow_merges,
+    identity,
+    linked_keys,
+    merge_linked,
+    moved_stub,
+    new_contact,
+    remember_identity,
+    rescored,
+)
 from leadscore.engine.identity import key_digest
+from leadscore.engine.rules import apply_event
+from leadscore.services.outbox import deliver_routed, routed_sends
+from leadscore.services.team import book_changes
 
 if TYPE_CHECKING:
     from leadscore.engine.accounts import Membership
@@ -229,7 +250,6 @@ class ContactAggregator:
         if contact is not None and contact.merged_into:
             self._forward(contact, events, new_watermark)
             return
-        from leadscore.engine.contacts import identity
 
         update = self._load(key, contact)
         before_state = _snapshot(contact.state) if contact is not None and contact.state is not None else None
@@ -244,15 +264,12 @@ class ContactAggregator:
         self._write(update)
 
     def _load(self, key: str, contact: Contact | None) -> ContactUpdate:
-        from leadscore.engine.contacts import new_contact
 
         if contact is None:
             return ContactUpdate(contact=new_contact(key, self.now), version=None)
         return ContactUpdate(contact=replace(contact, extra=dict(contact.extra)), version=contact.version)
 
     def _fold(self, update: ContactUpdate, events: list[tuple[TrackingEvent, list[str]]]) -> None:
-        from leadscore.engine.contacts import linked_keys, merge_linked, remember_identity
-        from leadscore.engine.rules import apply_event
 
         links = [key for event, _ in events for key in linked_keys(event)]
         if links:
@@ -265,7 +282,6 @@ class ContactAggregator:
             remember_identity(update.contact, event)
 
     def _write(self, update: ContactUpdate) -> None:
-        from leadscore.engine.contacts import rescored
 
         contact = rescored(self.config.scoring, update.contact, self.now)
         if update.merged:
@@ -275,7 +291,6 @@ class ContactAggregator:
 
     def _forward(self, stub: Contact, events: list[tuple[TrackingEvent, list[str]]], watermark: str) -> None:
         """Events of a merged contact score on the contact it was merged into."""
-        from leadscore.engine.contacts import follow_merges, moved_stub
 
         target_key, target = follow_merges(stub, self.store.load_contact, MAX_FORWARD_HOPS + 1)
         update = self._load(target_key, target)
@@ -298,7 +313,6 @@ class AccountAggregator:
 
         A contact record that cannot be summarised (a corrupt image) is left out, so its
         accounts take the batch's other contacts, and listed in `self.poison`."""
-        from leadscore.engine.accounts import membership_changes
 
         changes: dict[str, list[Membership]] = defaultdict(list)
         sequences: dict[str, list[str]] = defaultdict(list)
@@ -328,7 +342,6 @@ class AccountAggregator:
         return failed
 
     def _apply_account(self, account_id: str, account: Account | None, changes: list[Membership]) -> None:
-        from leadscore.engine.accounts import account_changed, apply_memberships, new_account, rescore_account
 
         version = account.version if account is not None else None
         current = (replace(account, entries=list(account.entries), traits=dict(account.traits),
@@ -348,7 +361,6 @@ def state_changes(records: Iterable[Change], now: datetime,
     """The bus events an account batch causes: transitions as they happened, and one
     coalesced `Account Score Changed` per account per batch (accounts.state_change_events).
     With `scoring`, a routed account is read in full (its Slack notification's reasons)."""
-    from leadscore.engine.account_events import state_change_events
 
     changes = [(record.account_id, record.old(), _new_account(record, full=scoring is not None and record.routed))
                for record in records if isinstance(record, AccountChanged)]
@@ -369,7 +381,6 @@ def routed_sends_of(records: Iterable[Change], config: Config) -> tuple[list[Rou
     transaction is the outbox, the stream delivers it), and the sequence numbers of the
     records whose message could not even be built (reported alone). Only a record whose new
     image is routed is decoded in full."""
-    from leadscore.services.outbox import routed_sends
 
     sends: list[RoutedSend] = []
     failed: list[str] = []
@@ -442,7 +453,6 @@ def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config:
 def book_changes_of(records: Iterable[Change]) -> list[BookChange]:
     """What the batch's account changes mean for the SDRs' books (team.book_changes), in order;
     an image that cannot be read is left out (its account's other records still count)."""
-    from leadscore.services.team import book_changes
 
     changes: list[BookChange] = []
     for record in records:
@@ -461,7 +471,6 @@ def _send_routed(records: Sequence[Change], config: Config, routed_queue: Messag
     that cannot be sent is parked, alone; only one that could not even be parked has its
     account's records reported (the stream retries them; SQS drops what was sent already).
     Returns the accounts parked."""
-    from leadscore.services.outbox import deliver_routed
 
     sends, unbuilt = routed_sends_of(records, config)
     failed.extend(unbuilt)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from leadscore.domain.ledgers import ContactState
 from leadscore.domain.records import Contact, VersionConflict
+from leadscore.engine.contacts import contact_scores
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.loading import Config
@@ -70,8 +72,6 @@ def run_decay(store: DecayStore, config: Config, now: datetime, *, out_of_time: 
 
 def _revalue(store: DecayStore, config: Config, due: Contact, now: datetime) -> str:
     """One contact: 'written', or 'unchanged' when someone re-valued it meanwhile."""
-    from leadscore.domain.ledgers import ContactState
-    from leadscore.engine.contacts import contact_scores
 
     contact: Contact | None = due
     for _ in range(MAX_ATTEMPTS):

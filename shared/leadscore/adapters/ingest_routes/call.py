@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from leadscore.adapters.http import HttpError, Request, inflate, parse_json
+from leadscore.engine.messages import write_key_of
 from leadscore.services.collect import Collector, CollectResult
 
 Answer = dict[str, Any]  # an HTTP API (payload 2.0) response
@@ -179,7 +180,6 @@ def refuse_oversized(call: Call, body: bytes, limit: int, what: str) -> None:
 def authorized_json(call: Call, limit: int) -> tuple[str, Any]:
     """(source id, body) of a Segment route: the Basic key's source (checked before the body
     was read), else the body's own `writeKey`, checked only after the body parsed."""
-    from leadscore.engine.messages import write_key_of
 
     body = read_json(call, limit)
     return call.source_id or call.authorize(write_key_of(body)), body

@@ -13,6 +13,7 @@ from typing import Any
 
 from leadscore.adapters.http import HttpError, json_response, parse_form, redirect_response
 from leadscore.adapters.ingest_routes.call import Answer, Call, read_json, refuse_oversized
+from leadscore.engine.messages import MAX_EVENT_BYTES
 
 # Form fields that steer collection rather than describe the person (`userId` is ignored:
 # a public form must not name a known contact).
@@ -43,7 +44,6 @@ def submit(call: Call) -> Answer:
 
 
 def _html_fields(call: Call) -> dict[str, Any]:
-    from leadscore.engine.messages import MAX_EVENT_BYTES
 
     body = call.request.body
     refuse_oversized(call, body, MAX_EVENT_BYTES, "the form")
@@ -54,7 +54,6 @@ def _html_fields(call: Call) -> dict[str, Any]:
 
 
 def _json_fields(call: Call) -> dict[str, Any]:
-    from leadscore.engine.messages import MAX_EVENT_BYTES
 
     fields = read_json(call, MAX_EVENT_BYTES)
     if not isinstance(fields, dict):

@@ -16,6 +16,7 @@ from typing import Any
 from leadscore.adapters.http import HttpError, json_response
 from leadscore.adapters.ingest_routes.call import Answer, Call, authorized_json
 from leadscore.domain.events import InvalidMessage
+from leadscore.engine.messages import MAX_BATCH_BYTES, MAX_EVENT_BYTES, batch_messages
 
 MAX_LISTED_REJECTIONS = 100  # a batch answer lists this many rejected messages, then counts
 TYPES = ("track", "identify", "page", "screen", "group", "alias")  # one route each
@@ -25,7 +26,6 @@ def single(message_type: str) -> Callable[[Call], Answer]:
     """The route of one message type: `200 {"success": true}`, or 400 naming the field."""
 
     def answer(call: Call) -> Answer:
-        from leadscore.engine.messages import MAX_EVENT_BYTES
 
         _, body = authorized_json(call, MAX_EVENT_BYTES)
         result = call.collect([body], expected_type=message_type)
@@ -41,7 +41,6 @@ def single(message_type: str) -> Callable[[Call], Answer]:
 
 def batch(call: Call) -> Answer:
     """Many messages: each bad one is rejected alone and named by its index, the rest stored."""
-    from leadscore.engine.messages import MAX_BATCH_BYTES, batch_messages
 
     _, body = authorized_json(call, MAX_BATCH_BYTES)
     try:
