@@ -4,12 +4,13 @@
 and `POST /v1/sdrs/{sdrId}/reassign` `{"to": "pool" | "<sdrId>", "by": "<a lead>", "note": "..."}`
 (PRODUCT "Team lead"):
 
-- `by` names one of routing.yaml's `leads:` (by id or email); anyone else: 403 naming `by`.
+- `by` names one of routing.yaml's `leads:` (by id or email); anyone else is refused
+  (NotAllowed `not_a_lead`, naming `by`).
   The request's IAM caller is kept with the reassignment (`RoutingStatus.assigned`, shown by
   `GET /v1/accounts/{id}` under `routing.assigned`), with the lead, the note and the SDR
   who had the account.
-- The new owner is an SDR of routing.yaml (by id or email): an unknown one is 400 naming the
-  field (`sdr`, `to`); one who cannot work it now is 409 naming it: `active: false`, out of
+- The new owner is an SDR of routing.yaml (by id or email): an unknown one is Invalid naming
+  the field (`sdr`, `to`); one who cannot work it now a Conflict naming it: `active: false`, out of
   office today in their time zone, or paused by a lead (`_paused`). A lead's choice counts
   toward the SDR's daily capacity (the router then gives them less that day) but is not
   refused by it: capacity is the round-robin's limit, and the lead chose.
@@ -18,8 +19,8 @@ and `POST /v1/sdrs/{sdrId}/reassign` `{"to": "pool" | "<sdrId>", "by": "<a lead>
   the assignment conditioned on the attempt read, the account's routing fields and `sdr`
   conditioned on the version read, the new SDR's day counts). An `sdr_ready` account (waiting
   for an SDR, or not yet routed) is routed to that SDR: its cycle's first routing, by hand.
-  Any other state is 409 naming it (`accepted` and `recycled` are the SDR's to give feedback
-  on; `disqualified` needs a reset; below the threshold there is nothing to route).
+  Any other state is a Conflict naming it (`accepted` and `recycled` are the SDR's to give
+  feedback on; `disqualified` needs a reset; below the threshold there is nothing to route).
 - Nothing is sent from here: the table's stream is the outbox. The account's attempt rises,
   so the aggregate function sends the new SDR a routed message with a new `slaDueAt`
   (outbox.routed_sends) and puts `Account Reassigned` on the bus with the previous and the new

@@ -1,4 +1,5 @@
-"""Sales feedback on an account: `POST /v1/accounts/{accountId}/feedback` (IAM-authorized).
+"""Sales feedback on an account (`POST /v1/accounts/{accountId}/feedback`, its HTTP side in
+`leadscore.adapters.api.feedback`).
 
 PRODUCT "Routing semantics", Feedback:
 - `accepted` closes the cycle: state `accepted`, no SLA (off the routing index). Only a
@@ -18,8 +19,9 @@ PRODUCT "Routing semantics", Feedback:
 
 Who (`sdr`): an SDR of routing.yaml, by id or email, kept as their id. Only the SDR who owns
 the account now (`Account.sdr`: who has it, or had it last) or a lead (`leads:`) may give
-feedback; anyone else gets 409 naming the owner (after an SLA re-route, the previous SDR is
-no longer the owner), an unknown name 400. An account no SDR ever had is a lead's alone.
+feedback; anyone else is refused (Conflict `not_the_owner`, naming the owner: after an SLA
+re-route, the previous SDR is no longer the owner), an unknown name too (Invalid
+`unknown_sdr`). An account no SDR ever had is a lead's alone.
 The request's IAM caller is kept with each outcome (`by`): `sdr` says for whom, the caller
 who sent it.
 
@@ -80,12 +82,12 @@ class FeedbackGiven:
 
 
 class FeedbackConflict(Exception):
-    """The outcome does not fit the account's state (answered 409 naming `outcome`)."""
+    """The outcome does not fit the account's state (refused: Conflict `feedback_conflict`)."""
 
 
 class NotTheOwner(Exception):
-    """The SDR named does not own the account and is not a lead (answered 409 naming `sdr`
-    and the current owner)."""
+    """The SDR named does not own the account and is not a lead (refused: Conflict
+    `not_the_owner` naming `sdr` and the current owner)."""
 
     def __init__(self, message: str, owner: str | None) -> None:
         super().__init__(message)
