@@ -374,6 +374,142 @@ def measure_function(code_dir: Path, runs: int = 5, *, script: str | None = None
         calls=first["calls"], loaded=first["loaded"])
 
 
+# ----------------------------------------------- Powertools' HTTP resolver (information)
+
+_RESOLVER_SETUP = """
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+_resolver = APIGatewayHttpResolver()
+
+
+def _via_app(**_):
+    answer = app.lambda_handler(_resolver.current_event.raw_event, _resolver.lambda_context)
+    return Response(status_code=answer["statusCode"], headers=answer.get("headers"), body=answer.get("body"))
+
+
+for _method, _path in {routes!r}:
+    _resolver.route(_path, _method)(_via_app)
+"""
+
+
+def http_routes(code_dir: Path) -> list[tuple[str, str]]:
+    """(method, path) of the function's HTTP API routes in template.yaml, in the resolver's
+    path syntax (`{id}` -> `<id>`, a greedy `{proxy+}` -> a pattern)."""
+    from local.stack import load_template
+
+    template = load_template(REPO_ROOT / "template.yaml")
+    routes = []
+    for resource in template["Resources"].values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") != "AWS::Serverless::Function" or \
+                Path(str(props.get("CodeUri", ""))).name != code_dir.name:
+            continue
+        for source in (props.get("Events") or {}).values():
+            if source.get("Type") == "HttpApi":
+                path = source["Properties"]["Path"]
+                path = path.replace("{proxy+}", ".+").replace("{", "<").replace("}", ">")
+                routes.append((source["Properties"]["Method"], path))
+    return routes
+
+
+def resolver_script(code_dir: Path) -> str:
+    """The function's first invocation with Powertools' `APIGatewayHttpResolver` in front of its
+    handler: imported and given the function's routes at init, the sample event resolved to
+    the handler (whose own routing stays: a dictionary lookup)."""
+    script = function_script(code_dir).replace("app.lambda_handler(", "_resolver.resolve(")
+    return script.replace("import app\n", "import app\n" + _RESOLVER_SETUP.format(routes=http_routes(code_dir)), 1)
+
+
+def measure_with_resolver(code_dir: Path, runs: int = 5) -> tuple[ColdStart, ColdStart]:
+    """The function's first invocation as it is and with the resolver in front (`resolver_script`),
+    each run's two and the floor's measured one after the other, so that a busy machine
+    disturbs all three alike."""
+    clients = clients_of(code_dir)
+    baseline = _BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=[CLIENTS[c] for c in clients])
+    scripts = {code_dir.name: function_script(code_dir),
+               f"{code_dir.name} (+ HTTP resolver)": resolver_script(code_dir)}
+    measured: dict[str, list[dict[str, Any]]] = {label: [] for label in scripts}
+    floors = []
+    for _ in range(runs):
+        for label, script in scripts.items():
+            measured[label].append(_measure(script, code_dir))
+        floors.append(_measure(baseline, code_dir)["init"])
+    results = []
+    for label, function_runs in measured.items():
+        problem = _handled(code_dir.name, function_runs[0]["result"])
+        if problem:
+            raise RuntimeError(f"cold start of {label}: the sample event was not handled: {problem}")
+        results.append(ColdStart(
+            function=label, clients=clients, function_s=statistics.median(r["init"] for r in function_runs),
+            baseline_s=statistics.median(floors), config_s=statistics.median(r["config"] for r in function_runs),
+            handle_s=statistics.median(r["handle"] for r in function_runs),
+            first_s=statistics.median(r["init"] + r["config"] + r["handle"] for r in function_runs),
+            calls=function_runs[0]["calls"], loaded=function_runs[0]["loaded"]))
+    return results[0], results[1]
+
+
+_RESOLVER_CPU_SCRIPT = """
+import sys, time, json
+sys.modules.update(dict.fromkeys({absent!r}))
+sys.path[:0] = [{code!r}, {layer!r}]
+started = time.process_time()
+import boto3
+for service in {services!r}:
+    boto3.client(service)
+floor = time.process_time() - started
+import app
+started = time.process_time()
+{setup}
+print(json.dumps({{"floor": floor, "resolver": time.process_time() - started}}))
+"""
+
+
+def resolver_import_cpu(code_dir: Path, runs: int = 5) -> tuple[float, float]:
+    """(CPU seconds of the floor, CPU seconds of importing the resolver and giving it the
+    function's routes once the function's own imports are done), medians. CPU time, not the
+    wall clock, so that a busy machine moves it little."""
+    script = _RESOLVER_CPU_SCRIPT.format(
+        absent=_LAMBDA_ABSENT, code=str(code_dir), layer=str(LAYER_DIR),
+        services=[CLIENTS[c] for c in clients_of(code_dir)],
+        setup=_RESOLVER_SETUP.format(routes=http_routes(code_dir)))
+    measured = [_measure(script, code_dir) for _ in range(runs)]
+    return statistics.median(r["floor"] for r in measured), statistics.median(r["resolver"] for r in measured)
+
+
+def resolver_dispatch_us(rounds: int = 20_000) -> tuple[float, float]:
+    """CPU per request (microseconds, best of three) of routing collect's sample event: the
+    resolver's `resolve` with collect's routes to a handler answering a ready `Response`, and
+    the hand-written way (`Request.from_event`, then `ROUTES` by route key)."""
+    import time
+
+    sys.path.insert(0, str(LAYER_DIR))
+    try:
+        from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+        from leadscore.adapters.http import Request
+        from leadscore.adapters.ingest import ROUTES
+    finally:
+        sys.path.remove(str(LAYER_DIR))
+    from local.apigw import lambda_context
+
+    event = _sample("collect-track")
+    resolver = APIGatewayHttpResolver()
+    ready = Response(status_code=200, headers={"content-type": "application/json"}, body='{"success":true}')
+    for method, path in http_routes(FUNCTIONS_DIR / "collect"):
+        resolver.route(path, method)(lambda **_: ready)
+    context: Any = lambda_context("CollectFunction")  # the fields Powertools reads
+
+    def best(step: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(3):
+            started = time.process_time()
+            for _ in range(rounds):
+                step()
+            times.append((time.process_time() - started) / rounds * 1e6)
+        return min(times)
+
+    assert resolver.resolve(event, context)["statusCode"] == 200
+    return best(lambda: resolver.resolve(event, context)), best(lambda: ROUTES.get(Request.from_event(event).route))
+
+
 def function_dirs() -> list[Path]:
     return sorted(p for p in FUNCTIONS_DIR.iterdir() if (p / "app.py").exists() and p.name in SAMPLES)
 
@@ -433,13 +569,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imports", action="store_true", help="list the heaviest imports of each function")
     parser.add_argument("--as-built", action="store_true",
                         help="also each function with the layer as sam build ships it (no bytecode)")
+    parser.add_argument("--resolver", action="store_true",
+                        help="the HTTP functions only, each also with Powertools' APIGatewayHttpResolver in front "
+                             "of its handler, and the CPU per request of routing collect's sample both ways")
     parser.add_argument("--sample", action="append", default=[], metavar="FUNCTION=EVENT",
                         help="another sample for a function, from events/EVENT.json (collect=collect-identify)")
     args = parser.parse_args(argv)
     for choice in args.sample:
         function, _, name = choice.partition("=")
         SAMPLES[function] = functools.partial(lambda n: (_sample(n), {}), name)
-    results = run_coldstart(args.runs, args.functions)
+    if args.resolver:  # each HTTP function as it is and with the resolver, interleaved
+        for tree in (LAYER_DIR / "leadscore", FUNCTIONS_DIR):
+            compileall.compile_dir(tree, quiet=1)
+        results = [c for d in function_dirs() if http_routes(d) and (not args.functions or d.name in args.functions)
+                   for c in measure_with_resolver(d, args.runs)]
+    else:
+        results = run_coldstart(args.runs, args.functions)
     if args.as_built:
         results += [as_built(c.function, args.runs) for c in list(results)]
     width = max(len(c.function) for c in results) + 2
@@ -453,6 +598,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.imports:
             for name, ms in top_imports(FUNCTIONS_DIR / c.function):
                 print(f"    import {name}: {ms:.1f} ms")
+    if args.resolver:
+        for code_dir in function_dirs():
+            if http_routes(code_dir) and (not args.functions or code_dir.name in args.functions):
+                floor_s, resolver_s = resolver_import_cpu(code_dir, args.runs)
+                print(f"{code_dir.name}: the resolver's import and routes {resolver_s * 1000:.0f} ms CPU, "
+                      f"+{resolver_s / floor_s:.2f}x of the floor ({floor_s * 1000:.0f} ms CPU)")
+        resolver_us, by_hand_us = resolver_dispatch_us()
+        print(f"routing collect's sample, CPU per request: resolver {resolver_us:.1f} us, "
+              f"by route key {by_hand_us:.1f} us")
     return 1 if failed else 0
 
 
