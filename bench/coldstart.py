@@ -214,7 +214,7 @@ def _account_world() -> dict[str, Any]:
     """The table as the routing and feedback samples find it: one SDR-ready account."""
     sys.path.insert(0, str(LAYER_DIR))
     try:
-        from leadscore.adapters.items import account_item
+        from leadscore.adapters.items import account_item, table_key
         from leadscore.adapters.storage import marshal
         from leadscore.domain.records import Account
     finally:
@@ -223,8 +223,9 @@ def _account_world() -> dict[str, Any]:
                       threshold=100, score=120, fit=40, engagement=80, state_at=NOW, first_seen=NOW,
                       traits={"name": "Acme", "industry": "Software", "employees": 200,
                               "address": {"country": "US", "state": "NY"}})
-    item = marshal(account_item(account))
-    return {f"{item['pk']['S']}|{item['sk']['S']}": item}
+    item = account_item(account)
+    pk, sk = table_key(item)
+    return {f"{pk}|{sk}": marshal(item)}
 
 
 def _sdr_ready() -> dict[str, Any]:

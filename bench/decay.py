@@ -32,24 +32,26 @@ class DecayFigures:
         return self.items_read / self.due if self.due else float("nan")
 
 
-def _contact_item(aggregator: Any, key: str, event_name: str, at: Any) -> dict[str, Any]:
+def _contact(aggregator: Any, key: str, event_name: str, at: Any) -> Any:
     from leadscore.domain.events import TrackingEvent
 
     event = TrackingEvent(type="track", message_id=f"m-{key}", source_id="email", contact_key=key,
                           timestamp=at, received_at=at, event=event_name, user_id=key[2:],
                           email=f"{key[2:]}@acct{hash(key) % 1000}.io", account_hint=f"acct{hash(key) % 1000}.io")
     update = aggregator._load(key, None)
-    from leadscore.adapters.items import contact_item
     from leadscore.engine.contacts import remember_identity, rescored
     from leadscore.engine.rules import matching_rules
 
     aggregator._fold(update, [(event, matching_rules(aggregator.config.scoring, event))])
     remember_identity(update.contact, event)
     update.contact.watermark = "0" * 40
-    return contact_item(rescored(aggregator.config.scoring, update.contact, aggregator.now))
+    return rescored(aggregator.config.scoring, update.contact, aggregator.now)
 
 
 def seed_contacts(client: Any, table: str, contacts: int, due: int, now: Any) -> None:
+    from dataclasses import replace
+
+    from leadscore.adapters.items import contact_item
     from leadscore.adapters.storage import marshal
     from leadscore.rulesfiles.loading import load_config
     from leadscore.services.aggregate import ContactAggregator
@@ -61,13 +63,13 @@ def seed_contacts(client: Any, table: str, contacts: int, due: int, now: Any) ->
     for kind, name, at in (("due", "Email Opened", stale_touch), ("later", "Email Opened", fresh_touch),
                            ("never", "Webinar Attended", now - timedelta(days=3))):
         aggregator = ContactAggregator(store=None, config=config, now=at)  # type: ignore[arg-type]
-        templates[kind] = _contact_item(aggregator, "u:template", name, at)
+        templates[kind] = _contact(aggregator, "u:template", name, at)
     requests = []
     for i in range(contacts):
         kind = "due" if i < due else "later" if i < 3 * due else "never"
         key = f"u:d{i}"
-        item = {**templates[kind], "pk": f"C#{key}", "sk": "P", "ck": key, "uid": f"d{i}"}
-        requests.append({"PutRequest": {"Item": marshal(item)}})
+        contact = replace(templates[kind], key=key, user_id=f"d{i}")
+        requests.append({"PutRequest": {"Item": marshal(contact_item(contact))}})
         if len(requests) == 25:
             client.batch_write_item(RequestItems={table: requests})
             requests = []

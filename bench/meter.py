@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from leadscore.adapters.items import partition_of
+
 KB = 1024
 RCU_BYTES = 4 * KB
 INDEX_OVERHEAD = 100
@@ -311,11 +313,11 @@ class Meter:
                 new = old  # a failed condition changes nothing (its WCU is still consumed)
             size = max(item_size(old), item_size(new if new is not None else old))
             units = write_units(size) * factor
-            prefix = key[self.table_keys[0]]["S"][:2]
+            partition = partition_of(key[self.table_keys[0]]["S"])
             counts["wcu"] += units
-            counts[f"wcu:{prefix}"] += units
+            counts[f"wcu:{partition}"] += units
             counts["items_written"] += 1
-            counts[f"write:{prefix}"] += 1
+            counts[f"write:{partition}"] += 1
             counts["max_item_bytes"] = max(counts["max_item_bytes"], size)
             if ok and table == self.table:
                 after = new if operation != "DeleteItem" else None

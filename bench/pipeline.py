@@ -127,7 +127,7 @@ def phase_figures(bench: Bench, phase: str, events: int, http_requests: int) -> 
 
 def batch_row(invocation: Invocation) -> dict[str, Any]:
     counts = invocation.counts
-    return {**invocation.records, "contact_writes": counts["write:C#"], "account_writes": counts["write:A#"],
+    return {**invocation.records, "contact_writes": counts["write:contact"], "account_writes": counts["write:account"],
             "keys_read": counts["keys_read"], "ddb_requests": counts["ddb_requests"],
             "bus_entries": counts["bus_entries"]}
 
@@ -143,8 +143,8 @@ def cost_breakdown(bench: Bench, figures: PhaseFigures) -> dict[str, float]:
         "Lambda requests": lambda_requests * PRICES["lambda_request"] * million,
         "Lambda compute (arm64)": gb_s * PRICES["gb_second_arm64"] * million,
         "DynamoDB writes: collect (events)": collect.get("wcu", 0) * PRICES["wcu"] * million,
-        "DynamoDB writes: contacts": aggregate.get("wcu:C#", 0) * PRICES["wcu"] * million,
-        "DynamoDB writes: accounts": aggregate.get("wcu:A#", 0) * PRICES["wcu"] * million,
+        "DynamoDB writes: contacts": aggregate.get("wcu:contact", 0) * PRICES["wcu"] * million,
+        "DynamoDB writes: accounts": aggregate.get("wcu:account", 0) * PRICES["wcu"] * million,
         "DynamoDB writes: DueIndex (GSI)": aggregate.get("gsi_wcu", 0) * PRICES["wcu"] * million,
         "DynamoDB reads": (collect.get("rcu", 0) + aggregate.get("rcu", 0)) * PRICES["rcu"] * million,
         "EventBridge entries": aggregate.get("bus_entries", 0) * PRICES["bus_entry"] * million,
@@ -224,6 +224,6 @@ def run_pipeline(bench: Bench, population: Population, burst_events: int) -> Pip
             send_batches(bench, messages, now)
             bench.pump()
         result.burst = phase_figures(bench, "burst", burst_events, http_requests=math.ceil(burst_events / 100))
-        result.burst_account_writes = int(result.burst.aggregate.get("write:A#", 0))
+        result.burst_account_writes = int(result.burst.aggregate.get("write:account", 0))
         result.burst_events = burst_events
     return result

@@ -114,6 +114,9 @@ def route_rule_paused(bench: Bench) -> Iterator[None]:
 def seed_ready_accounts(bench: Bench, count: int) -> list[str]:
     """`count` SDR-ready accounts: one made through the pipeline, cloned with the uncounted
     client; the stream is moved past the clones (nothing but the bench acts on them)."""
+    from dataclasses import replace
+
+    from leadscore.adapters.items import account_from_item, account_item, account_pk, key_item
     from leadscore.adapters.storage import marshal, unmarshal
 
     domain = "template.io"
@@ -132,16 +135,15 @@ def seed_ready_accounts(bench: Bench, count: int) -> list[str]:
     answer = bench.http("POST", "/v1/batch", now, body={"batch": stamped}, basic_user="wk_demo_website")
     assert answer["statusCode"] == 200, answer
     bench.pump()
-    found = bench.meter.shadow.get_item(TableName=bench.table, Key=marshal({"pk": f"A#{domain}", "sk": "P"}),
+    found = bench.meter.shadow.get_item(TableName=bench.table, Key=marshal(key_item(account_pk(domain))),
                                         ConsistentRead=True)
-    template = unmarshal(found["Item"])
-    assert template.get("state") == "sdr_ready", f"the template account is {template.get('state')}"
+    template = account_from_item(unmarshal(found["Item"]))
+    assert template.state == "sdr_ready", f"the template account is {template.state}"
     ids = [f"acct{i:05d}.io" for i in range(count)]
     requests = []
     for account_id in ids:
-        clone = {**template, "pk": f"A#{account_id}", "id": account_id, "domain": account_id,
-                 "name": account_id.split(".")[0].title()}
-        requests.append({"PutRequest": {"Item": marshal(clone)}})
+        clone = replace(template, id=account_id, domain=account_id, name=account_id.split(".")[0].title())
+        requests.append({"PutRequest": {"Item": marshal(account_item(clone))}})
         if len(requests) == 25:
             bench.meter.shadow.batch_write_item(RequestItems={bench.table: requests})
             requests = []
@@ -273,7 +275,7 @@ def concurrent_routes(stack: Any, account_ids: list[str], cycle: int = 1) -> Bur
         store = runtime.store()
         client = store.client
         serialized = SerializedClient(client)
-        store._client = serialized
+        store.table._client = serialized
 
         def one(account_id: str) -> None:
             barrier.wait()
@@ -290,7 +292,7 @@ def concurrent_routes(stack: Any, account_ids: list[str], cycle: int = 1) -> Bur
             for thread in threads:
                 thread.join()
         finally:
-            store._client = client
+            store.table._client = client
     return Burst(outcomes, errors, serialized.calls, time.perf_counter() - started, serialized)
 
 

@@ -197,53 +197,73 @@ def _parse(path: Path) -> ast.Module:
 
 
 def _store_operations() -> dict[str, set[tuple[str, str]]]:
-    """Store method -> the (IAM action, resource) pairs of the DynamoDB calls it makes,
-    read from storage.py: every `self.client.<operation>`, and the methods it calls."""
-    tree = _parse(LAYER / "adapters" / "storage.py")
-    (store,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Store"]
-    # the indexes (DUE_INDEX = "DueIndex", OWNER_INDEX = ...): a method's Query names its own
-    indexes = {t.id: n.value.value for n in store.body if isinstance(n, ast.Assign)
+    """Store method -> the (IAM action, resource) pairs of the DynamoDB calls it makes, read
+    from the repositories (adapters/storage.py) and the table they share (adapters/table.py):
+    every `self.client.<operation>`, and the methods it reaches (`self.<method>`,
+    `self.table.<method>`). A transaction is authorized by the parts the methods reached
+    build (`{"Put": ...}`), a Query by the indexes they name (`IndexName=DUE_INDEX`)."""
+    trees = [_parse(LAYER / "adapters" / name) for name in ("storage.py", "table.py")]
+    classes = [n for tree in trees for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert {"Table", "Store"} <= {c.name for c in classes}
+    # the indexes (DUE_INDEX = "DueIndex", OWNER_INDEX = ...), wherever they are named
+    indexes = {t.id: n.value.value for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Assign)
                for t in n.targets if isinstance(t, ast.Name) and t.id.endswith("_INDEX")}
     assert {"DUE_INDEX", "OWNER_INDEX"} <= set(indexes)
-    direct: dict[str, set[tuple[str, str]]] = {}
+    # module-level helpers a method calls by name (`_owned_by(...)`)
+    helpers = {n.name: n for tree in trees for n in tree.body if isinstance(n, ast.FunctionDef)}
+    methods: dict[str, ast.FunctionDef] = {}
+    for cls in classes:
+        for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+            # one name, one method: a store method's grants are those of the one it names
+            assert method.name == "__init__" or method.name not in methods, f"{method.name} defined twice"
+            methods[method.name] = method
+    operations: dict[str, set[str]] = {}
     calls: dict[str, set[str]] = {}
-    for method in (n for n in store.body if isinstance(n, ast.FunctionDef)):
-        grants: set[tuple[str, str]] = set()
-        called: set[str] = set()
-        for node in ast.walk(method):
+    parts: dict[str, set[str]] = {}
+    named: dict[str, set[str]] = {}
+    for name, function in {**methods, **helpers}.items():
+        operations[name], calls[name] = set(), set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in helpers:
+                calls[name].add(node.func.id)
             if not isinstance(node, ast.Attribute):
                 continue
             owner = node.value
             if (isinstance(owner, ast.Attribute) and owner.attr == "client"
                     and isinstance(owner.value, ast.Name) and owner.value.id == "self"
                     and node.attr != "exceptions"):
-                operation = "".join(part.title() for part in node.attr.split("_"))
-                if operation == "TransactWriteItems":
-                    # authorized per part: find which parts the method builds
-                    parts = {k.value for d in ast.walk(method) if isinstance(d, ast.Dict)
-                             for k in d.keys if isinstance(k, ast.Constant) and k.value in TRANSACT_ACTIONS}
-                    assert parts, f"Store.{method.name}: no transaction parts found"
-                    grants |= {(f"dynamodb:{TRANSACT_ACTIONS[p]}", "Table.Arn") for p in parts}
-                elif operation in ("Query", "Scan") and "IndexName" in ast.unparse(method):
-                    named = {indexes[a.attr] for a in ast.walk(method) if isinstance(a, ast.Attribute)
-                             and a.attr in indexes}
-                    assert named, f"Store.{method.name}: a Query of which index?"
-                    grants |= {(f"dynamodb:{operation}", f"Table.Arn/index/{index}") for index in named}
-                else:
-                    grants.add((f"dynamodb:{operation}", "Table.Arn"))
-            elif isinstance(owner, ast.Name) and owner.id == "self":
-                called.add(node.attr)
-        direct[method.name], calls[method.name] = grants, called
+                operations[name].add("".join(part.title() for part in node.attr.split("_")))
+            elif (isinstance(owner, ast.Name) and owner.id == "self") or (
+                    isinstance(owner, ast.Attribute) and owner.attr == "table"
+                    and isinstance(owner.value, ast.Name) and owner.value.id == "self"):
+                calls[name].add(node.attr)
+        parts[name] = {k.value for d in ast.walk(function) if isinstance(d, ast.Dict)
+                       for k in d.keys if isinstance(k, ast.Constant) and k.value in TRANSACT_ACTIONS}
+        named[name] = ({indexes[n.id] for n in ast.walk(function) if isinstance(n, ast.Name) and n.id in indexes}
+                       if "IndexName" in ast.unparse(function) else set())
     resolved: dict[str, set[tuple[str, str]]] = {}
-    for name in direct:
-        seen, todo, grants = set(), [name], set()
+    for name in methods:
+        seen, todo = set(), [name]
         while todo:
             current = todo.pop()
-            if current in seen or current not in direct:
+            if current in seen or current not in operations:
                 continue
             seen.add(current)
-            grants |= direct[current]
             todo += calls[current]
+        reached_operations = set().union(*(operations[m] for m in seen))
+        reached_parts = set().union(*(parts[m] for m in seen))
+        reached_indexes = set().union(*(named[m] for m in seen))
+        grants: set[tuple[str, str]] = set()
+        for operation in reached_operations:
+            if operation == "TransactWriteItems":
+                if name == "transact":
+                    continue  # the generic call: authorized by the parts its callers build
+                assert reached_parts, f"{name}: no transaction parts found"
+                grants |= {(f"dynamodb:{TRANSACT_ACTIONS[p]}", "Table.Arn") for p in reached_parts}
+            elif operation in ("Query", "Scan") and reached_indexes:
+                grants |= {(f"dynamodb:{operation}", f"Table.Arn/index/{index}") for index in reached_indexes}
+            else:
+                grants.add((f"dynamodb:{operation}", "Table.Arn"))
         resolved[name] = grants
     return resolved
 
@@ -355,6 +375,9 @@ def test_every_function_is_granted_exactly_the_calls_its_code_makes(
     # the derivation sees the calls the design names (a guard against a vacuous comparison)
     assert store_ops["query_due"] == {("dynamodb:Query", "Table.Arn/index/DueIndex")}
     assert store_ops["put_versioned_many"] == {("dynamodb:PutItem", "Table.Arn")}
+    assert store_ops["query_book"] == {("dynamodb:Query", "Table.Arn/index/OwnerIndex")}
+    assert store_ops["load_feedback"] == {("dynamodb:Query", "Table.Arn")}
+    assert store_ops["save_assignment"] == {("dynamodb:PutItem", "Table.Arn"), ("dynamodb:UpdateItem", "Table.Arn")}
     for function in _functions(sam_template):
         needed = _needed(sam_template, function, store_ops)
         assert any(action.startswith("dynamodb:") for action, _ in needed), function

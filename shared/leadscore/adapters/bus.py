@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from leadscore.adapters.clients import LazyClient
+
 SOURCE = "leadscore"
 _CHUNK = 10  # PutEvents takes at most 10 entries
 #: SendMessage errors about the message itself: the same message would be refused again.
@@ -21,17 +23,11 @@ class PublishError(Exception):
 
 
 class BusPublisher:
+    client = LazyClient("events")
+
     def __init__(self, bus_name: str, client: Any = None) -> None:
         self.bus_name = bus_name
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("events")
-        return self._client
 
     def publish(self, events: Sequence[tuple[str, dict[str, Any]]], time: datetime | None = None) -> int:
         """Put (detail-type, detail) pairs in chunks of 10; raise if any entry failed.
@@ -58,17 +54,11 @@ class RoutedQueue:
     retried send within SQS's 5-minute window is dropped by SQS itself. The parked queue
     (routed sends that failed, `ROUTED_PARKED_QUEUE_URL`) is one too."""
 
+    client = LazyClient("sqs")
+
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("sqs")
-        return self._client
 
     def send(self, body: Mapping[str, Any], *, group_id: str, deduplication_id: str) -> None:
         """One SendMessage of `body` as JSON SQS accepts (`outbox.sqs_text`: the characters it

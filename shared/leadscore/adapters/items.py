@@ -18,8 +18,9 @@ Formats are those the table has always held, so existing items keep working:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any, get_args
 
@@ -27,6 +28,7 @@ from leadscore.domain.events import MessageType, TrackingEvent
 from leadscore.domain.json_bounds import EVENT_JSON_BYTES, bounded_json_object, json_text
 from leadscore.domain.ledgers import ContactEntry, ContactState, CounterPoints, RuleLedger
 from leadscore.domain.records import (
+    UNREADABLE,
     Account,
     Assignment,
     Contact,
@@ -35,6 +37,7 @@ from leadscore.domain.records import (
     HandAssignment,
     PoisonRecord,
     RoutingStatus,
+    SdrActivity,
     SdrPause,
     SdrRecord,
     SkippedSdr,
@@ -42,6 +45,27 @@ from leadscore.domain.records import (
 )
 
 Item = dict[str, Any]
+
+#: Attribute names the store's expressions name (conditions, updates, key conditions).
+PK = "pk"
+SK = "sk"
+KIND = "k"
+VERSION = "ver"  # the optimistic lock of contacts, accounts and SDR records
+UPDATED = "upd"
+STATE = "state"
+CYCLE = "cycle"
+DUE_PK = "due_pk"  # the DueIndex's partition key (sparse)
+DUE_AT = "due_at"  # and its sort key
+OWNER = "own"  # the OwnerIndex's partition key (sparse: assignments only)
+ATTEMPT = "att"
+COUNT = "n"  # a pool counter's value, an SDR's day count
+EXPIRES = "ttl"
+OPEN = "open"  # an SDR record's set of open accounts
+#: Item kinds (`k`) the store writes in updates, where no item is built.
+SDR_RECORD_KIND = "S"
+SDR_DAY_KIND = "SD"
+SDR_ACTIVITY_KIND = "SA"
+POOL_KIND = "RR"
 
 PROFILE = "P"
 CONTACT_PREFIX = "C#"
@@ -58,6 +82,9 @@ FEEDBACK_PREFIX = "FB#"
 SDR_RECORD = "S"
 ACCEPTED_PREFIX = "AC#"
 BREACH_PREFIX = "BR#"
+REJECTED_PREFIX = "R#"
+POOL_DAY_PREFIX = "c#"  # a pool record's day count of an SDR: an attribute name
+POOL_PAUSE_PREFIX = "p#"  # a pool record's copy of an SDR's pause: an attribute name
 #: Days an acceptance or an SLA breach is kept in the SDR's partition (GET /v1/sdrs counts 30).
 SDR_ACTIVITY_KEEP_DAYS = 31
 #: Routing states in which an account can be due for the routing pass.
@@ -109,6 +136,11 @@ LAST_FEEDBACK_KEYS = ("o", "s", "at", "c", "h", "n")
 ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due", "by", "sx", "sxn", "co", "hand")
 #: Keys of a lead's hand assignment in the routing status (`rt.hand`, a map).
 HAND_KEYS = ("by", "at", "fr", "cl", "nt")
+#: Every key prefix, and the fixed key values too plain to be one (the boundary test looks for
+#: both elsewhere: only this module builds a key).
+KEY_PREFIXES = (CONTACT_PREFIX, ACCOUNT_PREFIX, EVENT_PREFIX, ROUTE_PREFIX, POOL_PREFIX, SDR_PREFIX, DAY_PREFIX,
+                FEEDBACK_PREFIX, ACCEPTED_PREFIX, BREACH_PREFIX, REJECTED_PREFIX, POOL_DAY_PREFIX, POOL_PAUSE_PREFIX)
+KEY_VALUES = (DUE, ROUTE_DUE, POOL_COUNTER)
 _CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
 _ACCOUNT_KNOWN = frozenset(ACCOUNT_ATTRIBUTES)
 ENTRY_KEYS = ("c", "v", "em", "ti", "nm", "p", "f", "r", "rc", "le", "x")
@@ -169,6 +201,16 @@ def is_contact_key(keys: tuple[str, str]) -> bool:
 
 def is_account_key(keys: tuple[str, str]) -> bool:
     return keys[0].startswith(ACCOUNT_PREFIX) and keys[1] == PROFILE
+
+
+_PARTITIONS = ((CONTACT_PREFIX, "contact"), (ACCOUNT_PREFIX, "account"), (REJECTED_PREFIX, "rejected"),
+               (POOL_PREFIX, "pool"), (SDR_PREFIX, "sdr"))
+
+
+def partition_of(pk: str) -> str:
+    """What a partition holds, by its key: `contact` (a contact and its events), `account` (an
+    account, its assignments and feedback), `rejected`, `pool`, `sdr`; `other` else."""
+    return next((name for prefix, name in _PARTITIONS if pk.startswith(prefix)), "other")
 
 
 def is_routed_image(item: Mapping[str, Any]) -> bool:
@@ -309,6 +351,16 @@ def storable_text(text: str, limit: int) -> str:
     if text.isascii():
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def rejected_key(received_at: datetime) -> tuple[str, str]:
+    """Where a rejected input is kept: its day's partition spread over ten keys, so that a
+    flood of bad input stays cool; sorted by time, unique by a random suffix."""
+    import random
+    import uuid
+
+    return (f"{REJECTED_PREFIX}{received_at.strftime('%Y-%m-%d')}#{random.randrange(10)}",
+            f"{received_at.isoformat()}#{uuid.uuid4().hex[:12]}")
 
 
 def rejected_item(*, pk: str, sk: str, reason: str, field: str | None, source_id: str | None, raw: str,
@@ -640,6 +692,28 @@ def why_from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
             "skipped_more": int(doc.get("sxn") or 0), "crm_owner": _skipped_from(doc.get("co"))}
 
 
+def account_routing_fields(account: Account) -> tuple[Item, list[str]]:
+    """(SET, REMOVE) of an account's routing attributes as the record leaves them (state and
+    why, times, SDR, routing status, and its place on the DueIndex); what the record leaves
+    out (None) is left as stored, but an account off the index leaves it."""
+    due = route_due_of(account.state, account.routing, account.cooldown_until)
+    sets: Item = {STATE: account.state, "stateWhy": account.state_why, UPDATED: account.updated_at,
+                  "stateAt": account.state_at, "sdr": account.sdr,
+                  "rt": routing_doc(account.routing) if account.routing is not None else None}
+    if due:
+        sets.update({DUE_PK: ROUTE_DUE, DUE_AT: due})
+    return {name: value for name, value in sets.items() if value is not None}, ([] if due else [DUE_PK, DUE_AT])
+
+
+def unreadable_account(item: Mapping[str, Any], error: Exception) -> Account:
+    """What the routing pass can still use of an account item it cannot read: its id and
+    version, marked unreadable (so it is parked, not stopped at on every run)."""
+    version = item.get(VERSION)
+    return Account(id=str(item.get("id") or account_id_of(str(item.get(PK, "")))),
+                   version=int(version) if isinstance(version, int | Decimal) else None,
+                   extra={UNREADABLE: f"{type(error).__name__}: {error}"})
+
+
 def routing_from_doc(doc: Mapping[str, Any]) -> RoutingStatus:
     return RoutingStatus(pool=doc.get("pl"), territory=doc.get("te"), mode=doc.get("mo"), routed_at=doc.get("at"),
                          sla_due_at=doc.get("sla"), attempt=int(doc.get("n") or 0), tried=list(doc.get("tx") or []),
@@ -675,7 +749,6 @@ def counter_value(item: Mapping[str, Any] | None) -> int:
     return int(item.get("n") or 0) if item else 0
 
 
-POOL_DAY_PREFIX = "c#"
 
 
 def pool_day_attribute(sdr_id: str, day: date) -> str:
@@ -794,7 +867,6 @@ def sdr_record_from_item(sdr_id: str, item: Mapping[str, Any] | None) -> SdrReco
                      open={str(v) for v in opened} if isinstance(opened, set | list) else set())
 
 
-POOL_PAUSE_PREFIX = "p#"
 INDEFINITE = "-"
 
 
@@ -822,6 +894,25 @@ def sdr_day_of(item: Mapping[str, Any]) -> date | None:
         return date.fromisoformat(sk[len(DAY_PREFIX):]) if sk.startswith(DAY_PREFIX) else None
     except ValueError:
         return None
+
+
+def sdr_activity(sdr_id: str, found: Iterable[Mapping[str, Any]]) -> SdrActivity:
+    """An SDR's activity from the items of their partition (record, day counts, acceptances
+    and SLA breaches, in any order); items of other kinds are left out."""
+    activity = SdrActivity(SdrRecord(sdr_id))
+    for item in found:
+        kind = item.get(KIND)
+        if kind == SDR_RECORD_KIND:
+            activity.record = sdr_record_from_item(sdr_id, item)
+        elif kind == SDR_DAY_KIND:
+            day = sdr_day_of(item)
+            if day is not None:
+                activity.days[day] = sdr_day_count(item)
+        elif kind == SDR_ACTIVITY_KIND and isinstance(item.get("at"), str):
+            sk = str(item[SK])
+            target = activity.accepted if sk.startswith(ACCEPTED_PREFIX) else activity.breaches
+            target.append((item["at"], sk.split("#", 2)[-1]))
+    return activity
 
 
 def book_cursor(key: Mapping[str, Any]) -> str:

@@ -36,21 +36,21 @@ def _required(name: str) -> str:
 
 @cache
 def config() -> Config:
-    from leadscore.rulesfiles.loading import load_config
+    from leadscore.rulesfiles.loading import load_config  # cold start: on first use
 
     return load_config(os.environ.get("LEADSCORE_CONFIG_DIR") or None)
 
 
 @cache
 def store() -> Store:
-    from leadscore.adapters.storage import Store
+    from leadscore.adapters.storage import Store  # cold start: on first use
 
     return Store(_required("TABLE_NAME"))
 
 
 @cache
 def publisher() -> BusPublisher:
-    from leadscore.adapters.bus import BusPublisher
+    from leadscore.adapters.bus import BusPublisher  # cold start: on first use
 
     return BusPublisher(_required("EVENT_BUS_NAME"))
 
@@ -58,14 +58,14 @@ def publisher() -> BusPublisher:
 @cache
 def routing() -> RoutingConfig:
     """`routing.yaml` of the config directory (validated; cached for the warm container)."""
-    from leadscore.rulesfiles.loading import ROUTING_FILE, default_config_dir, load_routing
+    from leadscore.rulesfiles.loading import ROUTING_FILE, default_config_dir, load_routing  # cold start: on first use
 
     return load_routing(default_config_dir() / ROUTING_FILE)
 
 
 @cache
 def routed_queue() -> RoutedQueue:
-    from leadscore.adapters.bus import RoutedQueue
+    from leadscore.adapters.bus import RoutedQueue  # cold start: on first use
 
     return RoutedQueue(_required("ROUTED_QUEUE_URL"))
 
@@ -74,7 +74,7 @@ def routed_queue() -> RoutedQueue:
 def parked_queue() -> RoutedQueue | None:
     """Where the aggregate function parks a routed message it could not send (None: unset,
     the stream retries the account's records instead)."""
-    from leadscore.adapters.bus import RoutedQueue
+    from leadscore.adapters.bus import RoutedQueue  # cold start: on first use
 
     url = os.environ.get("ROUTED_PARKED_QUEUE_URL")
     return RoutedQueue(url) if url else None
