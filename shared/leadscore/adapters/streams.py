@@ -17,8 +17,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import StreamRecord
+
 from leadscore.adapters import items
-from leadscore.adapters.table import unmarshal
+from leadscore.adapters.table import python_value
 from leadscore.domain.events import TrackingEvent
 from leadscore.domain.records import Account, Contact, PoisonRecord
 from leadscore.services.aggregate import (
@@ -83,10 +85,10 @@ def change_of(sequence: str, name: str, keys: tuple[str, str], new: Mapping[str,
 
 
 def _parse(raw: Mapping[str, Any]) -> Change | None:
-    body = raw["dynamodb"]
-    return change_of(str(body["SequenceNumber"]), raw.get("eventName", ""), items.table_key(unmarshal(body["Keys"])),
-                     unmarshal(body["NewImage"]) if body.get("NewImage") else None,
-                     unmarshal(body["OldImage"]) if body.get("OldImage") else None)
+    sequence = str(raw["dynamodb"]["SequenceNumber"])
+    body = StreamRecord(raw["dynamodb"])  # Powertools' record: keys and images deserialized by boto3's rules
+    new, old = python_value(body.new_image), python_value(body.old_image)
+    return change_of(sequence, raw.get("eventName", ""), items.table_key(body.keys), new or None, old or None)
 
 
 def parse_batch(raw_records: Iterable[Mapping[str, Any]]) -> tuple[list[Change], list[str]]:

@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from leadscore.adapters import items
@@ -27,59 +28,55 @@ DUE_INDEX = "DueIndex"
 OWNER_INDEX = "OwnerIndex"
 
 
-def _to_attr(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, int | Decimal):
-        return {"N": str(value)}
+# DynamoDB's typed JSON is boto3's (TypeSerializer / TypeDeserializer), with this table's rules
+# for what boto3 leaves open: a float is stored as its shortest text rounded to 6 places (boto3
+# refuses floats), None is never stored in a map, and a number read back is an int when its
+# text is whole (no point), else a float (boto3 gives Decimals: the code computes in floats).
+
+
+@cache
+def _types() -> tuple[Any, Any]:
+    # cold start: boto3 loads on first use, with the first client
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def _storable(value: Any) -> Any:
     if isinstance(value, float):
-        # repr keeps the shortest exact float text; DynamoDB keeps 38 digits
-        return {"N": repr(round(value, 6))}
+        return Decimal(repr(round(value, 6)))  # repr: the shortest exact text; DynamoDB keeps 38 digits
     if isinstance(value, Mapping):
-        return {"M": {str(k): _to_attr(v) for k, v in value.items() if v is not None}}
+        return {str(k): _storable(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
-        return {"L": [_to_attr(v) for v in value]}
-    if isinstance(value, bytes):
-        return {"B": value}
-    if isinstance(value, set | frozenset) and all(isinstance(v, str) for v in value):
-        return {"SS": sorted(value)}
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+        return [_storable(v) for v in value]
+    return value
 
 
-def _from_attr(attr: Mapping[str, Any]) -> Any:
-    (kind, value), = attr.items()
-    if kind == "S":
-        return value
-    if kind == "N":
-        number = Decimal(value)
-        return int(number) if number == number.to_integral_value() and "." not in value else float(number)
-    if kind == "BOOL":
-        return bool(value)
-    if kind == "NULL":
-        return None
-    if kind == "M":
-        return {k: _from_attr(v) for k, v in value.items()}
-    if kind == "L":
-        return [_from_attr(v) for v in value]
-    if kind == "SS":
-        return set(value)
-    if kind == "NS":
-        return {Decimal(v) for v in value}
-    if kind == "B":
-        return value
-    raise TypeError(f"unknown DynamoDB type {kind}")
+def python_value(value: Any) -> Any:
+    """A deserialized DynamoDB value with its numbers as the code uses them: an int when the
+    number's text is whole, else a float (sets of numbers stay Decimals)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, dict):
+        return {k: python_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [python_value(v) for v in value]
+    return value
+
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    result: dict[str, Any] = _types()[0].serialize(_storable(value))
+    return result
 
 
 def marshal(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _to_attr(v) for k, v in item.items() if v is not None}
+    serialize = _types()[0].serialize
+    return {k: serialize(_storable(v)) for k, v in item.items() if v is not None}
 
 
 def unmarshal(image: Mapping[str, Any] | None) -> Item:
-    return {k: _from_attr(v) for k, v in (image or {}).items()}
+    deserialize = _types()[1].deserialize
+    return {k: python_value(deserialize(v)) for k, v in (image or {}).items()}
 
 
 class Update:
