@@ -59,7 +59,6 @@ def test_every_step_is_accepted_and_nothing_fails(result: demo.DemoResult) -> No
     # the routing pass on every simulated hour, from day 0 01:00 to the report's time
     first_day = result.start.replace(hour=0, minute=0)
     assert result.routing_passes == int((result.end - first_day).total_seconds() // 3600)
-    assert result.seconds < 30
 
 
 def test_every_breakdown_sums_to_its_score(result: demo.DemoResult) -> None:
