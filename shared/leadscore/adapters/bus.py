@@ -66,6 +66,7 @@ class RoutedQueue:
         (retrying cannot help); any other error as it comes (the caller tries again)."""
         from botocore.exceptions import ClientError
 
+        # kept local for cold start: the bus publisher's functions never load the outbox
         from leadscore.services.outbox import SQS_MAX_BYTES, SendRefused, sqs_text
 
         text = sqs_text(body)
