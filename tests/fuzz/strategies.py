@@ -168,7 +168,8 @@ custom_keys = st.one_of(st.from_regex(r"[a-z][a-z_0-9]{0,15}", fullmatch=True), 
                         ).filter(lambda key: key not in _NOT_CUSTOM and "." not in key)
 custom_values = st.one_of(
     st.text(max_size=60), st.integers(-(10**9), 10**9), st.booleans(),
-    st.dictionaries(custom_keys, st.one_of(st.text(max_size=20), st.integers()), max_size=4),
+    # any number a trait may hold: openapi.yaml bounds them by 1e38, exclusive (DynamoDB's 38 digits)
+    st.dictionaries(custom_keys, st.one_of(st.text(max_size=20), st.integers(-(10**37), 10**37)), max_size=4),
     st.lists(st.text(max_size=10), max_size=3),
 )
 custom_traits = st.dictionaries(custom_keys, custom_values, max_size=30)
