@@ -187,6 +187,101 @@ def refuse_what_sqs_refuses() -> None:
     SQSBackend._validate_message = strict  # type: ignore[method-assign]
 
 
+class _LazyKeyPair:
+    """A KMS key's key pair, made when first used."""
+
+    def __init__(self, key_spec: str, generate: Callable[[str], Any]) -> None:
+        self._key_spec = key_spec
+        self._generate = generate
+        self._made: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._made is None:
+            self._made = self._generate(self._key_spec)
+        return getattr(self._made, name)
+
+
+def lazy_kms_key_pairs() -> None:
+    """moto makes an RSA key pair for every KMS key, symmetric ones included, and a table with
+    server-side encryption creates DynamoDB's default key: 2048-bit RSA generation on every
+    stack, about 0.1 s, for a pair nothing signs with. Made on first use instead (idempotent,
+    for this process)."""
+    import moto.kms.models as kms
+
+    if isinstance(kms.generate_private_key, functools.partial):
+        return
+    kms.generate_private_key = functools.partial(_LazyKeyPair, generate=kms.generate_private_key)  # type: ignore[assignment]
+
+
+#: The members of DynamoDB's AttributeValue shape, in its model's order.
+_ATTRIBUTE_VALUE_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+
+
+def _attribute_value_json(value: Mapping[str, Any]) -> dict[str, Any]:
+    """An AttributeValue as moto's model-driven JSON serializer writes it: strings as `str`,
+    blobs in base64, maps and lists recursively (a missing map value left out, a missing list
+    item kept as null), booleans as they are, absent members left out."""
+    out: dict[str, Any] = {}
+    for name in _ATTRIBUTE_VALUE_MEMBERS:
+        member = value.get(name)
+        if member is None:
+            continue
+        if name in ("S", "N"):
+            out[name] = _json_string(member)
+        elif name == "B":
+            out[name] = _base64(member)
+        elif name in ("SS", "NS"):
+            out[name] = [_json_string(m) for m in member]
+        elif name == "BS":
+            out[name] = [_base64(m) for m in member]
+        elif name == "M":
+            out[name] = {k: _attribute_value_json(v) for k, v in member.items() if v is not None}
+        elif name == "L":
+            out[name] = [None if v is None else _attribute_value_json(v) for v in member]
+        else:
+            out[name] = member
+    return out
+
+
+def _json_string(value: Any) -> Any:
+    return str(value) if value not in (None, {}, []) else value
+
+
+def _base64(value: str | bytes) -> str:
+    import base64
+
+    return base64.b64encode(value.encode("utf-8") if isinstance(value, str) else value).strip().decode("utf-8")
+
+
+def fast_attribute_values() -> None:
+    """moto writes every response through the service's model, member by member, each looked
+    up under several aliases: for an item's attribute values (the bulk of a DynamoDB read, a
+    query page, a stream batch) that is about 80% of a 20-item query's CPU, and the largest
+    part of the suite's. Their JSON form is their own shape with blobs in base64, written here
+    directly; every other shape still goes through the model (idempotent, for this process)."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    if getattr(BaseJSONSerializer._serialize_type_structure, "_fast", False):
+        return
+    serialize = BaseJSONSerializer._serialize_type_structure
+    attribute_value_shapes: dict[int, bool] = {}
+
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        is_attribute_value = attribute_value_shapes.get(id(shape))
+        if is_attribute_value is None:
+            is_attribute_value = attribute_value_shapes[id(shape)] = (
+                shape.name == "AttributeValue" and tuple(shape.members) == _ATTRIBUTE_VALUE_MEMBERS)
+        if is_attribute_value and key and isinstance(value, dict):
+            serialized[self.get_serialized_name(shape, key)] = _attribute_value_json(value)
+            return
+        serialize(self, serialized, value, shape, key)
+
+    _serialize_type_structure._fast = True  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+
+
 class TemplateError(RuntimeError):
     """The template uses something the local stack cannot build or resolve."""
 
@@ -404,6 +499,7 @@ class TemplateStack:
         serialize_stream_appends()
         light_transaction_backups()
         refuse_what_sqs_refuses()
+        lazy_kms_key_pairs()
         path = Path(template_path)
         if not path.is_absolute():
             path = (REPO_ROOT / path) if not path.exists() else path.resolve()
