@@ -499,6 +499,7 @@ class TemplateStack:
         serialize_stream_appends()
         light_transaction_backups()
         refuse_what_sqs_refuses()
+        fast_attribute_values()
         lazy_kms_key_pairs()
         path = Path(template_path)
         if not path.is_absolute():
