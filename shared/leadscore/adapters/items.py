@@ -1,7 +1,9 @@
 """Records <-> DynamoDB items: every attribute name, key layout and stored JSON format.
 
-With `storage.py` (the requests) this is the storage layer: no other module of the layer
-names an item attribute (tests/unit/test_storage_boundary.py checks). Item kinds, their
+With `storage.py` (the repositories), `table.py` (the requests) and `streams.py` (the table's
+stream) this is the storage adapter, and this module alone names an item attribute or a key
+prefix: the rest of the layer, the functions, local/ and bench/ go through it
+(tests/unit/test_storage_boundary.py checks). Item kinds, their
 keys and which hold personal data are listed in docs/DESIGN.md ("Item kinds") and in
 `ITEM_KINDS` below.
 

@@ -1,7 +1,8 @@
 """The ports domain code depends on: what it needs of the store and of the bus.
 
-`storage.Store` (DynamoDB) and `bus.BusPublisher` (EventBridge) implement them; unit tests
-hand in the in-memory fakes of tests/support/fakes.py. Records are those of records.py.
+The repositories of `adapters/storage.py` (DynamoDB; `Store` is all of them on one table) and
+`bus.BusPublisher` (EventBridge) implement them; unit tests hand in the in-memory fakes of
+tests/support/fakes.py. Records are those of records.py.
 """
 
 from __future__ import annotations
