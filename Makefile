@@ -59,10 +59,10 @@ node-deps: $(NODE_DEPS) $(BROWSER_DEPS) ## the SDKs the e2e tests drive: Segment
 TEST_WORKERS ?= auto
 
 test: install node-deps ## the whole test suite on every core, slowest tests and total time at the end (pytest exits non-zero when no test ran)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: install ## the suite without the tests marked slow (bench, demo, e2e, the 2,000-contact cost test)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow"
 
 lint: install ## ruff, and the layer package's imports: no upward import, no circle (python -m local.layers; docs/DESIGN.md "Layout")
 	$(VENV)/bin/ruff check .
