@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from leadscore.domain.records import Account, Assignment, HandAssignment, VersionConflict, utc_text
 from leadscore.services.errors import Busy, Conflict, Invalid, NotAllowed, NotFound
-from leadscore.services.read import MAX_PATH_ID, storable_id
+from leadscore.services.read import load_account_named
 from leadscore.services.router import RouteOutcome, Router
 
 if TYPE_CHECKING:
@@ -227,14 +227,7 @@ class AssignService:
         return sdr
 
     def _load(self, account_id: str) -> Account:
-        if not storable_id(account_id):
-            raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
-        lookup = account_id.strip().lower() if "." in account_id else account_id
-        account = self.store.load_account(lookup) or (self.store.load_account(account_id)
-                                                      if lookup != account_id else None)
-        if account is None:
-            raise NotFound("unknown_account", f"no account {account_id!r}", field="accountId")
-        return account
+        return load_account_named(self.store.load_account, account_id, field="accountId")
 
     # ------------------------------------------------------------------ one account
 

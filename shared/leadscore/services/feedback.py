@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING
 
 from leadscore.domain.records import Account, Feedback, RoutingStatus, VersionConflict, utc_text
 from leadscore.engine.accounts import account_card, effective_traits, rescore_account
-from leadscore.services.errors import Busy, Conflict, Invalid, NotFound
-from leadscore.services.read import MAX_PATH_ID, storable_id
+from leadscore.services.errors import Busy, Conflict, Invalid
+from leadscore.services.read import load_account_named
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.routing import RoutingConfig
@@ -214,14 +214,8 @@ class FeedbackService:
         outcome that does not fit the state), Busy (the account kept changing)."""
         body = replace(body, sdr=sdr_named(self.routing, body.sdr))
         now = self.clock()
-        if not storable_id(account_id):
-            raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
-        lookup = account_id.strip().lower() if "." in account_id else account_id
         for _ in range(MAX_ATTEMPTS):
-            account = self.store.load_account(lookup) or (self.store.load_account(account_id)
-                                                          if lookup != account_id else None)
-            if account is None:
-                raise NotFound("unknown_account", f"no account {account_id!r}")
+            account = load_account_named(self.store.load_account, account_id)
             if is_replay(account, body):
                 last = account.last_feedback
                 assert last is not None

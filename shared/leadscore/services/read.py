@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from leadscore.domain.ledgers import ContactState
-from leadscore.domain.records import Contact, Feedback
+from leadscore.domain.records import Account, Contact, Feedback
 from leadscore.engine.account_views import routing_view
 from leadscore.engine.accounts import account_card, effective_traits, persona_of
 from leadscore.engine.contacts import follow_merges
@@ -32,6 +32,19 @@ def storable_id(text: str) -> bool:
     by the use cases, not at the HTTP edge, so that it answers where a missing item would:
     after the checks of the body (who, which SDR)."""
     return len(text) <= MAX_PATH_ID and not any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def load_account_named(load: Callable[[str], Account | None], account_id: str, **details: Any) -> Account:
+    """The account a path names, read by `load` (a store's `load_account`): a domain as sent or
+    lowercased (`Acme.com`), read once per spelling; NotFound `unknown_account` (with
+    `details`) for none, or an id that names nothing."""
+    if not storable_id(account_id):
+        raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}", **details)
+    lookup = account_id.strip().lower() if "." in account_id else account_id
+    account = load(lookup) or (load(account_id) if lookup != account_id else None)
+    if account is None:
+        raise NotFound("unknown_account", f"no account {account_id!r}", **details)
+    return account
 
 
 def feedback_view(feedback: Feedback) -> dict[str, Any]:
@@ -107,12 +120,7 @@ class ReadService:
         """The account as valued at `now` (the clock's now when None), every number explained, with
         its latest sales feedback; NotFound `unknown_account`."""
         now = now or self.clock()
-        if not storable_id(account_id):
-            raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}")
-        lookup = account_id.strip().lower() if "." in account_id else account_id
-        account = self.store.load_account(lookup) or self.store.load_account(account_id)
-        if account is None:
-            raise NotFound("unknown_account", f"no account {account_id!r}")
+        account = load_account_named(self.store.load_account, account_id)
         scoring = self.config.scoring
         traits = effective_traits(account.traits)
         card = account_card(scoring, traits, account.entries, now)
