@@ -772,10 +772,10 @@ class TemplateStack:
         pitr = props.get("PointInTimeRecoverySpecification")
         if pitr and str(pitr.get("PointInTimeRecoveryEnabled")).lower() == "true":
             with contextlib.suppress(ClientError):
-                ddb.update_continuous_backups(
-                    TableName=info["name"],
-                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-                )
+                spec: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
+                if pitr.get("RecoveryPeriodInDays") is not None:
+                    spec["RecoveryPeriodInDays"] = int(pitr["RecoveryPeriodInDays"])
+                ddb.update_continuous_backups(TableName=info["name"], PointInTimeRecoverySpecification=spec)
 
     _QUEUE_ATTRIBUTES = (
         "DelaySeconds",

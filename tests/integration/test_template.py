@@ -589,6 +589,19 @@ def test_stack_parameters_can_be_overridden(aws: None) -> None:
     assert stack.functions["CollectFunction"].environment["EVENT_RETENTION_DAYS"] == "30"
 
 
+@pytest.mark.parametrize(("parameters", "days"), [({}, 35), ({"PointInTimeRecoveryDays": 3}, 3)])
+def test_the_point_in_time_recovery_window_is_the_deployers(aws: None, parameters: dict[str, Any],
+                                                            days: int) -> None:
+    # erased data lives on in the backups for this many days: a parameter, 35 unless set
+    stack = TemplateStack.create(TEMPLATE, stack_name=f"pitr{days}", parameters=parameters)
+    backups = stack.session.client("dynamodb").describe_continuous_backups(TableName=stack.name_of("Table"))
+    description = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert description["PointInTimeRecoveryStatus"] == "ENABLED"
+    assert description["RecoveryPeriodInDays"] == days
+    bounds = load_template(TEMPLATE)["Parameters"]["PointInTimeRecoveryDays"]
+    assert (bounds["MinValue"], bounds["MaxValue"]) == (1, 35)
+
+
 # ---------------------------------------------------------------- the local runner (fixture template)
 
 
