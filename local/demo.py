@@ -72,6 +72,14 @@ STATE_EVENTS = ("Account SDR Ready", "Account Routed", "Account Recycled", "Acco
                 "Routing SLA Breached")
 
 
+#: The signed-route steps of a journey: the key each body must name, and the error's hint.
+SIGNED_STEPS = {
+    "feedback": ("account", "an 'account' (and 'outcome', 'sdr', 'note')"),
+    "assign": ("account", "an 'account' (and 'sdr', 'by', 'note')"),
+    "availability": ("sdr", "an 'sdr' (and 'available', 'until', 'reason')"),
+}
+
+
 class JourneyError(ValueError):
     """A journey file is malformed (names the file and the step)."""
 
@@ -151,26 +159,14 @@ def load_journeys(directory: Path = JOURNEYS_DIR, epoch: datetime = EPOCH) -> li
                 at = parse_at(raw["at"], epoch)
             except ValueError as error:
                 raise JourneyError(f"{where}: {error}") from None
-            if kinds == ["feedback"]:
-                feedback = raw["feedback"]
-                if not isinstance(feedback, dict) or not feedback.get("account"):
-                    raise JourneyError(f"{where}: 'feedback' needs an 'account' (and 'outcome', 'sdr', 'note')")
-                steps.append(Step(journey=path.stem, index=index, at=at, route="feedback", body=dict(feedback),
+            signed = SIGNED_STEPS.get(kinds[0])
+            if signed is not None:
+                needed, hint = signed
+                body = raw[kinds[0]]
+                if not isinstance(body, dict) or not body.get(needed):
+                    raise JourneyError(f"{where}: '{kinds[0]}' needs {hint}")
+                steps.append(Step(journey=path.stem, index=index, at=at, route=kinds[0], body=dict(body),
                                   note=raw.get("note")))
-                continue
-            if kinds == ["assign"]:
-                assign = raw["assign"]
-                if not isinstance(assign, dict) or not assign.get("account"):
-                    raise JourneyError(f"{where}: 'assign' needs an 'account' (and 'sdr', 'by', 'note')")
-                steps.append(Step(journey=path.stem, index=index, at=at, route="assign", body=dict(assign),
-                                  note=raw.get("note")))
-                continue
-            if kinds == ["availability"]:
-                availability = raw["availability"]
-                if not isinstance(availability, dict) or not availability.get("sdr"):
-                    raise JourneyError(f"{where}: 'availability' needs an 'sdr' (and 'available', 'until', 'reason')")
-                steps.append(Step(journey=path.stem, index=index, at=at, route="availability",
-                                  body=dict(availability), note=raw.get("note")))
                 continue
             if kinds == ["run"]:
                 if not isinstance(raw["run"], str) or not raw["run"]:
