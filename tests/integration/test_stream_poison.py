@@ -107,25 +107,36 @@ class TestNoPersonalDataInLogs:
 
     def test_a_contact_that_cannot_be_applied_logs_a_hash_of_its_key_not_its_email(
             self, pipeline: Pipeline, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-        from leadscore.services import aggregate
+        from leadscore.services import contact_fold
 
         def broken(*_: Any, **__: Any) -> Any:
             raise ValueError("cannot apply the event of jo.secret@acmetech.io")
 
-        monkeypatch.setattr(aggregate, "apply_event", broken)  # the aggregation's own name of the engine's
+        monkeypatch.setattr(contact_fold, "apply_event", broken)  # the contact fold's own name of the engine's
         posted = pipeline.http("POST", "/v1/forms/demo-request", route_key="POST /v1/forms/{formId}",
                                body={"email": "jo.secret@acmetech.io"})
         assert posted["statusCode"] in (200, 303), posted
         with caplog.at_level(logging.INFO):  # what a deployed function logs
             pipeline.stack.pump(raise_errors=False)
-        failures = [r for r in caplog.records if r.name == "leadscore.services.aggregate"]
+        failures = [r for r in caplog.records if r.name == "leadscore.services.contact_fold"]
         assert failures, "the failure is logged"
         assert "jo.secret" not in caplog.text
         assert all("jo.secret" not in _everything_of(r) for r in caplog.records)
-        # and the key is there as its kind and a short hash, so one contact's failures can be found
-        from leadscore.engine.identity import key_digest
+        # and the key is there as its kind and a short keyed hash (the stack's log key), so one
+        # contact's failures can be found by whoever holds that key (python -m local.logkey)
+        from local.logkey import digests, read_key
 
-        assert any(key_digest("e:jo.secret@acmetech.io") in _everything_of(r) for r in failures)
+        (digest,) = digests(["jo.secret@acmetech.io"], read_key(pipeline.stack.resources["LogKeySecret"]["arn"],
+                                                                pipeline.stack.session))
+        assert any(digest in _everything_of(r) for r in failures)
+        # not the digest anyone could recompute: a plain hash, or one under the public dev key
+        import hashlib
+
+        from leadscore.engine.identity import DEV_LOG_KEY, key_digest
+
+        plain = hashlib.sha256(b"e:jo.secret@acmetech.io").hexdigest()[:12]
+        dev = key_digest("e:jo.secret@acmetech.io", log_key=DEV_LOG_KEY)
+        assert all(plain not in _everything_of(r) and dev not in _everything_of(r) for r in caplog.records)
 
 
 def _everything_of(record: logging.LogRecord) -> str:

@@ -69,6 +69,8 @@ class MemoryStore:
     account_stream: list[tuple[Account | None, Account]] = field(default_factory=list)
     #: runs inside `save_assignment` before its conditions are checked (a hook to race it)
     before_transaction: Callable[[], None] | None = None
+    #: contact keys an erasure suppressed (`load_suppressed`)
+    suppressed: set[str] = field(default_factory=set)
     write_delay: float = 0.0
     before_write: Callable[[], None] | None = None
     calls: dict[str, int] = field(default_factory=dict)
@@ -97,6 +99,10 @@ class MemoryStore:
         with self._lock:
             self.rejected.append(Rejected(reason, field, source_id, raw, received_at, retention_days))
 
+    def load_suppressed(self, keys: Iterable[str]) -> set[str]:
+        """SuppressionCheck: the keys an erasure suppressed (not counted: it is no write)."""
+        return set(keys) & self.suppressed
+
     # -- ContactStore ----------------------------------------------------------------------
 
     def load_contact(self, key: str) -> Contact | None:
@@ -104,6 +110,11 @@ class MemoryStore:
         with self._lock:
             found = self.contacts.get(key)
             return copy.deepcopy(found) if found is not None else None
+
+    def load_events(self, contact_key: str) -> list[StoredEvent]:
+        self._count("load_events")
+        with self._lock:
+            return [copy.deepcopy(e) for (key, _, _), e in self.events.items() if key == contact_key]
 
     def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]:
         self._count("load_contacts")

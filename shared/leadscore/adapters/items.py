@@ -85,6 +85,7 @@ SDR_RECORD = "S"
 ACCEPTED_PREFIX = "AC#"
 BREACH_PREFIX = "BR#"
 REJECTED_PREFIX = "R#"
+SUPPRESSION_PREFIX = "X#"  # an erased id's suppression record (keyed digest): see "erasure" below
 POOL_DAY_PREFIX = "c#"  # a pool record's day count of an SDR: an attribute name
 POOL_PAUSE_PREFIX = "p#"  # a pool record's copy of an SDR's pause: an attribute name
 #: Days an acceptance or an SLA breach is kept in the SDR's partition (GET /v1/sdrs counts 30).
@@ -141,7 +142,8 @@ HAND_KEYS = ("by", "at", "fr", "cl", "nt")
 #: Every key prefix, and the fixed key values too plain to be one (the boundary test looks for
 #: both elsewhere: only this module builds a key).
 KEY_PREFIXES = (CONTACT_PREFIX, ACCOUNT_PREFIX, EVENT_PREFIX, ROUTE_PREFIX, POOL_PREFIX, SDR_PREFIX, DAY_PREFIX,
-                FEEDBACK_PREFIX, ACCEPTED_PREFIX, BREACH_PREFIX, REJECTED_PREFIX, POOL_DAY_PREFIX, POOL_PAUSE_PREFIX)
+                FEEDBACK_PREFIX, ACCEPTED_PREFIX, BREACH_PREFIX, REJECTED_PREFIX, POOL_DAY_PREFIX, POOL_PAUSE_PREFIX,
+                SUPPRESSION_PREFIX)
 KEY_VALUES = (DUE, ROUTE_DUE, POOL_COUNTER)
 _CONTACT_KNOWN = frozenset(CONTACT_ATTRIBUTES)
 _ACCOUNT_KNOWN = frozenset(ACCOUNT_ATTRIBUTES)
@@ -277,6 +279,13 @@ def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -
         "bot": True if event.bot else None,
         "ttl": int(event.received_at.timestamp()) + retention_days * 86400,
     }
+
+
+def events_query(contact_key: str) -> dict[str, Any]:
+    """The Query of a contact partition's events (`E#` sort keys), strongly consistent."""
+    return {"KeyConditionExpression": f"{PK} = :pk AND begins_with({SK}, :prefix)",
+            "ExpressionAttributeValues": {":pk": contact_pk(contact_key), ":prefix": EVENT_PREFIX},
+            "ConsistentRead": True}
 
 
 def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
@@ -947,3 +956,97 @@ def book_start(token: str, sdr_id: str) -> Item:
     except ValueError:
         raise ValueError("not a book's key") from None
     return {"own": sdr_id, "own_at": data["a"], "pk": data["p"], "sk": data["s"]}
+
+
+# --------------------------------------------------------------------------- erasure (DELETE /v1/contacts/{id})
+
+#: A suppression record: one per id of an erased contact (`u:<userId>`, `e:<email>`,
+#: `a:<anonymousId>`), keyed by the HMAC-SHA256 of the contact key under the deployment's
+#: secret (adapters/keyed.py), so the table never holds the id and nobody without the secret
+#: can test an address against it. Collection drops later events for any id it holds.
+SUPPRESSION_KIND = "X"
+SUPPRESSION_ATTRIBUTES = ("pk", "sk", "k", "at")
+ITEM_KINDS["suppression"] = ("X#<HMAC-SHA256 hex of a contact key>", "P",
+                             "no: a keyed digest of one id (not reversible without the deployment's secret), "
+                             "the time")
+#: An account's erasure marker (kept with its other attributes in `Account.extra`, so every
+#: later write carries it): how many erasures took a contact out of it (`erN`) and when the
+#: last did (`erAt`). No personal data: the account's history names "erasure" as the cause of
+#: the write that moved `erN`.
+ERASED_COUNT = "erN"
+ERASED_AT = "erAt"
+ERASURE_MARK_ATTRIBUTES = (ERASED_COUNT, ERASED_AT)
+
+#: How erasure handles each item kind of ITEM_KINDS (tests/unit/test_erase.py fails when a kind
+#: is added without an entry here): the store method that does it, or why nothing is to do.
+ERASURE_OF_KIND: dict[str, str] = {
+    "event": "delete_contact_events: every event of the contact's partition and of the partitions merged into it",
+    "contact": "delete_contact: the contact and the anonymous / email contacts merged into it",
+    "account": "save_account: its entry taken out of `top`, the account rescored; a lead's note (rt.hand.nt) "
+               "redacted",
+    "rejected": "erase_rejected: the records of the retention window whose raw input holds one of its ids",
+    "feedback": "redact_feedback: the notes of its accounts' feedback that name it, redacted",
+    "assignment": "nothing: no contact data",
+    "pool counter": "nothing: no contact data",
+    "SDR day": "nothing: no contact data",
+    "SDR record": "nothing: a pause's reason and caller are the SDR's and the lead's, not a contact's",
+    "SDR acceptance": "nothing: no contact data",
+    "SDR breach": "nothing: no contact data",
+    "suppression": "save_suppressions: written, never erased (it is what keeps the contact erased)",
+}
+
+
+def suppression_key(digest: str) -> tuple[str, str]:
+    """Where the suppression record of one id's keyed digest (hex) is kept."""
+    return f"{SUPPRESSION_PREFIX}{digest}", PROFILE
+
+
+def suppression_item(digest: str, at: str) -> Item:
+    pk, sk = suppression_key(digest)
+    return {"pk": pk, "sk": sk, "k": SUPPRESSION_KIND, "at": at}
+
+
+def erasure_marked(account: Account, at: str) -> None:
+    """Mark an account's next write as an erasure's (mutates `account.extra`)."""
+    account.extra[ERASED_COUNT] = int(account.extra.get(ERASED_COUNT) or 0) + 1
+    account.extra[ERASED_AT] = at
+
+
+def erasures_of(account: Account) -> int:
+    """How many erasures took a contact out of the account (its marker's count)."""
+    return int(account.extra.get(ERASED_COUNT) or 0)
+
+
+def contact_events_query(contact_key: str) -> dict[str, Any]:
+    """The Query of a contact's events (its partition's `E#` items), oldest key first."""
+    return {"KeyConditionExpression": f"{PK} = :pk AND begins_with({SK}, :prefix)",
+            "ExpressionAttributeValues": {":pk": contact_pk(contact_key), ":prefix": EVENT_PREFIX}}
+
+
+def feedback_query(account_id: str) -> dict[str, Any]:
+    """The Query of an account's feedback items (`FB#`)."""
+    return {"KeyConditionExpression": f"{PK} = :pk AND begins_with({SK}, :prefix)",
+            "ExpressionAttributeValues": {":pk": account_pk(account_id), ":prefix": FEEDBACK_PREFIX}}
+
+
+def rejected_partitions(day: date) -> list[str]:
+    """The ten partitions of one day's rejected records (`rejected_key`)."""
+    return [f"{REJECTED_PREFIX}{day.isoformat()}#{n}" for n in range(10)]
+
+
+def rejected_query(pk: str) -> dict[str, Any]:
+    return {"KeyConditionExpression": f"{PK} = :pk", "ExpressionAttributeValues": {":pk": pk}}
+
+
+def rejected_raw(item: Mapping[str, Any]) -> str:
+    """What a rejected record kept of the input (its reason and field too: they may quote it)."""
+    return " ".join(str(item.get(name) or "") for name in ("raw", "reason", "field"))
+
+
+FEEDBACK_NOTE = "note"
+
+
+def feedback_note(item: Mapping[str, Any]) -> str | None:
+    note = item.get(FEEDBACK_NOTE)
+    return note if isinstance(note, str) else None
+

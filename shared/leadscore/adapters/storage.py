@@ -27,7 +27,7 @@ The client is created on first use (no AWS call at import) and may be injected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from leadscore.adapters.items import (
     contact_item,
     contact_pk,
     counter_value,
+    decode_event,
     event_item,
     event_sk,
     feedback_from_item,
@@ -77,10 +78,12 @@ from leadscore.domain.records import (
     Contact,
     ContactScores,
     Feedback,
+    PoisonRecord,
     PoolMoved,
     SdrActivity,
     SdrPause,
     SdrRecord,
+    StoredEvent,
     TransactionConflict,
     VersionConflict,
     utc_text,
@@ -112,6 +115,21 @@ class EventRepository(Repository):
         One conditional PutItem; the item is its own exactly-once guard.
         """
         return self.table.put_new(event_item(event, hits, retention_days))
+
+    def load_events(self, contact_key: str) -> list[StoredEvent]:
+        """Every stored event of one contact key (ports.EventLog): Query pages on its
+        partition, 1 RCU per 4 KB read (a rebuild's cost grows with that contact's events).
+        An item the collector never writes (poison: the stream fold never applied it either)
+        is left out."""
+        request = items.events_query(contact_key)
+        request["ExpressionAttributeValues"] = marshal(request["ExpressionAttributeValues"])
+        events = []
+        for item in self.table.query(request):
+            try:
+                events.append(decode_event(item))
+            except PoisonRecord:
+                continue
+        return events
 
     def put_rejected(self, *, reason: str, field: str | None, source_id: str | None, raw: str,
                      received_at: datetime, retention_days: int) -> None:
@@ -469,8 +487,93 @@ class SdrRepository(Repository):
         return [assignment_from_item(item) for item in found], (book_cursor(last) if last else None)
 
 
+class ErasureRepository(Repository):
+    """Erasure (ports.ErasureStore, with the contacts and accounts) and the suppression check
+    collection and the aggregation make (ports.SuppressionCheck). Suppression records are
+    keyed by `keyed.keyed_digest` of a contact key: the table never holds the id."""
+
+    def load_suppressed(self, keys: Iterable[str]) -> set[str]:
+        """The contact keys of `keys` (`u:<userId>`, `e:<email>`, `a:<anonymousId>`) an erasure
+        suppressed: one strongly consistent BatchGetItem per 100 distinct keys, none for none."""
+        from leadscore.adapters.keyed import keyed_digest  # cold start: hmac only when a key is checked
+
+        wanted = {items.suppression_key(keyed_digest(key)): key for key in dict.fromkeys(keys)}
+        if not wanted:
+            return set()
+        return {wanted[key] for key in self.table.get_many(wanted) if key in wanted}
+
+    def save_suppressions(self, keys: Iterable[str], at: str) -> int:
+        """A suppression record per contact key (written again: the same item). BatchWriteItem
+        of 25 puts per request. Returns the records written."""
+        from leadscore.adapters.keyed import keyed_digest  # cold start: the erase function's only
+
+        records = [items.suppression_item(keyed_digest(key), at) for key in dict.fromkeys(keys)]
+        return self.table.write_batch(puts=records) if records else 0
+
+    def contact_events(self, contact_key: str) -> Iterator[TrackingEvent]:
+        """Every event of a contact's partition (Query pages, strongly consistent); an image
+        that cannot be decoded is left out (its ids are no one's to collect; it is deleted all the same)."""
+        for item in self.table.query(_marshalled(items.contact_events_query(contact_key), ConsistentRead=True)):
+            try:
+                yield items.decode_event(item).event
+            except PoisonRecord:
+                continue
+
+    def delete_contact_events(self, contact_key: str, *, stop: Callable[[], bool], page: int = 100
+                              ) -> tuple[int, bool]:
+        """Delete a contact's events a page at a time (a Query of `page` keys, then BatchWriteItem
+        of 25 deletes per request) until none is left, or `stop()` says to stop before a page.
+        Returns (events deleted, whether none is left)."""
+        deleted = 0
+        request = _marshalled(items.contact_events_query(contact_key), ConsistentRead=True, Limit=page,
+                              ProjectionExpression=f"{items.PK}, {items.SK}")
+        while not stop():
+            found, _ = self.table.query_page(request)
+            if not found:
+                return deleted, True
+            deleted += self.table.write_batch(deletes=[items.table_key(item) for item in found])
+        return deleted, False
+
+    def save_erased_account(self, account: Account, expected_version: int | None, at: str) -> None:
+        """Write an account an erasure rescored (its `version` already the next one) if still at
+        `expected_version`, marked as erased (`items.erasure_marked`: a count and a time, so its
+        history names the cause). One PutItem; VersionConflict when it moved on meanwhile."""
+        items.erasure_marked(account, at)
+        self.table.put_versioned(account_item(account), expected_version)
+
+    def delete_contact(self, contact_key: str) -> None:
+        """A contact's item (its profile): one DeleteItem."""
+        self.table.delete_key((contact_pk(contact_key), PROFILE))
+
+    def erase_rejected(self, days: Iterable[date], holds: Callable[[str], bool]) -> int:
+        """Delete the rejected records of `days` whose kept input (`items.rejected_raw`) `holds`
+        says names the contact: a Query of each of a day's ten partitions, one BatchWriteItem
+        per 25 deletes. Returns the records deleted."""
+        doomed = [items.table_key(item) for day in days for pk in items.rejected_partitions(day)
+                  for item in self.table.query(_marshalled(items.rejected_query(pk)))
+                  if holds(items.rejected_raw(item))]
+        return self.table.write_batch(deletes=doomed) if doomed else 0
+
+    def redact_feedback(self, account_id: str, redact: Callable[[str], str]) -> int:
+        """Rewrite the notes of an account's feedback items that `redact` changes: a Query of the
+        account's `FB#` items, one UpdateItem per note changed. Returns the notes changed."""
+        changed = 0
+        for item in self.table.query(_marshalled(items.feedback_query(account_id), ConsistentRead=True)):
+            note = items.feedback_note(item)
+            if note is None or redact(note) == note:
+                continue
+            self.table.update(Update().set(items.FEEDBACK_NOTE, redact(note)), items.table_key(item))
+            changed += 1
+        return changed
+
+
+def _marshalled(query: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """A Query of items.py (its values still plain) as the client takes it."""
+    return {**query, "ExpressionAttributeValues": marshal(query["ExpressionAttributeValues"]), **options}
+
+
 class Store(EventRepository, ContactRepository, AccountRepository, RoutingRepository, FeedbackRepository,
-            SdrRepository):
+            SdrRepository, ErasureRepository):
     """Every repository on one table (one client): what the handlers get from
     `runtime.store()`, and what the ports' composites (ports.AggregateStore, AssignStore...)
     are satisfied by."""

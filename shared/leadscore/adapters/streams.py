@@ -23,14 +23,8 @@ from leadscore.adapters import items
 from leadscore.adapters.table import python_value
 from leadscore.domain.events import TrackingEvent
 from leadscore.domain.records import Account, Contact, PoisonRecord
-from leadscore.services.aggregate import (
-    AccountChanged,
-    BatchOutcome,
-    Change,
-    ContactChanged,
-    EventInserted,
-    aggregate_batch,
-)
+from leadscore.services.aggregate import BatchOutcome, aggregate_batch
+from leadscore.services.changes import AccountChanged, Change, ContactChanged, EventInserted
 
 logger = logging.getLogger(__name__)
 __all__ = ["PoisonBatch", "aggregate_stream", "change_of", "parse_batch", "sequence_of", "stream_response"]

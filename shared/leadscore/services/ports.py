@@ -7,7 +7,7 @@ tests/support/fakes.py. Records are those of records.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         SdrActivity,
         SdrPause,
         SdrRecord,
+        StoredEvent,
     )
 
 
@@ -50,6 +51,18 @@ class ContactStore(Protocol):
     def save_contacts(self, writes: Sequence[tuple[Contact, int | None]]) -> None: ...
 
 
+class EventLog(Protocol):
+    """The events a contact's partition holds (the rebuild reads them back)."""
+
+    def load_events(self, contact_key: str) -> list[StoredEvent]:
+        """Every stored event of one contact key, in no particular order."""
+        ...
+
+
+class RebuildStore(ContactStore, EventLog, Protocol):
+    """What a rebuild needs: the contacts and their events."""
+
+
 class AccountStore(Protocol):
     def load_account(self, account_id: str) -> Account | None: ...
 
@@ -58,8 +71,8 @@ class AccountStore(Protocol):
     def save_account(self, account: Account, expected_version: int | None) -> None: ...
 
 
-class AggregateStore(ContactStore, AccountStore, Protocol):
-    """What the stream aggregation needs."""
+class AggregateStore(ContactStore, AccountStore, EventLog, Protocol):
+    """What the stream aggregation needs (the events: to rebuild a contact a replay reaches)."""
 
 
 class DecayStore(Protocol):
@@ -167,3 +180,42 @@ class BookStore(Protocol):
     """The SDRs' books kept from the table's stream (leadscore.services.team.book_changes)."""
 
     def apply_book_changes(self, changes: Iterable[BookChange]) -> int: ...
+
+
+class SuppressionCheck(Protocol):
+    """Which contact keys (`u:<userId>`, `e:<email>`, `a:<anonymousId>`) an erasure suppressed:
+    one strongly consistent BatchGetItem of their suppression records (keyed digests; none
+    for no key). Collection drops their events; the stream aggregation skips them."""
+
+    def load_suppressed(self, keys: Iterable[str]) -> set[str]: ...
+
+
+class CollectStore(EventStore, SuppressionCheck, Protocol):
+    """What collection needs: the events and rejections it writes, and the suppression check
+    it makes once per request (leadscore.services.collect)."""
+
+
+class ErasureStore(SuppressionCheck, Protocol):
+    """What an erasure needs (leadscore.services.erase): the contacts and accounts, the
+    suppression records it writes, and the deletions and redactions of what names the contact."""
+
+    def load_contact(self, key: str) -> Contact | None: ...
+
+    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
+
+    def load_account(self, account_id: str) -> Account | None: ...
+
+    def save_erased_account(self, account: Account, expected_version: int | None, at: str) -> None: ...
+
+    def save_suppressions(self, keys: Iterable[str], at: str) -> int: ...
+
+    def contact_events(self, contact_key: str) -> Iterator[TrackingEvent]: ...
+
+    def delete_contact_events(self, contact_key: str, *, stop: Callable[[], bool], page: int = 100
+                              ) -> tuple[int, bool]: ...
+
+    def delete_contact(self, contact_key: str) -> None: ...
+
+    def erase_rejected(self, days: Iterable[date], holds: Callable[[str], bool]) -> int: ...
+
+    def redact_feedback(self, account_id: str, redact: Callable[[str], str]) -> int: ...
