@@ -92,6 +92,8 @@ def _answer(op, body):
         return {{"FailedEntryCount": 0, "Entries": [{{"EventId": str(i)}} for i, _ in enumerate(body["Entries"])]}}
     if op == "SendMessage":
         return {{"MessageId": "m-1", "MD5OfMessageBody": hashlib.md5(body["MessageBody"].encode()).hexdigest()}}
+    if op == "GetSecretValue":  # the log key (adapters/log_key.py), read on the first contact digest
+        return {{"ARN": body["SecretId"], "Name": "leadscore-log-key", "SecretString": "k" * 48}}
     return {{}}
 
 
@@ -111,6 +113,9 @@ def _send(request, **_):
 
 for client in clients:
     client.meta.events.register("before-send", _send)
+# clients the first invocation makes itself (the log key's secretsmanager client) copy these
+import boto3
+boto3.DEFAULT_SESSION.events.register("before-send", _send)
 
 
 class _Context:
@@ -282,6 +287,7 @@ def _env() -> dict[str, str]:
                 "EVENT_RETENTION_DAYS": "400", "LEADSCORE_CONFIG_DIR": str(CONFIG_DIR), "LEADSCORE_NOW": NOW,
                 "POWERTOOLS_SERVICE_NAME": "leadscore", "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
                 "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_TRACE_DISABLED": "true",
+                "LOG_KEY_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:leadscore-log-key-AbCdEf",
                 "PYTHONDONTWRITEBYTECODE": "1"})
     env.pop("PYTHONPATH", None)
     return env

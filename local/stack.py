@@ -2,10 +2,10 @@
 
 The template is the single source of truth: it is expanded offline with `samtranslator`
 (managed-policy lookups answered locally) and every DynamoDB table, EventBridge bus, SQS
-queue and (non-Lambda-targeted) EventBridge rule is created in moto from the expanded
-template's own properties. The functions are not deployed: `invoke` imports their code
-and calls the handler with the template's environment, and the runner delivers what AWS
-would deliver to them:
+queue, Secrets Manager secret (a generated value: a random one) and (non-Lambda-targeted)
+EventBridge rule is created in moto from the expanded template's own properties. The
+functions are not deployed: `invoke` imports their code and calls the handler with the
+template's environment, and the runner delivers what AWS would deliver to them:
 
 - the table streams, shaped as Lambda's DynamoDB event, in the mapping's batch size, with
   `ReportBatchItemFailures` (re-delivery from the first failed sequence number),
@@ -558,6 +558,8 @@ class TemplateStack:
                 self._create_table(logical_id, resource.get("Properties") or {})
             elif resource["Type"] == "AWS::Events::EventBus":
                 self._create_bus(logical_id)
+            elif resource["Type"] == "AWS::SecretsManager::Secret":
+                self._create_secret(logical_id, resource.get("Properties") or {})
         for logical_id, resource in resources.items():
             if resource["Type"] == "AWS::Events::Connection":
                 self._create_connection(logical_id, resource.get("Properties") or {})
@@ -614,6 +616,9 @@ class TemplateStack:
             info.update(name=default_name, arn=f"arn:aws:lambda:{region}:{acct}:layer:{default_name}:1")
         elif kind == "AWS::IAM::Role":
             info.update(name=default_name, arn=f"arn:aws:iam::{acct}:role/{default_name}")
+        elif kind == "AWS::SecretsManager::Secret":  # the ARN (its random suffix) once created
+            name = self._resolve(props.get("Name")) or default_name
+            info.update(name=name, arn=f"arn:aws:secretsmanager:{region}:{acct}:secret:{name}")
         else:
             info.update(name=default_name, arn=f"arn:aws:local:{region}:{acct}:{logical_id}")
         return info
@@ -645,7 +650,8 @@ class TemplateStack:
         kind = info["type"]
         if kind == "AWS::SQS::Queue":
             return info.get("url") or info["name"]
-        if kind in ("AWS::Lambda::LayerVersion", "AWS::IAM::Role") or kind.startswith("AWS::SQS::"):
+        if kind in ("AWS::Lambda::LayerVersion", "AWS::IAM::Role", "AWS::SecretsManager::Secret") or \
+                kind.startswith("AWS::SQS::"):
             return info["arn"]
         if kind == "AWS::ApiGatewayV2::Api":
             return info["id"]
@@ -823,6 +829,28 @@ class TemplateStack:
             if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                 raise
             info["arn"] = events.describe_event_bus(Name=info["name"])["Arn"]
+
+    def _create_secret(self, logical_id: str, props: Mapping[str, Any]) -> None:
+        """The secret, with a random value where the template has CloudFormation generate one
+        (`GenerateSecretString`: `secrets.token_urlsafe`, as long as asked), so the functions
+        of every local stack hash with a key of their own (the log key, adapters/log_key.py).
+        A secret already there (a reused moto server) is kept as it is."""
+        import secrets
+
+        props = self._resolve(dict(props))
+        info = self.resources[logical_id]
+        value = props.get("SecretString")
+        if value is None:
+            length = int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
+            value = secrets.token_urlsafe(length)[:length]
+        manager = self.client("secretsmanager")
+        try:
+            info["arn"] = manager.create_secret(Name=info["name"], SecretString=str(value),
+                                                Description=str(props.get("Description", "")))["ARN"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceExistsException":
+                raise
+            info["arn"] = manager.describe_secret(SecretId=info["name"])["ARN"]
 
     def _evaluate_conditions(self) -> dict[str, bool]:
         """The template's Conditions (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) with

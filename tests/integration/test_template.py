@@ -26,6 +26,7 @@ from tests.support.apigw import (
     lambda_context,
     route_params,
 )
+from tests.support.digests import needs_log_key
 from tests.support.stack import HandlerError, TemplateStack, expand_template, load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -356,6 +357,8 @@ def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, se
         needed.add(("sqs:SendMessage", "RoutedQueue.Arn"))
     if parks:
         needed.add(("sqs:SendMessage", "RoutedParkedQueue.Arn"))
+    if needs_log_key(props["CodeUri"]):  # its log key, that secret only (tests/support/digests.py)
+        needed.add(("secretsmanager:GetSecretValue", "Ref:LogKeySecret"))
     destinations = [((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")]
     for event in (props.get("Events") or {}).values():
         if event["Type"] == "DynamoDB":

@@ -1,6 +1,7 @@
 """Process-wide wiring for the handlers: settings from the environment, cached clients.
 
-Nothing here runs at import: each getter builds its object on first use and keeps it for
+Nothing here runs at import (but handing the engine the log key's provider, which reads
+nothing until the first digest): each getter builds its object on first use and keeps it for
 the warm container. Tests reset the caches with `reset()`.
 """
 
@@ -11,11 +12,19 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
+from leadscore.adapters import log_key
+from leadscore.engine.identity import use_log_key
+
 if TYPE_CHECKING:
     from leadscore.adapters.bus import BusPublisher, RoutedQueue
     from leadscore.adapters.storage import Store
     from leadscore.rulesfiles.loading import Config
     from leadscore.rulesfiles.routing import RoutingConfig
+
+
+# Contact digests in logs are keyed by the deployment's secret (LOG_KEY_SECRET), read on the
+# first digest a container makes, never at import (adapters/log_key.py).
+use_log_key(log_key.from_environment)
 
 
 def now() -> datetime:
@@ -92,3 +101,4 @@ def public_api_url() -> str | None:
 def reset() -> None:
     for getter in (config, store, publisher, routing, routed_queue, parked_queue):
         getter.cache_clear()
+    log_key.reset()

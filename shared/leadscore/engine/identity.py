@@ -8,8 +8,9 @@ cached, so importing this module costs a Lambda cold start almost nothing.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -205,15 +206,38 @@ def is_personal_domain(domain: str | None) -> bool:
     return email_domain_type(domain) in ("free", "disposable")
 
 
-def key_digest(key: str) -> str:
-    """A contact key fit for logs: its kind and a short one-way hash (`e:3f9a0c1b2d4e`).
+#: The key of `key_digest` when none is given (`use_log_key`): unit tests and local tools. It is
+#: public, so its digests can be recomputed by anyone; a deployed function uses its stack's
+#: secret instead (adapters/log_key.py).
+DEV_LOG_KEY = b"leadscore-dev-log-key: public, for tests and local tools only"
 
-    Never the userId, email address or anonymous id itself (logs outlive erasure); the same
-    key always gives the same digest, so one contact's log lines can still be found by
-    hashing its key the same way. Takes a contact key (`e:jo@acme.com`).
+_log_key: Callable[[], bytes] | None = None
+
+
+def use_log_key(provider: Callable[[], bytes] | None) -> None:
+    """Where `key_digest` gets its key: a zero-argument callable returning the key's bytes,
+    called on every digest and never before the first (so the provider fetches lazily and
+    keeps what it fetched: adapters/log_key.py). `None`: `DEV_LOG_KEY`. Whatever the provider
+    raises, the digest raises: no digest falls back to another key."""
+    global _log_key
+    _log_key = provider
+
+
+def key_digest(key: str, *, log_key: bytes | None = None) -> str:
+    """A contact key fit for logs: its kind and a short keyed hash (`e:3f9a0c1b2d4e`), the
+    first 12 hex digits of HMAC-SHA256(log key, contact key).
+
+    Never the userId, email address or anonymous id itself (logs outlive erasure), and not
+    a plain hash either: without the deployment's log key nobody can tell whose digest it is
+    from an email they know. The same key always gives the same digest, so one contact's
+    log lines can still be found by whoever holds the log key (`python -m local.logkey`).
+    Takes a contact key (`e:jo@acme.com`); the log key is `log_key`, else the provider of
+    `use_log_key`, else `DEV_LOG_KEY`.
     """
+    if log_key is None:
+        log_key = _log_key() if _log_key is not None else DEV_LOG_KEY
     kind, separator, _ = key.partition(":")
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    digest = hmac.new(log_key, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
     return f"{kind}:{digest}" if separator and len(kind) == 1 else digest
 
 
