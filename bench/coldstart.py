@@ -233,6 +233,28 @@ def _account_world() -> dict[str, Any]:
     return {f"{pk}|{sk}": marshal(item)}
 
 
+def _contact_world() -> dict[str, Any]:
+    """The account world with one of its contacts: what the erase sample erases."""
+    sys.path.insert(0, str(LAYER_DIR))
+    try:
+        from leadscore.adapters.items import contact_item, table_key
+        from leadscore.adapters.storage import marshal
+        from leadscore.domain.records import Contact
+    finally:
+        sys.path.remove(str(LAYER_DIR))
+    item = contact_item(Contact(key="u:c-1", version=2, user_id="c-1", email=f"jo@{ACCOUNT_ID}", name="Jo Park",
+                                account=ACCOUNT_ID, first_seen=NOW))
+    pk, sk = table_key(item)
+    return {**_account_world(), f"{pk}|{sk}": marshal(item)}
+
+
+def _erase() -> dict[str, Any]:
+    from local.apigw import http_event, iam_authorizer
+
+    return http_event("DELETE", "/v1/contacts/c-1", route_key="DELETE /v1/contacts/{contactId}",
+                      path_parameters={"contactId": "c-1"}, authorizer=iam_authorizer())
+
+
 def _sdr_ready() -> dict[str, Any]:
     return {"version": "0", "id": "0d7d3c6e-2f8c-4b8a-9a57-3f0c1c0e6b11", "detail-type": "Account SDR Ready",
             "source": "leadscore", "account": "123456789012", "time": "2026-11-02T09:05:00Z",
@@ -272,6 +294,7 @@ SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "route": lambda: (_sdr_ready(), _account_world()),
     "feedback": lambda: (_feedback(), _account_world()),
     "assign": lambda: (_assign(), _account_world()),  # a lead routes the SDR-ready account to lucas
+    "erase": lambda: (_erase(), _contact_world()),  # a contact erased: suppressed, its partition deleted
     "sdrs": lambda: (_pause(), {}),  # a lead pauses maya: her record, the pool records' copies, the bus
 }
 

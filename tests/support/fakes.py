@@ -99,7 +99,7 @@ class MemoryStore:
         with self._lock:
             self.rejected.append(Rejected(reason, field, source_id, raw, received_at, retention_days))
 
-    def load_suppressed(self, keys: Iterable[str]) -> set[str]:
+    def load_suppressed(self, keys: Iterable[str], *, consistent: bool = True) -> set[str]:
         """SuppressionCheck: the keys an erasure suppressed (not counted: it is no write)."""
         return set(keys) & self.suppressed
 

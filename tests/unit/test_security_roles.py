@@ -20,6 +20,7 @@ ROLES = {
     "TeamLeadFull": READS | {"POST /v1/accounts/{accountId}/feedback", "POST /v1/accounts/{accountId}/assign",
                              "POST /v1/sdrs/{sdrId}/reassign", "PUT /v1/sdrs/{sdrId}/availability"},
     "RevOpsReadOnly": READS,
+    "PrivacyErasureOnly": {"DELETE /v1/contacts/{contactId}"},
 }
 
 

@@ -101,8 +101,15 @@ class IngestApi:
 NOT_SCORED_HEADER = "x-leadscore-not-scored"
 
 
+#: The not-scored header's reason for a message naming an erased contact.
+ERASED_HEADER_REASON = "erased: the contact asked to be erased; nothing stored"
+
+
 def _with_bot_reason(call: Call, answer: Answer) -> Answer:
-    """Tell the sender why a hit judged a bot scores nothing (the first bot's match)."""
+    """Tell the sender why a hit judged a bot scores nothing (the first bot's match), or why
+    one naming an erased contact was dropped (the pixel's and a form's only way to say it)."""
+    if call.counters.dropped and not call.counters.accepted:
+        return {**answer, "headers": {**(answer.get("headers") or {}), NOT_SCORED_HEADER: ERASED_HEADER_REASON}}
     if not call.counters.bot_matches:
         return answer
     match = re.sub(r'[^\x20-\x7e]|"', "?", call.counters.bot_matches[0])[:60]  # a header's text

@@ -492,15 +492,16 @@ class ErasureRepository(Repository):
     collection and the aggregation make (ports.SuppressionCheck). Suppression records are
     keyed by `keyed.keyed_digest` of a contact key: the table never holds the id."""
 
-    def load_suppressed(self, keys: Iterable[str]) -> set[str]:
+    def load_suppressed(self, keys: Iterable[str], *, consistent: bool = True) -> set[str]:
         """The contact keys of `keys` (`u:<userId>`, `e:<email>`, `a:<anonymousId>`) an erasure
-        suppressed: one strongly consistent BatchGetItem per 100 distinct keys, none for none."""
+        suppressed: one BatchGetItem per 100 distinct keys (none for none), strongly consistent
+        unless `consistent` is False (half the read units: collection's check)."""
         from leadscore.adapters.keyed import keyed_digest  # cold start: hmac only when a key is checked
 
         wanted = {items.suppression_key(keyed_digest(key)): key for key in dict.fromkeys(keys)}
         if not wanted:
             return set()
-        return {wanted[key] for key in self.table.get_many(wanted) if key in wanted}
+        return {wanted[key] for key in self.table.get_many(wanted, consistent=consistent) if key in wanted}
 
     def save_suppressions(self, keys: Iterable[str], at: str) -> int:
         """A suppression record per contact key (written again: the same item). BatchWriteItem

@@ -21,6 +21,7 @@ Item = dict[str, Any]
 Key = tuple[str, str]
 
 _MAX_BATCH_GET = 100
+_MAX_BATCH_WRITE = 25
 #: The sparse index of what is due: contacts with decaying touches (`DUE`), accounts the
 #: routing pass looks at (`ROUTE`).
 DUE_INDEX = "DueIndex"
@@ -294,6 +295,29 @@ class Table:
         except self.client.exceptions.TransactionCanceledException as error:
             explained = explain(error.response.get("CancellationReasons") or []) if explain else None
             raise explained or TransactionConflict(conflict) from error
+
+
+    # --- erasure (the erase function alone is granted these) -------------------------------
+
+    def delete_key(self, key: Key) -> None:
+        """One DeleteItem (1 WCU per KB of the item; nothing when it is gone already)."""
+        self.client.delete_item(TableName=self.name, Key=marshal(items.key_item(*key)))
+
+    def write_batch(self, *, puts: Sequence[Mapping[str, Any]] = (), deletes: Sequence[Key] = ()) -> int:
+        """BatchWriteItem in chunks of 25 (puts and deletes, unconditional), retrying
+        unprocessed requests with backoff. Returns the requests written."""
+        requests = ([{"PutRequest": {"Item": marshal(item)}} for item in puts]
+                    + [{"DeleteRequest": {"Key": marshal(items.key_item(*key))}} for key in dict.fromkeys(deletes)])
+        for start in range(0, len(requests), _MAX_BATCH_WRITE):
+            pending: dict[str, Any] = {self.name: requests[start:start + _MAX_BATCH_WRITE]}
+            attempt = 0
+            while pending:
+                answer = self.client.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+                if pending:
+                    attempt += 1
+                    time.sleep(min(0.05 * 2**attempt, 2.0) * random.random())
+        return len(requests)
 
 
 _NEW = f"attribute_not_exists({items.PK})"

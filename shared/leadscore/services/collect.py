@@ -6,6 +6,12 @@ Cost per accepted event: one conditional PutItem (see storage.py). A batch of N
 messages costs N such writes, never more per event than N single calls. Bad messages and
 bots (judged by their user agent) are kept as rejected records with the reason instead:
 at most 11 PutItems per request, whatever its size.
+
+Erased contacts: one eventually consistent BatchGetItem per request (per 100 ids) asks which of
+the ids its messages name (userId, email, anonymousId, an alias's previousId) an erasure
+suppressed (`load_suppressed`); a message naming one is dropped, nothing of it stored (no
+rejected record either: its raw input is the erased person's), and the answer says why.
+So a single event costs 2 requests (the budget's most) and a batch of N about N + N/33.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from leadscore.domain.events import InvalidMessage, TrackingEvent
 from leadscore.domain.json_bounds import bounded_json_object
+from leadscore.engine.erasure import ids_of
 from leadscore.engine.messages import bot_reason, parse_message, property_rank, trait_rank
 from leadscore.engine.rules import matching_rules
-from leadscore.services.ports import EventStore
+from leadscore.services.ports import CollectStore
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.loading import Config
@@ -52,6 +59,26 @@ class Rejection:
         return answer
 
 
+#: Why a message naming an erased contact was dropped (the answer's `reason`).
+ERASED_REASON = "the contact asked to be erased: this message names one of its ids and was dropped, nothing stored"
+
+
+@dataclass
+class Dropped:
+    """A message dropped because it names an erased contact (nothing of it is stored)."""
+
+    index: int | None
+    message_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"reason": "erased", "message": ERASED_REASON}
+        if self.index is not None:
+            answer["index"] = self.index
+        if self.message_id:
+            answer["messageId"] = self.message_id
+        return answer
+
+
 @dataclass
 class CollectResult:
     accepted: int = 0
@@ -59,6 +86,7 @@ class CollectResult:
     bots: int = 0  # judged bots: recorded as rejected with the reason, never scored nor listed
     rejected: list[Rejection] = field(default_factory=list)
     bot_matches: list[str] = field(default_factory=list)  # what crawlerdetect matched, per bot
+    dropped: list[Dropped] = field(default_factory=list)  # naming an erased contact: nothing stored
 
 
 def _raw_text(raw: Any) -> str:
@@ -82,7 +110,7 @@ def _short_id(message_id: Any) -> str | None:
 class Collector:
     """Validates and stores tracking messages for one configuration and one store."""
 
-    def __init__(self, store: EventStore, config: Config, *, retention_days: int = 400,
+    def __init__(self, store: CollectStore, config: Config, *, retention_days: int = 400,
                  rejected_retention_days: int = 30, max_workers: int = 8) -> None:
         self.store = store
         self.config = config
@@ -105,6 +133,7 @@ class Collector:
         accepted: list[tuple[TrackingEvent, list[str]]] = []
         bad: list[tuple[InvalidMessage, Any]] = []
         bots: list[tuple[InvalidMessage, Any]] = []
+        parsed: list[tuple[int, Any, TrackingEvent]] = []
         for index, raw in enumerate(messages):
             try:
                 event = parse_message(raw, source_id=source_id, received_at=received_at,
@@ -115,6 +144,12 @@ class Collector:
                 result.rejected.append(Rejection(index if indexed else None, problem.field, problem.reason,
                                                  _short_id(message_id)))
                 bad.append((problem, raw))
+                continue
+            parsed.append((index, raw, event))
+        erased = self._erased([event for _, _, event in parsed])
+        for index, raw, event in parsed:
+            if erased and not erased.isdisjoint(ids_of(event)):
+                result.dropped.append(Dropped(index if indexed else None, _short_id(event.message_id)))
                 continue
             if event.bot:
                 # A bot is kept as a rejected record that says why, never as an event: it
@@ -137,6 +172,15 @@ class Collector:
             else:
                 result.duplicates += 1
         return result
+
+    def _erased(self, events: Sequence[TrackingEvent]) -> set[str]:
+        """The ids of `events` an erasure suppressed: one read for the request (none for no
+        event), eventually consistent (half the read units). An erasure writes its suppression
+        records first and deletes the partitions last, seconds later, so an event that a stale
+        read lets through in between is deleted with the rest; the aggregation's own check is
+        strongly consistent."""
+        keys = [key for event in events for key in ids_of(event)]
+        return self.store.load_suppressed(keys, consistent=False) if keys else set()
 
     def _record_rejections(self, bad: list[tuple[InvalidMessage, Any]], source_id: str,
                            received_at: datetime) -> None:

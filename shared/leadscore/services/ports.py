@@ -184,10 +184,11 @@ class BookStore(Protocol):
 
 class SuppressionCheck(Protocol):
     """Which contact keys (`u:<userId>`, `e:<email>`, `a:<anonymousId>`) an erasure suppressed:
-    one strongly consistent BatchGetItem of their suppression records (keyed digests; none
-    for no key). Collection drops their events; the stream aggregation skips them."""
+    one BatchGetItem of their suppression records (keyed digests; none for no key), strongly
+    consistent unless `consistent` is False. Collection drops their events (eventually
+    consistent: half the reads); the stream aggregation skips them."""
 
-    def load_suppressed(self, keys: Iterable[str]) -> set[str]: ...
+    def load_suppressed(self, keys: Iterable[str], *, consistent: bool = True) -> set[str]: ...
 
 
 class CollectStore(EventStore, SuppressionCheck, Protocol):

@@ -31,6 +31,7 @@ class Counters:
     bots: int = 0
     rejected: int = 0
     unauthorized: int = 0
+    dropped: int = 0  # naming an erased contact: nothing stored
     fields: list[str] = field(default_factory=list)  # what was wrong, by field: safe to log
     bot_matches: list[str] = field(default_factory=list)  # what crawlerdetect matched: safe to log
 
@@ -40,6 +41,7 @@ class Counters:
         self.bots += result.bots
         self.bot_matches.extend(result.bot_matches)
         self.rejected += len(result.rejected)
+        self.dropped += len(result.dropped)
         self.fields.extend(r.field or "message" for r in result.rejected)
 
 

@@ -33,6 +33,8 @@ def single(message_type: str) -> Callable[[Call], Answer]:
             problem = result.rejected[0]
             field_name = problem.field or "body"
             raise HttpError(400, "invalid_event", f"{field_name}: {problem.reason}", field=field_name)
+        if result.dropped:  # it names an erased contact: success (an SDK must not retry it), and why
+            return json_response(200, {"success": True, "dropped": [d.as_json() for d in result.dropped]})
         return json_response(200, {"success": True})
 
     answer.__name__ = answer.__qualname__ = message_type
@@ -54,6 +56,10 @@ def batch(call: Call) -> Answer:
         # the answer stays small however many were rejected: the first ones and a count
         answer["rejected"] = [r.as_json() for r in result.rejected[:MAX_LISTED_REJECTIONS]]
         answer["rejectedCount"] = len(result.rejected)
+    if result.dropped:
+        # naming an erased contact: dropped, nothing stored; listed like the rejections
+        answer["dropped"] = [d.as_json() for d in result.dropped[:MAX_LISTED_REJECTIONS]]
+        answer["droppedCount"] = len(result.dropped)
     if result.bots:
         answer["bots"] = result.bots  # judged bots by their user agent: recorded, never scored
     return json_response(200, answer)

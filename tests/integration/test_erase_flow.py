@@ -1,0 +1,300 @@
+"""Erasure through the real path: the stack of template.yaml on moto, `DELETE
+/v1/contacts/{contactId}` on the erase function (IAM route), collection's suppression check,
+the stream, and a scan of the whole table afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from local.apigw import LambdaContext
+from tests.integration.conftest import WEB_KEY, Pipeline
+from tests.integration.test_route_flow import routed_messages
+from tests.support.apigw import http_event, iam_authorizer, json_body
+
+ROUTE = "DELETE /v1/contacts/{contactId}"
+DOMAIN = "acmetech.io"
+JO = {"userId": "u-jo-erase", "anonymousId": "anon-jo-7f3a", "email": "jo.erasmus@acmetech.io",
+      "name": "Joanna Erasmus"}
+#: what must not survive the erasure anywhere in the table, in any attribute (JSON text included)
+JO_TRACES = (JO["userId"], JO["anonymousId"], JO["email"], JO["name"], "Erasmus")
+
+
+def erase(pipeline: Pipeline, contact_id: str, context: Any = None) -> tuple[int, Any]:
+    event = http_event("DELETE", f"/v1/contacts/{quote(contact_id, safe='')}", route_key=ROUTE, now=pipeline.now,
+                       path_parameters={"contactId": quote(contact_id, safe="")},
+                       authorizer=iam_authorizer(user="privacy-officer"))
+    response = pipeline.stack.invoke("EraseFunction", event, context)
+    return response["statusCode"], json_body(response)
+
+
+def jo_journey(pipeline: Pipeline) -> None:
+    """Jo visits anonymously, fills a form (an email-only contact), is identified (both merged
+    into her userId), joins the account by a group call and requests a demo: the account,
+    with a colleague's webinar, crosses sdr_ready (30 fit + 50 + 25 + the colleague's 20)."""
+    pipeline.send("page", {"anonymousId": JO["anonymousId"], "messageId": "jo-1",
+                           "properties": {"url": f"https://{DOMAIN}/pricing"}})
+    form = pipeline.http("POST", "/v1/forms/demo-request", route_key="POST /v1/forms/{formId}",
+                         body={"email": JO["email"], "anonymousId": JO["anonymousId"]})
+    assert form["statusCode"] in (200, 303), form
+    pipeline.send("identify", {"userId": JO["userId"], "anonymousId": JO["anonymousId"], "messageId": "jo-2",
+                               "traits": {"email": JO["email"], "name": JO["name"], "title": "VP Sales",
+                                          "address": {"country": "US"}}})
+    pipeline.send("group", {"userId": JO["userId"], "groupId": DOMAIN, "messageId": "jo-3",
+                            "traits": {"name": "Acme Tech", "website": f"https://{DOMAIN}", "industry": "Software",
+                                       "employees": 200, "address": {"country": "US"}}})
+    pipeline.send("track", {"userId": JO["userId"], "event": "Demo Requested", "messageId": "jo-4"})
+    pipeline.send("track", {"userId": JO["userId"], "event": "Demo Link Clicked", "messageId": "jo-5"})
+
+
+def colleague(pipeline: Pipeline) -> None:
+    pipeline.send("identify", {"userId": "u-kim", "messageId": "kim-1",
+                               "traits": {"email": "kim@acmetech.io", "name": "Kim Lee", "title": "Engineer"}})
+    pipeline.send("track", {"userId": "u-kim", "event": "Webinar Attended", "messageId": "kim-2"})
+
+
+def stream_only(pipeline: Pipeline) -> None:
+    """Deliver the table's stream, not the bus (the account stays sdr_ready, not routed yet)."""
+    while pipeline.stack.stream_batches():
+        pass
+
+
+def rejected_naming(pipeline: Pipeline, user_id: str, message_id: str) -> None:
+    # a track without an event name: kept as a rejected record with its raw input
+    response = pipeline.http("POST", "/v1/batch", basic_user=WEB_KEY,
+                             body={"batch": [{"type": "track", "userId": user_id, "messageId": message_id}]})
+    assert json_body(response)["rejectedCount"] == 1, response
+
+
+def traces(pipeline: Pipeline, needles: tuple[str, ...] = JO_TRACES) -> list[str]:
+    """Every attribute of every item holding one of `needles` (case-insensitive), walking maps,
+    lists, sets and JSON text."""
+    pattern = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
+    found: list[str] = []
+
+    def walk(where: str, value: Any) -> None:
+        if isinstance(value, str):
+            if pattern.search(value):
+                found.append(f"{where}: {value[:120]}")
+            if value[:1] in "[{":
+                with contextlib.suppress(ValueError):
+                    walk(where + "(json)", json.loads(value))
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{where}.{key}", key)
+                walk(f"{where}.{key}", inner)
+        elif isinstance(value, list | set | tuple):
+            for i, inner in enumerate(value):
+                walk(f"{where}[{i}]", inner)
+
+    for item in pipeline.table_items():
+        walk(f"{item['pk']}|{item['sk']}", item)
+    return found
+
+
+@pytest.fixture
+def jo(pipeline: Pipeline) -> Iterator[Pipeline]:
+    jo_journey(pipeline)
+    colleague(pipeline)
+    rejected_naming(pipeline, JO["userId"], "bad-jo")
+    rejected_naming(pipeline, "u-kim", "bad-kim")
+    stream_only(pipeline)
+    yield pipeline
+
+
+class TestErasure:
+    def test_nothing_of_the_contact_is_left_and_its_points_leave_the_account(self, jo: Pipeline) -> None:
+        pipeline = jo
+        assert traces(pipeline)  # the check would see her: she is everywhere before
+        before = pipeline.account(DOMAIN)
+        assert before["state"] == "sdr_ready" and before["score"] >= 100
+        jo_share = sum(line["points"] for line in before["breakdown"] if line["contactId"] == JO["userId"])
+        assert jo_share > 0
+        merged = pipeline.contact(JO["email"])  # the email-only contact answers as her
+        assert merged["contactId"] == JO["userId"]
+
+        status, answer = erase(pipeline, JO["email"])  # by email: the person it joined is erased
+
+        assert status == 202, answer
+        assert answer["status"] == "done"
+        # her contact, the anonymous and email-only contacts merged into it, and every event
+        assert answer["erased"]["contact"] == 3
+        assert answer["erased"]["event"] >= 7
+        assert answer["erased"]["rejected"] == 1  # the one naming her; Kim's stays
+        assert answer["suppressionRecords"] >= 3  # userId, email, anonymousId
+        (rescored,) = answer["accountsRescored"]
+        assert rescored["accountId"] == DOMAIN and rescored["stateBefore"] == "sdr_ready"
+        assert traces(pipeline) == []
+        # the account: her share gone, the rest kept, the state re-evaluated (sdr_ready -> recycled)
+        after = pipeline.account(DOMAIN)
+        # her share, and the buying-committee bonus her persona made (Kim alone is one persona)
+        assert before["committeeBonus"] > 0 and after["committeeBonus"] == 0
+        assert after["score"] == pytest.approx(before["score"] - jo_share - before["committeeBonus"], abs=0.01)
+        assert after["score"] == rescored["score"] and after["state"] == rescored["state"] == "recycled"
+        assert {line["contactId"] for line in after["breakdown"] if line["contactId"]} == {"u-kim"}
+        assert [c["contactId"] for c in after["contacts"]] == ["u-kim"]
+        kept = [i for i in pipeline.table_items() if i["pk"].startswith("R#")]
+        assert len(kept) == 1 and "u-kim" in kept[0]["raw"]
+        # she is unknown now, by any of her ids
+        for contact_id in (JO["userId"], JO["email"], JO["anonymousId"]):
+            assert pipeline.read(f"/v1/contacts/{contact_id}")[0] == 404
+
+    def test_the_account_write_says_an_erasure_happened_without_personal_data(self, jo: Pipeline) -> None:
+        from leadscore.adapters import items
+
+        erase(jo, JO["userId"])
+        (account,) = [i for i in jo.table_items() if i["pk"] == items.account_pk(DOMAIN) and i["sk"] == items.PROFILE]
+        assert account[items.ERASED_COUNT] == 1 and account[items.ERASED_AT] == jo.now.isoformat()
+        # the stream's copy of the write carries it: the history can name the cause
+        images = [r["dynamodb"]["NewImage"] for r in jo.stream_records()
+                  if r["dynamodb"]["Keys"] == {"pk": {"S": items.account_pk(DOMAIN)}, "sk": {"S": items.PROFILE}}]
+        assert images[-1][items.ERASED_COUNT] == {"N": "1"}
+
+    def test_later_events_for_any_of_its_ids_are_dropped_at_collection_with_the_reason(self, jo: Pipeline) -> None:
+        pipeline = jo
+        erase(pipeline, JO["userId"])
+        keys_before = {(i["pk"], i["sk"]) for i in pipeline.table_items()}
+        score = pipeline.account(DOMAIN)["score"]
+        pipeline.advance(hours=1)
+        for ids in ({"userId": JO["userId"]}, {"anonymousId": JO["anonymousId"]},
+                    {"userId": "u-jo-new-device", "traits": {"email": JO["email"].upper()}}):
+            kind = "identify" if "traits" in ids else "track"
+            body = {**ids, "event": "Demo Requested", "messageId": f"later-{len(ids)}-{kind}"}
+            response = pipeline.send(kind, body)
+            answer = json_body(response)
+            assert answer["success"] is True
+            (dropped,) = answer["dropped"]
+            assert dropped["reason"] == "erased" and "asked to be erased" in dropped["message"]
+            assert response["headers"]["x-leadscore-not-scored"].startswith("erased")
+        # a batch: the erased one dropped (named by index), the stranger's stored
+        batch = [{"type": "track", "userId": "u-stranger", "event": "Webinar Attended", "messageId": "s-1"},
+                 {"type": "page", "anonymousId": JO["anonymousId"], "messageId": "j-9",
+                  "properties": {"url": f"https://{DOMAIN}/pricing"}}]
+        answer = json_body(pipeline.http("POST", "/v1/batch", body={"batch": batch}, basic_user=WEB_KEY))
+        assert answer["accepted"] == 1 and answer["droppedCount"] == 1 and answer["dropped"][0]["index"] == 1
+        # an alias naming her anonymous id as the previous one, and her form: dropped too
+        alias = json_body(pipeline.send("alias", {"userId": "u-fresh", "previousId": JO["anonymousId"],
+                                                  "messageId": "later-alias"}))
+        assert alias["dropped"][0]["reason"] == "erased"
+        form = pipeline.http("POST", "/v1/forms/demo-request", route_key="POST /v1/forms/{formId}",
+                             body={"email": JO["email"]})
+        assert form["statusCode"] in (200, 303) and form["headers"]["x-leadscore-not-scored"].startswith("erased")
+        # the pixel still answers its GIF, and says why
+        gif = pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "aid": JO["anonymousId"]})
+        assert gif["statusCode"] == 200 and gif["headers"]["x-leadscore-not-scored"].startswith("erased")
+        pipeline.settle()
+        # nothing of hers was stored (no event, no rejected record with her raw input), nothing scored
+        assert traces(pipeline) == []
+        new = {(i["pk"], i["sk"]) for i in pipeline.table_items()} - keys_before
+        assert {pk for pk, _ in new} == {"C#u:u-stranger"}  # the stranger's event and contact only
+        assert pipeline.account(DOMAIN)["score"] == score
+
+    def test_a_second_erasure_finds_nothing_left(self, jo: Pipeline) -> None:
+        first = erase(jo, JO["userId"])
+        assert first[0] == 202
+        for contact_id in (JO["userId"], JO["email"], JO["anonymousId"]):
+            status, answer = erase(jo, contact_id)
+            assert status == 202, answer
+            assert answer == {"status": "done", "erased": {"contact": 0, "event": 0, "rejected": 0},
+                              "redacted": {"feedback": 0, "account": 0}, "accountsRescored": [],
+                              "suppressionRecords": 0}
+
+    def test_an_interrupted_erasure_resumes_and_ends_the_same(self, jo: Pipeline,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        from leadscore.adapters.api import erase as erase_api
+
+        handed: list[dict[str, Any]] = []
+        monkeypatch.setattr(erase_api.SelfInvoke, "__call__", lambda self, payload: handed.append(payload))
+        spec = jo.stack.functions["EraseFunction"]
+        # a deadline already near: the first pass stops before its first page of events
+        status, answer = erase(jo, JO["userId"], LambdaContext(function_name=spec.name, timeout_s=5))
+        assert status == 202 and answer["status"] == "in_progress" and answer["continued"] is True
+        assert answer["erased"]["event"] == 0 and answer["suppressionRecords"] >= 3
+        (payload,) = handed
+        assert payload["phase"] == "partitions" and payload["contactKey"] == f"u:{JO['userId']}"
+        assert not any(str(v).startswith(JO["email"]) for v in payload.values())  # her key, never more
+        # meanwhile: her events are suppressed, her points already out of the account
+        assert jo.account(DOMAIN)["state"] == "recycled"
+        # the continuation (Lambda's asynchronous invocation of the function itself) finishes it
+        rest = jo.stack.invoke("EraseFunction", payload)
+        assert rest["status"] == "done" and rest["erased"]["contact"] == 3 and rest["erased"]["event"] >= 7
+        assert traces(jo) == []
+        assert len(handed) == 1
+
+    def test_an_interrupted_erasure_is_finished_by_the_same_request_again(self, jo: Pipeline,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        from leadscore.adapters.api import erase as erase_api
+
+        def refuse(self: Any, payload: Any) -> None:
+            raise RuntimeError("Lambda refused the invocation")
+
+        monkeypatch.setattr(erase_api.SelfInvoke, "__call__", refuse)
+        spec = jo.stack.functions["EraseFunction"]
+        status, answer = erase(jo, JO["anonymousId"], LambdaContext(function_name=spec.name, timeout_s=5))
+        assert (status, answer["status"], answer["continued"]) == (202, "in_progress", False)
+        status, answer = erase(jo, JO["anonymousId"])
+        assert (status, answer["status"]) == (202, "done")
+        assert answer["accountsRescored"] == []  # out of it already: no second write
+        assert traces(jo) == []
+
+    def test_a_large_contact_is_erased_in_pages(self, pipeline: Pipeline) -> None:
+        batch = [{"type": "track", "userId": "u-busy", "event": "Feature Used", "messageId": f"b-{i}"}
+                 for i in range(250)]
+        response = pipeline.http("POST", "/v1/batch", body={"batch": batch}, basic_user=WEB_KEY)
+        assert json_body(response)["accepted"] == 250
+        pipeline.settle()
+        status, answer = erase(pipeline, "u-busy")
+        assert (status, answer["status"], answer["erased"]["event"]) == (202, "done", 250)
+        assert traces(pipeline, ("u-busy",)) == []
+
+
+def _readme_example(name: str) -> Any:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(rf"<!-- example: {name} -->\n```json\n(.*?)\n```", text, re.S)
+    assert found, name
+    return json.loads(found.group(1))
+
+
+class TestTheReadme:
+    def test_the_erasure_example_is_what_the_route_answers(self, jo: Pipeline) -> None:
+        status, answer = erase(jo, JO["email"])
+        assert status == 202 and answer == _readme_example("erasure")
+
+
+class TestNotes:
+    def test_feedback_and_reassignment_notes_naming_it_are_redacted_the_rest_kept(self, jo: Pipeline) -> None:
+        from tests.integration.test_feedback_flow import feedback
+
+        pipeline = jo
+        pipeline.settle()  # the account is routed now
+        assert [m["group"] for m in routed_messages(pipeline)]
+        note = f"Met {JO['name']} ({JO['email']}) and Kim: budget approved"
+        status, answer = feedback(pipeline, {"outcome": "accepted", "sdr": "maya", "note": note}, DOMAIN)
+        assert status == 200, answer
+        status, answer = erase(pipeline, JO["userId"])
+        assert status == 202 and answer["redacted"]["feedback"] == 1
+        (kept,) = pipeline.account(DOMAIN)["feedback"]
+        assert kept["note"] == "Met [erased] ([erased]) and Kim: budget approved"
+        assert traces(pipeline) == []
+        # a routed (or accepted) account keeps its state: the cycle is its SDR's, the score shows the dip
+        assert pipeline.account(DOMAIN)["state"] == "accepted"
+
+
+class TestRefusals:
+    def test_an_unknown_contact_is_404(self, pipeline: Pipeline) -> None:
+        status, answer = erase(pipeline, "u-nobody")
+        assert status == 404 and answer["error"] == "unknown_contact", answer
+
+    @pytest.mark.parametrize(("contact_id", "reason"), [
+        (" ", "required"), ("x" * 257, "at most 256"), ("a\x00b", "control characters")])
+    def test_bad_ids_are_400_naming_the_field(self, pipeline: Pipeline, contact_id: str, reason: str) -> None:
+        status, answer = erase(pipeline, contact_id)
+        assert status == 400 and answer["field"] == "contactId" and reason in answer["message"], answer
