@@ -34,6 +34,18 @@ def erase(pipeline: Pipeline, contact_id: str, context: Any = None) -> tuple[int
     return response["statusCode"], json_body(response)
 
 
+class Countdown(LambdaContext):
+    """A Lambda context with plenty of time for `checks` looks at the clock, then none."""
+
+    def __init__(self, *, checks: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.checks = checks
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.checks -= 1
+        return 60_000 if self.checks >= 0 else 0
+
+
 def jo_journey(pipeline: Pipeline) -> None:
     """Jo visits anonymously, fills a form (an email-only contact), is identified (both merged
     into her userId), joins the account by a group call and requests a demo: the account,
@@ -241,6 +253,20 @@ class TestErasure:
         status, answer = erase(jo, JO["anonymousId"])
         assert (status, answer["status"]) == (202, "done")
         assert answer["accountsRescored"] == []  # out of it already: no second write
+        assert traces(jo) == []
+
+    def test_an_erasure_interrupted_between_merged_contacts_still_finds_the_rest(
+            self, jo: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+        # her anonymous visits were merged into her form's email contact, merged into her: a
+        # chain. Stopped after the first partition, the rest must still be found from what is left.
+        from leadscore.adapters.api import erase as erase_api
+
+        monkeypatch.setattr(erase_api.SelfInvoke, "__call__", lambda self, payload: None)
+        spec = jo.stack.functions["EraseFunction"]
+        status, answer = erase(jo, JO["userId"], Countdown(function_name=spec.name, timeout_s=300, checks=2))
+        assert (status, answer["status"], answer["erased"]["contact"]) == (202, "in_progress", 1)
+        status, answer = erase(jo, JO["userId"])
+        assert (status, answer["status"], answer["erased"]["contact"]) == (202, "done", 2)
         assert traces(jo) == []
 
     def test_a_large_contact_is_erased_in_pages(self, pipeline: Pipeline) -> None:

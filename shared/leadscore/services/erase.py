@@ -80,7 +80,7 @@ class Family:
     are known by (to suppress), and what names them in text (to redact)."""
 
     root: str
-    members: dict[str, Contact | None]
+    members: dict[str, Contact | None]  # in the order they are deleted: the deepest merges first, the root last
     ids: list[str]
     terms: list[str]
     accounts: list[str]
@@ -206,8 +206,9 @@ class EraseService:
             if contact is not None:
                 terms.update(dict.fromkeys(name_terms(contact.name)))
         accounts = list(dict.fromkeys(c.account for c in members.values() if c is not None and c.account))
-        ordered = {key: members[key] for key in members if key != root}
-        ordered[root] = members[root]
+        # deleted in reverse order of discovery, the contact itself last: a contact merged into
+        # a merged one goes before it, so an interrupted erasure still finds what is left
+        ordered = {key: members[key] for key in reversed(members)}
         return Family(root=root, members=ordered, ids=list(ids), terms=list(terms), accounts=accounts)
 
     # -- its accounts ------------------------------------------------------------------------
