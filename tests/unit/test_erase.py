@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from leadscore.adapters import items
 from leadscore.adapters.storage import Store
 from leadscore.engine.erasure import ids_of, name_terms, redactor
@@ -94,3 +96,14 @@ def test_collection_reads_nothing_when_no_message_parses(config: Any) -> None:
     store = Counting()
     Collector(store, config).collect([{"type": "track"}], source_id="website", received_at=NOW)
     assert "load_suppressed" not in store.calls
+
+
+@given(st.text(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_any_path_id_is_taken_or_refused_as_invalid_never_anything_else(contact_id: str) -> None:
+    try:
+        taken = check_contact_id(contact_id)
+    except Invalid as refused:
+        assert refused.details == {"field": "contactId"} and refused.message.startswith("contactId: ")
+        return
+    assert taken == contact_id and taken.strip() and len(taken) <= 256 and taken.isprintable()
