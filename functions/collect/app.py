@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: Any, api: IngestApi | None = 
     counters = api.counters
     for name, value in (("EventsAccepted", counters.accepted), ("EventsDuplicate", counters.duplicates),
                         ("EventsBot", counters.bots), ("EventsRejected", counters.rejected),
-                        ("RequestsUnauthorized", counters.unauthorized)):
+                        ("RequestsUnauthorized", counters.unauthorized), ("EventsErased", counters.dropped)):
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if counters.bots:

@@ -33,7 +33,8 @@ def lambda_handler(event: dict[str, Any], context: Any, collector: Collector | N
         received_at = min(received_at, bus_time)
     result = collector.collect([event.get("detail")], source_id=source_id, received_at=received_at)
     for name, value in (("EventsAccepted", result.accepted), ("EventsDuplicate", result.duplicates),
-                        ("EventsBot", result.bots), ("EventsRejected", len(result.rejected))):
+                        ("EventsBot", result.bots), ("EventsRejected", len(result.rejected)),
+                        ("EventsErased", len(result.dropped))):
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if result.rejected:
@@ -43,4 +44,6 @@ def lambda_handler(event: dict[str, Any], context: Any, collector: Collector | N
     answer = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": len(result.rejected)}
     if result.bots:  # judged a bot by its context.userAgent: only a rejected record with the reason
         answer["bots"] = result.bots
+    if result.dropped:  # it names an erased contact: dropped, nothing stored (not retried either)
+        answer["dropped"] = len(result.dropped)
     return answer

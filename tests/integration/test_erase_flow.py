@@ -200,6 +200,12 @@ class TestErasure:
         # the pixel still answers its GIF, and says why
         gif = pipeline.http("GET", "/v1/pixel.gif", query={"k": WEB_KEY, "aid": JO["anonymousId"]})
         assert gif["statusCode"] == 200 and gif["headers"]["x-leadscore-not-scored"].startswith("erased")
+        # from the bus too (another system's event naming her email)
+        bus = pipeline.stack.invoke("ScoreFromBusFunction", {
+            "version": "0", "id": "e-jo", "detail-type": "Tracking Event", "source": "com.example.product",
+            "time": pipeline.now.isoformat(),
+            "detail": {"type": "identify", "userId": "u-jo-crm", "traits": {"email": JO["email"]}}})
+        assert bus == {"accepted": 0, "duplicates": 0, "rejected": 0, "dropped": 1}
         pipeline.settle()
         # nothing of hers was stored (no event, no rejected record with her raw input), nothing scored
         assert traces(pipeline) == []
