@@ -27,7 +27,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             not continuing and time.monotonic() - started > HTTP_SECONDS)
 
     routes = EraseRoutes(EraseService(runtime.store(), runtime.config(), clock=runtime.now),
-                         out_of_time=out_of_time, continuation=SelfInvoke(context.invoked_function_arn))
+                         out_of_time=out_of_time, continuation=SelfInvoke(context.function_name))
     if continuing:
         return routes.resume(event)
     return routes.handle(Request.from_event(event))

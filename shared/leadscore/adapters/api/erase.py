@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 class SelfInvoke:
     """Hands an erasure's rest to the erase function itself: one asynchronous Invoke
-    (`InvocationType=Event`) of `function` (the running function's ARN)."""
+    (`InvocationType=Event`) of `function`, the running function's name (unqualified: the
+    version API Gateway calls, the one ARN its policy names)."""
 
     client = LazyClient("lambda")
 
