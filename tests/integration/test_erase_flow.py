@@ -305,16 +305,23 @@ class TestNotes:
     def test_feedback_and_reassignment_notes_naming_it_are_redacted_the_rest_kept(self, jo: Pipeline) -> None:
         from tests.integration.test_feedback_flow import feedback
 
+        from tests.integration.test_assign_flow import assign
+
         pipeline = jo
         pipeline.settle()  # the account is routed now
-        assert [m["group"] for m in routed_messages(pipeline)]
+        assert [m["group"] for m in routed_messages(pipeline)] == ["maya"]
+        status, answer = assign(pipeline, DOMAIN, {"sdr": "sofia", "by": "amara",
+                                                   "note": f"{JO['name'].split()[0]} asked for a Spanish speaker"})
+        assert status == 200, answer
         note = f"Met {JO['name']} ({JO['email']}) and Kim: budget approved"
-        status, answer = feedback(pipeline, {"outcome": "accepted", "sdr": "maya", "note": note}, DOMAIN)
+        status, answer = feedback(pipeline, {"outcome": "accepted", "sdr": "sofia", "note": note}, DOMAIN)
         assert status == 200, answer
         status, answer = erase(pipeline, JO["userId"])
-        assert status == 202 and answer["redacted"]["feedback"] == 1
-        (kept,) = pipeline.account(DOMAIN)["feedback"]
+        assert status == 202 and answer["redacted"]["feedback"] == 1 and answer["redacted"]["account"] == 1
+        account = pipeline.account(DOMAIN)
+        (kept,) = account["feedback"]
         assert kept["note"] == "Met [erased] ([erased]) and Kim: budget approved"
+        assert account["routing"]["assigned"]["note"] == "[erased] asked for a Spanish speaker"
         assert traces(pipeline) == []
         # a routed (or accepted) account keeps its state: the cycle is its SDR's, the score shows the dip
         assert pipeline.account(DOMAIN)["state"] == "accepted"
