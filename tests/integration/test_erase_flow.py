@@ -301,11 +301,25 @@ class TestTheReadme:
         assert status == 202 and answer == _readme_example("erasure")
 
 
+def test_every_answer_is_what_openapi_yaml_documents(jo: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leadscore.adapters.api import erase as erase_api
+    from tests.integration.test_openapi import _response_schema, _schema_allows
+
+    monkeypatch.setattr(erase_api.SelfInvoke, "__call__", lambda self, payload: None)
+    spec = jo.stack.functions["EraseFunction"]
+    answers = [erase(jo, JO["userId"], LambdaContext(function_name=spec.name, timeout_s=5)),  # in progress
+               erase(jo, JO["userId"]), erase(jo, JO["userId"]),  # done, then nothing left
+               erase(jo, "u-nobody"), erase(jo, " ")]
+    assert [status for status, _ in answers] == [202, 202, 202, 404, 400]
+    for status, answer in answers:
+        schema = _response_schema(ROUTE, status)
+        assert schema is not None and _schema_allows(schema, answer), (status, answer)
+
+
 class TestNotes:
     def test_feedback_and_reassignment_notes_naming_it_are_redacted_the_rest_kept(self, jo: Pipeline) -> None:
-        from tests.integration.test_feedback_flow import feedback
-
         from tests.integration.test_assign_flow import assign
+        from tests.integration.test_feedback_flow import feedback
 
         pipeline = jo
         pipeline.settle()  # the account is routed now
