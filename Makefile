@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay inbox
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay rebuild inbox
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +117,10 @@ STACK ?= leadscore
 replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue [STACK=leadscore] [ARGS=--dry-run] (docs/OPERATIONS.md)
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
+
+rebuild: install ## rebuild a contact (or every contact an account tracks) from its stored events: make rebuild CONTACT=<id> | ACCOUNT=<id> [STACK=leadscore] [ARGS=--dry-run]
+	@test -n "$(CONTACT)$(ACCOUNT)" || { echo "usage: make rebuild CONTACT=<userId or email> | ACCOUNT=<accountId> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
+	$(PY) -m local.rebuild $(if $(CONTACT),--contact "$(CONTACT)",--account "$(ACCOUNT)") --stack "$(STACK)" $(ARGS)
 
 inbox: install ## what an SDR was given (their assignments) and what the routed queue holds, changing no delivery: make inbox SDR=ana [STACK=leadscore] [ARGS=--json]
 	@test -n "$(SDR)" || { echo "usage: make inbox SDR=<sdr id> [STACK=leadscore] [ARGS=\"--json --limit 100\"]"; exit 2; }

@@ -18,7 +18,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = aggregate_batch(changes, unparsed=unparsed, store=runtime.store(), config=runtime.config(),
                               publisher=runtime.publisher(), now=runtime.now(), routed_queue=runtime.routed_queue(),
                               parked_queue=runtime.parked_queue(), book_store=runtime.store(),
-                              retention_days=runtime.retention_days())
+                              history_store=runtime.store(), retention_days=runtime.retention_days())
     if outcome.parked:
         logger.error("routed messages parked (make replay QUEUE=RoutedParkedQueue)",
                      extra={"parked": outcome.parked[:10]})

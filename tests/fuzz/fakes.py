@@ -234,14 +234,23 @@ class FakeDynamoDB:
 
     def query(self, *, TableName: str, KeyConditionExpression: str, ExpressionAttributeValues: dict[str, Any],
               ScanIndexForward: bool = True, Limit: int | None = None, **_: Any) -> dict[str, Any]:
-        """A partition's items whose sort key begins with a prefix (the one query the read API makes)."""
+        """A partition's items whose sort key begins with a prefix, or lies between two (the
+        queries the read API makes: feedback, events, history)."""
         with self._lock:
             self.calls["Query"] += 1
-            if KeyConditionExpression != "pk = :pk AND begins_with(sk, :prefix)":
+            pk = ExpressionAttributeValues[":pk"]["S"]
+            if KeyConditionExpression == "pk = :pk AND begins_with(sk, :prefix)":
+                prefix = ExpressionAttributeValues[":prefix"]["S"]
+                check_key({"pk": {"S": pk}, "sk": {"S": prefix or "-"}}, "Query")
+                keys = sorted(k for k in self.items if k[0] == pk and k[1].startswith(prefix))
+            elif KeyConditionExpression == "pk = :pk AND sk BETWEEN :low AND :high":
+                low, high = ExpressionAttributeValues[":low"]["S"], ExpressionAttributeValues[":high"]["S"]
+                if low > high:  # as DynamoDB refuses it
+                    raise _validation("Query", "Invalid KeyConditionExpression: the BETWEEN bounds are reversed")
+                check_key({"pk": {"S": pk}, "sk": {"S": low}}, "Query")
+                keys = sorted(k for k in self.items if k[0] == pk and low <= k[1] <= high)
+            else:
                 raise _validation("Query", f"the fake knows no key condition {KeyConditionExpression!r}")
-            pk, prefix = ExpressionAttributeValues[":pk"]["S"], ExpressionAttributeValues[":prefix"]["S"]
-            check_key({"pk": {"S": pk}, "sk": {"S": prefix or "-"}}, "Query")
-            keys = sorted(k for k in self.items if k[0] == pk and k[1].startswith(prefix))
             if not ScanIndexForward:
                 keys.reverse()
             items = [self.items[k] for k in keys[:Limit]]

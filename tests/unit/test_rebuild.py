@@ -73,10 +73,12 @@ def _journey(steps: list[tuple[float, str, str, int, bool]]) -> list[list[Tracki
     batches: list[list[TrackingEvent]] = []
     at = START
     for n, (hours, kind, who, pick, joined) in enumerate(steps):
-        at += timedelta(milliseconds=round(hours * 3_600_000))  # what the table keeps: milliseconds
+        joined = joined and bool(batches)
+        # what the table keeps: milliseconds; a stream batch holds what was written within a second or so
+        at += timedelta(milliseconds=round(hours * 10) if joined else round(hours * 3_600_000))
         what = TRACKS[pick % len(TRACKS)] if kind == "track" else PAGES[pick % len(PAGES)] if kind == "page" else None
         event = _event(n, at, kind, who, what)
-        if joined and batches:
+        if joined:
             batches[-1].append(event)
         else:
             batches.append([event])

@@ -20,7 +20,8 @@ FOLDERS = (LAYER, REPO / "functions", REPO / "local", REPO / "bench")
 ATTRIBUTES = set(items.EVENT_ATTRIBUTES + items.CONTACT_ATTRIBUTES + items.ACCOUNT_ATTRIBUTES
                  + items.REJECTED_ATTRIBUTES + items.ASSIGNMENT_ATTRIBUTES + items.POOL_COUNTER_ATTRIBUTES
                  + items.SDR_DAY_ATTRIBUTES + items.SDR_RECORD_ATTRIBUTES + items.SDR_ACTIVITY_ATTRIBUTES
-                 + items.FEEDBACK_ATTRIBUTES + items.SUPPRESSION_ATTRIBUTES + items.ERASURE_MARK_ATTRIBUTES)
+                 + items.FEEDBACK_ATTRIBUTES + items.SUPPRESSION_ATTRIBUTES + items.ERASURE_MARK_ATTRIBUTES
+                 + items.HISTORY_ATTRIBUTES)
 #: Keys of the stored JSON: the contact state's, the entries', the ledgers' and counters' all;
 #: of the maps of routing status, hand assignment and last feedback those of two letters or
 #: more (their one-letter keys, `o`, `s`, `h`, `w`, are a regular expression's groups elsewhere).
@@ -133,7 +134,7 @@ def test_the_check_would_see_a_leak() -> None:
 
 def test_every_item_kind_has_its_attributes_and_its_key_prefixes_checked() -> None:
     """A new item kind comes with its attribute list and its key prefixes, or this fails."""
-    assert len(items.ITEM_KINDS) == 12
+    assert len(items.ITEM_KINDS) == 13
     plain = KEY_VALUES | {items.PROFILE, items.SDR_RECORD}  # `P`, `S`: too plain to look for, keyed by `sk`
     for kind, (pk, sk, _) in items.ITEM_KINDS.items():
         for part in (pk, sk):

@@ -44,6 +44,7 @@ from leadscore.domain.records import (
     SdrRecord,
     SkippedSdr,
     StoredEvent,
+    instant_text,
 )
 
 Item = dict[str, Any]
@@ -141,7 +142,8 @@ ROUTING_KEYS = ("pl", "te", "mo", "at", "sla", "n", "tx", "w", "wr", "ra", "due"
 HAND_KEYS = ("by", "at", "fr", "cl", "nt")
 #: Every key prefix, and the fixed key values too plain to be one (the boundary test looks for
 #: both elsewhere: only this module builds a key).
-KEY_PREFIXES = (CONTACT_PREFIX, ACCOUNT_PREFIX, EVENT_PREFIX, ROUTE_PREFIX, POOL_PREFIX, SDR_PREFIX, DAY_PREFIX,
+KEY_PREFIXES: tuple[str, ...] = (
+                CONTACT_PREFIX, ACCOUNT_PREFIX, EVENT_PREFIX, ROUTE_PREFIX, POOL_PREFIX, SDR_PREFIX, DAY_PREFIX,
                 FEEDBACK_PREFIX, ACCEPTED_PREFIX, BREACH_PREFIX, REJECTED_PREFIX, POOL_DAY_PREFIX, POOL_PAUSE_PREFIX,
                 SUPPRESSION_PREFIX)
 KEY_VALUES = (DUE, ROUTE_DUE, POOL_COUNTER)
@@ -279,13 +281,6 @@ def event_item(event: TrackingEvent, hits: Sequence[str], retention_days: int) -
         "bot": True if event.bot else None,
         "ttl": int(event.received_at.timestamp()) + retention_days * 86400,
     }
-
-
-def events_query(contact_key: str) -> dict[str, Any]:
-    """The Query of a contact partition's events (`E#` sort keys), strongly consistent."""
-    return {"KeyConditionExpression": f"{PK} = :pk AND begins_with({SK}, :prefix)",
-            "ExpressionAttributeValues": {":pk": contact_pk(contact_key), ":prefix": EVENT_PREFIX},
-            "ConsistentRead": True}
 
 
 def event_from_item(item: Mapping[str, Any]) -> TrackingEvent:
@@ -1050,3 +1045,122 @@ def feedback_note(item: Mapping[str, Any]) -> str | None:
     note = item.get(FEEDBACK_NOTE)
     return note if isinstance(note, str) else None
 
+
+
+# --------------------------------------------------------------------------- account history
+
+#: An account's history: one item per stream batch that wrote the account, holding each write
+#: as a step (the account item as written, without its index attributes, and the causes).
+HISTORY_PREFIX = "H#"
+HISTORY_KIND = "H"
+HISTORY_ATTRIBUTES = ("pk", "sk", "k", "hs", "ttl")
+#: Keys of one step in `hs` (a JSON list): the account as written, why it moved.
+HISTORY_STEP_KEYS = ("a", "cz")
+#: Attributes of the account item a step leaves out: the indexes' keys (a history item must not
+#: show up in the DueIndex or the OwnerIndex) and what the item's key says.
+_NOT_IN_STEP = ("pk", "sk", "k", DUE_PK, DUE_AT, OWNER)
+ITEM_KINDS["history"] = ("A#<accountId>", "H#<iso time of its first step>#<version, 10 digits>",
+                         "yes, inside `hs`: each step's account as written (its `top` entries: contact keys, "
+                         "emails, titles, names), and the contact ids its causes name; TTL ttl")
+KEY_PREFIXES = (*KEY_PREFIXES, HISTORY_PREFIX)
+#: A history item stays well under DynamoDB's 400 KB: a batch's steps past this go to another item.
+HISTORY_ITEM_BYTES = 300_000
+
+
+def history_sk(updated_at: str, version: int) -> str:
+    return f"{HISTORY_PREFIX}{instant_text(updated_at)}#{version:010d}"
+
+
+def history_items(account_id: str, steps: Sequence[tuple[Account, list[dict[str, Any]]]],
+                  retention_days: int, now: datetime) -> list[Item]:
+    """The history items of one account's steps in a stream batch (one unless they are large),
+    each keyed by its first step, so a batch delivered again writes the same items again."""
+    found: list[Item] = []
+    docs: list[str] = []
+    size = 0
+    first: tuple[str, int] | None = None
+
+    def close() -> None:
+        if first is not None and docs:
+            found.append({"pk": account_pk(account_id), "sk": history_sk(*first), "k": HISTORY_KIND,
+                          "hs": "[" + ",".join(docs) + "]",
+                          "ttl": int(now.timestamp()) + retention_days * 86400})
+
+    for account, causes in steps:
+        image = {name: value for name, value in account_item(account).items() if name not in _NOT_IN_STEP}
+        doc = json.dumps({"a": image, "cz": causes}, separators=(",", ":"), default=str)
+        if docs and size + len(doc) > HISTORY_ITEM_BYTES:
+            close()
+            docs, size, first = [], 0, None
+        if first is None:
+            first = (account.updated_at or now.isoformat(), int(account.version or 0))
+        docs.append(doc)
+        size += len(doc)
+    close()
+    return found
+
+
+def history_steps(item: Mapping[str, Any]) -> list[tuple[Account, list[dict[str, Any]]]]:
+    """The steps of a history item: each account as it was written, and why it moved."""
+    account_id = account_id_of(item["pk"])
+    steps = []
+    for doc in json.loads(item.get("hs") or "[]"):
+        image = {**doc.get("a", {}), "pk": account_pk(account_id), "sk": PROFILE}
+        steps.append((account_from_item(image), list(doc.get("cz") or [])))
+    return steps
+
+
+def history_query(account_id: str, *, start: str | None, end: str | None, forward: bool = True,
+                  limit: int | None = None, after_sk: str | None = None) -> dict[str, Any]:
+    """The Query of an account's history items whose first step is within [start, end] (ISO
+    times; open ends: the whole history), or from the item `after_sk` on; values not yet
+    marshalled."""
+    low = after_sk or HISTORY_PREFIX + (instant_text(start) if start else "")
+    high = HISTORY_PREFIX + (instant_text(end) if end else "") + "~"  # "~" sorts after a time and a version
+    low = min(low, high)  # a cursor past the window's end: DynamoDB refuses BETWEEN a high and a low
+    request: dict[str, Any] = {
+        "KeyConditionExpression": f"{PK} = :pk AND {SK} BETWEEN :low AND :high",
+        "ExpressionAttributeValues": {":pk": account_pk(account_id), ":low": low, ":high": high},
+        "ScanIndexForward": forward, "ConsistentRead": True}
+    if limit is not None:
+        request["Limit"] = limit
+    return request
+
+
+def is_history_key(keys: tuple[str, str]) -> bool:
+    return keys[0].startswith(ACCOUNT_PREFIX) and keys[1].startswith(HISTORY_PREFIX)
+
+
+# --------------------------------------------------------------------------- erasure of an account's history
+
+#: The attribute of a history item holding its steps (JSON).
+HISTORY_STEPS = "steps"
+ERASURE_OF_KIND["history"] = ("erase_history: each step's account without its entry, every text naming it "
+                              "(a cause's contactId, a note) redacted; the scores as they were")
+
+
+def _redacted_json(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted_json(inner, redact) for inner in value]
+    if isinstance(value, dict):
+        return {key: _redacted_json(inner, redact) for key, inner in value.items()}
+    return value
+
+
+def history_without(item: Mapping[str, Any], keys: set[str], redact: Callable[[str], str]) -> str | None:
+    """A history item's steps with the entries of the contacts `keys` taken out of each step's
+    account (`top`) and every text that names them redacted (a cause's contact id, a lead's
+    note); None when nothing names them. The scores stay as they were (no personal data)."""
+    steps = json.loads(item.get(HISTORY_STEPS) or "[]")
+    cleaned = []
+    for doc in steps:
+        image = dict(doc.get("a") or {})
+        if isinstance(image.get("top"), str):
+            entries = [entry for entry in json.loads(image["top"]) if entry.get("c") not in keys]
+            image["top"] = json.dumps(entries, separators=(",", ":"))
+        cleaned.append(_redacted_json({**doc, "a": image}, redact))
+    if cleaned == steps:
+        return None
+    return json.dumps(cleaned, separators=(",", ":"), default=str)

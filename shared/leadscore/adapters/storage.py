@@ -86,12 +86,14 @@ from leadscore.domain.records import (
     StoredEvent,
     TransactionConflict,
     VersionConflict,
+    instant_text,
     utc_text,
 )
 
 if TYPE_CHECKING:
     from leadscore.domain.events import TrackingEvent
     from leadscore.domain.records import BookChange
+    from leadscore.services.history import HistoryItem
 
 __all__ = ["PROFILE", "Account", "AccountRepository", "Contact", "ContactRepository", "ContactScores",
            "EventRepository", "FeedbackRepository", "Item", "RoutingRepository", "SdrRepository", "Store",
@@ -121,10 +123,8 @@ class EventRepository(Repository):
         partition, 1 RCU per 4 KB read (a rebuild's cost grows with that contact's events).
         An item the collector never writes (poison: the stream fold never applied it either)
         is left out."""
-        request = items.events_query(contact_key)
-        request["ExpressionAttributeValues"] = marshal(request["ExpressionAttributeValues"])
         events = []
-        for item in self.table.query(request):
+        for item in self.table.query(_marshalled(items.contact_events_query(contact_key), ConsistentRead=True)):
             try:
                 events.append(decode_event(item))
             except PoisonRecord:
@@ -567,14 +567,104 @@ class ErasureRepository(Repository):
             changed += 1
         return changed
 
+    def erase_history(self, account_id: str, keys: Iterable[str], redact: Callable[[str], str]) -> int:
+        """Rewrite an account's history items that name the contacts `keys`
+        (`items.history_without`): a Query of the account's `H#` items, one UpdateItem per item
+        changed. Returns the items changed."""
+        erased = set(keys)
+        changed = 0
+        request = _marshalled(items.history_query(account_id, start=None, end=None))
+        for item in self.table.query(request):
+            steps = items.history_without(item, erased, redact)
+            if steps is not None:
+                self.table.update(Update().set(items.HISTORY_STEPS, steps), items.table_key(item))
+                changed += 1
+        return changed
+
 
 def _marshalled(query: dict[str, Any], **options: Any) -> dict[str, Any]:
     """A Query of items.py (its values still plain) as the client takes it."""
     return {**query, "ExpressionAttributeValues": marshal(query["ExpressionAttributeValues"]), **options}
 
 
+class HistoryRepository(Repository):
+    """Accounts' history (ports.HistoryStore): one item per stream batch that wrote an account."""
+
+    def erasures_of(self, account: Account) -> int:
+        """How many erasures took a contact out of the account (its marker: items.erasures_of)."""
+        return items.erasures_of(account)
+
+    def save_history(self, found: Sequence[HistoryItem], retention_days: int, now: datetime) -> int:
+        """Write a stream batch's history items: one BatchWriteItem per 25 (one small item per
+        account written, its steps inside). Unconditional: a batch delivered again writes the
+        same items. Returns the items written."""
+        puts = [item for entry in found
+                for item in items.history_items(entry.account_id, [(s.account, s.causes) for s in entry.steps],
+                                                retention_days, now)]
+        return self.table.write_batch(puts=puts) if puts else 0
+
+    def load_history(self, account_id: str, *, start: str | None, end: str | None, after: tuple[str, int] | None,
+                     limit: int) -> tuple[list[tuple[Account, list[dict[str, Any]]]], tuple[str, int] | None]:
+        """An account's steps written within [start, end], oldest first, from `after` on (the
+        item key and the step a page before stopped at); at most `limit`, and where the next
+        page starts (None: none). Query pages of the account's `H#` items, bounded by the range
+        asked (and the one item before `start`: the batch it began in)."""
+        low, high = (instant_text(start) if start else None), (instant_text(end) if end else None)
+        after_sk = after[0] if after is not None else None
+        if after_sk is None and start is not None:
+            before = list(self.table.query(_marshalled(items.history_query(
+                account_id, start=None, end=start, forward=False, limit=1)), limit=1))
+            after_sk = items.table_key(before[0])[1] if before else None
+        steps: list[tuple[Account, list[dict[str, Any]]]] = []
+        seen: set[tuple[str, int]] = set()
+        for item in self.table.query(_marshalled(items.history_query(account_id, start=start, end=end,
+                                                                     after_sk=after_sk))):
+            for index, (account, causes) in enumerate(items.history_steps(item)):
+                position = items.table_key(item)[1]
+                if after is not None and position == after[0] and index < after[1]:
+                    continue
+                at = instant_text(account.updated_at) if account.updated_at else ""
+                if (low is not None and at < low) or (high is not None and at > high):
+                    continue
+                mark = (at, int(account.version or 0))
+                if mark in seen:
+                    continue  # a step two deliveries of one batch both kept
+                seen.add(mark)
+                if len(steps) == limit:
+                    return steps, (position, index)
+                steps.append((account, causes))
+        return steps, None
+
+    def load_account_at(self, account_id: str, at: str) -> Account | None:
+        """The account as last written at or before `at` (ISO time): the latest step of its
+        history by then (a Query of at most three items, newest first), else the account
+        itself when it was last written by then (its last write may not have reached its history
+        yet; or history began after it); None when there is no record of it by then."""
+        when = instant_text(at)
+        best: Account | None = None
+        for item in self.table.query(_marshalled(items.history_query(account_id, start=None, end=at, forward=False,
+                                                                     limit=3)), limit=3):
+            for account, _ in items.history_steps(item):
+                if _written_by(account, when) and (best is None or _newer(account, best)):
+                    best = account
+        stored = self.table.get(account_pk(account_id))  # its last write may not be in its history yet
+        current = account_from_item(stored) if stored is not None else None
+        if current is not None and _written_by(current, when) and (best is None or _newer(current, best)):
+            return current
+        return best
+
+
+def _written_by(account: Account, when: str) -> bool:
+    return account.updated_at is not None and instant_text(account.updated_at) <= when
+
+
+def _newer(a: Account, b: Account) -> bool:
+    return (instant_text(a.updated_at or "1970-01-01T00:00:00Z"), a.version or 0) > \
+        (instant_text(b.updated_at or "1970-01-01T00:00:00Z"), b.version or 0)
+
+
 class Store(EventRepository, ContactRepository, AccountRepository, RoutingRepository, FeedbackRepository,
-            SdrRepository, ErasureRepository):
+            SdrRepository, ErasureRepository, HistoryRepository):
     """Every repository on one table (one client): what the handlers get from
     `runtime.store()`, and what the ports' composites (ports.AggregateStore, AssignStore...)
     are satisfied by."""

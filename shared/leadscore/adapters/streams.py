@@ -70,11 +70,12 @@ def change_of(sequence: str, name: str, keys: tuple[str, str], new: Mapping[str,
         return ContactChanged(sequence, items.contact_key_of(keys[0]), lambda: items.contact_from_item(new),
                               old_contact)
     if items.is_account_key(keys):
-        def old_account() -> Account | None:
-            return items.account_from_item(old, summary=True) if old else None
+        def old_account(full: bool = False) -> Account | None:
+            return items.account_from_item(old, summary=not full) if old else None
 
         return AccountChanged(sequence, items.account_id_of(keys[0]), items.is_routed_image(new),
-                              lambda full: items.account_from_item(new, summary=not full), old_account)
+                              lambda full: items.account_from_item(new, summary=not full), old_account,
+                              lambda: old_account(True))
     return None
 
 

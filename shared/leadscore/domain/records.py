@@ -24,6 +24,17 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def instant_text(moment: datetime | str) -> str:
+    """A moment (or an ISO text of one, `Z` or an offset) as history keeps it: UTC to the
+    millisecond, `Z` (2026-11-22T10:00:00.250Z). Texts of this format compare as the moments
+    do, whichever way the writes spelled their times."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00") if moment.endswith("Z") else moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 class VersionConflict(Exception):
     """Someone else wrote the record since we read it: re-read and try again."""
 

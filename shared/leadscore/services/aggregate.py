@@ -59,6 +59,7 @@ from leadscore.services.contact_fold import (
     log_failure,
     with_retries,
 )
+from leadscore.services.history import account_steps
 from leadscore.services.outbox import deliver_routed, routed_sends
 from leadscore.services.rebuild import Rebuilder
 from leadscore.services.team import book_changes
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from leadscore.rulesfiles.loading import Config
     from leadscore.rulesfiles.scoring import ScoringConfig
     from leadscore.services.outbox import RoutedSend
-    from leadscore.services.ports import AggregateStore, BookStore, MessageQueue, Publisher
+    from leadscore.services.ports import AggregateStore, BookStore, HistoryStore, MessageQueue, Publisher
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
@@ -190,7 +191,7 @@ class BatchOutcome:
 def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config: Config, publisher: Publisher,
                     now: datetime, unparsed: Sequence[str] = (), routed_queue: MessageQueue | None = None,
                     parked_queue: MessageQueue | None = None, book_store: BookStore | None = None,
-                    retention_days: int = 400) -> BatchOutcome:
+                    history_store: HistoryStore | None = None, retention_days: int = 400) -> BatchOutcome:
     """Run the three folds over one stream batch, then send the routed messages the account
     changes owe and publish their state changes; what failed, and which of it is poison.
 
@@ -202,7 +203,9 @@ def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config:
     acceptances, SLA breaches: `team.book_changes`) follow the batch's account changes.
     `unparsed` are the sequence numbers of the batch's records that did not even parse: poison.
     A contact record at or below its watermark rebuilds that contact from its stored events
-    (rebuild.Rebuilder; `retention_days` says how long events are kept).
+    (rebuild.Rebuilder; `retention_days` says how long events are kept). With `history_store`,
+    each account written keeps its steps in its history (history.account_steps: one item per
+    account per batch).
     """
     poison: list[str] = list(unparsed)
     failed: list[str] = list(poison)
@@ -222,6 +225,13 @@ def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config:
     except Exception as error:  # noqa: BLE001 - report the account records; the retry publishes again
         logger.error("bus events of the batch failed: %s", type(error).__name__)
         failed.extend(r.sequence for r in records if isinstance(r, AccountChanged))
+    if history_store is not None:
+        try:
+            history_store.save_history(account_steps(config.scoring, records, history_store.erasures_of),
+                                       retention_days, now)
+        except Exception as error:  # noqa: BLE001 - report the account records; writing them again is harmless
+            logger.error("the accounts' history of the batch failed: %s", type(error).__name__)
+            failed.extend(r.sequence for r in records if isinstance(r, AccountChanged))
     if book_store is not None:
         try:
             book_store.apply_book_changes(book_changes_of(records))

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from leadscore.domain.records import Account, Assignment, HandAssignment, VersionConflict, utc_text
 from leadscore.services.errors import Busy, Conflict, Invalid, NotAllowed, NotFound
-from leadscore.services.read import load_account_named
+from leadscore.services.lookup import load_account_named
 from leadscore.services.router import RouteOutcome, Router
 
 if TYPE_CHECKING:

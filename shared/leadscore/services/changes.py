@@ -47,14 +47,15 @@ class ContactChanged:
 @dataclass(eq=False)
 class AccountChanged:
     """An account written: `new(full)` (in full, or in summary: scores, state, routing),
-    `old()` in summary, None when it is new; `routed` says whether it is routed now without
-    decoding it."""
+    `old()` in summary (`old_in_full()` in full: its history step's causes), None when it is
+    new; `routed` says whether it is routed now without decoding it."""
 
     sequence: str
     account_id: str
     routed: bool
     new: Callable[[bool], Account]
     old: Callable[[], Account | None]
+    old_in_full: Callable[[], Account | None] | None = None
 
 
 Change = EventInserted | ContactChanged | AccountChanged

@@ -129,10 +129,11 @@ class ContactUpdate:
     merged: list[tuple[Contact, int | None]] = field(default_factory=list)
 
 
-#: Called with a contact (its key and as read) and the batch's records of it when one of them
-#: is at or below its watermark; True when it took care of them (a rebuild), False to fold
+#: Called with a contact (its key and as read, None when new) and the batch's records of it
+#: when one of them is at or below its watermark, or folding them now would put them after
+#: later events of the same person; True when it took care of them (a rebuild), False to fold
 #: only those above the watermark.
-OnReplay = Callable[[str, Contact, list[DecodedEvent]], bool]
+OnReplay = Callable[[str, Contact | None, list[DecodedEvent]], bool]
 
 
 class ContactAggregator:
@@ -189,8 +190,7 @@ class ContactAggregator:
             fresh = [d for d in live if d.record.position > watermark]
         else:
             fresh = [d for d in live if d.mark > watermark]
-            replayed = contact is not None and len(fresh) < len(live)
-            if replayed and self.on_replay is not None and contact is not None and self.on_replay(key, contact, live):
+            if contact is not None and len(fresh) < len(live) and self._replayed(key, contact, live):
                 return
         if not fresh:
             return
@@ -199,20 +199,37 @@ class ContactAggregator:
         fresh.sort(key=lambda d: d.mark)
         events = [(d.event, d.hits) for d in fresh]
         new_watermark = fresh[-1].mark
-        if contact is not None and contact.merged_into:
-            self._forward(contact, events, new_watermark)
-            return
+        try:
+            self._fold_fresh(key, contact, events, new_watermark, in_order=True)
+        except OutOfOrder:
+            if not self._replayed(key, contact, live):
+                # no rebuild (none here, or the contact predates the retention): fold them as they come
+                self._fold_fresh(key, contact, events, new_watermark, in_order=False)
 
+    def _fold_fresh(self, key: str, contact: Contact | None, events: list[tuple[TrackingEvent, list[str]]],
+                    new_watermark: str, *, in_order: bool) -> None:
+        if contact is not None and contact.merged_into:
+            self._forward(contact, events, new_watermark, in_order=in_order)
+        else:
+            self._fold_into(key, contact, events, new_watermark, in_order=in_order)
+
+    def _replayed(self, key: str, contact: Contact | None, records: list[DecodedEvent]) -> bool:
+        """Hand the contact to `on_replay` (a rebuild); False when there is none, or it declined."""
+        return self.on_replay is not None and self.on_replay(key, contact, records)
+
+    def _fold_into(self, key: str, contact: Contact | None, events: list[tuple[TrackingEvent, list[str]]],
+                   new_watermark: str, *, in_order: bool) -> None:
         update = self._load(key, contact)
         before_state = copy.deepcopy(contact.state) if contact is not None and contact.state is not None else None
         before = identity(update.contact)
-        self._fold(update, events)
+        self._fold(update, events, in_order=in_order)
         if (contact is not None and not update.merged and update.contact.engine_state == before_state
                 and identity(update.contact) == before):
             # Events no rule scores ("Feature Used"...) change nothing: no write at all. The
             # watermark need not move either, as applying them again changes nothing again.
             return
-        update.contact.watermark = new_watermark
+        update.contact.watermark = _highest(update.contact.watermark, new_watermark,
+                                            *(stub.watermark for stub, _ in update.merged))
         self._write(update)
 
     def _load(self, key: str, contact: Contact | None) -> ContactUpdate:
@@ -221,7 +238,10 @@ class ContactAggregator:
             return ContactUpdate(contact=new_contact(key, self.now), version=None)
         return ContactUpdate(contact=replace(contact, extra=dict(contact.extra)), version=contact.version)
 
-    def _fold(self, update: ContactUpdate, events: list[tuple[TrackingEvent, list[str]]]) -> None:
+    def _fold(self, update: ContactUpdate, events: list[tuple[TrackingEvent, list[str]]], *,
+              in_order: bool = False) -> None:
+        """Fold the events into the contact, merging the ids an event links as it comes;
+        `in_order`: raise OutOfOrder rather than merge a contact that took later events."""
 
         state: ContactState = update.contact.engine_state
         for event, hits in events:
@@ -230,6 +250,10 @@ class ContactAggregator:
             if links:
                 # one read of the linked contacts; the merge is one transaction, once per person
                 found = self.store.load_contacts(links)
+                mark = fold_mark(event)
+                if in_order and any(not other.merged_into and _later(other.watermark, mark)
+                                    for other in found.values()):
+                    raise OutOfOrder("a contact merged here already took events after this one")
                 update.merged += merge_linked(self.config.scoring, update.contact, links, found, self.now)
             apply_event(self.config.scoring, state, event, hits)
             remember_identity(update.contact, event)
@@ -242,11 +266,31 @@ class ContactAggregator:
         else:
             self.store.save_contact(contact, update.version)
 
-    def _forward(self, stub: Contact, events: list[tuple[TrackingEvent, list[str]]], watermark: str) -> None:
+    def _forward(self, stub: Contact, events: list[tuple[TrackingEvent, list[str]]], watermark: str, *,
+                 in_order: bool) -> None:
         """Events of a merged contact score on the contact it was merged into."""
 
         target_key, target = follow_merges(stub, self.store.load_contact, MAX_FORWARD_HOPS + 1)
+        if in_order and target is not None and _later(target.watermark, fold_mark(events[0][0])):
+            raise OutOfOrder("the contact it joined already took later events")
         update = self._load(target_key, target)
-        self._fold(update, events)
+        self._fold(update, events, in_order=in_order)
+        update.contact.watermark = _highest(update.contact.watermark, watermark,
+                                            *(other.watermark for other, _ in update.merged))
         update.merged.append((moved_stub(stub, watermark, self.now), stub.version))
         self._write(update)
+
+
+class OutOfOrder(Exception):
+    """Folding these events now would put them after events of the same person that came
+    later (a merged id's events, forwarded or merged, across stream shards): the fold hands
+    the person to a rebuild, which folds them all in order."""
+
+
+def _later(watermark: str, mark: str) -> bool:
+    return bool(watermark) and not legacy_watermark(watermark) and watermark > mark
+
+
+def _highest(*watermarks: str) -> str:
+    """The highest fold mark of these (legacy stream positions left out)."""
+    return max((w for w in watermarks if w and not legacy_watermark(w)), default="")

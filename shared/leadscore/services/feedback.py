@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 from leadscore.domain.records import Account, Feedback, RoutingStatus, VersionConflict, utc_text
 from leadscore.engine.accounts import account_card, effective_traits, rescore_account
 from leadscore.services.errors import Busy, Conflict, Invalid
-from leadscore.services.read import load_account_named
+from leadscore.services.lookup import load_account_named
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.routing import RoutingConfig

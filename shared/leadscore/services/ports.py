@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         SdrRecord,
         StoredEvent,
     )
+    from leadscore.services.history import HistoryItem
 
 
 class EventStore(Protocol):
@@ -63,6 +64,21 @@ class RebuildStore(ContactStore, EventLog, Protocol):
     """What a rebuild needs: the contacts and their events."""
 
 
+class HistoryStore(Protocol):
+    """Accounts' history: the steps each stream batch brings (services/history.py)."""
+
+    def save_history(self, found: Sequence[HistoryItem], retention_days: int, now: datetime) -> int: ...
+
+    def erasures_of(self, account: Account) -> int:
+        """How many erasures took a contact out of the account (history names them as causes)."""
+        ...
+
+    def load_history(self, account_id: str, *, start: str | None, end: str | None, after: tuple[str, int] | None,
+                     limit: int) -> tuple[list[tuple[Account, list[dict[str, Any]]]], tuple[str, int] | None]: ...
+
+    def load_account_at(self, account_id: str, at: str) -> Account | None: ...
+
+
 class AccountStore(Protocol):
     def load_account(self, account_id: str) -> Account | None: ...
 
@@ -85,10 +101,9 @@ class DecayStore(Protocol):
     def load_contact(self, key: str) -> Contact | None: ...
 
 
-class ReadStore(Protocol):
-    def load_contact(self, key: str) -> Contact | None: ...
-
-    def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]: ...
+class ReadStore(RebuildStore, HistoryStore, Protocol):
+    """The read routes: contacts (and their events: `?at=` and history rebuild them), accounts
+    (and their history), feedback."""
 
     def load_account(self, account_id: str) -> Account | None: ...
 
@@ -220,3 +235,5 @@ class ErasureStore(SuppressionCheck, Protocol):
     def erase_rejected(self, days: Iterable[date], holds: Callable[[str], bool]) -> int: ...
 
     def redact_feedback(self, account_id: str, redact: Callable[[str], str]) -> int: ...
+
+    def erase_history(self, account_id: str, keys: Iterable[str], redact: Callable[[str], str]) -> int: ...

@@ -1,5 +1,9 @@
 """The read API's use case: explain an account or a contact, valued as of a moment (now by
-default: "test a contact"). Its HTTP side is `leadscore.adapters.api.read`."""
+default: "test a contact"), and their history. Its HTTP side is `leadscore.adapters.api.read`.
+
+As of a moment (`at`): the account as it was last written by then (its history), and a contact
+rebuilt from the events it had received by then (rebuild.py), each valued at that moment:
+what the read API answered then, and nothing that happened after it."""
 
 from __future__ import annotations
 
@@ -8,12 +12,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from leadscore.domain.ledgers import ContactState
-from leadscore.domain.records import Account, Contact, Feedback
+from leadscore.domain.records import Contact, instant_text
 from leadscore.engine.account_views import routing_view
 from leadscore.engine.accounts import account_card, effective_traits, persona_of
 from leadscore.engine.contacts import follow_merges
 from leadscore.engine.rules import derive_traits, score
-from leadscore.services.errors import NotFound
+from leadscore.services import history
+from leadscore.services.errors import Invalid, NotFound
+from leadscore.services.lookup import feedback_view, load_account_named, storable_id
+from leadscore.services.rebuild import gather, replay
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.loading import Config
@@ -22,36 +29,7 @@ if TYPE_CHECKING:
 MAX_FOLLOW = 4
 #: Sales feedback shown on an account, newest first.
 FEEDBACK_SHOWN = 20
-#: The longest id collection stores (messages.MAX_ID_LENGTH, not imported: it needs pydantic).
-MAX_PATH_ID = 256
-
-
-def storable_id(text: str) -> bool:
-    """Whether an id can name a stored item: a longer one, or one with a lone surrogate (not
-    Unicode text), names nothing and is no valid DynamoDB key: unknown without a read. Checked
-    by the use cases, not at the HTTP edge, so that it answers where a missing item would:
-    after the checks of the body (who, which SDR)."""
-    return len(text) <= MAX_PATH_ID and not any("\ud800" <= char <= "\udfff" for char in text)
-
-
-def load_account_named(load: Callable[[str], Account | None], account_id: str, **details: Any) -> Account:
-    """The account a path names, read by `load` (a store's `load_account`): a domain as sent or
-    lowercased (`Acme.com`), read once per spelling; NotFound `unknown_account` (with
-    `details`) for none, or an id that names nothing."""
-    if not storable_id(account_id):
-        raise NotFound("unknown_account", f"no account {account_id[:MAX_PATH_ID]!r}", **details)
-    lookup = account_id.strip().lower() if "." in account_id else account_id
-    account = load(lookup) or (load(account_id) if lookup != account_id else None)
-    if account is None:
-        raise NotFound("unknown_account", f"no account {account_id!r}", **details)
-    return account
-
-
-def feedback_view(feedback: Feedback) -> dict[str, Any]:
-    """One sales feedback as the API shows it: the outcome, who (`sdr` as sent, `by` the IAM
-    caller of a signed request), when, the note, the cycle and the state it left."""
-    return {"outcome": feedback.outcome, "sdr": feedback.sdr, "note": feedback.note, "by": feedback.caller,
-            "at": feedback.at, "cycle": feedback.cycle, "state": feedback.state}
+__all__ = ["ReadService", "feedback_view", "load_account_named", "storable_id"]
 
 
 class ReadService:
@@ -78,13 +56,23 @@ class ReadService:
             return None
         return contact
 
-    def contact(self, contact_id: str, now: datetime | None = None) -> dict[str, Any]:
+    def contact(self, contact_id: str, now: datetime | None = None, *, at: datetime | None = None
+                ) -> dict[str, Any]:
         """The contact as valued at `now` (the clock's now when None): score, its parts, each rule's
-        points; NotFound `unknown_contact`."""
-        now = now or self.clock()
+        points; NotFound `unknown_contact`. With `at`: as it stood then, rebuilt from the events
+        it had received by then and valued at that moment (NotFound when it had none)."""
+        now = at or now or self.clock()
         contact = self.find_contact(contact_id) if storable_id(contact_id) else None
         if contact is None:
             raise NotFound("unknown_contact", f"no contact {contact_id!r}")
+        if at is not None:
+            person = gather(self.store, contact.key, known=contact)
+            then = replay(self.config, person, until=at).load_contact(person.root)
+            if then is None:
+                raise NotFound("unknown_contact", f"no event of contact {contact_id!r} had arrived by {at.isoformat()}")
+            then.updated_at = max((e.event.received_at for _, e in person.events if e.event.received_at <= at),
+                                  default=at).isoformat()
+            contact = then
         scoring = self.config.scoring
         state = contact.state if contact.state is not None else ContactState()
         card = score(scoring, state, now)
@@ -114,13 +102,37 @@ class ReadService:
             "updatedAt": contact.updated_at,
         }
 
+    def contact_history(self, contact_id: str, asked: history.Window) -> dict[str, Any]:
+        """The contact's steps: after each event it received (what it met) and each decay step
+        between, as of the moment of each, within the window asked; paginated."""
+        contact = self.find_contact(contact_id) if storable_id(contact_id) else None
+        if contact is None:
+            raise NotFound("unknown_contact", f"no contact {contact_id!r}")
+        start = int(history.decode_cursor(asked.cursor).get("index", 0)) if asked.cursor else 0
+        person = gather(self.store, contact.key, known=contact)
+        until = datetime.fromisoformat(asked.end) if asked.end else self.clock()
+        steps = [step for step in history.contact_steps(
+            self.config, person.events, lambda after: replay(self.config, person, after_each=after), person.root,
+            until) if history.in_window(step.at, asked)]
+        page = steps[start:start + asked.limit]
+        more = start + asked.limit < len(steps)
+        return {"contactId": contact.user_id or contact.key.split(":", 1)[1],
+                "steps": [{"at": step.at, **step.values, "cause": step.cause} for step in page],
+                "next": history.encode_cursor({"index": start + asked.limit}) if more else None}
+
     # -- accounts ----------------------------------------------------------------------------
 
-    def account(self, account_id: str, now: datetime | None = None) -> dict[str, Any]:
+    def account(self, account_id: str, now: datetime | None = None, *, at: datetime | None = None
+                ) -> dict[str, Any]:
         """The account as valued at `now` (the clock's now when None), every number explained, with
-        its latest sales feedback; NotFound `unknown_account`."""
-        now = now or self.clock()
-        account = load_account_named(self.store.load_account, account_id)
+        its latest sales feedback; NotFound `unknown_account`. With `at`: as it was last written by
+        then (its history), valued at that moment (NotFound when there is no record of it by then)."""
+        now = at or now or self.clock()
+        if at is not None:
+            when = at.isoformat()
+            account = load_account_named(lambda name: self.store.load_account_at(name, when), account_id)
+        else:
+            account = load_account_named(self.store.load_account, account_id)
         scoring = self.config.scoring
         traits = effective_traits(account.traits)
         card = account_card(scoring, traits, account.entries, now)
@@ -154,6 +166,23 @@ class ReadService:
             answer["cooldownUntil"] = account.cooldown_until
         if account.engagement_baseline is not None:
             answer["engagementBaseline"] = account.engagement_baseline
-        answer["feedback"] = ([feedback_view(f) for f in self.store.load_feedback(account.id, limit=FEEDBACK_SHOWN)]
+        answer["feedback"] = ([feedback_view(f) for f in self.store.load_feedback(account.id, limit=FEEDBACK_SHOWN)
+                               if at is None or instant_text(f.at) <= instant_text(at)]
                               if account.last_feedback is not None else [])
         return answer
+
+    def account_history(self, account_id: str, asked: history.Window) -> dict[str, Any]:
+        """The account's steps within the window asked, oldest first: each write of it, as the read
+        API answered right after it (score parts, state, the SDR), with its causes; paginated."""
+        after = None
+        if asked.cursor:
+            position = history.decode_cursor(asked.cursor)
+            if not isinstance(position.get("item"), str) or not isinstance(position.get("step"), int):
+                raise Invalid("invalid_cursor", "cursor: not one a history page handed out", field="cursor")
+            after = (position["item"], position["step"])
+        account = load_account_named(self.store.load_account, account_id)
+        steps, more = self.store.load_history(account.id, start=asked.start, end=asked.end, after=after,
+                                              limit=asked.limit)
+        return {"accountId": account.id,
+                "steps": [history.account_step_view(step, causes) for step, causes in steps],
+                "next": history.encode_cursor({"item": more[0], "step": more[1]}) if more else None}

@@ -97,45 +97,52 @@ class ScratchContacts:
 def gather(store: RebuildStore, key: str, *, known: Contact | None = None,
            extra: Mapping[str, list[StoredEvent]] | None = None) -> Person:
     """The person `key` belongs to: the contact it is (or was merged into), the ids merged
-    into that one, and all their stored events. `extra` adds events not (yet) readable from
-    the table (those of the stream records being replayed). Reads: one GetItem or
-    BatchGetItem per round of ids and one Query per id."""
+    into that one or linked by its events (a rebuild merges those not merged yet), and all
+    their stored events; an id merged into someone else stays out (first link wins). `extra`
+    adds events not (yet) readable from the table (those of the stream records being
+    replayed). Reads: one BatchGetItem per round of ids and one Query per id."""
     first = known if known is not None else store.load_contact(key)
     root = key
     if first is not None and first.merged_into:
         root, _ = follow_merges(first, store.load_contact, MAX_FORWARD_HOPS + 1)
-    person = Person(root=root, stored={})
     loaded: dict[str, Contact | None] = {key: first}
     by_key: dict[str, list[StoredEvent]] = {}
+    ends: dict[str, str] = {}
     queue = [root]
-    while queue and len(person.stored) < MAX_PERSON_KEYS:
-        batch = [k for k in dict.fromkeys(queue) if k not in person.stored and k not in person.foreign]
+    while queue and len(by_key) < MAX_PERSON_KEYS:
+        batch = [k for k in dict.fromkeys(queue) if k not in by_key and k not in ends]
         queue = []
         missing = [k for k in batch if k not in loaded]
         if missing:
             found = store.load_contacts(missing)
             loaded.update({k: found.get(k) for k in missing})
+        within = {root, *by_key, *batch}
         for k in batch:
-            contact = loaded[k]
-            if k != root and contact is not None and contact.merged_into and _owner(contact, loaded, store) != root:
-                person.foreign[k] = contact  # first link wins: it is someone else's
-                continue
-            person.stored[k] = contact
+            ends[k] = _owner(loaded[k], k, loaded, store)
+            if ends[k] not in within:
+                continue  # merged into someone else: not this person's
             events = {fold_mark(e.event): e for e in store.load_events(k)}
             for e in (extra or {}).get(k, []):
                 events.setdefault(fold_mark(e.event), e)
             by_key[k] = list(events.values())
             queue += [link for e in by_key[k] for link in linked_keys(e.event)]
-    person.events = sorted(((k, e) for k, events in by_key.items() for e in events),
+    mine = {k for k in by_key if ends[k] in by_key}
+    person = Person(root=root, stored={k: loaded[k] for k in [root, *sorted(mine - {root})]},
+                    foreign={k: c for k, c in loaded.items() if k not in mine and c is not None and k != root})
+    person.events = sorted(((k, e) for k, events in by_key.items() if k in mine for e in events),
                            key=lambda pair: fold_mark(pair[1].event))
     return person
 
 
-def _owner(contact: Contact, loaded: dict[str, Contact | None], store: RebuildStore) -> str:
-    def load(key: str) -> Contact | None:
-        if key not in loaded:
-            loaded[key] = store.load_contact(key)
-        return loaded[key]
+def _owner(contact: Contact | None, key: str, loaded: dict[str, Contact | None], store: RebuildStore) -> str:
+    """The key at the end of `key`'s merges (itself when it is merged into nobody)."""
+    if contact is None or not contact.merged_into:
+        return key
+
+    def load(other: str) -> Contact | None:
+        if other not in loaded:
+            loaded[other] = store.load_contact(other)
+        return loaded[other]
 
     owner, _ = follow_merges(contact, load, MAX_FORWARD_HOPS + 1)
     return owner
@@ -184,6 +191,8 @@ def rewrite(config: Config, person: Person, scratch: ScratchContacts, now: datet
     marks: dict[str, str] = {}
     for key, stored in person.events:
         marks[key] = max(marks.get(key, ""), fold_mark(stored.event))
+    # the contact itself has taken every event of the person; a merged id, those of its partition
+    marks[person.root] = max(marks.values(), default="")
     writes: list[tuple[Contact, int | None]] = []
     for key, old in person.stored.items():
         new = scratch.contacts.get(key)
@@ -245,7 +254,7 @@ class Rebuilder:
         horizon = self.now - timedelta(days=self.retention_days - 1)
         return first is None or first >= horizon.isoformat()
 
-    def on_replay(self, key: str, contact: Contact, records: list[DecodedEvent]) -> bool:
+    def on_replay(self, key: str, contact: Contact | None, records: list[DecodedEvent]) -> bool:
         """ContactAggregator's hook: rebuild the person from its events, the batch's included."""
         person = gather(self.store, key, known=contact,
                         extra={key: [StoredEvent(d.event, list(d.hits)) for d in records]})

@@ -9,7 +9,7 @@ from leadscore.adapters.api import has_surrogate, json_object, no_route, path_id
 from leadscore.adapters.http import HttpError, Request, json_response
 from leadscore.services.errors import ServiceError
 from leadscore.services.feedback import MAX_NOTE, MAX_SDR, OUTCOMES, FeedbackGiven, FeedbackService
-from leadscore.services.read import feedback_view
+from leadscore.services.lookup import feedback_view
 
 ROUTE = "POST /v1/accounts/{accountId}/feedback"
 MAX_BODY = 16 * 1024
