@@ -167,6 +167,14 @@ class TestErasure:
         images = [r["dynamodb"]["NewImage"] for r in jo.stream_records()
                   if r["dynamodb"]["Keys"] == {"pk": {"S": items.account_pk(DOMAIN)}, "sk": {"S": items.PROFILE}}]
         assert images[-1][items.ERASED_COUNT] == {"N": "1"}
+        # and it does: the account's history ends with a step whose cause is the erasure, naming no one
+        from tests.integration.test_history import all_steps
+
+        jo.settle()
+        last = all_steps(jo, "accounts", DOMAIN)[-1]
+        assert {"kind": "erasure", "contacts": 1} in last["causes"]
+        assert all("contactId" not in cause for cause in last["causes"]), last["causes"]
+        assert traces(jo) == []  # history does not bring her back
 
     def test_later_events_for_any_of_its_ids_are_dropped_at_collection_with_the_reason(self, jo: Pipeline) -> None:
         pipeline = jo
@@ -209,8 +217,11 @@ class TestErasure:
         pipeline.settle()
         # nothing of hers was stored (no event, no rejected record with her raw input), nothing scored
         assert traces(pipeline) == []
+        from leadscore.adapters import items
+
         new = {(i["pk"], i["sk"]) for i in pipeline.table_items()} - keys_before
-        assert {pk for pk, _ in new} == {"C#u:u-stranger"}  # the stranger's event and contact only
+        # the stranger's event and contact, and the account's history item of the erasure's step
+        assert {pk for pk, sk in new if not items.is_history_key((pk, sk))} == {"C#u:u-stranger"}
         assert pipeline.account(DOMAIN)["score"] == score
 
     def test_a_second_erasure_finds_nothing_left(self, jo: Pipeline) -> None:
@@ -220,7 +231,7 @@ class TestErasure:
             status, answer = erase(jo, contact_id)
             assert status == 202, answer
             assert answer == {"status": "done", "erased": {"contact": 0, "event": 0, "rejected": 0},
-                              "redacted": {"feedback": 0, "account": 0}, "accountsRescored": [],
+                              "redacted": {"feedback": 0, "account": 0, "history": 0}, "accountsRescored": [],
                               "suppressionRecords": 0}
 
     def test_an_interrupted_erasure_resumes_and_ends_the_same(self, jo: Pipeline,
@@ -303,6 +314,7 @@ class TestTheReadme:
 
 def test_every_answer_is_what_openapi_yaml_documents(jo: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     from leadscore.adapters.api import erase as erase_api
+
     from tests.integration.test_openapi import _response_schema, _schema_allows
 
     monkeypatch.setattr(erase_api.SelfInvoke, "__call__", lambda self, payload: None)

@@ -1134,7 +1134,7 @@ def is_history_key(keys: tuple[str, str]) -> bool:
 # --------------------------------------------------------------------------- erasure of an account's history
 
 #: The attribute of a history item holding its steps (JSON).
-HISTORY_STEPS = "steps"
+HISTORY_STEPS = "hs"  # as history_items writes it
 ERASURE_OF_KIND["history"] = ("erase_history: each step's account without its entry, every text naming it "
                               "(a cause's contactId, a note) redacted; the scores as they were")
 

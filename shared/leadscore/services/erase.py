@@ -9,6 +9,7 @@ What is erased, kind by kind (`items.ERASURE_OF_KIND` says it for every kind of 
   (`accounts.rescore_account`: the state re-evaluates as any change would), and marked as
   erased (a count and a time, no personal data: the account's history names the cause);
 - the notes that name it (its accounts' feedback, a lead's reassignment note), redacted;
+- its accounts' stored history: its entry out of each step, the causes naming it redacted;
 - the rejected records of the retention window whose kept input names one of its ids.
 
 A suppression record per id (keyed digests, never the id) is written first, so collection
@@ -65,7 +66,7 @@ class Erasure:
     contact_key: str | None = None  # the contact erased (for the continuation; never answered)
     phase: str = "start"
     erased: dict[str, int] = field(default_factory=lambda: {"contact": 0, "event": 0, "rejected": 0})
-    redacted: dict[str, int] = field(default_factory=lambda: {"feedback": 0, "account": 0})
+    redacted: dict[str, int] = field(default_factory=lambda: {"feedback": 0, "account": 0, "history": 0})
     accounts: list[dict[str, Any]] = field(default_factory=list)
     suppression_records: int = 0
 
@@ -152,6 +153,7 @@ class EraseService:
             for account_id in family.accounts:
                 self._rescore(account_id, family, redact, now, result)
                 result.redacted["feedback"] += self.store.redact_feedback(account_id, redact)
+                result.redacted["history"] += self.store.erase_history(account_id, family.members, redact)
             # rejected records are searched for its ids alone: a first name would match strangers
             holds = finder([id_value(key) for key in family.ids])
             result.erased["rejected"] += self.store.erase_rejected(rejected_days(now), holds)

@@ -93,7 +93,9 @@ def causes_of(scoring: ScoringConfig, old: Account | None, new: Account,
     for entry in new.entries:
         previous = before.pop(entry.key, None)
         causes += _entry_causes(previous, entry)
-    causes += [{"kind": "contact_left", "contactId": entry.public_id} for entry in before.values()]
+    # a contact an erasure took out is not named: the `erasure` cause says it, with no personal data
+    erased = erasures(new) > (erasures(old) if old is not None else 0)
+    causes += [{"kind": "contact_left", "contactId": entry.public_id} for entry in before.values() if not erased]
     if old is not None and old.fit != new.fit:
         causes.append({"kind": "profile", "fit": {"from": old.fit, "to": new.fit}})
     erased_before = erasures(old) if old is not None else 0
