@@ -41,6 +41,8 @@ MAX_REJECTION_RECORDS = 10
 #: a source marked `trusted: true` in sources.yaml.
 CRM_OWNER_TRAIT = "owner"
 _MAX_RAW_CHARS = 2000
+#: Days a rejected input is kept (its record's TTL); an erasure searches that many days back.
+REJECTED_RETENTION_DAYS = 30
 
 
 @dataclass
@@ -111,7 +113,7 @@ class Collector:
     """Validates and stores tracking messages for one configuration and one store."""
 
     def __init__(self, store: CollectStore, config: Config, *, retention_days: int = 400,
-                 rejected_retention_days: int = 30, max_workers: int = 8) -> None:
+                 rejected_retention_days: int = REJECTED_RETENTION_DAYS, max_workers: int = 8) -> None:
         self.store = store
         self.config = config
         self.retention_days = retention_days

@@ -36,6 +36,7 @@ from leadscore.engine.accounts import rescore_account
 from leadscore.engine.contacts import follow_merges, linked_keys
 from leadscore.engine.erasure import finder, id_value, ids_of, name_terms, redactor
 from leadscore.engine.identity import key_digest
+from leadscore.services.collect import REJECTED_RETENTION_DAYS
 from leadscore.services.errors import Busy, Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ MAX_CONTACT_ID = 256
 MAX_FOLLOW = 4
 #: Partitions an erasure walks (a person's anonymous devices and addresses merged into it).
 MAX_FAMILY = 200
-#: Days of rejected records searched: their retention (collect.Collector's 30) and today.
-REJECTED_RETENTION_DAYS = 30
 MAX_ATTEMPTS = 12
 #: The phases an erasure goes through; a continuation names the one to resume at.
 PHASES = ("start", "partitions")
@@ -273,5 +272,5 @@ def _redact_hand(account: Account, redact: Callable[[str], str]) -> bool:
 
 
 def rejected_days(now: datetime) -> list[date]:
-    """The days whose rejected records may still be kept."""
+    """The days whose rejected records may still be kept (collection's retention, and today)."""
     return [now.date() - timedelta(days=n) for n in range(REJECTED_RETENTION_DAYS + 1)]
