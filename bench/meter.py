@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from leadscore.adapters.items import partition_of
+from leadscore.adapters.items import is_history_key, partition_of
 
 KB = 1024
 RCU_BYTES = 4 * KB
@@ -314,11 +314,15 @@ class Meter:
             size = max(item_size(old), item_size(new if new is not None else old))
             units = write_units(size) * factor
             partition = partition_of(key[self.table_keys[0]]["S"])
+            if is_history_key((key[self.table_keys[0]]["S"], key[self.table_keys[1]]["S"])):
+                partition = "history"  # an account's history item: counted apart from the account's own writes
+                counts["max_history_bytes"] = max(counts["max_history_bytes"], size)
             counts["wcu"] += units
             counts[f"wcu:{partition}"] += units
             counts["items_written"] += 1
             counts[f"write:{partition}"] += 1
-            counts["max_item_bytes"] = max(counts["max_item_bytes"], size)
+            if partition != "history":
+                counts["max_item_bytes"] = max(counts["max_item_bytes"], size)
             if ok and table == self.table:
                 after = new if operation != "DeleteItem" else None
                 gsi = sum(ix.write_units(old, after) for ix in self.indexes)
@@ -347,8 +351,10 @@ class Meter:
         with self._lock:
             target = self._target()
             biggest = max(target.counts["max_item_bytes"], counts.pop("max_item_bytes", 0))
+            history = max(target.counts["max_history_bytes"], counts.pop("max_history_bytes", 0))
             target.counts.update(counts)
             target.counts["max_item_bytes"] = biggest
+            target.counts["max_history_bytes"] = history
 
     # -- SQS (the routed queue) -----------------------------------------------------------
 

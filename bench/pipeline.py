@@ -8,6 +8,7 @@ state). Event names cycle through `MIXES[mix]`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from bench.meter import Invocation
 from bench.stack import Bench
+from local.apigw import http_event
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 WEB_KEY, EMAIL_KEY, PRODUCT_KEY = "wk_demo_website", "wk_demo_email", "wk_demo_product"
@@ -128,6 +130,7 @@ def phase_figures(bench: Bench, phase: str, events: int, http_requests: int) -> 
 def batch_row(invocation: Invocation) -> dict[str, Any]:
     counts = invocation.counts
     return {**invocation.records, "contact_writes": counts["write:contact"], "account_writes": counts["write:account"],
+            "history_writes": counts["write:history"], "history_bytes": counts["max_history_bytes"],
             "keys_read": counts["keys_read"], "ddb_requests": counts["ddb_requests"],
             "bus_entries": counts["bus_entries"]}
 
@@ -145,6 +148,7 @@ def cost_breakdown(bench: Bench, figures: PhaseFigures) -> dict[str, float]:
         "DynamoDB writes: collect (events)": collect.get("wcu", 0) * PRICES["wcu"] * million,
         "DynamoDB writes: contacts": aggregate.get("wcu:contact", 0) * PRICES["wcu"] * million,
         "DynamoDB writes: accounts": aggregate.get("wcu:account", 0) * PRICES["wcu"] * million,
+        "DynamoDB writes: account history": aggregate.get("wcu:history", 0) * PRICES["wcu"] * million,
         "DynamoDB writes: DueIndex (GSI)": aggregate.get("gsi_wcu", 0) * PRICES["wcu"] * million,
         "DynamoDB reads": (collect.get("rcu", 0) + aggregate.get("rcu", 0)) * PRICES["rcu"] * million,
         "EventBridge entries": aggregate.get("bus_entries", 0) * PRICES["bus_entry"] * million,
@@ -167,6 +171,8 @@ class PipelineResult:
     cost_batched: dict[str, float] = field(default_factory=dict)
     cost_batched_local: dict[str, float] = field(default_factory=dict)
     item_bytes: dict[str, int] = field(default_factory=dict)
+    #: a history read of the burst account: whole, and its last steps only (items read each)
+    history_read: dict[str, int] = field(default_factory=dict)
 
 
 def run_pipeline(bench: Bench, population: Population, burst_events: int) -> PipelineResult:
@@ -218,6 +224,7 @@ def run_pipeline(bench: Bench, population: Population, burst_events: int) -> Pip
         for k in range(burst_events):
             message = burst_population.message(k % 50, f"burst-{k}")
             message["userId"] = f"u-burst{k % 50}"
+            message["timestamp"] = (now - timedelta(seconds=burst_events) + timedelta(seconds=k)).isoformat()
             message["context"]["traits"]["email"] = f"burst{k % 50}@burst-account.io"
             messages.append(message)
         with bench.meter.measuring("burst"):
@@ -226,4 +233,26 @@ def run_pipeline(bench: Bench, population: Population, burst_events: int) -> Pip
         result.burst = phase_figures(bench, "burst", burst_events, http_requests=math.ceil(burst_events / 100))
         result.burst_account_writes = int(result.burst.aggregate.get("write:account", 0))
         result.burst_events = burst_events
+        result.history_read = measure_history_read(bench, now, "burst-account.io")
     return result
+
+
+def measure_history_read(bench: Bench, now: datetime, account_id: str) -> dict[str, int]:
+    """Items a history read reads: the account's whole history, then only its last few steps
+    (`from` the fourth step from the end): the second reads what the range holds, not the rest."""
+    def read(phase: str, **query: str) -> tuple[list[dict[str, Any]], int]:
+        route = "GET /v1/accounts/{accountId}/history"
+        event = http_event("GET", f"/v1/accounts/{account_id}/history", route_key=route, now=now,
+                           query={"limit": "200", **query}, path_parameters={"accountId": account_id})
+        with bench.meter.measuring(phase):
+            response = bench.stack.invoke("ReadApiFunction", event)
+        if response["statusCode"] != 200:
+            raise RuntimeError(f"history answered {response['statusCode']}: {response.get('body')}")
+        items = int(bench.meter.totals(phase, "ReadApiFunction").get("items_read", 0))
+        return json.loads(response["body"])["steps"], items
+
+    steps, all_items = read("history-all")
+    window = steps[-4:]
+    _, window_items = read("history-window", **{"from": window[0]["at"]}) if window else ([], 0)
+    return {"all_steps": len(steps), "all_items": all_items, "window_steps": len(window),
+            "window_items": window_items}

@@ -94,6 +94,24 @@ def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
         budget_row(s, "keys read / distinct keys of the batch (max)", read_ratio, 1),
         budget_row(s, "keys read by batches with no contact or account to fold", stray_reads, 0),
     ]
+    s = "2b history"
+    history_ratio = max((b["history_writes"] / b["account_records"] for b in batches if b["account_records"]),
+                        default=0.0)
+    collect_history = singles.collect.get("write:history", 0) + batched.collect.get("write:history", 0)
+    rows += [
+        budget_row(s, "history writes on the collection path", collect_history, 0),
+        budget_row(s, "history writes / account written, per stream batch (max)", history_ratio, 1),
+        Row(s, "largest history item (bytes)", max((b["history_bytes"] for b in batches), default=0)),
+    ]
+    if result.history_read:
+        hr = result.history_read
+        rows += [
+            Row(s, "history read, the burst account's whole history: steps / items read",
+                f"{hr['all_steps']} / {hr['all_items']}"),
+            budget_row(s, f"history read, its last {hr['window_steps']} steps: items read "
+                          "(<= steps + the account + the item before `from` + 1)",
+                       hr["window_items"], hr["window_steps"] + 3),
+        ]
     if result.burst is not None:
         limit = math.ceil(result.burst_events / result.stream_batch_size)
         rows += [

@@ -14,7 +14,8 @@ from tests.support.stack import load_template
 ROOT = Path(__file__).resolve().parents[2]
 ARN = re.compile(r"arn:aws:execute-api:[a-z0-9-]+:\d{12}:[a-z0-9]+/\$default/(?P<route>[A-Z]+/.+)")
 READS = {"GET /v1/accounts/{accountId}", "GET /v1/contacts/{contactId}", "GET /v1/sdrs",
-         "GET /v1/sdrs/{sdrId}/accounts"}
+         "GET /v1/sdrs/{sdrId}/accounts", "GET /v1/accounts/{accountId}/history",
+         "GET /v1/contacts/{contactId}/history"}
 ROLES = {
     "SdrToolFeedbackAndReads": READS | {"POST /v1/accounts/{accountId}/feedback"},
     "TeamLeadFull": READS | {"POST /v1/accounts/{accountId}/feedback", "POST /v1/accounts/{accountId}/assign",

@@ -1,7 +1,7 @@
 """The contact fold: a stream batch's events into their contacts, exactly once in effect.
 
 Each event has a place in its contact's fold order, `fold_mark`: when it was received (to
-the millisecond), then its source and messageId. A contact stores the highest mark it took
+the millisecond), when it happened, then its source and messageId. A contact stores the highest mark it took
 (`watermark`), and folds events in mark order. An event above the watermark cannot have
 been counted yet: it is folded in. One at or below it may have been counted (a stream
 batch delivered again) or not (a batch given up on and replayed from the failure queue
@@ -60,9 +60,11 @@ T = TypeVar("T")
 
 
 def fold_mark(event: TrackingEvent) -> str:
-    """An event's place in its contact's fold order: received time in milliseconds (fixed
-    width, so marks compare as text), source and messageId (unique per stored event)."""
-    return f"{int(event.received_at.timestamp() * 1000):015d}#{event.source_id}#{event.message_id}"
+    """An event's place in its contact's fold order: received time, then the time it happened
+    (the order within one request: a batch, an SDK's queue), both in milliseconds and fixed
+    width so that marks compare as text, then source and messageId (unique per stored event)."""
+    return (f"{int(event.received_at.timestamp() * 1000):015d}#{int(event.timestamp.timestamp() * 1000):015d}"
+            f"#{event.source_id}#{event.message_id}")
 
 
 def legacy_watermark(watermark: str) -> bool:
