@@ -286,8 +286,6 @@ class TestErasure:
         assert (status, answer["status"], answer["erased"]["contact"]) == (202, "done", 2)
         assert traces(jo) == []
 
-    @pytest.mark.xfail(strict=True, reason="the stream aggregation's skip of suppressed contacts "
-                       "(Store.load_suppressed in services/aggregate.py) is not there yet")
     def test_events_still_in_the_stream_when_the_erasure_runs_do_not_bring_it_back(self, jo: Pipeline) -> None:
         # collected before the erasure, not yet aggregated: the stream still carries their images
         jo.send("track", {"userId": JO["userId"], "event": "Webinar Attended", "messageId": "jo-in-flight"})

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -81,10 +81,15 @@ __all__ = ["AccountChanged", "BatchOutcome", "ContactAggregator", "ContactChange
 class AccountAggregator:
     """Rolls contact changes of a stream batch into their accounts: one write per account."""
 
-    def __init__(self, store: AggregateStore, config: Config, now: datetime) -> None:
+    def __init__(self, store: AggregateStore, config: Config, now: datetime, *,
+                 erasures: Callable[[Account], int] | None = None) -> None:
         self.store = store
         self.config = config
         self.now = now
+        #: how many erasures an account has had: a contact change of such an account is checked
+        #: against the suppression records, so a change still in the stream does not bring an
+        #: erased contact back into it
+        self.erasures = erasures
         self.poison: list[str] = []  # sequence numbers of contact records that cannot be summarised
 
     def apply(self, records: Iterable[Change]) -> dict[str, list[str]]:
@@ -111,6 +116,7 @@ class AccountAggregator:
         if not changes:
             return {}
         prefetched = self.store.load_accounts(changes)
+        self._drop_erased(changes, prefetched)
         failed: dict[str, list[str]] = {}
         for account_id, account_changes in changes.items():
             applied = with_retries(account_id, prefetched.get(account_id),
@@ -119,6 +125,18 @@ class AccountAggregator:
             if not applied:
                 failed[account_id] = sequences[account_id]
         return failed
+
+    def _drop_erased(self, changes: dict[str, list[Membership]], accounts: dict[str, Account]) -> None:
+        """Leave out the entries of erased contacts in accounts that had an erasure (one read of
+        their suppression records; none for an account that never had one: the usual case)."""
+        if self.erasures is None:
+            return
+        erasures = self.erasures
+        touched = [a for a in changes if a in accounts and erasures(accounts[a]) > 0]
+        keys = {m.contact_key for a in touched for m in changes[a] if m.entry is not None}
+        gone = self.store.load_suppressed(keys) if keys else set()
+        for account_id in touched:
+            changes[account_id] = [m for m in changes[account_id] if m.entry is None or m.contact_key not in gone]
 
     def _apply_account(self, account_id: str, account: Account | None, changes: list[Membership]) -> None:
 
@@ -211,7 +229,9 @@ def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config:
     failed: list[str] = list(poison)
     rebuilder = Rebuilder(store, config, now, retention_days=retention_days)
     folds: tuple[ContactAggregator, AccountAggregator] = (
-        ContactAggregator(store, config, now, on_replay=rebuilder.on_replay), AccountAggregator(store, config, now))
+        ContactAggregator(store, config, now, on_replay=rebuilder.on_replay, suppressed=store.load_suppressed),
+        AccountAggregator(store, config, now,
+                          erasures=history_store.erasures_of if history_store is not None else None))
     for fold in folds:
         for sequences in fold.apply(records).values():
             failed.extend(sequences)

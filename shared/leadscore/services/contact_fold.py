@@ -142,11 +142,14 @@ class ContactAggregator:
     """Folds the event records of a stream batch into their contacts."""
 
     def __init__(self, store: ContactStore, config: Config, now: datetime, *,
-                 on_replay: OnReplay | None = None) -> None:
+                 on_replay: OnReplay | None = None,
+                 suppressed: Callable[[Iterable[str]], set[str]] | None = None) -> None:
         self.store = store
         self.config = config
         self.now = now
         self.on_replay = on_replay
+        #: which of these contact keys an erasure suppressed (asked only of keys with no contact)
+        self.suppressed = suppressed
         self.poison: list[str] = []  # sequence numbers of the event records that cannot be decoded
 
     # -- public ---------------------------------------------------------------------------
@@ -172,6 +175,13 @@ class ContactAggregator:
         if not by_contact:
             return {}
         prefetched = self.store.load_contacts(by_contact)
+        unknown = [key for key in by_contact if key not in prefetched]
+        if unknown and self.suppressed is not None:
+            # An erased contact's events still in the stream (collected before its erasure, which
+            # deleted it and them) must not bring it back: only a key with no contact can be one.
+            for key in self.suppressed(unknown):
+                logger.info("stream records of erased contact %s dropped", key_digest(key))
+                del by_contact[key]
         failed: dict[str, list[str]] = {}
         for key, contact_records in by_contact.items():
             applied = with_retries(key_digest(key), prefetched.get(key), partial(self.store.load_contact, key),

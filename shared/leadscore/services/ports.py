@@ -87,10 +87,6 @@ class AccountStore(Protocol):
     def save_account(self, account: Account, expected_version: int | None) -> None: ...
 
 
-class AggregateStore(ContactStore, AccountStore, EventLog, Protocol):
-    """What the stream aggregation needs (the events: to rebuild a contact a replay reaches)."""
-
-
 class DecayStore(Protocol):
     """What the decay job needs: the contacts due, and a versioned update of their scores."""
 
@@ -204,6 +200,10 @@ class SuppressionCheck(Protocol):
     consistent: half the reads); the stream aggregation skips them."""
 
     def load_suppressed(self, keys: Iterable[str], *, consistent: bool = True) -> set[str]: ...
+
+
+class AggregateStore(ContactStore, AccountStore, EventLog, SuppressionCheck, Protocol):
+    """What the stream aggregation needs (the events: to rebuild a contact a replay reaches)."""
 
 
 class CollectStore(EventStore, SuppressionCheck, Protocol):
