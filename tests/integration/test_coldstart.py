@@ -18,7 +18,7 @@ from bench import coldstart
     ("feedback", "TransactWriteItems"),  # the feedback and the account, its body checked without pydantic
     ("assign", "TransactWriteItems"),  # a lead's reassignment: the routing transaction
     ("sdrs", "TransactWriteItems"),  # a lead's pause: the SDR's record and the pool records' copies
-    ("erase", "DeleteItem"),  # an erasure: suppression records, the contact's partition deleted
+    ("erase", "BatchGetItem"),  # an id nobody has: the contact looked up, then whether it was erased before
 ])
 def test_a_first_invocation_handles_its_sample_without_validating_the_rules(function: str, call: str) -> None:
     measured = coldstart.measure_function(coldstart.FUNCTIONS_DIR / function, runs=1)

@@ -20,17 +20,20 @@ _PURPOSE = b"leadscore suppression records v1"
 _DERIVED: dict[bytes, bytes] = {}
 
 
-def suppression_secret() -> bytes:
-    """The key of suppression digests, derived from this deployment's log key."""
-    from leadscore.adapters.log_key import from_environment  # cold start: only when an id is checked
+def suppression_secret(root: bytes | None = None) -> bytes:
+    """The key of suppression digests, derived from this deployment's log key (or `root`)."""
+    if root is None:
+        from leadscore.adapters.log_key import from_environment  # cold start: only when an id is checked
 
-    root = from_environment()
+        root = from_environment()
     derived = _DERIVED.get(root)
     if derived is None:
         derived = _DERIVED[root] = hmac.new(root, _PURPOSE, hashlib.sha256).digest()
     return derived
 
 
-def keyed_digest(contact_key: str) -> str:
-    """The HMAC-SHA256 (hex) of a contact key (`u:<userId>`, `e:<email>`, `a:<anonymousId>`)."""
-    return hmac.new(suppression_secret(), contact_key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+def keyed_digest(contact_key: str, *, root: bytes | None = None) -> str:
+    """The HMAC-SHA256 (hex) of a contact key (`u:<userId>`, `e:<email>`, `a:<anonymousId>`),
+    under the deployment's suppression key (derived from `root`, a log key, when given: tools)."""
+    secret = suppression_secret(root)
+    return hmac.new(secret, contact_key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
