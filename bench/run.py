@@ -106,7 +106,7 @@ def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     if result.history_read:
         hr = result.history_read
         rows += [
-            Row(s, "history read, the burst account's whole history: steps / items read",
+            Row(s, "history read, an account's whole history: steps / items read",
                 f"{hr['all_steps']} / {hr['all_items']}"),
             budget_row(s, f"history read, its last {hr['window_steps']} steps: items read "
                           "(<= steps + the account + the item before `from` + 1)",
