@@ -209,3 +209,31 @@ def test_the_readme_shows_what_history_answers(pipeline: Pipeline, month: list[t
     status, page = history(pipeline, "contacts", shown["contactId"], limit="3")
     assert status == 200 and page["next"] == shown["next"]
     assert all(step in page["steps"] for step in shown["steps"])
+
+
+def test_an_erasure_shows_in_the_accounts_history_as_a_cause_with_no_personal_data(pipeline: Pipeline) -> None:
+    import json
+
+    from tests.integration.test_erase_flow import erase
+
+    pipeline.send("identify", vp_identify("u-erased", "erin.gone@acmetech.io")
+                  | {"messageId": "e-id", "traits": {**vp_identify()["traits"], "email": "erin.gone@acmetech.io",
+                                                     "name": "Erin Gone"}})
+    pipeline.send("track", {"userId": "u-erased", "event": "Demo Requested", "messageId": "e-demo"})
+    pipeline.send("identify", vp_identify("u-stays", "sam@acmetech.io") | {"messageId": "s-id"})
+    pipeline.settle()
+    before = pipeline.account(ACCOUNT)["score"]
+    pipeline.advance(hours=1)
+    status, answer = erase(pipeline, "u-erased")
+    assert status == 202 and answer["status"] == "done", answer
+    pipeline.settle()
+    steps = all_steps(pipeline, "accounts", ACCOUNT)
+    erased = [s for s in steps if any(c["kind"] == "erasure" for c in s["causes"])]
+    assert len(erased) == 1 and erased[0]["score"] < before
+    assert [c for c in erased[0]["causes"] if c["kind"] == "erasure"] == [{"kind": "erasure", "contacts": 1}]
+    shown = json.dumps(steps)
+    for trace in ("u-erased", "erin.gone", "Erin Gone"):
+        assert trace not in shown, trace
+    # nor does a moment before the erasure bring it back
+    status, then = read_at(pipeline, f"/v1/accounts/{ACCOUNT}", steps[0]["at"])
+    assert status == 200 and "erin.gone" not in json.dumps(then) and "u-erased" not in json.dumps(then)
