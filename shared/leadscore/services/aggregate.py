@@ -59,7 +59,7 @@ from leadscore.services.contact_fold import (
     log_failure,
     with_retries,
 )
-from leadscore.services.history import account_steps
+from leadscore.services.history import account_steps, without_erased
 from leadscore.services.outbox import deliver_routed, routed_sends
 from leadscore.services.rebuild import Rebuilder
 from leadscore.services.team import book_changes
@@ -247,7 +247,8 @@ def aggregate_batch(records: Sequence[Change], *, store: AggregateStore, config:
         failed.extend(r.sequence for r in records if isinstance(r, AccountChanged))
     if history_store is not None:
         try:
-            history_store.save_history(account_steps(config.scoring, records, history_store.erasures_of),
+            steps = account_steps(config.scoring, records, history_store.erasures_of)
+            history_store.save_history(without_erased(steps, store.load_suppressed, history_store.erasures_of),
                                        retention_days, now)
         except Exception as error:  # noqa: BLE001 - report the account records; writing them again is harmless
             logger.error("the accounts' history of the batch failed: %s", type(error).__name__)

@@ -80,6 +80,25 @@ def account_steps(scoring: ScoringConfig, records: Iterable[Change],
     return [HistoryItem(account_id, steps) for account_id, steps in by_account.items()]
 
 
+def without_erased(found: list[HistoryItem], suppressed: Callable[[Iterable[str]], set[str]],
+                   erasures: Callable[[Account], int]) -> list[HistoryItem]:
+    """The history items with the entries (and the causes naming them) of erased contacts
+    taken out: an account written before an erasure whose write reaches the stream after it
+    must not copy the contact back into history. Only accounts that had an erasure are asked
+    about (one read of their contacts' suppression records); the scores stay as written."""
+    marked = [item for item in found if any(erasures(step.account) > 0 for step in item.steps)]
+    keys = {entry.key for item in marked for step in item.steps for entry in step.account.entries}
+    gone = suppressed(keys) if keys else set()
+    if not gone:
+        return found
+    names = {key.split(":", 1)[1] for key in gone}
+    for item in marked:
+        for step in item.steps:
+            step.account.entries = [entry for entry in step.account.entries if entry.key not in gone]
+            step.causes = [cause for cause in step.causes if cause.get("contactId") not in names]
+    return found
+
+
 def causes_of(scoring: ScoringConfig, old: Account | None, new: Account,
               erasures: Callable[[Account], int] = lambda _: 0) -> list[dict[str, Any]]:
     """Why an account moved from `old` to `new`, without personal data beyond the contact id
