@@ -202,6 +202,28 @@ def clients_of(code_dir: Path) -> list[str]:
     return _called(code_dir, CLIENTS)
 
 
+def floor_services(code_dir: Path) -> list[str]:
+    """The clients of the floor: those of `clients_of`, and Secrets Manager's for a function the
+    template hands the log key (`LOG_KEY_SECRET`), which it creates on its first digest: the
+    same clients, as PRODUCT's budget says."""
+    services = [CLIENTS[c] for c in clients_of(code_dir)]
+    return services + (["secretsmanager"] if _uses_log_key(code_dir) else [])
+
+
+@functools.cache
+def _log_key_code_dirs() -> frozenset[str]:
+    from local.stack import load_template
+
+    resources = load_template(REPO_ROOT / "template.yaml")["Resources"]
+    return frozenset(str(r["Properties"].get("CodeUri", "")).strip("/") for r in resources.values()
+                     if r.get("Type") == "AWS::Serverless::Function"
+                     and "LOG_KEY_SECRET" in ((r["Properties"].get("Environment") or {}).get("Variables") or {}))
+
+
+def _uses_log_key(code_dir: Path) -> bool:
+    return f"functions/{code_dir.name}" in _log_key_code_dirs()
+
+
 def config_of(code_dir: Path) -> list[str]:
     """The rules the handler loads (`runtime.config()`, `runtime.routing()`)."""
     return _called(code_dir, CONFIG_GETTERS)
@@ -373,7 +395,7 @@ def top_imports(code_dir: Path, count: int = 12) -> list[tuple[str, float]]:
     """The heaviest imports (packages, and the layer's modules) of the function's first
     invocation that the floor (boto3 and the same clients) does not make
     (`python -X importtime`), cumulative ms."""
-    services = [CLIENTS[c] for c in clients_of(code_dir)]
+    services = floor_services(code_dir)
     floor = {name for name, _ in _import_times(_BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=services),
                                                 code_dir)}
     rows = _import_times(function_script(code_dir), code_dir)
@@ -386,7 +408,7 @@ def measure_function(code_dir: Path, runs: int = 5, *, script: str | None = None
                      ) -> ColdStart:
     clients = clients_of(code_dir)
     script = script or function_script(code_dir)
-    baseline = _BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=[CLIENTS[c] for c in clients])
+    baseline = _BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=floor_services(code_dir))
     # interleave so that a busy machine disturbs both sides alike
     function_runs, baseline_runs = [], []
     for _ in range(runs):
@@ -397,7 +419,7 @@ def measure_function(code_dir: Path, runs: int = 5, *, script: str | None = None
     if problem:
         raise RuntimeError(f"cold start of {code_dir.name}: the sample event was not handled: {problem}")
     return ColdStart(
-        function=label or code_dir.name, clients=clients,
+        function=label or code_dir.name, clients=clients + (["log_key"] if _uses_log_key(code_dir) else []),
         function_s=statistics.median(r["init"] for r in function_runs),
         baseline_s=statistics.median(r["init"] for r in baseline_runs),
         config_s=statistics.median(r["config"] for r in function_runs),
@@ -456,7 +478,7 @@ def measure_with_resolver(code_dir: Path, runs: int = 5) -> tuple[ColdStart, Col
     each run's two and the floor's measured one after the other, so that a busy machine
     disturbs all three alike."""
     clients = clients_of(code_dir)
-    baseline = _BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=[CLIENTS[c] for c in clients])
+    baseline = _BASELINE_SCRIPT.format(absent=_LAMBDA_ABSENT, services=floor_services(code_dir))
     scripts = {code_dir.name: function_script(code_dir),
                f"{code_dir.name} (+ HTTP resolver)": resolver_script(code_dir)}
     measured: dict[str, list[dict[str, Any]]] = {label: [] for label in scripts}
@@ -501,7 +523,7 @@ def resolver_import_cpu(code_dir: Path, runs: int = 5) -> tuple[float, float]:
     wall clock, so that a busy machine moves it little."""
     script = _RESOLVER_CPU_SCRIPT.format(
         absent=_LAMBDA_ABSENT, code=str(code_dir), layer=str(LAYER_DIR),
-        services=[CLIENTS[c] for c in clients_of(code_dir)],
+        services=floor_services(code_dir),
         setup=_RESOLVER_SETUP.format(routes=http_routes(code_dir)))
     measured = [_measure(script, code_dir) for _ in range(runs)]
     return statistics.median(r["floor"] for r in measured), statistics.median(r["resolver"] for r in measured)
