@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -91,7 +92,10 @@ def traces(pipeline: Pipeline, needles: tuple[str, ...] = JO_TRACES) -> list[str
     found: list[str] = []
 
     def walk(where: str, value: Any) -> None:
-        if isinstance(value, str):
+        if isinstance(value, bytes | bytearray):  # a compressed attribute (an account's history steps)
+            with contextlib.suppress(zlib.error, UnicodeDecodeError):
+                walk(where + "(zlib)", zlib.decompress(bytes(value)).decode())
+        elif isinstance(value, str):
             if pattern.search(value):
                 found.append(f"{where}: {value[:120]}")
             if value[:1] in "[{":

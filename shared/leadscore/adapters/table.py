@@ -55,13 +55,16 @@ def _storable(value: Any) -> Any:
 
 def python_value(value: Any) -> Any:
     """A deserialized DynamoDB value with its numbers as the code uses them: an int when the
-    number's text is whole, else a float (sets of numbers stay Decimals)."""
+    number's text is whole, else a float (sets of numbers stay Decimals); a binary as bytes."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, dict):
         return {k: python_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [python_value(v) for v in value]
+    binary = getattr(value, "value", None)  # boto3's Binary: the bytes it wraps
+    if isinstance(binary, bytes):
+        return binary
     return value
 
 
