@@ -16,7 +16,8 @@ holds and what replaying it does (docs/OPERATIONS.md has the full story):
 - `AggregateFailureQueue`: stream batches the aggregate function gave up on (Lambda's
   `DDBStreamBatchInfo`: stream, shard, first and last sequence number). Replay reads those
   records back from the stream (DynamoDB keeps them 24 hours) and runs the aggregation on
-  them. Records already applied are skipped by the aggregation's own watermark.
+  them. A record at or below its contact's watermark rebuilds the contact from its stored
+  events, so records applied before count once and those never applied count too.
 - `DecayDeadLetterQueue`: decay runs that failed (invocation record) or schedule events
   that were not delivered. Replay runs the decay job once, as of now (it is idempotent).
 - `RouteDeadLetterQueue`: "Account SDR Ready" events the route function failed on or
@@ -369,7 +370,7 @@ def _local_handler(stack: Stack, logical_id: str, payload: Any, config_dir: str 
 def replay_stream(stack: Stack, info: Mapping[str, Any], via: str, config_dir: str | None,
                   dry_run: bool) -> str:
     """Re-read the batch's records and run the aggregate function on them again (records
-    already applied are skipped by the aggregation's watermark)."""
+    at or below a contact's watermark rebuild it from its stored events)."""
     what = (f"stream batch of {info.get('batchSize')} records, shard {info.get('shardId')}, "
             f"{info.get('startSequenceNumber')}..{info.get('endSequenceNumber')}")
     records = stream_records(stack, info)
