@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay rebuild inbox
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay rebuild preview inbox
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +117,10 @@ STACK ?= leadscore
 replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue [STACK=leadscore] [ARGS=--dry-run] (docs/OPERATIONS.md)
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
+
+preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]
+	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }
+	$(PY) -m local.preview --rules "$(RULES)" --stack "$(STACK)" $(ARGS)
 
 rebuild: install ## rebuild a contact (or every contact an account tracks) from its stored events: make rebuild CONTACT=<id> | ACCOUNT=<id> [STACK=leadscore] [ARGS=--dry-run]
 	@test -n "$(CONTACT)$(ACCOUNT)" || { echo "usage: make rebuild CONTACT=<userId or email> | ACCOUNT=<accountId> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }

@@ -1,0 +1,86 @@
+"""What a rules change would do, before it ships: the retained events replayed under the
+current rules and a candidate `scoring.yaml`, writing nothing.
+
+    python -m local.preview --rules <candidate scoring.yaml> [--config config/] [--stack leadscore] [--json]
+    make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]
+
+The candidate is validated first (file, key path, reason: exit 2). The table is read with one
+Scan (consistent reads; against AWS or the local stack with `AWS_ENDPOINT_URL`), each person's
+events folded with the code that scores live under each rules set as of now, their accounts
+valued under each (services/preview.py). Prints the accounts that would newly cross the
+SDR-ready threshold or leave it, how many are SDR-ready under each, the accounts and contacts
+whose score moves most, and each rule's point total under each; `--json` prints it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leadscore.rulesfiles.errors import ConfigError
+from leadscore.rulesfiles.loading import Config, load_config, load_scoring
+
+
+def candidate_config(rules: Path, current: Config) -> Config:
+    """The current rules with `rules` as scoring.yaml, validated (ConfigError names the file,
+    the key path and the reason)."""
+    return Config(scoring=load_scoring(rules), sources=current.sources, dir=current.dir)
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"{report['persons']} contacts, {report['events']} events replayed under both rules sets",
+             f"SDR-ready threshold: {report['threshold']['current']} -> {report['threshold']['candidate']}",
+             f"SDR-ready accounts: {report['sdrReady']['current']} -> {report['sdrReady']['candidate']}",
+             f"newly SDR-ready: {', '.join(report['newlySdrReady']) or '-'}",
+             f"no longer SDR-ready: {', '.join(report['noLongerSdrReady']) or '-'}", "",
+             f"{'account':<32} {'current':>9} {'candidate':>10} {'change':>8}"]
+    lines += [f"{row['id']:<32} {row['current']:>9} {row['candidate']:>10} {row['change']:>+8}"
+              for row in report["accountsMovingMost"]]
+    lines += ["", f"{'contact':<32} {'current':>9} {'candidate':>10} {'change':>8}"]
+    lines += [f"{row['id']:<32} {row['current']:>9} {row['candidate']:>10} {row['change']:>+8}"
+              for row in report["contactsMovingMost"]]
+    lines += ["", f"{'rule (points over every contact)':<32} {'current':>9} {'candidate':>10}"]
+    lines += [f"{row['rule']:<32} {row['current']:>9} {row['candidate']:>10}" for row in report["rules"]
+              if row["current"] != row["candidate"]]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.preview", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", required=True, help="the candidate scoring.yaml")
+    parser.add_argument("--config", help="the current rules folder (default: config/)")
+    parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
+                        help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+
+    current = load_config(args.config) if args.config else load_config()
+    try:
+        candidate = candidate_config(Path(args.rules), current)
+    except ConfigError as problem:
+        print(f"the candidate rules are not valid:\n{problem}", file=sys.stderr)
+        return 2
+
+    import boto3
+    from leadscore.adapters import runtime
+    from leadscore.adapters.snapshot import TableSnapshot, scan
+    from leadscore.adapters.table import Table
+    from leadscore.services.preview import preview
+
+    from local.replay import Stack
+
+    stack = Stack(args.stack, boto3.Session())
+    table = Table(stack.table_name(), client=stack.client("dynamodb"))
+    snapshot = TableSnapshot(scan(table))
+    report = preview(snapshot.persons(), snapshot.accounts, current, candidate, runtime.now()).report()
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""What a rules change would do, before it ships: every person's retained events replayed
+under the current rules and under the candidate, with the code that scores live
+(rebuild.replay), and their accounts valued under each; nothing is written.
+
+The report: the contacts and accounts whose score moves most, the accounts that would newly
+cross the SDR-ready threshold or leave it, how many are SDR-ready under each, and each rule's
+point total under each. Both sides are replays of the same retained events as of the same
+moment, so what differs is the rules alone (not what live state has accumulated since).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from leadscore.domain.records import Account, Contact
+from leadscore.engine.account_states import exclusion_of
+from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact
+from leadscore.engine.rules import score
+from leadscore.services.rebuild import Person, replay, root_contact
+
+if TYPE_CHECKING:
+    from leadscore.rulesfiles.loading import Config
+
+#: Rows of each "moves most" list.
+TOP = 20
+
+
+@dataclass
+class Side:
+    """One rules set's view of the table: contact and account scores, rule totals."""
+
+    contacts: dict[str, float] = field(default_factory=dict)
+    accounts: dict[str, float] = field(default_factory=dict)
+    ready: set[str] = field(default_factory=set)
+    rule_points: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Preview:
+    current: Side
+    candidate: Side
+    persons: int
+    events: int
+    threshold: tuple[float, float]
+
+    def report(self, top: int = TOP) -> dict[str, Any]:
+        """The preview as JSON: moves, threshold crossings, counts, rule totals."""
+        def moves(old: Mapping[str, float], new: Mapping[str, float]) -> list[dict[str, Any]]:
+            changes = {key: round(new.get(key, 0.0) - old.get(key, 0.0), 2) for key in set(old) | set(new)}
+            moved = sorted((key for key, change in changes.items() if change), key=lambda k: (-abs(changes[k]), k))
+            return [{"id": key, "current": old.get(key, 0.0), "candidate": new.get(key, 0.0), "change": changes[key]}
+                    for key in moved[:top]]
+
+        rules = sorted(set(self.current.rule_points) | set(self.candidate.rule_points))
+        return {
+            "persons": self.persons, "events": self.events,
+            "threshold": {"current": self.threshold[0], "candidate": self.threshold[1]},
+            "sdrReady": {"current": len(self.current.ready), "candidate": len(self.candidate.ready)},
+            "newlySdrReady": sorted(self.candidate.ready - self.current.ready),
+            "noLongerSdrReady": sorted(self.current.ready - self.candidate.ready),
+            "accountsMovingMost": moves(self.current.accounts, self.candidate.accounts),
+            "contactsMovingMost": moves(self.current.contacts, self.candidate.contacts),
+            "rules": [{"rule": rule, "current": round(self.current.rule_points.get(rule, 0.0), 2),
+                       "candidate": round(self.candidate.rule_points.get(rule, 0.0), 2)} for rule in rules],
+        }
+
+
+def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current: Config, candidate: Config,
+            now: datetime) -> Preview:
+    """Replay every person under both rules sets as of `now` and value their accounts (their
+    traits as stored: group calls and profiles do not depend on the rules)."""
+    sides = (Side(), Side())
+    members: tuple[dict[str, list[Contact]], dict[str, list[Contact]]] = (defaultdict(list), defaultdict(list))
+    count = events = 0
+    for person in persons:
+        count += 1
+        events += len(person.events)
+        for side, config, by_account in zip(sides, (current, candidate), members, strict=True):
+            contact = root_contact(person, replay(config, person, until=now))
+            if contact is None:
+                continue
+            card = score(config.scoring, contact.engine_state, now)
+            side.contacts[contact.user_id or contact.key.split(":", 1)[1]] = card.score
+            for hit in card.breakdown:
+                side.rule_points[hit.rule] = side.rule_points.get(hit.rule, 0.0) + hit.points
+            if contact.account:
+                by_account[contact.account].append(contact)
+    for side, config, by_account in zip(sides, (current, candidate), members, strict=True):
+        threshold = config.scoring.account.thresholds.sdr_ready
+        for account_id, contacts in by_account.items():
+            stored = accounts.get(account_id)
+            traits = effective_traits(stored.traits) if stored is not None else {}
+            entries = [entry_from_contact(config.scoring, contact, now) for contact in contacts]
+            valued = account_card(config.scoring, traits, entries, now)
+            side.accounts[account_id] = valued.score
+            if valued.score >= threshold and exclusion_of(config.scoring, account_id, traits) is None:
+                side.ready.add(account_id)
+    return Preview(sides[0], sides[1], count, events,
+                   (current.scoring.account.thresholds.sdr_ready, candidate.scoring.account.thresholds.sdr_ready))
