@@ -25,7 +25,7 @@ PY312_PATH := $(shell \
   done; \
   echo "$$PATH")
 
-.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay rebuild preview inbox
+.PHONY: lock install node-deps test test-fast lint typecheck validate-config config validate-template check build demo bench serve webhook replay rebuild preview calibrate inbox
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +117,10 @@ STACK ?= leadscore
 replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue [STACK=leadscore] [ARGS=--dry-run] (docs/OPERATIONS.md)
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
+
+calibrate: install ## which rules raise the chance of closing, from outcomes: make calibrate DATA=<outcomes.csv|.jsonl> [STACK=leadscore] [ARGS=--json]
+	@test -n "$(DATA)" || { echo "usage: make calibrate DATA=<outcomes.csv or .jsonl> [STACK=leadscore] [ARGS=--json]"; exit 2; }
+	$(PY) -m local.calibrate --data "$(DATA)" --stack "$(STACK)" $(ARGS)
 
 preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]
 	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }

@@ -1,0 +1,85 @@
+"""Calibration from outcomes: which rules raise the chance of closing, measured on your data.
+
+    python -m local.calibrate --data <outcomes.csv | .jsonl> [--config config/] [--stack leadscore] [--json]
+    make calibrate DATA=<outcomes.csv | .jsonl> [STACK=leadscore] [ARGS=--json]
+
+The outcomes file (CSV with the header `accountId,outcome,closedAt`, or JSON Lines with those
+keys; `outcome` is won, lost or open, `closedAt` an ISO-8601 time with a zone, required for won
+and lost) is read first: a bad row exits 2 naming its line and field. The table is read with one
+Scan (against AWS or the local stack with `AWS_ENDPOINT_URL`); each closed account is rebuilt
+as it stood before its outcome and every rule's lift on closing is measured
+(services/calibrate.py). Prints a table, or JSON with `--json`. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leadscore.rulesfiles.loading import load_config
+from leadscore.services.calibrate import OutcomeError, calibrate, parse_outcomes
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [*(f"warning: {w}" for w in report["warnings"]),
+             f"{report['closed']} closed accounts, {report['wins']} won (base close rate {report['baseRate']:.1%})",
+             "", f"{'rule':<28} {'fired':>6} {'with':>7} {'without':>8} {'lift (pp)':>10} {'95% interval':>16}"
+             "  support"]
+    for row in report["rules"]:
+        if row["liftPoints"] is None:
+            lines.append(f"{row['rule']:<28} {row['fired']:>6} {row['closeRateWith']:>7.1%} {'-':>8} {'-':>10}"
+                         f" {'-':>16}  {row['support']}")
+            continue
+        low, high = row["liftInterval"]
+        interval = f"[{low:+.1f}, {high:+.1f}]"
+        lines.append(f"{row['rule']:<28} {row['fired']:>6} {row['closeRateWith']:>7.1%}"
+                     f" {row['closeRateWithout']:>8.1%} {row['liftPoints']:>+10.1f} {interval:>16}  {row['support']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.calibrate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="the outcomes file (CSV or JSON Lines)")
+    parser.add_argument("--config", help="the rules folder (default: config/)")
+    parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
+                        help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+
+    path = Path(args.data)
+    try:
+        outcomes = parse_outcomes(path.read_text(encoding="utf-8"), path.name)
+    except OSError as problem:
+        print(f"{path}: {problem.strerror}", file=sys.stderr)
+        return 2
+    except OutcomeError as problem:
+        print(f"{path}: {problem}", file=sys.stderr)
+        return 2
+
+    import boto3
+    from leadscore.adapters.snapshot import TableSnapshot, scan
+    from leadscore.adapters.table import Table
+
+    from local.replay import Stack
+
+    config = load_config(args.config) if args.config else load_config()
+    stack = Stack(args.stack, boto3.Session())
+    snapshot = TableSnapshot(scan(Table(stack.table_name(), client=stack.client("dynamodb"))))
+    by_account: dict[str, list[Any]] = defaultdict(list)
+    for person in snapshot.persons():
+        contact = snapshot.contacts.get(person.root)
+        if contact is not None and contact.account:
+            by_account[contact.account].append(person)
+    report = calibrate(by_account, snapshot.accounts, outcomes, config)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Calibration from outcomes: which rules raise the chance of closing, measured.
+
+Outcomes (closed-won, closed-lost, open, per account, with the close date) come from a CSV
+or JSON Lines file (`parse_outcomes`: a bad row is refused naming its line and field). Each
+closed account is rebuilt as it stood before its outcome (its contacts' events received by
+the close date only, no leakage from later events: rebuild.replay), and for every rule:
+how many closed accounts it fired on, the close rate with and without it (each with a 95%
+Wilson interval), and the lift in percentage points. Too little data overall is said first
+(Salesforce's predictive scoring asks for 1,000 accounts and 120 wins), and a rule with too
+little support (under 30 accounts or 5 wins with it, or without it) is marked so, not read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact
+from leadscore.engine.rules import score
+from leadscore.services.rebuild import Person, replay, root_contact
+
+if TYPE_CHECKING:
+    from leadscore.domain.records import Account
+    from leadscore.rulesfiles.loading import Config
+
+OUTCOMES = ("won", "lost", "open")
+_SYNONYMS = {"closed-won": "won", "closed_won": "won", "closed won": "won", "closed-lost": "lost",
+             "closed_lost": "lost", "closed lost": "lost"}
+#: The data Salesforce's predictive scoring asks for before it scores (accounts, wins).
+ENOUGH = (1000, 120)
+#: Support under which a rule's lift is not read: accounts with it (and without), wins with it.
+MIN_ACCOUNTS, MIN_WINS = 30, 5
+Z95 = 1.959964
+
+
+class OutcomeError(ValueError):
+    """A row of the outcomes file that cannot be read: its line, the field and why."""
+
+    def __init__(self, line: int, field_name: str, reason: str) -> None:
+        super().__init__(f"line {line}: {field_name}: {reason}")
+        self.line, self.field, self.reason = line, field_name, reason
+
+
+@dataclass(frozen=True)
+class Outcome:
+    account_id: str
+    outcome: str  # won | lost | open
+    closed_at: datetime | None
+
+
+def parse_outcomes(text: str, name: str = "") -> list[Outcome]:
+    """Outcomes from CSV (a header with `accountId,outcome,closedAt`) or JSON Lines (one
+    object per line with those keys); `name` ending in .jsonl/.json, or text starting with
+    `{`, is JSON Lines. OutcomeError for the first bad row."""
+    jsonl = name.endswith((".jsonl", ".json")) or text.lstrip().startswith("{")
+    rows: list[tuple[int, Mapping[str, Any]]] = []
+    if jsonl:
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                raise OutcomeError(n, "(line)", "not a JSON object") from None
+            if not isinstance(data, dict):
+                raise OutcomeError(n, "(line)", "not a JSON object")
+            rows.append((n, data))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        missing = [k for k in ("accountId", "outcome") if k not in (reader.fieldnames or [])]
+        if missing:
+            raise OutcomeError(1, missing[0], "missing from the header (accountId,outcome,closedAt)")
+        rows = [(n, row) for n, row in enumerate(reader, start=2)]
+    return [_outcome(n, row) for n, row in rows]
+
+
+def _outcome(line: int, row: Mapping[str, Any]) -> Outcome:
+    account = row.get("accountId")
+    if not isinstance(account, str) or not account.strip():
+        raise OutcomeError(line, "accountId", "required: the account's id (its domain)")
+    raw = row.get("outcome")
+    outcome = _SYNONYMS.get(str(raw).strip().lower(), str(raw).strip().lower()) if isinstance(raw, str) else ""
+    if outcome not in OUTCOMES:
+        raise OutcomeError(line, "outcome", f"{raw!r} is not one of won, lost, open")
+    closed = row.get("closedAt")
+    when = None
+    if closed not in (None, ""):
+        try:
+            when = datetime.fromisoformat(str(closed).replace("Z", "+00:00"))
+        except ValueError:
+            raise OutcomeError(line, "closedAt", f"{closed!r} is not an ISO-8601 time") from None
+        if when.tzinfo is None:
+            raise OutcomeError(line, "closedAt", f"{closed!r} has no zone (add Z or an offset)")
+    if outcome != "open" and when is None:
+        raise OutcomeError(line, "closedAt", "required for a won or lost account: when it closed")
+    domain = account.strip()
+    return Outcome(domain.lower() if "." in domain else domain, outcome, when)
+
+
+# ---------------------------------------------------------------------------- the measure
+
+
+def wilson(successes: int, total: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion (0, 0 for no trials)."""
+    if total == 0:
+        return 0.0, 0.0
+    p = successes / total
+    denominator = 1 + Z95**2 / total
+    centre = (p + Z95**2 / (2 * total)) / denominator
+    half = Z95 * math.sqrt(p * (1 - p) / total + Z95**2 / (4 * total**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class RuleStats:
+    rule: str
+    with_rule: list[int] = field(default_factory=lambda: [0, 0])  # [accounts, wins]
+    without: list[int] = field(default_factory=lambda: [0, 0])
+
+    def view(self) -> dict[str, Any]:
+        (n1, w1), (n0, w0) = self.with_rule, self.without
+        rate1, rate0 = (w1 / n1 if n1 else 0.0), (w0 / n0 if n0 else 0.0)
+        lo1, hi1 = wilson(w1, n1)
+        lo0, hi0 = wilson(w0, n0)
+        enough = n1 >= MIN_ACCOUNTS and w1 >= MIN_WINS and n0 >= MIN_ACCOUNTS
+        if not n0:  # a rule every closed account met: nothing to compare it with
+            return {"rule": self.rule, "fired": n1, "wins": w1, "closeRateWith": round(rate1, 4),
+                    "closeRateWithout": None, "intervalWith": [round(lo1, 4), round(hi1, 4)],
+                    "intervalWithout": None, "liftPoints": None, "liftInterval": None,
+                    "support": "fired on every closed account: nothing to compare with"}
+        return {"rule": self.rule, "fired": n1, "wins": w1,
+                "closeRateWith": round(rate1, 4), "closeRateWithout": round(rate0, 4),
+                "intervalWith": [round(lo1, 4), round(hi1, 4)], "intervalWithout": [round(lo0, 4), round(hi0, 4)],
+                "liftPoints": round(100 * (rate1 - rate0), 1),
+                "liftInterval": [round(100 * (lo1 - hi0), 1), round(100 * (hi1 - lo0), 1)],
+                "support": "enough" if enough else
+                f"too little to tell (under {MIN_ACCOUNTS} accounts or {MIN_WINS} wins)"}
+
+
+def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[str, Account],
+              outcomes: Iterable[Outcome], config: Config) -> dict[str, Any]:
+    """Each closed account as it stood before its outcome; per rule, its lift on closing."""
+    scoring = config.scoring
+    stats: dict[str, RuleStats] = {}
+    closed = wins = 0
+    unknown: list[str] = []
+    fired_per_account: list[tuple[set[str], bool]] = []
+    for outcome in outcomes:
+        if outcome.outcome == "open" or outcome.closed_at is None:
+            continue
+        persons = persons_by_account.get(outcome.account_id)
+        if persons is None:
+            unknown.append(outcome.account_id)
+            continue
+        fired: set[str] = set()
+        entries = []
+        for person in persons:
+            contact = root_contact(person, replay(config, person, until=outcome.closed_at))
+            if contact is None:
+                continue
+            card = score(scoring, contact.engine_state, outcome.closed_at)
+            fired |= {hit.rule for hit in card.breakdown if hit.points}
+            entries.append(entry_from_contact(scoring, contact, outcome.closed_at))
+        stored = accounts.get(outcome.account_id)
+        traits = effective_traits(stored.traits) if stored is not None else {}
+        valued = account_card(scoring, traits, entries, outcome.closed_at)
+        fired |= {line["rule"] for line in valued.breakdown if line["contactId"] is None and line["points"]}
+        won = outcome.outcome == "won"
+        closed += 1
+        wins += won
+        fired_per_account.append((fired, won))
+    rules = [r.id for r in scoring.engagement] + [r.id for r in scoring.fit] + [r.id for r in scoring.account.fit]
+    for rule in dict.fromkeys(rules):
+        stats[rule] = RuleStats(rule)
+        for fired, won in fired_per_account:
+            side = stats[rule].with_rule if rule in fired else stats[rule].without
+            side[0] += 1
+            side[1] += won
+    warnings = []
+    if closed < ENOUGH[0] or wins < ENOUGH[1]:
+        warnings.append(f"too little data to calibrate on: {closed} closed accounts and {wins} wins "
+                        f"(predictive scoring asks for {ENOUGH[0]} and {ENOUGH[1]}); read the lifts as hints")
+    if unknown:
+        warnings.append(f"{len(unknown)} account(s) of the outcomes are not in the table: {', '.join(unknown[:5])}")
+    return {"warnings": warnings, "closed": closed, "wins": wins,
+            "baseRate": round(wins / closed, 4) if closed else 0.0,
+            "rules": sorted((s.view() for s in stats.values() if s.with_rule[0]),
+                            key=lambda v: (v["liftPoints"] is None, -(v["liftPoints"] or 0.0), v["rule"]))}

@@ -1,0 +1,104 @@
+"""`make calibrate DATA=<file>` (python -m local.calibrate) on the local stack: each closed account
+rebuilt as it stood before its outcome (an event after the close does not count), each rule's
+close rate with and without it and its lift; too little data said first; a bad row of the
+outcomes file refused naming its line and field."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import calibrate
+from tests.integration.conftest import Pipeline
+
+
+def _account(domain: str, events: list[str], pipeline: Pipeline) -> list[dict[str, Any]]:
+    user = f"u-{domain}"
+    batch = [{"type": "identify", "userId": user, "traits": {"email": f"vp@{domain}", "title": "VP Sales"}},
+             {"type": "group", "userId": user, "groupId": domain,
+              "traits": {"name": domain, "website": f"https://{domain}", "industry": "Software", "employees": 200}}]
+    batch += [{"type": "track", "userId": user, "event": event} for event in events]
+    return [{**m, "timestamp": pipeline.now.isoformat(), "messageId": f"{user}-{i}-{pipeline.now:%s}"}
+            for i, m in enumerate(batch)]
+
+
+def _send(pipeline: Pipeline, messages: list[dict[str, Any]]) -> None:
+    for start in range(0, len(messages), 100):
+        response = pipeline.http("POST", "/v1/batch", body={"batch": messages[start:start + 100]},
+                                 basic_user="wk_demo_website")
+        assert response["statusCode"] == 200, response
+    pipeline.settle()
+
+
+@pytest.fixture
+def outcomes(pipeline: Pipeline, tmp_path: Path) -> Path:
+    """20 accounts that requested a demo (12 won), 20 that did not (3 won), and one that
+    requested a demo only after it was lost."""
+    messages: list[dict[str, Any]] = []
+    for i in range(20):
+        messages += _account(f"demo{i}.io", ["Demo Requested"], pipeline)
+        messages += _account(f"nodemo{i}.io", ["Webinar Attended"], pipeline)
+    messages += _account("late.io", ["Webinar Attended"], pipeline)
+    _send(pipeline, messages)
+    closed = pipeline.now + timedelta(days=2)
+    pipeline.advance(days=5)
+    _send(pipeline, [m for m in _account("late.io", ["Demo Requested"], pipeline) if m["type"] == "track"])
+    rows = ["accountId,outcome,closedAt"]
+    rows += [f"demo{i}.io,{'won' if i < 12 else 'lost'},{closed.isoformat()}" for i in range(20)]
+    rows += [f"nodemo{i}.io,{'won' if i < 3 else 'Closed Lost'},{closed.isoformat()}" for i in range(20)]
+    rows += [f"late.io,lost,{closed.isoformat()}", "open.io,open,"]
+    path = tmp_path / "outcomes.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_each_rule_is_measured_on_the_accounts_as_they_stood_before_their_outcome(
+        outcomes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert calibrate.main(["--data", str(outcomes), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["warnings"][0].startswith("too little data to calibrate on: 41 closed accounts and 15 wins")
+    assert (report["closed"], report["wins"]) == (41, 15)
+    demo = next(row for row in report["rules"] if row["rule"] == "demo_requested")
+    # late.io's demo came after it was lost: it counts without the rule
+    assert (demo["fired"], demo["wins"], demo["closeRateWith"]) == (20, 12, 0.6)
+    assert demo["closeRateWithout"] == round(3 / 21, 4)
+    assert demo["liftPoints"] == round(100 * (0.6 - 3 / 21), 1)
+    low, high = demo["liftInterval"]
+    assert low < demo["liftPoints"] < high and low > 0  # a real lift, even with 20 accounts
+    assert demo["support"].startswith("too little to tell")  # under 30 accounts with it
+    webinar = next(row for row in report["rules"] if row["rule"] == "webinar_attended")
+    assert webinar["liftPoints"] < 0  # those who only attended webinars closed less
+    every = next(row for row in report["rules"] if row["rule"] == "title_executive")  # every account's VP
+    assert every["liftPoints"] is None and every["support"].startswith("fired on every closed account")
+
+
+def test_a_bad_row_is_refused_naming_its_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        pipeline: Pipeline) -> None:
+    for text, where in (("accountId,outcome,closedAt\na.io,won,2026-11-01T00:00:00Z\nb.io,maybe,\n",
+                         "line 3: outcome"),
+                        ("accountId,outcome,closedAt\na.io,won,\n", "line 2: closedAt"),
+                        ("accountId,outcome,closedAt\na.io,lost,yesterday\n", "line 2: closedAt"),
+                        ('{"accountId": "a.io", "outcome": "won", "closedAt": "2026-11-01T00:00:00"}\n',
+                         "line 1: closedAt"),
+                        ("account,outcome\na.io,won\n", "line 1: accountId")):
+        path = tmp_path / "bad.csv"
+        path.write_text(text)
+        capsys.readouterr()
+        assert calibrate.main(["--data", str(path)]) == 2
+        assert where in capsys.readouterr().err, (text, where)
+
+
+def test_the_readme_shows_what_a_calibration_prints(outcomes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = re.search(r"make calibrate DATA=.*?```text\n(.*?)```", readme, re.S)
+    assert shown
+    capsys.readouterr()
+    assert calibrate.main(["--data", str(outcomes)]) == 0
+    assert capsys.readouterr().out == shown.group(1)
