@@ -122,9 +122,9 @@ calibrate: install ## which rules raise the chance of closing, from outcomes: ma
 	@test -n "$(DATA)" || { echo "usage: make calibrate DATA=<outcomes.csv or .jsonl> [STACK=leadscore] [ARGS=--json]"; exit 2; }
 	$(PY) -m local.calibrate --data "$(DATA)" --stack "$(STACK)" $(ARGS)
 
-preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]
+preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=leadscore] [ARGS=--json]
 	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.preview --rules "$(RULES)" --stack "$(STACK)" $(ARGS)
+	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") --stack "$(STACK)" $(ARGS)
 
 rebuild: install ## rebuild a contact (or every contact an account tracks) from its stored events: make rebuild CONTACT=<id> | ACCOUNT=<id> [STACK=leadscore] [ARGS=--dry-run]
 	@test -n "$(CONTACT)$(ACCOUNT)" || { echo "usage: make rebuild CONTACT=<userId or email> | ACCOUNT=<accountId> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }

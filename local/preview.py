@@ -2,7 +2,7 @@
 current rules and a candidate `scoring.yaml`, writing nothing.
 
     python -m local.preview --rules <candidate scoring.yaml> [--config config/] [--stack leadscore] [--json]
-    make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]
+    make preview RULES=<candidate scoring.yaml> [ROUTING=<candidate routing.yaml>] [STACK=leadscore] [ARGS=--json]
 
 The candidate is validated first (file, key path, reason: exit 2). The table is read with one
 Scan (consistent reads; against AWS or the local stack with `AWS_ENDPOINT_URL`), each person's
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.rulesfiles.errors import ConfigError
-from leadscore.rulesfiles.loading import Config, load_config, load_scoring
+from leadscore.rulesfiles.loading import Config, load_config, load_routing, load_scoring
 
 
 def candidate_config(rules: Path, current: Config) -> Config:
@@ -47,6 +47,9 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", f"{'rule (points over every contact)':<32} {'current':>9} {'candidate':>10}"]
     lines += [f"{row['rule']:<32} {row['current']:>9} {row['candidate']:>10}" for row in report["rules"]
               if row["current"] != row["candidate"]]
+    lines += ["", f"{'SDR-ready accounts per territory / pool':<40} {'current':>9} {'candidate':>10}"]
+    lines += [f"{row['territory'] + ' / ' + row['pool']:<40} {row['current']:>9} {row['candidate']:>10}"
+              for row in report["sdrLoad"]]
     return "\n".join(lines)
 
 
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.preview", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", required=True, help="the candidate scoring.yaml")
     parser.add_argument("--config", help="the current rules folder (default: config/)")
+    parser.add_argument("--routing", help="a candidate routing.yaml (default: the current one) for the SDR load")
     parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
                         help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -62,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     current = load_config(args.config) if args.config else load_config()
     try:
         candidate = candidate_config(Path(args.rules), current)
+        routing_now = load_routing(current.dir / "routing.yaml")
+        routing = (routing_now, load_routing(Path(args.routing)) if args.routing else routing_now)
     except ConfigError as problem:
         print(f"the candidate rules are not valid:\n{problem}", file=sys.stderr)
         return 2
@@ -77,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(args.stack, boto3.Session())
     table = Table(stack.table_name(), client=stack.client("dynamodb"))
     snapshot = TableSnapshot(scan(table))
-    report = preview(snapshot.persons(), snapshot.accounts, current, candidate, runtime.now()).report()
+    report = preview(snapshot.persons(), snapshot.accounts, current, candidate, runtime.now(), routing).report()
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 

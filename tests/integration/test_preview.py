@@ -94,6 +94,8 @@ def test_a_preview_names_the_accounts_a_full_replay_under_the_new_rules_puts_ove
     assert set(moved) == {"below.io", "crosses.io", "ready.io"}
     demo = next(row for row in report["rules"] if row["rule"] == "demo_link_clicked")
     assert (demo["current"], demo["candidate"]) == (75.0, 120.0)
+    # the SDR load: US accounts route to the North America territory's pool
+    assert report["sdrLoad"] == [{"territory": "na", "pool": "na", "current": 1, "candidate": 2}]
 
 
 def test_a_broken_candidate_is_refused_naming_the_file_the_key_and_the_reason(

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 from leadscore.domain.records import Account, Contact
 from leadscore.engine.account_states import exclusion_of
 from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact
+from leadscore.engine.routing import AccountTraits, match_pool
 from leadscore.engine.rules import score
 from leadscore.services.rebuild import Person, replay, root_contact
 
 if TYPE_CHECKING:
     from leadscore.rulesfiles.loading import Config
+    from leadscore.rulesfiles.routing import RoutingConfig
 
 #: Rows of each "moves most" list.
 TOP = 20
@@ -37,6 +39,8 @@ class Side:
     accounts: dict[str, float] = field(default_factory=dict)
     ready: set[str] = field(default_factory=set)
     rule_points: dict[str, float] = field(default_factory=dict)
+    #: SDR-ready accounts per (territory, pool) they would route to
+    load: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,13 +70,18 @@ class Preview:
             "contactsMovingMost": moves(self.current.contacts, self.candidate.contacts),
             "rules": [{"rule": rule, "current": round(self.current.rule_points.get(rule, 0.0), 2),
                        "candidate": round(self.candidate.rule_points.get(rule, 0.0), 2)} for rule in rules],
+            "sdrLoad": [{"territory": territory, "pool": pool, "current": self.current.load.get((territory, pool), 0),
+                         "candidate": self.candidate.load.get((territory, pool), 0)}
+                        for territory, pool in sorted(set(self.current.load) | set(self.candidate.load))],
         }
 
 
 def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current: Config, candidate: Config,
-            now: datetime) -> Preview:
+            now: datetime, routing: tuple[RoutingConfig, RoutingConfig] | None = None) -> Preview:
     """Replay every person under both rules sets as of `now` and value their accounts (their
-    traits as stored: group calls and profiles do not depend on the rules)."""
+    traits as stored: group calls and profiles do not depend on the rules). With `routing`
+    (current and candidate routing.yaml), count each side's SDR-ready accounts per territory
+    and pool they would route to."""
     sides = (Side(), Side())
     members: tuple[dict[str, list[Contact]], dict[str, list[Contact]]] = (defaultdict(list), defaultdict(list))
     count = events = 0
@@ -89,7 +98,7 @@ def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current:
                 side.rule_points[hit.rule] = side.rule_points.get(hit.rule, 0.0) + hit.points
             if contact.account:
                 by_account[contact.account].append(contact)
-    for side, config, by_account in zip(sides, (current, candidate), members, strict=True):
+    for n, (side, config, by_account) in enumerate(zip(sides, (current, candidate), members, strict=True)):
         threshold = config.scoring.account.thresholds.sdr_ready
         for account_id, contacts in by_account.items():
             stored = accounts.get(account_id)
@@ -99,5 +108,9 @@ def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current:
             side.accounts[account_id] = valued.score
             if valued.score >= threshold and exclusion_of(config.scoring, account_id, traits) is None:
                 side.ready.add(account_id)
+                if routing is not None:
+                    choice = match_pool(routing[n], AccountTraits.from_traits(account_id, traits))
+                    where = (choice.territory or "(fallback)", choice.pool)
+                    side.load[where] = side.load.get(where, 0) + 1
     return Preview(sides[0], sides[1], count, events,
                    (current.scoring.account.thresholds.sdr_ready, candidate.scoring.account.thresholds.sdr_ready))
