@@ -118,9 +118,9 @@ replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue 
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
 
-calibrate: install ## which rules raise the chance of closing, from outcomes: make calibrate DATA=<outcomes.csv|.jsonl> [STACK=leadscore] [ARGS=--json]
+calibrate: install ## which rules raise the chance of closing, from outcomes: make calibrate DATA=<outcomes.csv|.jsonl> [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
 	@test -n "$(DATA)" || { echo "usage: make calibrate DATA=<outcomes.csv or .jsonl> [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.calibrate --data "$(DATA)" --stack "$(STACK)" $(ARGS)
+	$(PY) -m local.calibrate --data "$(DATA)" $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ARGS)
 
 preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=leadscore] [ARGS=--json]
 	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }

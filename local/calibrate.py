@@ -1,7 +1,7 @@
 """Calibration from outcomes: which rules raise the chance of closing, measured on your data.
 
     python -m local.calibrate --data <outcomes.csv | .jsonl> [--config config/] [--stack leadscore] [--json]
-    make calibrate DATA=<outcomes.csv | .jsonl> [STACK=leadscore] [ARGS=--json]
+    make calibrate DATA=<outcomes.csv | .jsonl> [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
 
 The outcomes file (CSV with the header `accountId,outcome,closedAt`, or JSON Lines with those
 keys; `outcome` is won, lost or open, `closedAt` an ISO-8601 time with a zone, required for won
@@ -40,6 +40,23 @@ def render(report: dict[str, Any]) -> str:
         interval = f"[{low:+.1f}, {high:+.1f}]"
         lines.append(f"{row['rule']:<28} {row['fired']:>6} {row['closeRateWith']:>7.1%}"
                      f" {row['closeRateWithout']:>8.1%} {row['liftPoints']:>+10.1f} {interval:>16}  {row['support']}")
+    threshold = report["threshold"]
+    lines += ["", f"SDR-ready threshold {threshold['current']}: {threshold['accountsAtOrAbove']} closed accounts at or"
+              f" above it" + (f", closing at {threshold['closeRateAtOrAbove']:.1%}"
+                              if threshold["closeRateAtOrAbove"] is not None else ""),
+              f"on fit alone: {threshold['sdrReadyOnFitAlone']} ({threshold['sdrReadyOnFitAloneShare']:.1%};"
+              " the guides want about 5% or less)"]
+    suggested = threshold["suggested"]
+    low, high = threshold["target"]
+    if suggested is None:
+        lines.append(f"suggested threshold: none reaches a {low:.0%} close rate")
+    else:
+        below = suggested["closeRateBelow"]
+        lines.append(f"suggested threshold for a {low:.0%}-{high:.0%} close rate: {suggested['threshold']}"
+                     f" ({suggested['accountsAtOrAbove']} accounts at or above, closing at"
+                     f" {suggested['closeRateAtOrAbove']:.1%}"
+                     + (f"; below it {below:.1%}" if below is not None else "")
+                     + ("" if suggested["withinTarget"] else "; above the target's range: no score gives less") + ")")
     return "\n".join(lines)
 
 
@@ -49,8 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", help="the rules folder (default: config/)")
     parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
                         help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
+    parser.add_argument("--target", default="0.10-0.15",
+                        help="the close rate the SDR-ready accounts should have: a range (0.10-0.15) or one rate")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    try:
+        low, _, high = args.target.partition("-")
+        target = (float(low), float(high or low))
+        if not 0 < target[0] <= target[1] <= 1:
+            raise ValueError
+    except ValueError:
+        print(f"--target: {args.target!r} is not a close rate or a range of them, e.g. 0.10-0.15", file=sys.stderr)
+        return 2
 
     path = Path(args.data)
     try:
@@ -76,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         contact = snapshot.contacts.get(person.root)
         if contact is not None and contact.account:
             by_account[contact.account].append(person)
-    report = calibrate(by_account, snapshot.accounts, outcomes, config)
+    report = calibrate(by_account, snapshot.accounts, outcomes, config, target)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 

@@ -102,3 +102,22 @@ def test_the_readme_shows_what_a_calibration_prints(outcomes: Path, capsys: pyte
     capsys.readouterr()
     assert calibrate.main(["--data", str(outcomes)]) == 0
     assert capsys.readouterr().out == shown.group(1)
+
+
+def test_the_threshold_for_a_target_close_rate_is_suggested(outcomes: Path, pipeline: Pipeline,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert calibrate.main(["--data", str(outcomes), "--json", "--target", "0.5-0.7"]) == 0
+    threshold = json.loads(capsys.readouterr().out)["threshold"]
+    closed = outcomes.read_text().splitlines()[1].split(",")[2]
+    status, demo = pipeline.read("/v1/accounts/demo0.io", query={"at": closed})  # as it stood at its close
+    assert status == 200, demo
+    assert threshold["suggested"] == {"threshold": demo["score"], "accountsAtOrAbove": 20, "closeRateAtOrAbove": 0.6,
+                                      "closeRateBelow": round(3 / 21, 4), "withinTarget": True}
+    assert threshold["current"] == 100 and threshold["accountsAtOrAbove"] == 0
+    assert threshold["sdrReadyOnFitAlone"] == 0
+    # a target no score reaches, and a target that is no rate
+    assert calibrate.main(["--data", str(outcomes), "--json", "--target", "0.9"]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"]["suggested"] is None
+    assert calibrate.main(["--data", str(outcomes), "--target", "lots"]) == 2
+    assert "--target: 'lots'" in capsys.readouterr().err

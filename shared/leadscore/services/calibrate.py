@@ -143,14 +143,34 @@ class RuleStats:
                 f"too little to tell (under {MIN_ACCOUNTS} accounts or {MIN_WINS} wins)"}
 
 
+def suggest_threshold(scored: list[tuple[float, bool]], target: tuple[float, float]) -> dict[str, Any] | None:
+    """The SDR-ready threshold whose accounts close at the target rate: the lowest score at
+    which the accounts at or above it close at least at the target's low end (the most
+    accounts for the SDRs at that rate); their close rate, and that of those below. None when
+    no score reaches it."""
+    for threshold in sorted({value for value, _ in scored}):
+        above = [won for value, won in scored if value >= threshold]
+        below = [won for value, won in scored if value < threshold]
+        rate = sum(above) / len(above)
+        if rate >= target[0]:
+            return {"threshold": threshold, "accountsAtOrAbove": len(above), "closeRateAtOrAbove": round(rate, 4),
+                    "closeRateBelow": round(sum(below) / len(below), 4) if below else None,
+                    "withinTarget": target[0] <= rate <= target[1]}
+    return None
+
+
 def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[str, Account],
-              outcomes: Iterable[Outcome], config: Config) -> dict[str, Any]:
-    """Each closed account as it stood before its outcome; per rule, its lift on closing."""
+              outcomes: Iterable[Outcome], config: Config, target: tuple[float, float] = (0.10, 0.15)
+              ) -> dict[str, Any]:
+    """Each closed account as it stood before its outcome; per rule, its lift on closing; the
+    threshold that gives the target close rate; how many would be SDR-ready on fit alone."""
     scoring = config.scoring
     stats: dict[str, RuleStats] = {}
     closed = wins = 0
     unknown: list[str] = []
     fired_per_account: list[tuple[set[str], bool]] = []
+    scored: list[tuple[float, bool]] = []  # each closed account's score at its close, and whether it won
+    fit_alone = 0
     for outcome in outcomes:
         if outcome.outcome == "open" or outcome.closed_at is None:
             continue
@@ -175,6 +195,8 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
         closed += 1
         wins += won
         fired_per_account.append((fired, won))
+        scored.append((valued.score, won))
+        fit_alone += valued.fit >= scoring.account.thresholds.sdr_ready
     rules = [r.id for r in scoring.engagement] + [r.id for r in scoring.fit] + [r.id for r in scoring.account.fit]
     for rule in dict.fromkeys(rules):
         stats[rule] = RuleStats(rule)
@@ -188,7 +210,14 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
                         f"(predictive scoring asks for {ENOUGH[0]} and {ENOUGH[1]}); read the lifts as hints")
     if unknown:
         warnings.append(f"{len(unknown)} account(s) of the outcomes are not in the table: {', '.join(unknown[:5])}")
+    current = scoring.account.thresholds.sdr_ready
+    at_current = [won for score_, won in scored if score_ >= current]
     return {"warnings": warnings, "closed": closed, "wins": wins,
             "baseRate": round(wins / closed, 4) if closed else 0.0,
+            "threshold": {"current": current, "accountsAtOrAbove": len(at_current),
+                          "closeRateAtOrAbove": round(sum(at_current) / len(at_current), 4) if at_current else None,
+                          "target": list(target), "suggested": suggest_threshold(scored, target) if scored else None,
+                          "sdrReadyOnFitAlone": fit_alone,
+                          "sdrReadyOnFitAloneShare": round(fit_alone / closed, 4) if closed else 0.0},
             "rules": sorted((s.view() for s in stats.values() if s.with_rule[0]),
                             key=lambda v: (v["liftPoints"] is None, -(v["liftPoints"] or 0.0), v["rule"]))}
