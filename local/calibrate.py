@@ -57,6 +57,19 @@ def render(report: dict[str, Any]) -> str:
                      f" {suggested['closeRateAtOrAbove']:.1%}"
                      + (f"; below it {below:.1%}" if below is not None else "")
                      + ("" if suggested["withinTarget"] else "; above the target's range: no score gives less") + ")")
+    lines += ["", f"backtest on {report['backtest']['heldOut']} held-out accounts (fitted without them):"]
+    for name in ("current", "suggested"):
+        test = report["backtest"][name]
+        if test is None:
+            continue
+        shown = {k: "-" if test[k] is None else f"{test[k]:.1%}" for k in
+                 ("closeRateAtOrAbove", "closeRateBelow", "precision", "recall")}
+        lines.append(f"  {name} {test['threshold']}: {test['atOrAbove']} at or above, closing at "
+                     f"{shown['closeRateAtOrAbove']} (below: {shown['closeRateBelow']});"
+                     f" precision {shown['precision']}, recall {shown['recall']}")
+    lines += ["", "lift chart (close rate by score band):"]
+    lines += [f"  {band['scoreFrom']:>6} - {band['scoreTo']:<6} {band['accounts']:>4} accounts  "
+              f"{band['closeRate']:>6.1%}  {'#' * round(40 * band['closeRate'])}" for band in report["liftChart"]]
     return "\n".join(lines)
 
 

@@ -106,16 +106,40 @@ def test_the_readme_shows_what_a_calibration_prints(outcomes: Path, capsys: pyte
 
 def test_the_threshold_for_a_target_close_rate_is_suggested(outcomes: Path, pipeline: Pipeline,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from leadscore.services.calibrate import held_out
+
     capsys.readouterr()
     assert calibrate.main(["--data", str(outcomes), "--json", "--target", "0.5-0.7"]) == 0
-    threshold = json.loads(capsys.readouterr().out)["threshold"]
+    report = json.loads(capsys.readouterr().out)
+    threshold = report["threshold"]
     closed = outcomes.read_text().splitlines()[1].split(",")[2]
     status, demo = pipeline.read("/v1/accounts/demo0.io", query={"at": closed})  # as it stood at its close
     assert status == 200, demo
-    assert threshold["suggested"] == {"threshold": demo["score"], "accountsAtOrAbove": 20, "closeRateAtOrAbove": 0.6,
-                                      "closeRateBelow": round(3 / 21, 4), "withinTarget": True}
+    # fitted on the accounts not held out for the backtest (a quarter, by a hash of the id)
+    fitted_demo = [i for i in range(20) if not held_out(f"demo{i}.io")]
+    fitted_rest = [f"nodemo{i}.io" for i in range(20) if not held_out(f"nodemo{i}.io")]
+    fitted_rest += ["late.io"] if not held_out("late.io") else []
+    rest_wins = sum(name in {"nodemo0.io", "nodemo1.io", "nodemo2.io"} for name in fitted_rest)
+    assert threshold["suggested"] == {
+        "threshold": demo["score"], "accountsAtOrAbove": len(fitted_demo),
+        "closeRateAtOrAbove": round(sum(i < 12 for i in fitted_demo) / len(fitted_demo), 4),
+        "closeRateBelow": round(rest_wins / len(fitted_rest), 4), "withinTarget": True}
     assert threshold["current"] == 100 and threshold["accountsAtOrAbove"] == 0
     assert threshold["sdrReadyOnFitAlone"] == 0
+    # the backtest on the held-out quarter: the suggested threshold's precision and recall there
+    tested_demo = [i for i in range(20) if held_out(f"demo{i}.io")]
+    tested_rest = [i for i in range(20) if held_out(f"nodemo{i}.io")]
+    wins_above = sum(i < 12 for i in tested_demo)
+    wins = wins_above + sum(i < 3 for i in tested_rest)
+    suggested = report["backtest"]["suggested"]
+    assert report["backtest"]["heldOut"] == len(tested_demo) + len(tested_rest) + held_out("late.io")
+    assert (suggested["atOrAbove"], suggested["precision"]) == (len(tested_demo),
+                                                               round(wins_above / len(tested_demo), 4))
+    assert suggested["recall"] == (round(wins_above / wins, 4) if wins else None)
+    assert report["backtest"]["current"]["atOrAbove"] == 0
+    # the lift chart: close rate by score band, the highest band closing most
+    chart = report["liftChart"]
+    assert sum(band["accounts"] for band in chart) == 41 and chart[-1]["closeRate"] > chart[0]["closeRate"]
     # a target no score reaches, and a target that is no rate
     assert calibrate.main(["--data", str(outcomes), "--json", "--target", "0.9"]) == 0
     assert json.loads(capsys.readouterr().out)["threshold"]["suggested"] is None

@@ -13,6 +13,7 @@ little support (under 30 accounts or 5 wins with it, or without it) is marked so
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -144,7 +145,8 @@ class RuleStats:
 
 
 def suggest_threshold(scored: list[tuple[float, bool]], target: tuple[float, float]) -> dict[str, Any] | None:
-    """The SDR-ready threshold whose accounts close at the target rate: the lowest score at
+    """The SDR-ready threshold whose accounts close at the target rate (fitted on the accounts
+    not held out): the lowest score at
     which the accounts at or above it close at least at the target's low end (the most
     accounts for the SDRs at that rate); their close rate, and that of those below. None when
     no score reaches it."""
@@ -159,6 +161,51 @@ def suggest_threshold(scored: list[tuple[float, bool]], target: tuple[float, flo
     return None
 
 
+def held_out(account_id: str) -> bool:
+    """Whether an account is kept out of fitting, for the backtest: a quarter of the accounts,
+    the same ones on every run (a hash of the id, not a random draw)."""
+    return int(hashlib.sha256(account_id.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16) % 4 == 0
+
+
+def backtest(scored: list[tuple[float, bool]], threshold: float) -> dict[str, Any]:
+    """How a threshold does on accounts: close rate at or above it and below it, precision
+    (the share of SDR-ready accounts that closed) and recall (the share of wins it made
+    SDR-ready)."""
+    above = [won for value, won in scored if value >= threshold]
+    below = [won for value, won in scored if value < threshold]
+    wins = sum(won for _, won in scored)
+    return {"threshold": threshold, "accounts": len(scored), "atOrAbove": len(above),
+            "closeRateAtOrAbove": round(sum(above) / len(above), 4) if above else None,
+            "closeRateBelow": round(sum(below) / len(below), 4) if below else None,
+            "precision": round(sum(above) / len(above), 4) if above else None,
+            "recall": round(sum(above) / wins, 4) if wins else None}
+
+
+def lift_chart(scored: list[tuple[float, bool]], bands: int = 4) -> list[dict[str, Any]]:
+    """Close rate by score band, lowest first: about `bands` bands of as many accounts, an
+    account's whole score tie kept in one band (so no band is told apart by outcome)."""
+    by_score: dict[float, list[bool]] = {}
+    for value, won in scored:
+        by_score.setdefault(value, []).append(won)
+    size = math.ceil(len(scored) / bands) if scored else 0
+    chart: list[dict[str, Any]] = []
+    band: list[tuple[float, list[bool]]] = []
+    for value in sorted(by_score):
+        band.append((value, by_score[value]))
+        if sum(len(w) for _, w in band) >= size:
+            chart.append(_band(band))
+            band = []
+    if band:
+        chart.append(_band(band))
+    return chart
+
+
+def _band(band: list[tuple[float, list[bool]]]) -> dict[str, Any]:
+    outcomes = [won for _, wins in band for won in wins]
+    return {"scoreFrom": band[0][0], "scoreTo": band[-1][0], "accounts": len(outcomes),
+            "closeRate": round(sum(outcomes) / len(outcomes), 4)}
+
+
 def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[str, Account],
               outcomes: Iterable[Outcome], config: Config, target: tuple[float, float] = (0.10, 0.15)
               ) -> dict[str, Any]:
@@ -170,6 +217,7 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
     unknown: list[str] = []
     fired_per_account: list[tuple[set[str], bool]] = []
     scored: list[tuple[float, bool]] = []  # each closed account's score at its close, and whether it won
+    testing: list[tuple[float, bool]] = []  # those held out of the threshold's fitting
     fit_alone = 0
     for outcome in outcomes:
         if outcome.outcome == "open" or outcome.closed_at is None:
@@ -195,7 +243,7 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
         closed += 1
         wins += won
         fired_per_account.append((fired, won))
-        scored.append((valued.score, won))
+        (testing if held_out(outcome.account_id) else scored).append((valued.score, won))
         fit_alone += valued.fit >= scoring.account.thresholds.sdr_ready
     rules = [r.id for r in scoring.engagement] + [r.id for r in scoring.fit] + [r.id for r in scoring.account.fit]
     for rule in dict.fromkeys(rules):
@@ -211,13 +259,18 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
     if unknown:
         warnings.append(f"{len(unknown)} account(s) of the outcomes are not in the table: {', '.join(unknown[:5])}")
     current = scoring.account.thresholds.sdr_ready
-    at_current = [won for score_, won in scored if score_ >= current]
+    suggested = suggest_threshold(scored, target) if scored else None
+    scored_all = scored + testing
+    at_current = [won for score_, won in scored_all if score_ >= current]
     return {"warnings": warnings, "closed": closed, "wins": wins,
             "baseRate": round(wins / closed, 4) if closed else 0.0,
             "threshold": {"current": current, "accountsAtOrAbove": len(at_current),
                           "closeRateAtOrAbove": round(sum(at_current) / len(at_current), 4) if at_current else None,
-                          "target": list(target), "suggested": suggest_threshold(scored, target) if scored else None,
+                          "target": list(target), "suggested": suggested,
                           "sdrReadyOnFitAlone": fit_alone,
                           "sdrReadyOnFitAloneShare": round(fit_alone / closed, 4) if closed else 0.0},
+            "backtest": {"heldOut": len(testing), "current": backtest(testing, current),
+                         "suggested": backtest(testing, suggested["threshold"]) if suggested else None},
+            "liftChart": lift_chart(scored_all),
             "rules": sorted((s.view() for s in stats.values() if s.with_rule[0]),
                             key=lambda v: (v["liftPoints"] is None, -(v["liftPoints"] or 0.0), v["rule"]))}
