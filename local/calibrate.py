@@ -30,16 +30,18 @@ def render(report: dict[str, Any]) -> str:
     lines = [*(f"warning: {w}" for w in report["warnings"]),
              f"{report['closed']} closed accounts, {report['wins']} won (base close rate {report['baseRate']:.1%})",
              "", f"{'rule':<28} {'fired':>6} {'with':>7} {'without':>8} {'lift (pp)':>10} {'95% interval':>16}"
-             "  support"]
+             f" {'points':>6}  support"]
     for row in report["rules"]:
         if row["liftPoints"] is None:
             lines.append(f"{row['rule']:<28} {row['fired']:>6} {row['closeRateWith']:>7.1%} {'-':>8} {'-':>10}"
-                         f" {'-':>16}  {row['support']}")
+                         f" {'-':>16} {'-':>6}  {row['support']}")
             continue
         low, high = row["liftInterval"]
         interval = f"[{low:+.1f}, {high:+.1f}]"
+        points = "-" if row["suggestedPoints"] is None else f"{row['suggestedPoints']:+d}"
         lines.append(f"{row['rule']:<28} {row['fired']:>6} {row['closeRateWith']:>7.1%}"
-                     f" {row['closeRateWithout']:>8.1%} {row['liftPoints']:>+10.1f} {interval:>16}  {row['support']}")
+                     f" {row['closeRateWithout']:>8.1%} {row['liftPoints']:>+10.1f} {interval:>16} {points:>6}"
+                     f"  {row['support']}")
     threshold = report["threshold"]
     lines += ["", f"SDR-ready threshold {threshold['current']}: {threshold['accountsAtOrAbove']} closed accounts at or"
               f" above it" + (f", closing at {threshold['closeRateAtOrAbove']:.1%}"

@@ -34,13 +34,14 @@ def _send(pipeline: Pipeline, messages: list[dict[str, Any]]) -> None:
     pipeline.settle()
 
 
-@pytest.fixture
-def outcomes(pipeline: Pipeline, tmp_path: Path) -> Path:
-    """20 accounts that requested a demo (12 won), 20 that did not (3 won), and one that
-    requested a demo only after it was lost."""
+def _outcomes(pipeline: Pipeline, path: Path, demos: int = 20, demo_wins: int = 12, others: int = 20,
+              other_wins: int = 3) -> Path:
+    """`demos` accounts that requested a demo (`demo_wins` of them won), `others` that did not
+    (`other_wins` won), and one that requested a demo only after it was lost."""
     messages: list[dict[str, Any]] = []
-    for i in range(20):
+    for i in range(demos):
         messages += _account(f"demo{i}.io", ["Demo Requested"], pipeline)
+    for i in range(others):
         messages += _account(f"nodemo{i}.io", ["Webinar Attended"], pipeline)
     messages += _account("late.io", ["Webinar Attended"], pipeline)
     _send(pipeline, messages)
@@ -48,12 +49,18 @@ def outcomes(pipeline: Pipeline, tmp_path: Path) -> Path:
     pipeline.advance(days=5)
     _send(pipeline, [m for m in _account("late.io", ["Demo Requested"], pipeline) if m["type"] == "track"])
     rows = ["accountId,outcome,closedAt"]
-    rows += [f"demo{i}.io,{'won' if i < 12 else 'lost'},{closed.isoformat()}" for i in range(20)]
-    rows += [f"nodemo{i}.io,{'won' if i < 3 else 'Closed Lost'},{closed.isoformat()}" for i in range(20)]
+    rows += [f"demo{i}.io,{'won' if i < demo_wins else 'lost'},{closed.isoformat()}" for i in range(demos)]
+    rows += [f"nodemo{i}.io,{'won' if i < other_wins else 'Closed Lost'},{closed.isoformat()}" for i in range(others)]
     rows += [f"late.io,lost,{closed.isoformat()}", "open.io,open,"]
-    path = tmp_path / "outcomes.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+@pytest.fixture
+def outcomes(pipeline: Pipeline, tmp_path: Path) -> Path:
+    """20 accounts that requested a demo (12 won), 20 that did not (3 won), and one that
+    requested a demo only after it was lost."""
+    return _outcomes(pipeline, tmp_path / "outcomes.csv")
 
 
 def test_each_rule_is_measured_on_the_accounts_as_they_stood_before_their_outcome(
@@ -145,3 +152,17 @@ def test_the_threshold_for_a_target_close_rate_is_suggested(outcomes: Path, pipe
     assert json.loads(capsys.readouterr().out)["threshold"]["suggested"] is None
     assert calibrate.main(["--data", str(outcomes), "--target", "lots"]) == 2
     assert "--target: 'lots'" in capsys.readouterr().err
+
+
+def test_a_rule_with_enough_support_gets_points_from_its_lift_shrunk_by_its_support(
+        pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from leadscore.services.calibrate import SHRINK
+
+    data = _outcomes(pipeline, tmp_path / "more.csv", demos=36, demo_wins=24, others=36, other_wins=6)
+    capsys.readouterr()
+    assert calibrate.main(["--data", str(data), "--json"]) == 0
+    rules = {row["rule"]: row for row in json.loads(capsys.readouterr().out)["rules"]}
+    demo = rules["demo_requested"]
+    assert demo["support"] == "enough" and demo["liftPoints"] == round(100 * (24 / 36 - 6 / 37), 1)
+    assert demo["suggestedPoints"] == round(100 * (24 / 36 - 6 / 37) * 36 / (36 + SHRINK))
+    assert rules["webinar_attended"]["suggestedPoints"] < 0  # those who only attended webinars closed less

@@ -38,6 +38,12 @@ ENOUGH = (1000, 120)
 #: Support under which a rule's lift is not read: accounts with it (and without), wins with it.
 MIN_ACCOUNTS, MIN_WINS = 30, 5
 Z95 = 1.959964
+#: Suggested points shrink a rule's lift toward none by n / (n + SHRINK) (n: accounts with it).
+SHRINK = 30
+#: A lift (percentage points) under which a rule adds little.
+LITTLE = 5
+#: More factors than this and a rule set is hard to explain (and to calibrate).
+MAX_FACTORS = 20
 
 
 class OutcomeError(ValueError):
@@ -135,13 +141,22 @@ class RuleStats:
                     "closeRateWithout": None, "intervalWith": [round(lo1, 4), round(hi1, 4)],
                     "intervalWithout": None, "liftPoints": None, "liftInterval": None,
                     "support": "fired on every closed account: nothing to compare with"}
-        return {"rule": self.rule, "fired": n1, "wins": w1,
-                "closeRateWith": round(rate1, 4), "closeRateWithout": round(rate0, 4),
-                "intervalWith": [round(lo1, 4), round(hi1, 4)], "intervalWithout": [round(lo0, 4), round(hi0, 4)],
-                "liftPoints": round(100 * (rate1 - rate0), 1),
-                "liftInterval": [round(100 * (lo1 - hi0), 1), round(100 * (hi1 - lo0), 1)],
-                "support": "enough" if enough else
-                f"too little to tell (under {MIN_ACCOUNTS} accounts or {MIN_WINS} wins)"}
+        lift = 100 * (rate1 - rate0)
+        view: dict[str, Any] = {
+            "rule": self.rule, "fired": n1, "wins": w1,
+            "closeRateWith": round(rate1, 4), "closeRateWithout": round(rate0, 4),
+            "intervalWith": [round(lo1, 4), round(hi1, 4)], "intervalWithout": [round(lo0, 4), round(hi0, 4)],
+            "liftPoints": round(lift, 1),
+            "liftInterval": [round(100 * (lo1 - hi0), 1), round(100 * (hi1 - lo0), 1)],
+            "support": "enough" if enough else f"too little to tell (under {MIN_ACCOUNTS} accounts or {MIN_WINS} wins)",
+            "suggestedPoints": None}
+        if enough:
+            # one point per percentage point of lift, shrunk toward no lift (the base rate) by the
+            # rule's support: n / (n + SHRINK) of it
+            view["suggestedPoints"] = round(lift * n1 / (n1 + SHRINK))
+            if abs(lift) < LITTLE:
+                view["support"] = f"enough; adds under {LITTLE} points of close rate"
+        return view
 
 
 def suggest_threshold(scored: list[tuple[float, bool]], target: tuple[float, float]) -> dict[str, Any] | None:
@@ -256,6 +271,10 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
     if closed < ENOUGH[0] or wins < ENOUGH[1]:
         warnings.append(f"too little data to calibrate on: {closed} closed accounts and {wins} wins "
                         f"(predictive scoring asks for {ENOUGH[0]} and {ENOUGH[1]}); read the lifts as hints")
+    factors = len(scoring.engagement) + len(scoring.fit)  # what a contact is scored by (account fit repeats fit)
+    if factors > MAX_FACTORS:
+        warnings.append(f"{factors} contact rules: over {MAX_FACTORS} factors, a score is hard to explain "
+                        "and each rule has less data behind it")
     if unknown:
         warnings.append(f"{len(unknown)} account(s) of the outcomes are not in the table: {', '.join(unknown[:5])}")
     current = scoring.account.thresholds.sdr_ready
