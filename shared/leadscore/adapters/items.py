@@ -1054,7 +1054,8 @@ def feedback_note(item: Mapping[str, Any]) -> str | None:
 #: as a step (the account item as written, without its index attributes, and the causes).
 HISTORY_PREFIX = "H#"
 HISTORY_KIND = "H"
-HISTORY_ATTRIBUTES = ("pk", "sk", "k", "hs", "ttl")
+HISTORY_STEPS = "hs"  # the steps, compressed JSON (steps_blob)
+HISTORY_ATTRIBUTES = ("pk", "sk", "k", HISTORY_STEPS, "ttl")
 #: Keys of one step in `hs` (a JSON list): the account as written, why it moved.
 HISTORY_STEP_KEYS = ("a", "cz")
 #: Attributes of the account item a step leaves out: the indexes' keys (a history item must not
@@ -1102,7 +1103,7 @@ def history_items(account_id: str, steps: Sequence[tuple[Account, list[dict[str,
     def close() -> None:
         if first is not None and docs:
             found.append({"pk": account_pk(account_id), "sk": history_sk(*first), "k": HISTORY_KIND,
-                          "hs": steps_blob("[" + ",".join(docs) + "]"),
+                          HISTORY_STEPS: steps_blob("[" + ",".join(docs) + "]"),
                           "ttl": int(now.timestamp()) + retention_days * 86400})
 
     for account, causes in steps:
@@ -1159,7 +1160,6 @@ def is_history_key(keys: tuple[str, str]) -> bool:
 # --------------------------------------------------------------------------- erasure of an account's history
 
 #: The attribute of a history item holding its steps (JSON).
-HISTORY_STEPS = "hs"  # as history_items writes it
 ERASURE_OF_KIND["history"] = ("erase_history: each step's account without its entry, every text naming it "
                               "(a cause's contactId, a note) redacted; the scores as they were")
 

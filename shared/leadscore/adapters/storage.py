@@ -512,15 +512,6 @@ class ErasureRepository(Repository):
         records = [items.suppression_item(keyed_digest(key), at) for key in dict.fromkeys(keys)]
         return self.table.write_batch(puts=records) if records else 0
 
-    def contact_events(self, contact_key: str) -> Iterator[TrackingEvent]:
-        """Every event of a contact's partition (Query pages, strongly consistent); an image
-        that cannot be decoded is left out (its ids are no one's to collect; it is deleted all the same)."""
-        for item in self.table.query(_marshalled(items.contact_events_query(contact_key), ConsistentRead=True)):
-            try:
-                yield items.decode_event(item).event
-            except PoisonRecord:
-                continue
-
     def delete_contact_events(self, contact_key: str, *, stop: Callable[[], bool], page: int = 100
                               ) -> tuple[int, bool]:
         """Delete a contact's events a page at a time (a Query of `page` keys, then BatchWriteItem

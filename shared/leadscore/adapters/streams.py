@@ -13,6 +13,7 @@ left out.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -70,12 +71,17 @@ def change_of(sequence: str, name: str, keys: tuple[str, str], new: Mapping[str,
         return ContactChanged(sequence, items.contact_key_of(keys[0]), lambda: items.contact_from_item(new),
                               old_contact)
     if items.is_account_key(keys):
+        # the folds, the bus events, the books and the history each read the images: decode once
+        @functools.cache
+        def new_account(full: bool) -> Account:
+            return items.account_from_item(new, summary=not full)
+
+        @functools.cache
         def old_account(full: bool = False) -> Account | None:
             return items.account_from_item(old, summary=not full) if old else None
 
         return AccountChanged(sequence, items.account_id_of(keys[0]), items.is_routed_image(new),
-                              lambda full: items.account_from_item(new, summary=not full), old_account,
-                              lambda: old_account(True))
+                              new_account, old_account, lambda: old_account(True))
     return None
 
 

@@ -181,7 +181,8 @@ class EraseService:
         while todo and len(members) < MAX_FAMILY:
             key = todo.pop()
             named: dict[str, None] = {}
-            for event in self.store.contact_events(key):
+            for stored in self.store.load_events(key):
+                event = stored.event
                 named.update(dict.fromkeys(ids_of(event) + linked_keys(event)))
             contact = members[key]
             if contact is not None:

@@ -21,8 +21,8 @@ import base64
 import binascii
 import copy
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,8 @@ def without_erased(found: list[HistoryItem], suppressed: Callable[[Iterable[str]
     names = {key.split(":", 1)[1] for key in gone}
     for item in marked:
         for step in item.steps:
-            step.account.entries = [entry for entry in step.account.entries if entry.key not in gone]
+            # a copy: the stream record's decoded account is shared with the batch's other readers
+            step.account = replace(step.account, entries=[e for e in step.account.entries if e.key not in gone])
             step.causes = [cause for cause in step.causes if cause.get("contactId") not in names]
     return found
 
@@ -251,8 +252,7 @@ class ContactStep:
     cause: dict[str, Any]
 
 
-def contact_steps(config: Config, events: Sequence[tuple[str, StoredEvent]], fold: Any, root: str,
-                  until: datetime) -> Iterator[ContactStep]:
+def contact_steps(config: Config, fold: Any, root: str, until: datetime) -> Iterator[ContactStep]:
     """The contact's steps up to `until`: after each of its events (what it met), and the
     decay steps between (when a decaying touch changed value: the decay job's schedule).
     `fold(after_each)` runs the replay and calls `after_each(key, event, scratch)`."""

@@ -211,7 +211,7 @@ class CollectStore(EventStore, SuppressionCheck, Protocol):
     it makes once per request (leadscore.services.collect)."""
 
 
-class ErasureStore(SuppressionCheck, Protocol):
+class ErasureStore(SuppressionCheck, EventLog, Protocol):
     """What an erasure needs (leadscore.services.erase): the contacts and accounts, the
     suppression records it writes, and the deletions and redactions of what names the contact."""
 
@@ -225,7 +225,6 @@ class ErasureStore(SuppressionCheck, Protocol):
 
     def save_suppressions(self, keys: Iterable[str], at: str) -> int: ...
 
-    def contact_events(self, contact_key: str) -> Iterator[TrackingEvent]: ...
 
     def delete_contact_events(self, contact_key: str, *, stop: Callable[[], bool], page: int = 100
                               ) -> tuple[int, bool]: ...

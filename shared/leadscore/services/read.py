@@ -112,8 +112,8 @@ class ReadService:
         person = gather(self.store, contact.key, known=contact)
         until = datetime.fromisoformat(asked.end) if asked.end else self.clock()
         steps = [step for step in history.contact_steps(
-            self.config, person.events, lambda after: replay(self.config, person, after_each=after), person.root,
-            until) if history.in_window(step.at, asked)]
+            self.config, lambda after: replay(self.config, person, after_each=after), person.root, until)
+            if history.in_window(step.at, asked)]
         page = steps[start:start + asked.limit]
         more = start + asked.limit < len(steps)
         return {"contactId": contact.user_id or contact.key.split(":", 1)[1],
