@@ -167,12 +167,19 @@ def test_batches_replayed_after_newer_ones_in_any_order_end_as_without_failure(s
         assert _values(_person(faulty), end + later) == _values(_person(clean), end + later)
 
 
-def test_a_rebuild_as_of_a_moment_counts_only_what_had_arrived_by_then() -> None:
+def _webinar_then_demo_link(days_between: float) -> tuple[MemoryStore, TrackingEvent]:
+    """Jo's webinar, then a demo link click `days_between` later, each folded as it arrived;
+    the store and the click."""
     store = MemoryStore()
     first = _event(1, START, "track", "user", "Webinar Attended")
-    second = _event(2, START + timedelta(days=2), "track", "user", "Demo Link Clicked")
+    second = _event(2, START + timedelta(days=days_between), "track", "user", "Demo Link Clicked")
     for event in (first, second):
         _fold(store, _records(store, [event]), event.received_at)
+    return store, second
+
+
+def test_a_rebuild_as_of_a_moment_counts_only_what_had_arrived_by_then() -> None:
+    store, _ = _webinar_then_demo_link(2)
     person = gather(store, "u:jo")
     before_any = root_contact(person, replay(CONFIG, person, until=START - timedelta(seconds=1)))
     assert before_any is None  # nothing had happened yet
@@ -184,11 +191,7 @@ def test_a_rebuild_as_of_a_moment_counts_only_what_had_arrived_by_then() -> None
 
 
 def test_a_contact_older_than_the_retention_is_not_rebuilt_from_what_is_left() -> None:
-    store = MemoryStore()
-    old = _event(1, START, "track", "user", "Webinar Attended")
-    newer = _event(2, START + timedelta(days=500), "track", "user", "Demo Link Clicked")
-    for event in (old, newer):
-        _fold(store, _records(store, [event]), event.received_at)
+    store, newer = _webinar_then_demo_link(500)
     del store.events[("u:jo", "website", "m1")]  # expired (TTL)
     kept = _person(store)
     # the newer batch delivered again: a rebuild would drop the expired event's points
