@@ -27,6 +27,7 @@ from leadscore.engine.rules import score
 from leadscore.services.rebuild import Person, replay, root_contact
 
 if TYPE_CHECKING:
+    from leadscore.domain.ledgers import ContactEntry
     from leadscore.domain.records import Account
     from leadscore.rulesfiles.loading import Config
 
@@ -221,55 +222,102 @@ def _band(band: list[tuple[float, list[bool]]]) -> dict[str, Any]:
             "closeRate": round(sum(outcomes) / len(outcomes), 4)}
 
 
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One closed account as it stood at its close: what the report is computed from (and
+    all it needs: the map/reduce over shards hands the reduce these rows)."""
+
+    account_id: str
+    score: float
+    fit: float
+    engagement: float
+    fired: frozenset[str]  # the rules that gave it points then, contact and account rules
+    won: bool
+    closed_at: datetime
+
+
+def contact_at_close(config: Config, person: Person, closed_at: datetime) -> tuple[ContactEntry | None, set[str]]:
+    """A person rebuilt from the events received by `closed_at` only: their account entry
+    then and the rules that gave them points (None, empty: no events by then)."""
+    contact = root_contact(person, replay(config, person, until=closed_at))
+    if contact is None:
+        return None, set()
+    card = score(config.scoring, contact.engine_state, closed_at)
+    return (entry_from_contact(config.scoring, contact, closed_at),
+            {hit.rule for hit in card.breakdown if hit.points})
+
+
+def account_at_close(config: Config, account_id: str, traits: Mapping[str, Any], entries: Iterable[ContactEntry],
+                     fired: Iterable[str], outcome: Outcome) -> CalibrationRow:
+    """The account valued at its close from its contacts' entries then (its stored traits:
+    group calls and profiles do not depend on the rules)."""
+    assert outcome.closed_at is not None
+    valued = account_card(config.scoring, effective_traits(traits), entries, outcome.closed_at)
+    fired_all = set(fired) | {line["rule"] for line in valued.breakdown
+                              if line["contactId"] is None and line["points"]}
+    return CalibrationRow(account_id, valued.score, valued.fit, valued.engagement, frozenset(fired_all),
+                          outcome.outcome == "won", outcome.closed_at)
+
+
+def closed(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """The outcomes a calibration reads: won or lost, with a close date."""
+    return [o for o in outcomes if o.outcome != "open" and o.closed_at is not None]
+
+
 def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[str, Account],
               outcomes: Iterable[Outcome], config: Config, target: tuple[float, float] = (0.10, 0.15)
               ) -> dict[str, Any]:
     """Each closed account as it stood before its outcome; per rule, its lift on closing; the
-    threshold that gives the target close rate; how many would be SDR-ready on fit alone."""
-    scoring = config.scoring
-    stats: dict[str, RuleStats] = {}
-    closed = wins = 0
+    threshold that gives the target close rate; how many would be SDR-ready on fit alone.
+    (In one process; adapters/shards.py runs the same over shards of the table.)"""
+    rows: list[CalibrationRow] = []
     unknown: list[str] = []
-    fired_per_account: list[tuple[set[str], bool]] = []
-    scored: list[tuple[float, bool]] = []  # each closed account's score at its close, and whether it won
-    testing: list[tuple[float, bool]] = []  # those held out of the threshold's fitting
-    fit_alone = 0
-    for outcome in outcomes:
-        if outcome.outcome == "open" or outcome.closed_at is None:
-            continue
+    for outcome in closed(outcomes):
         persons = persons_by_account.get(outcome.account_id)
         if persons is None:
             unknown.append(outcome.account_id)
             continue
+        assert outcome.closed_at is not None
         fired: set[str] = set()
         entries = []
         for person in persons:
-            contact = root_contact(person, replay(config, person, until=outcome.closed_at))
-            if contact is None:
-                continue
-            card = score(scoring, contact.engine_state, outcome.closed_at)
-            fired |= {hit.rule for hit in card.breakdown if hit.points}
-            entries.append(entry_from_contact(scoring, contact, outcome.closed_at))
+            entry, hits = contact_at_close(config, person, outcome.closed_at)
+            if entry is not None:
+                entries.append(entry)
+                fired |= hits
         stored = accounts.get(outcome.account_id)
-        traits = effective_traits(stored.traits) if stored is not None else {}
-        valued = account_card(scoring, traits, entries, outcome.closed_at)
-        fired |= {line["rule"] for line in valued.breakdown if line["contactId"] is None and line["points"]}
-        won = outcome.outcome == "won"
-        closed += 1
-        wins += won
-        fired_per_account.append((fired, won))
-        (testing if held_out(outcome.account_id) else scored).append((valued.score, won))
-        fit_alone += valued.fit >= scoring.account.thresholds.sdr_ready
+        rows.append(account_at_close(config, outcome.account_id, stored.traits if stored is not None else {},
+                                     entries, fired, outcome))
+    return calibration_report(rows, config, target, unknown=unknown)
+
+
+def calibration_report(rows: Iterable[CalibrationRow], config: Config, target: tuple[float, float] = (0.10, 0.15),
+                       *, unknown: Iterable[str] = ()) -> dict[str, Any]:
+    """The calibration report over the closed accounts' rows (in the outcomes' order): per
+    rule its lift on closing, the threshold for the target close rate with a backtest on
+    held-out accounts, a lift chart, how many were SDR-ready on fit alone; `unknown`: the
+    accounts of the outcomes not in the table."""
+    scoring = config.scoring
+    rows = list(rows)
+    unknown = list(unknown)
+    stats: dict[str, RuleStats] = {}
+    closed_count = len(rows)
+    wins = sum(row.won for row in rows)
+    scored: list[tuple[float, bool]] = []  # each closed account's score at its close, and whether it won
+    testing: list[tuple[float, bool]] = []  # those held out of the threshold's fitting
+    for row in rows:
+        (testing if held_out(row.account_id) else scored).append((row.score, row.won))
+    fit_alone = sum(row.fit >= scoring.account.thresholds.sdr_ready for row in rows)
     rules = [r.id for r in scoring.engagement] + [r.id for r in scoring.fit] + [r.id for r in scoring.account.fit]
     for rule in dict.fromkeys(rules):
         stats[rule] = RuleStats(rule)
-        for fired, won in fired_per_account:
-            side = stats[rule].with_rule if rule in fired else stats[rule].without
+        for row in rows:
+            side = stats[rule].with_rule if rule in row.fired else stats[rule].without
             side[0] += 1
-            side[1] += won
+            side[1] += row.won
     warnings = []
-    if closed < ENOUGH[0] or wins < ENOUGH[1]:
-        warnings.append(f"too little data to calibrate on: {closed} closed accounts and {wins} wins "
+    if closed_count < ENOUGH[0] or wins < ENOUGH[1]:
+        warnings.append(f"too little data to calibrate on: {closed_count} closed accounts and {wins} wins "
                         f"(predictive scoring asks for {ENOUGH[0]} and {ENOUGH[1]}); read the lifts as hints")
     factors = len(scoring.engagement) + len(scoring.fit)  # what a contact is scored by (account fit repeats fit)
     if factors > MAX_FACTORS:
@@ -281,13 +329,13 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
     suggested = suggest_threshold(scored, target) if scored else None
     scored_all = scored + testing
     at_current = [won for score_, won in scored_all if score_ >= current]
-    return {"warnings": warnings, "closed": closed, "wins": wins,
-            "baseRate": round(wins / closed, 4) if closed else 0.0,
+    return {"warnings": warnings, "closed": closed_count, "wins": wins,
+            "baseRate": round(wins / closed_count, 4) if closed_count else 0.0,
             "threshold": {"current": current, "accountsAtOrAbove": len(at_current),
                           "closeRateAtOrAbove": round(sum(at_current) / len(at_current), 4) if at_current else None,
                           "target": list(target), "suggested": suggested,
                           "sdrReadyOnFitAlone": fit_alone,
-                          "sdrReadyOnFitAloneShare": round(fit_alone / closed, 4) if closed else 0.0},
+                          "sdrReadyOnFitAloneShare": round(fit_alone / closed_count, 4) if closed_count else 0.0},
             "backtest": {"heldOut": len(testing), "current": backtest(testing, current),
                          "suggested": backtest(testing, suggested["threshold"]) if suggested else None},
             "liftChart": lift_chart(scored_all),

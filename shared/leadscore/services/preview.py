@@ -10,13 +10,13 @@ moment, so what differs is the rules alone (not what live state has accumulated 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from leadscore.domain.records import Account, Contact
+from leadscore.domain.ledgers import ContactEntry
+from leadscore.domain.records import Account
 from leadscore.engine.account_states import exclusion_of
 from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact
 from leadscore.engine.routing import AccountTraits, match_pool
@@ -76,34 +76,65 @@ class Preview:
         }
 
 
-def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current: Config, candidate: Config,
-            now: datetime, routing: tuple[RoutingConfig, RoutingConfig] | None = None) -> Preview:
-    """Replay every person under both rules sets as of `now` and value their accounts (their
-    traits as stored: group calls and profiles do not depend on the rules). With `routing`
-    (current and candidate routing.yaml), count each side's SDR-ready accounts per territory
-    and pool they would route to."""
-    sides = (Side(), Side())
-    members: tuple[dict[str, list[Contact]], dict[str, list[Contact]]] = (defaultdict(list), defaultdict(list))
-    count = events = 0
+@dataclass
+class Replayed:
+    """Persons replayed under both rules sets, before their accounts are valued: what one shard
+    of the table yields (partials merge: `merge`), per side [current, candidate]."""
+
+    persons: int = 0
+    events: int = 0
+    contacts: tuple[dict[str, float], dict[str, float]] = field(default_factory=lambda: ({}, {}))
+    rule_points: tuple[dict[str, float], dict[str, float]] = field(default_factory=lambda: ({}, {}))
+    #: each side's account entries of the replayed contacts, by account id
+    members: tuple[dict[str, list[ContactEntry]], dict[str, list[ContactEntry]]] = field(
+        default_factory=lambda: ({}, {}))
+
+    def merge(self, other: Replayed) -> None:
+        self.persons += other.persons
+        self.events += other.events
+        for n in (0, 1):
+            self.contacts[n].update(other.contacts[n])
+            for rule, points in other.rule_points[n].items():
+                self.rule_points[n][rule] = self.rule_points[n].get(rule, 0.0) + points
+            for account_id, entries in other.members[n].items():
+                self.members[n].setdefault(account_id, []).extend(entries)
+
+
+def replay_persons(persons: Iterable[Person], current: Config, candidate: Config, now: datetime) -> Replayed:
+    """Replay every person under both rules sets as of `now`: each contact's score, each
+    rule's points, and the account entries to value their accounts with."""
+    out = Replayed()
     for person in persons:
-        count += 1
-        events += len(person.events)
-        for side, config, by_account in zip(sides, (current, candidate), members, strict=True):
+        out.persons += 1
+        out.events += len(person.events)
+        for n, config in enumerate((current, candidate)):
             contact = root_contact(person, replay(config, person, until=now))
             if contact is None:
                 continue
             card = score(config.scoring, contact.engine_state, now)
-            side.contacts[contact.user_id or contact.key.split(":", 1)[1]] = card.score
+            out.contacts[n][contact.user_id or contact.key.split(":", 1)[1]] = card.score
             for hit in card.breakdown:
-                side.rule_points[hit.rule] = side.rule_points.get(hit.rule, 0.0) + hit.points
+                out.rule_points[n][hit.rule] = out.rule_points[n].get(hit.rule, 0.0) + hit.points
             if contact.account:
-                by_account[contact.account].append(contact)
-    for n, (side, config, by_account) in enumerate(zip(sides, (current, candidate), members, strict=True)):
+                out.members[n].setdefault(contact.account, []).append(
+                    entry_from_contact(config.scoring, contact, now))
+    return out
+
+
+def value_accounts(replayed: Replayed, traits_of: Mapping[str, Mapping[str, Any]], current: Config,
+                   candidate: Config, now: datetime,
+                   routing: tuple[RoutingConfig, RoutingConfig] | None = None) -> Preview:
+    """Value each account under both rules sets from its contacts' entries and its traits as
+    stored (`traits_of`: account id -> the stored traits; group calls and profiles do not depend
+    on the rules). With `routing` (current and candidate routing.yaml), count each side's
+    SDR-ready accounts per territory and pool they would route to."""
+    sides = (Side(), Side())
+    for n, (side, config) in enumerate(zip(sides, (current, candidate), strict=True)):
+        side.contacts = dict(replayed.contacts[n])
+        side.rule_points = dict(replayed.rule_points[n])
         threshold = config.scoring.account.thresholds.sdr_ready
-        for account_id, contacts in by_account.items():
-            stored = accounts.get(account_id)
-            traits = effective_traits(stored.traits) if stored is not None else {}
-            entries = [entry_from_contact(config.scoring, contact, now) for contact in contacts]
+        for account_id, entries in replayed.members[n].items():
+            traits = effective_traits(traits_of.get(account_id) or {})
             valued = account_card(config.scoring, traits, entries, now)
             side.accounts[account_id] = valued.score
             if valued.score >= threshold and exclusion_of(config.scoring, account_id, traits) is None:
@@ -112,5 +143,14 @@ def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current:
                     choice = match_pool(routing[n], AccountTraits.from_traits(account_id, traits))
                     where = (choice.territory or "(fallback)", choice.pool)
                     side.load[where] = side.load.get(where, 0) + 1
-    return Preview(sides[0], sides[1], count, events,
+    return Preview(sides[0], sides[1], replayed.persons, replayed.events,
                    (current.scoring.account.thresholds.sdr_ready, candidate.scoring.account.thresholds.sdr_ready))
+
+
+def preview(persons: Iterable[Person], accounts: Mapping[str, Account], current: Config, candidate: Config,
+            now: datetime, routing: tuple[RoutingConfig, RoutingConfig] | None = None) -> Preview:
+    """Replay every person under both rules sets as of `now` and value their accounts, in one
+    process (adapters/shards.py runs the same two steps over shards of the table)."""
+    return value_accounts(replay_persons(persons, current, candidate, now),
+                          {account_id: account.traits for account_id, account in accounts.items()},
+                          current, candidate, now, routing)
