@@ -64,9 +64,10 @@ test: install node-deps ## the whole test suite on every core, slowest tests and
 test-fast: install ## the suite without the tests marked slow (bench, demo, e2e, the 2,000-contact cost test)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow"
 
-lint: install ## ruff, and the layer package's imports: no upward import, no circle (python -m local.layers; docs/DESIGN.md "Layout")
+lint: install ## ruff, the layer package's imports (no upward import, no circle: python -m local.layers; docs/DESIGN.md "Layout"), the evidence state machine against its function (python -m local.statemachine --check)
 	$(VENV)/bin/ruff check .
 	$(PY) -m local.layers
+	$(PY) -m local.statemachine --check
 
 typecheck: install ## mypy on the layer, local/ and bench/ (pyproject.toml lists them)
 	$(PY) -m mypy

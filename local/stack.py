@@ -2,8 +2,10 @@
 
 The template is the single source of truth: it is expanded offline with `samtranslator`
 (managed-policy lookups answered locally) and every DynamoDB table, EventBridge bus, SQS
-queue, Secrets Manager secret (a generated value: a random one) and (non-Lambda-targeted)
-EventBridge rule is created in moto from the expanded template's own properties. The
+queue, Secrets Manager secret (a generated value: a random one), S3 bucket, Step Functions
+state machine and (non-Lambda-targeted) EventBridge rule is created in moto from the expanded
+template's own properties (a state machine is not run by moto: local/statemachine.py runs its
+definition with the handlers in-process). The
 functions are not deployed: `invoke` imports their code and calls the handler with the
 template's environment, and the runner delivers what AWS would deliver to them:
 
@@ -463,6 +465,8 @@ class TemplateStack:
         self.errors: list[DeliveryError] = []
         #: batches and events given up on (also sent to their destination queue when there is one)
         self.dead_letters: list[dict[str, Any]] = []
+        #: state machine logical id -> its definition, substitutions applied (local/statemachine.py runs it)
+        self.state_machines: dict[str, dict[str, Any]] = {}
         #: the template's conditions, evaluated with the parameters (a resource whose condition
         #: is false is not created)
         self.conditions: dict[str, bool] = {}
@@ -560,6 +564,8 @@ class TemplateStack:
                 self._create_bus(logical_id)
             elif resource["Type"] == "AWS::SecretsManager::Secret":
                 self._create_secret(logical_id, resource.get("Properties") or {})
+            elif resource["Type"] == "AWS::S3::Bucket":
+                self._create_bucket(logical_id, resource.get("Properties") or {})
         for logical_id, resource in resources.items():
             if resource["Type"] == "AWS::Events::Connection":
                 self._create_connection(logical_id, resource.get("Properties") or {})
@@ -569,6 +575,9 @@ class TemplateStack:
         for logical_id, resource in resources.items():
             if resource["Type"] == "AWS::Events::Rule":
                 self._create_rule(logical_id, resource.get("Properties") or {})
+        for logical_id, resource in resources.items():
+            if resource["Type"] == "AWS::StepFunctions::StateMachine":
+                self._create_state_machine(logical_id, resource.get("Properties") or {})
         for logical_id, resource in self.sam_template.get("Resources", {}).items():
             if resource.get("Type") == "AWS::Serverless::Function":
                 self.functions[logical_id] = self._function_spec(logical_id)
@@ -619,6 +628,12 @@ class TemplateStack:
         elif kind == "AWS::SecretsManager::Secret":  # the ARN (its random suffix) once created
             name = self._resolve(props.get("Name")) or default_name
             info.update(name=name, arn=f"arn:aws:secretsmanager:{region}:{acct}:secret:{name}")
+        elif kind == "AWS::S3::Bucket":  # bucket names are lower case
+            name = self._resolve(props.get("BucketName")) or default_name.lower()
+            info.update(name=name, arn=f"arn:aws:s3:::{name}")
+        elif kind == "AWS::StepFunctions::StateMachine":
+            name = self._resolve(props.get("StateMachineName")) or default_name
+            info.update(name=name, arn=f"arn:aws:states:{region}:{acct}:stateMachine:{name}")
         else:
             info.update(name=default_name, arn=f"arn:aws:local:{region}:{acct}:{logical_id}")
         return info
@@ -650,8 +665,8 @@ class TemplateStack:
         kind = info["type"]
         if kind == "AWS::SQS::Queue":
             return info.get("url") or info["name"]
-        if kind in ("AWS::Lambda::LayerVersion", "AWS::IAM::Role", "AWS::SecretsManager::Secret") or \
-                kind.startswith("AWS::SQS::"):
+        if kind in ("AWS::Lambda::LayerVersion", "AWS::IAM::Role", "AWS::SecretsManager::Secret",
+                    "AWS::StepFunctions::StateMachine") or kind.startswith("AWS::SQS::"):
             return info["arn"]
         if kind == "AWS::ApiGatewayV2::Api":
             return info["id"]
@@ -851,6 +866,60 @@ class TemplateStack:
             if error.response["Error"]["Code"] != "ResourceExistsException":
                 raise
             info["arn"] = manager.describe_secret(SecretId=info["name"])["ARN"]
+
+    def _create_bucket(self, logical_id: str, props: Mapping[str, Any]) -> None:
+        """The bucket, with its encryption, public access block and expiry (what moto keeps
+        of them). A bucket already there (a reused moto server) is kept."""
+        props = self._resolve(dict(props))
+        name = self.resources[logical_id]["name"]
+        s3 = self.client("s3")
+        args: dict[str, Any] = {"Bucket": name}
+        if self.region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            s3.create_bucket(**args)
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        if props.get("BucketEncryption"):
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]})
+        if props.get("PublicAccessBlockConfiguration"):
+            s3.put_public_access_block(Bucket=name,
+                                       PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+        rules = []
+        for rule in (props.get("LifecycleConfiguration") or {}).get("Rules") or []:
+            shaped: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"],
+                                      "Filter": {"Prefix": rule.get("Prefix", "")}}
+            if "ExpirationInDays" in rule:
+                shaped["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+            if "AbortIncompleteMultipartUpload" in rule:
+                shaped["AbortIncompleteMultipartUpload"] = {
+                    "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+            rules.append(shaped)
+        if rules:
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+
+    def _create_state_machine(self, logical_id: str, props: Mapping[str, Any]) -> None:
+        """The state machine with its definition, `DefinitionSubstitutions` applied (kept in
+        `state_machines` for local/statemachine.py: moto would run its Lambda tasks in Docker)."""
+        props = self._resolve(dict(props))
+        info = self.resources[logical_id]
+        text = props.get("DefinitionString")
+        if text is None:
+            text = json.dumps(props.get("Definition") or {})
+        for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+            text = text.replace("${" + key + "}", str(value))
+        self.state_machines[logical_id] = json.loads(text)
+        machines = self.client("stepfunctions")
+        try:
+            info["arn"] = machines.create_state_machine(
+                name=info["name"], definition=text, roleArn=props["RoleArn"],
+                type=props.get("StateMachineType", "STANDARD"))["stateMachineArn"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "StateMachineAlreadyExists":
+                raise
 
     def _evaluate_conditions(self) -> dict[str, bool]:
         """The template's Conditions (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) with
