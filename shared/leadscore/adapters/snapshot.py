@@ -1,20 +1,23 @@
 """The table read whole, for previews and calibration: a Scan, page by page, kept in memory
 as a read-only store (ports.RebuildStore) the rebuild reads persons from, with no request more.
 
-One process on one machine; fine for the tables a demo or a small customer has. (Parallel
-Scan segments and a Step Functions map over them are the way past that.)
+`scan` reads the whole table in one process; adapters/shards.py reads it in parallel Scan
+segments and builds one snapshot per shard of whole partitions (the way past one process).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadscore.adapters import items
 from leadscore.adapters.table import Table, unmarshal
 from leadscore.domain.records import Account, Contact, PoisonRecord, StoredEvent, VersionConflict
 from leadscore.services.rebuild import Person, gather
+
+if TYPE_CHECKING:
+    from leadscore.services.ports import RebuildStore
 
 
 class TableSnapshot:
@@ -56,16 +59,17 @@ class TableSnapshot:
     def save_contacts(self, writes: Sequence[tuple[Contact, int | None]]) -> None:
         raise VersionConflict("a snapshot is read-only")
 
-    def persons(self) -> Iterator[Person]:
+    def persons(self, store: RebuildStore | None = None) -> Iterator[Person]:
         """Each person once: from every contact not merged into another (and every id with
-        events but no contact yet), with the ids merged into it."""
+        events but no contact yet), with the ids merged into it; read through `store` when
+        given (a shard's view, which reads ids of other shards from the table)."""
         seen: set[str] = set()
         roots = [key for key, contact in self.contacts.items() if not contact.merged_into]
         roots += [key for key in self.events if key not in self.contacts]
         for key in roots:
             if key in seen:
                 continue
-            person = gather(self, key)
+            person = gather(store or self, key)
             if person.root in seen:
                 continue
             seen.update(person.stored)
