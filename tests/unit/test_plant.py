@@ -140,6 +140,10 @@ def test_the_command_refuses_a_bad_rule_with_a_clear_message(tmp_path: Path,
     assert "demo_requested:often:20" in capsys.readouterr().err
     assert plant.main(["--out", str(tmp_path), "--rule", "careers_page:0.2"]) == 2
     assert "expected rule:rate:lift" in capsys.readouterr().err
+    assert plant.main(["--out", str(tmp_path), "--rule", "no_such_rule:0.2:5"]) == 2
+    assert "plan: no_such_rule: not a rule of scoring.yaml" in capsys.readouterr().err
+    assert plant.main(["--out", str(tmp_path), "--rule", "demo_requested:0.2:99"]) == 2
+    assert "must stay between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "outcomes.csv").exists()
 
 
