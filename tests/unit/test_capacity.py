@@ -167,3 +167,51 @@ class TestBadFit:
         assert BAD_FIT_SHARE == 0.05 and share["retune"] is True  # 5.3%: over 5%
         assert bad_fit_share(rows[:3] + [(60, 30, 30)] * 17, 40, 30)["retune"] is False  # 1 in 20: 5%, not over
         assert bad_fit_share([], 40, 30)["retune"] is False
+
+
+class TestInTheReport:
+    def test_the_report_carries_bad_fit_the_sources_and_the_team(self, tmp_path: Path) -> None:
+        from leadscore.services.calibrate import CalibrationRow, calibration_report
+
+        config = load_config()
+        at = datetime(2026, 11, 20, tzinfo=UTC)
+        # ten SDR-ready at 100, one of them of bad fit (10 < 15) and low engagement (45 < 50): 10%
+        rows = [CalibrationRow(f"a{i}.io", 120, 25, 95, frozenset(), i < 3, at) for i in range(9)]
+        rows.append(CalibrationRow("weak.io", 100, 10, 45, frozenset(), False, at))
+        rows += [CalibrationRow(f"b{i}.io", 40, 10, 30, frozenset(), False, at) for i in range(10)]
+        sources = {"accounts": {"file": 0, "crm": 15, "feedback": 5}}
+        report = calibration_report(rows, config, sources=sources, routing=routing(tmp_path, TEAM),
+                                    highs=crossing([7] * 3))
+        assert report["badFit"]["current"] == {
+            "threshold": 100, "sdrReady": 10, "badFitLowEngagement": 1, "share": 0.1, "fitUnder": 15.0,
+            "engagementUnder": 50.0, "retune": True}
+        assert any(w.startswith("10.0% of the accounts SDR-ready at the current threshold (100) were bad fit")
+                   for w in report["warnings"])
+        assert report["outcomes"] == sources
+        assert report["team"]["verdict"] == "raise" and report["team"]["team"]["perDay"] == 5
+        # without them: no team, no sources; bad fit always
+        bare = calibration_report(rows, config)
+        assert "team" not in bare and "outcomes" not in bare and bare["badFit"]["current"]["sdrReady"] == 10
+
+
+class TestHighsFromTheTable:
+    def test_history_items_and_the_account_item_give_each_account_its_record_highs(self) -> None:
+        from leadscore.adapters import items
+        from leadscore.adapters.score_highs import account_highs
+        from leadscore.domain.records import Account
+
+        now = datetime(2026, 11, 20, tzinfo=UTC)
+
+        def written(score: float, at: str, version: int) -> Account:
+            return Account("acme.com", version=version, score=score, updated_at=at)
+
+        steps = [(written(40, "2026-11-02T10:00:00Z", 1), []), (written(95, "2026-11-03T10:00:00Z", 2), []),
+                 (written(60, "2026-11-04T10:00:00Z", 3), [])]
+        found = items.history_items("acme.com", steps, 400, now)
+        found += items.history_items("acme.com", [(written(105, "2026-11-06T09:00:00Z", 4), [])], 400, now)
+        found.append(items.account_item(written(80, "2026-11-09T09:00:00Z", 5)))
+        found.append(items.account_item(Account("globex.com", version=1, score=30, updated_at="2026-11-05T09:00:00Z")))
+        found.append(items.key_item(items.account_pk("bad.io"), items.HISTORY_PREFIX + "2026"))  # no steps: nothing
+        assert account_highs(reversed(found)) == {
+            "acme.com": [["2026-11-02", 40], ["2026-11-03", 95], ["2026-11-06", 105]],
+            "globex.com": [["2026-11-05", 30]]}

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact
 from leadscore.engine.rules import score
+from leadscore.services.capacity import BAD_FIT_SHARE, bad_fit_share, most_account_fit, threshold_against_team
 from leadscore.services.rebuild import Person, replay, root_contact
 
 if TYPE_CHECKING:
     from leadscore.domain.ledgers import ContactEntry
     from leadscore.domain.records import Account
     from leadscore.rulesfiles.loading import Config
+    from leadscore.rulesfiles.routing import RoutingConfig
 
 OUTCOMES = ("won", "lost", "open")
 _SYNONYMS = {"closed-won": "won", "closed_won": "won", "closed won": "won", "closed-lost": "lost",
@@ -292,11 +294,16 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
 
 
 def calibration_report(rows: Iterable[CalibrationRow], config: Config, target: tuple[float, float] = (0.10, 0.15),
-                       *, unknown: Iterable[str] = ()) -> dict[str, Any]:
+                       *, unknown: Iterable[str] = (), sources: Mapping[str, Any] | None = None,
+                       highs: Mapping[str, Any] | None = None, routing: RoutingConfig | None = None
+                       ) -> dict[str, Any]:
     """The calibration report over the closed accounts' rows (in the outcomes' order): per
     rule its lift on closing, the threshold for the target close rate with a backtest on
     held-out accounts, a lift chart, how many were SDR-ready on fit alone; `unknown`: the
-    accounts of the outcomes not in the table."""
+    accounts of the outcomes not in the table. Also the share of SDR-ready accounts of bad fit
+    and low engagement (services/capacity.py); with `sources` (outcomes.merge_report's counts)
+    where the outcomes came from; with `routing` and `highs` (account id -> its record highs,
+    capacity.record_highs) the threshold against the team."""
     scoring = config.scoring
     rows = list(rows)
     unknown = list(unknown)
@@ -329,6 +336,21 @@ def calibration_report(rows: Iterable[CalibrationRow], config: Config, target: t
     suggested = suggest_threshold(scored, target) if scored else None
     scored_all = scored + testing
     at_current = [won for score_, won in scored_all if score_ >= current]
+    most_fit = most_account_fit(scoring)
+    at_close = [(row.score, row.fit, row.engagement) for row in rows]
+    bad_fit = {"current": bad_fit_share(at_close, current, most_fit),
+               "suggested": bad_fit_share(at_close, suggested["threshold"], most_fit) if suggested else None}
+    for name, share in bad_fit.items():
+        if share is not None and share["retune"]:
+            warnings.append(f"{share['share']:.1%} of the accounts SDR-ready at the {name} threshold "
+                            f"({share['threshold']:g}) were bad fit and low engagement (over {BAD_FIT_SHARE:.0%}): "
+                            "re-tune the rules")
+    extra: dict[str, Any] = {"badFit": bad_fit}
+    if sources is not None:
+        extra["outcomes"] = dict(sources)
+    if routing is not None:
+        extra["team"] = threshold_against_team(highs or {}, routing, current,
+                                               suggested["threshold"] if suggested else None)
     return {"warnings": warnings, "closed": closed_count, "wins": wins,
             "baseRate": round(wins / closed_count, 4) if closed_count else 0.0,
             "threshold": {"current": current, "accountsAtOrAbove": len(at_current),
@@ -340,4 +362,5 @@ def calibration_report(rows: Iterable[CalibrationRow], config: Config, target: t
                          "suggested": backtest(testing, suggested["threshold"]) if suggested else None},
             "liftChart": lift_chart(scored_all),
             "rules": sorted((s.view() for s in stats.values() if s.with_rule[0]),
-                            key=lambda v: (v["liftPoints"] is None, -(v["liftPoints"] or 0.0), v["rule"]))}
+                            key=lambda v: (v["liftPoints"] is None, -(v["liftPoints"] or 0.0), v["rule"])),
+            **extra}
