@@ -46,7 +46,8 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_ERRORS = ("Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                  "Lambda.TooManyRequestsException")
 #: The Payload field naming each step's item, beside `job`.
-STEP_ITEM: dict[str, str | None] = {"scan": "segment", "outcomes": "shard", "replay": "shard", "reduce": None}
+STEP_ITEM: dict[str, str | None] = {"scan": "segment", "outcomes": "shard", "merge": None, "replay": "shard",
+                                    "reduce": None}
 
 # ---------------------------------------------------------------- reading the template
 

@@ -129,13 +129,21 @@ def test_routes(sam_template: dict[str, Any]) -> None:
                 props = event["Properties"]
                 assert props["ApiId"] == {"Ref": "Api"}
                 routes[f"{props['Method']} {props['Path']}"] = props
+    api = sam_template["Resources"]["Api"]["Properties"]
+    # the collection routes: paths of the API's definition, there only with IngestEndpoint
+    # HttpApi (with FunctionUrl the collect function's URL serves them: test_front_door.py)
+    for path, item in api["DefinitionBody"]["paths"].items():
+        condition, operations, otherwise = item["Fn::If"]
+        assert (condition, otherwise) == ("UseHttpApiIngest", {"Ref": "AWS::NoValue"}), path
+        for method, operation in operations.items():
+            routes[f"{method.upper()} {path}"] = operation
     assert set(routes) >= INGESTION_ROUTES
     assert set(routes) >= IAM_ROUTES
     for route in IAM_ROUTES:
         assert routes[route]["Auth"]["Authorizer"] == "AWS_IAM", route
     for route in INGESTION_ROUTES:
-        assert "Auth" not in routes[route], route  # public: the write key is checked by the code
-    api = sam_template["Resources"]["Api"]["Properties"]
+        # public: the write key is checked by the code
+        assert "Auth" not in routes[route] and "security" not in routes[route], route
     assert api["Auth"]["EnableIamAuthorizer"] is True
     # CORS is per source, answered by the collect function (an API-level config would override it)
     assert "CorsConfiguration" not in api
@@ -390,13 +398,42 @@ def _invokes_itself(modules: set[str]) -> bool:
                if (LAYER / f"{m.replace('.', '/')}.py").is_file())
 
 
+def _shards_needs(store_ops: dict[str, set[tuple[str, str]]], bucket: str) -> set[tuple[str, str]]:
+    """What adapters/shards.py calls (the evidence function's steps, issue 25): the table's
+    Scans (`table.client.scan`), the Store methods a shard reads a foreign person with
+    (`self._store().<method>`), and S3ShardStore's `self.client.<operation>` on the bucket
+    (ListObjectsV2 is authorized by s3:ListBucket on the bucket, the others on its objects)."""
+    tree = _parse(LAYER / "adapters" / "shards.py")
+    needed: set[tuple[str, str]] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Attribute) and owner.attr == "client" and isinstance(owner.value, ast.Name) \
+                and owner.value.id == "table":
+            needed.add((f"dynamodb:{''.join(p.title() for p in node.attr.split('_'))}", "Table.Arn"))
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute) and owner.func.attr == "_store":
+            needed |= store_ops[node.attr]
+    (s3_store,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "S3ShardStore"]
+    operations = {n.attr for n in ast.walk(s3_store) if isinstance(n, ast.Attribute)
+                  and isinstance(n.value, ast.Attribute) and n.value.attr == "client" and n.attr != "exceptions"}
+    for operation in operations:
+        if operation == "list_objects_v2":
+            needed.add(("s3:ListBucket", bucket))
+        else:
+            needed.add((f"s3:{''.join(p.title() for p in operation.split('_'))}", f"{bucket}/*"))
+    assert ("dynamodb:Scan", "Table.Arn") in needed and ("s3:PutObject", f"{bucket}/*") in needed
+    return needed
+
+
 def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, set[tuple[str, str]]]
             ) -> set[tuple[str, str]]:
     """What the function's code and its event sources use, and nothing else."""
     props = sam_template["Resources"][function]["Properties"]
     modules, publishes, routes, parks = _handler_modules(props["CodeUri"])
     needed: set[tuple[str, str]] = set()
-    for method in _store_methods_used(modules, set(store_ops)):
+    # adapters.shards: its `store.put`/`get` are a ShardStore's (S3), its table calls read by _shards_needs
+    for method in _store_methods_used(modules - {"adapters.shards"}, set(store_ops)):
         needed |= store_ops[method]
     if _invokes_itself(modules):  # an erasure's continuation: itself, by the name the template gives it
         needed.add(("lambda:InvokeFunction", "arn:AWS::Partition:lambda:AWS::Region:AWS::AccountId:function:"
@@ -407,6 +444,9 @@ def _needed(sam_template: dict[str, Any], function: str, store_ops: dict[str, se
         needed.add(("sqs:SendMessage", "RoutedQueue.Arn"))
     if parks:
         needed.add(("sqs:SendMessage", "RoutedParkedQueue.Arn"))
+    if "adapters.shards" in modules:  # previews and calibration on AWS: the table's Scan, the evidence bucket
+        bucket = _symbol((props.get("Environment") or {}).get("Variables", {})["EVIDENCE_BUCKET"]).removeprefix("Ref:")
+        needed |= _shards_needs(store_ops, f"{bucket}.Arn")
     if needs_log_key(props["CodeUri"]):  # its log key, that secret only (tests/support/digests.py)
         needed.add(("secretsmanager:GetSecretValue", "Ref:LogKeySecret"))
     destinations = [((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")]
@@ -448,7 +488,8 @@ def test_no_function_can_scan_delete_or_read_any_stream(expanded: dict[str, Any]
         for arn in role.get("ManagedPolicyArns") or []:
             assert "DynamoDB" not in _symbol(arn), (logical_id, arn)  # AWSLambdaDynamoDBExecutionRole: every stream
         for action, resource_arn in _granted(role):
-            assert action != "dynamodb:Scan", logical_id
+            if logical_id != "EvidenceFunctionRole":  # previews and calibration alone read the whole table
+                assert action != "dynamodb:Scan", logical_id
             if logical_id != "EraseFunctionRole":  # erasure alone deletes (DELETE /v1/contacts/{id})
                 assert action != "dynamodb:DeleteItem", logical_id
             if logical_id not in ("EraseFunctionRole", "AggregateFunctionRole"):  # and the history's batch of puts

@@ -25,7 +25,7 @@ def _template(tmp_path: Path, old: str, new: str) -> Path:
 
 def test_the_shipped_definition_passes_and_runs_every_step_the_handler_accepts() -> None:
     assert check() == []
-    assert handler_steps() == ("scan", "outcomes", "replay", "reduce")
+    assert handler_steps() == ("scan", "outcomes", "merge", "replay", "reduce")
 
 
 @pytest.mark.parametrize(("old", "new", "problem"), [
