@@ -15,6 +15,7 @@ validate and carry exactly the suggested values.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,8 @@ def candidate(text: str, report: Mapping[str, Any]) -> Candidate:
             requalify = _child(thresholds, "requalify_below")
             below = _value(requalify) if requalify is not None else None
             if old and below is not None and below >= new:
-                lowered = float(int(new * below / old))  # the same proportion of the threshold as now
+                # the same proportion of the threshold as now, a whole number under it
+                lowered = float(min(math.floor(new * below / old), math.ceil(new) - 1))
                 edit(requalify, lowered, "account.thresholds.requalify_below")
                 made.notes.append(f"account.thresholds.requalify_below lowered from {requalify.value} to "
                                   f"{number(lowered)}: it must stay below sdr_ready")

@@ -432,7 +432,7 @@ Section = tuple[str, tuple[str, ...], Callable[[Mapping[str, Any], str], str]]
 
 CALIBRATION: tuple[Section, ...] = (
     ("Warnings", ("warnings",), lambda r, p: _warnings(r)),
-    ("Outcomes", ("closed", "wins", "baseRate"), _summary),
+    ("Closed accounts", ("closed", "wins", "baseRate"), _summary),
     ("Rules: lift and suggested points", ("rules",), lambda r, p: _rules(r, p, {})),
     ("Lift chart", ("liftChart",), _lift_chart),
     ("Threshold", ("threshold",), _threshold),
