@@ -121,11 +121,11 @@ replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue 
 
 calibrate: install ## which rules raise the chance of closing, from outcomes: make calibrate DATA=<outcomes.csv|.jsonl> [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
 	@test -n "$(DATA)" || { echo "usage: make calibrate DATA=<outcomes.csv or .jsonl> [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.calibrate --data "$(DATA)" $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ARGS)
+	$(PY) -m local.calibrate --data "$(DATA)" $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ARGS) $(if $(HTML),--html "$(HTML)") $(if $(CANDIDATE),--candidate "$(CANDIDATE)")
 
 preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=leadscore] [ARGS=--json]
 	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") --stack "$(STACK)" $(ARGS)
+	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") --stack "$(STACK)" $(ARGS) $(if $(HTML),--html "$(HTML)")
 
 rebuild: install ## rebuild a contact (or every contact an account tracks) from its stored events: make rebuild CONTACT=<id> | ACCOUNT=<id> [STACK=leadscore] [ARGS=--dry-run]
 	@test -n "$(CONTACT)$(ACCOUNT)" || { echo "usage: make rebuild CONTACT=<userId or email> | ACCOUNT=<accountId> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }

@@ -25,6 +25,8 @@ from typing import Any
 from leadscore.rulesfiles.loading import load_config
 from leadscore.services.calibrate import OutcomeError, calibrate, parse_outcomes
 
+from local import evidence
+
 
 def render(report: dict[str, Any]) -> str:
     lines = [*(f"warning: {w}" for w in report["warnings"]),
@@ -84,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", default="0.10-0.15",
                         help="the close rate the SDR-ready accounts should have: a range (0.10-0.15) or one rate")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    evidence.add_flags(parser, candidate=True)
     args = parser.parse_args(argv)
     try:
         low, _, high = args.target.partition("-")
@@ -120,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_account[contact.account].append(person)
     report = calibrate(by_account, snapshot.accounts, outcomes, config, target)
     print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    return evidence.calibration_outputs(report, args, config)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from typing import Any
 from leadscore.rulesfiles.errors import ConfigError
 from leadscore.rulesfiles.loading import Config, load_config, load_routing, load_scoring
 
+from local import evidence
+
 
 def candidate_config(rules: Path, current: Config) -> Config:
     """The current rules with `rules` as scoring.yaml, validated (ConfigError names the file,
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
                         help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    evidence.add_flags(parser)
     args = parser.parse_args(argv)
 
     current = load_config(args.config) if args.config else load_config()
@@ -85,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     snapshot = TableSnapshot(scan(table))
     report = preview(snapshot.persons(), snapshot.accounts, current, candidate, runtime.now(), routing).report()
     print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    return evidence.preview_outputs(report, args)
 
 
 if __name__ == "__main__":
