@@ -432,11 +432,11 @@ def stack_invoker(stack: Any) -> Callable[[str, Any], Any]:
     return invoke
 
 
-def run_on_stack(stack: Any, execution_input: Any, logical_id: str = STATE_MACHINE, **options: Any
-                 ) -> tuple[Any, Interpreter]:
-    """The stack's state machine run on `execution_input` with its functions in-process
-    (`options`: the Interpreter's). Returns (output, the interpreter: map runs, history)."""
-    interpreter = Interpreter(stack.state_machines[logical_id], stack_invoker(stack), **options)
+def run_on_stack(stack: Any, execution_input: Any, logical_id: str = STATE_MACHINE, *,
+                 invoke: Callable[[str, Any], Any] | None = None, **options: Any) -> tuple[Any, Interpreter]:
+    """The stack's state machine run on `execution_input` with its functions in-process (or
+    `invoke`; `options`: the Interpreter's). Returns (output, the interpreter: map runs, history)."""
+    interpreter = Interpreter(stack.state_machines[logical_id], invoke or stack_invoker(stack), **options)
     return interpreter.run(execution_input), interpreter
 
 
