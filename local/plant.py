@@ -14,8 +14,9 @@ calls. Each account then closes (or stays open, `open_share`) with a close date 
 event, and is won with probability `base_rate + the sum of the lifts of its rules that fired`.
 Because the rules fire independently, a rule's close rate with it minus without it is its
 planted lift, whatever the others do: what calibration should measure. A `late_share` of the
-closed accounts get one more planted rule's message after their close, which calibration must
-not count (an account is valued as it stood before its outcome).
+closed accounts get a message after their close that would make a planted rule fire that had
+not (an event, a contact's new title, the company's new industry), which calibration must not
+count (an account is valued as it stood before its outcome).
 
 Writes to --out: `journeys/planted.json`, a journey (events/journeys/README.md: `/v1/batch`
 steps of Segment Spec messages at their times, which `python -m local.demo --journeys
@@ -105,7 +106,7 @@ class PlantedAccount:
     probability: float
     outcome: str  # won | lost | open
     closed_at: datetime | None
-    late: str | None = None  # a planted rule whose message came after the close
+    late: str | None = None  # a planted rule whose message came after the close (not to be counted)
     messages: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -354,11 +355,17 @@ def generate(config: Config, *, accounts: int = 4000, seed: int = 7, plan: Seque
         if closes:
             account.closed_at = (last + timedelta(days=rng.uniform(1, CLOSE_AFTER_DAYS))).replace(microsecond=0)
             account.outcome = "won" if won else "lost"
-            engaging = [p.rule for p in plants if how[p.rule].kind == "engagement"]
-            if engaging and rng.random() < late_share:
-                account.late = rng.choice(engaging)
-                add(account.closed_at + timedelta(days=rng.uniform(1, 10)), how[account.late].message,
-                    rng.choice(users))
+            if rng.random() < late_share:
+                # a rule that had not fired, so counting it would show (any, when all had)
+                account.late = rng.choice([p.rule for p in plants if p.rule not in fired] or sorted(fired))
+                at, user, trigger = account.closed_at + timedelta(days=rng.uniform(1, 10)), rng.choice(users), \
+                    how[account.late]
+                if trigger.kind == "engagement":
+                    add(at, trigger.message, user)
+                elif trigger.kind == "fit":  # the contact's profile changes after the close
+                    add(at, {"type": "identify", "traits": {**profile[users.index(user)], **trigger.traits}}, user)
+                else:  # the company's firmographics change after the close
+                    add(at, {"type": "group", "groupId": domain, "traits": {**group_traits, **trigger.traits}}, user)
         drawn.append(account)
     return Planted(plants, seed, base_rate, drawn,
                    frozenset(p.rule for p in plants if how[p.rule].kind != "engagement"))

@@ -25,10 +25,12 @@ stream, the aggregation) and checks the fast path gives the same calibration.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ from leadscore.adapters.snapshot import TableSnapshot
 from leadscore.rulesfiles.loading import Config, load_config
 from leadscore.services.calibrate import LITTLE, MIN_ACCOUNTS, MIN_WINS, SHRINK, calibrate, parse_outcomes
 
+from local import calibrate as local_calibrate
 from local.plant import Plant, Planted, generate, table_items
 from tests.integration.conftest import Pipeline
 
@@ -137,6 +140,34 @@ def test_too_few_accounts_is_said_first_and_a_rule_without_support_gets_no_point
     assert rare["suggestedPoints"] is None and rare["support"].startswith("too little to tell")
 
 
+def _fired(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    return {row["rule"]: (row["fired"], row["wins"]) for row in report["rules"]}
+
+
+def _planted_fired(planted: Planted) -> dict[str, tuple[int, int]]:
+    return {rule["rule"]: (rule["firedOnClosed"], rule["winsWith"]) for rule in planted.manifest()["rules"]}
+
+
+def test_a_contact_whose_profile_changes_after_its_close_counts_as_it_was(config: Config) -> None:
+    """Half the closed accounts get, after their close, the event or the executive title of a
+    planted rule that had not fired: neither counts."""
+    plan = [Plant("demo_requested", 0.3, 20), Plant("title_executive", 0.3, 10)]
+    late = generate(config, accounts=400, seed=5, plan=plan, late_share=0.5)
+    assert late.manifest()["lateMessages"] > 100
+    assert _fired(_calibrate(table_items(late, config), late, config)) == _planted_fired(late)
+
+
+@pytest.mark.xfail(strict=True, reason="calibration reads an account's firmographics as stored now, not as they "
+                                       "stood at its close: a group call after the close makes account fit rules "
+                                       "fire (services/calibrate.py account_at_close takes the stored traits)")
+def test_an_account_whose_firmographics_change_after_its_close_counts_as_it_was(config: Config) -> None:
+    """Half the closed accounts get, after their close, a group call with the industry of a
+    planted account fit rule that had not fired: it must not count."""
+    plan = [Plant("demo_requested", 0.3, 20), Plant("account_industry_technology", 0.3, 0)]
+    late = generate(config, accounts=400, seed=5, plan=plan, late_share=0.5)
+    assert _fired(_calibrate(table_items(late, config), late, config)) == _planted_fired(late)
+
+
 def _send(pipeline: Pipeline, planted: Planted) -> None:
     """Every planted message through the collection API at its time, the stream folded after each."""
     for step in planted.journey()["steps"]:
@@ -146,9 +177,19 @@ def _send(pipeline: Pipeline, planted: Planted) -> None:
         pipeline.settle()
 
 
-def test_the_fast_path_calibrates_as_the_pipeline_does(pipeline: Pipeline, config: Config) -> None:
+def test_the_fast_path_calibrates_as_the_pipeline_does(pipeline: Pipeline, config: Config, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     small = generate(config, accounts=40, seed=3, plan=PLAN)
     _send(pipeline, small)
-    through_stack = _calibrate(pipeline.table_items(), small, config)
-    assert through_stack == _calibrate(table_items(small, config), small, config)
-    assert through_stack["closed"] == small.manifest()["closed"] > 30
+    fast = _calibrate(table_items(small, config), small, config)
+    assert _calibrate(pipeline.table_items(), small, config) == fast
+    assert fast["closed"] == small.manifest()["closed"] > 30
+    # and `make calibrate` on the stack (its Scan segments, map and reduce) reads the same
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(small.outcomes_csv())
+    capsys.readouterr()
+    assert local_calibrate.main(["--data", str(outcomes), "--json", "--target", "0.20-0.30"]) == 0
+    command = json.loads(capsys.readouterr().out)
+    for key in ("closed", "wins", "baseRate", "rules", "backtest", "liftChart"):
+        assert command[key] == fast[key], key
+    assert command["threshold"]["suggested"] == fast["threshold"]["suggested"]
