@@ -4,8 +4,9 @@ stderr, the blobs in a temporary folder (LocalShardStore).
 
 Each process builds its own table client from the table's name and the environment (the
 credentials and region, `AWS_ENDPOINT_URL` for `make serve`'s moto or another endpoint).
-Under an in-process moto (`moto.mock_aws`, the tests' stack) no other process can see the
-table, so the steps run one after the other in this process: the same code path, processes=1.
+Under an in-process moto (`moto.mock_aws`, the tests' stack) with no endpoint to reach it by,
+no other process can see the table, so the steps run one after the other in this process:
+the same code path, processes=1.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ def run(job: dict[str, Any], table: Table, *, processes: int | None = None, stre
     one, in this process, under an in-process moto); returns the report."""
     stream = stream if stream is not None else sys.stderr
     processes = processes or default_processes()
-    if in_process_moto():
-        processes = 1
+    if in_process_moto() and not os.environ.get("AWS_ENDPOINT_URL"):
+        processes = 1  # no other process could reach the table
     with tempfile.TemporaryDirectory(prefix="leadscore-evidence-") as scratch:
         path = store_path or scratch
         store = shards.LocalShardStore(path)
@@ -153,8 +154,10 @@ def sizes(args: Any) -> tuple[int, int]:
     """(processes, segments) from the flags, each at least 1 (SystemExit naming a bad one)."""
     processes = args.processes if args.processes is not None else default_processes()
     if processes < 1:
-        raise SystemExit(f"--processes: {processes} is not a number of processes (1 or more)")
+        print(f"--processes: {processes} is not a number of processes (1 or more)", file=sys.stderr)
+        raise SystemExit(2)
     segments = args.segments if args.segments is not None else 4 * processes
     if not 1 <= segments <= 1_000_000:
-        raise SystemExit(f"--segments: {segments} is not a number of Scan segments (1 to 1000000)")
+        print(f"--segments: {segments} is not a number of Scan segments (1 to 1000000)", file=sys.stderr)
+        raise SystemExit(2)
     return processes, segments

@@ -4,10 +4,12 @@ current rules and a candidate `scoring.yaml`, writing nothing.
     python -m local.preview --rules <candidate scoring.yaml> [--config config/] [--stack leadscore] [--json]
     make preview RULES=<candidate scoring.yaml> [ROUTING=<candidate routing.yaml>] [STACK=leadscore] [ARGS=--json]
 
-The candidate is validated first (file, key path, reason: exit 2). The table is read with one
-Scan (consistent reads; against AWS or the local stack with `AWS_ENDPOINT_URL`), each person's
-events folded with the code that scores live under each rules set as of now, their accounts
-valued under each (services/preview.py). Prints the accounts that would newly cross the
+The candidate is validated first (file, key path, reason: exit 2). The table is read in
+parallel Scan segments (consistent reads; against AWS or the local stack with
+`AWS_ENDPOINT_URL`) by `--processes` processes (default: one per CPU), its items grouped by
+partition into shards, each person's events folded with the code that scores live under each
+rules set as of now, their accounts valued under each (adapters/shards.py, services/preview.py;
+a progress line per step on stderr). Prints the accounts that would newly cross the
 SDR-ready threshold or leave it, how many are SDR-ready under each, the accounts and contacts
 whose score moves most, and each rule's point total under each; `--json` prints it as JSON.
 """
@@ -26,6 +28,7 @@ from leadscore.rulesfiles.errors import ConfigError
 from leadscore.rulesfiles.loading import Config, load_config, load_routing, load_scoring
 
 from local import evidence
+from local.mapreduce import flags as mapreduce_flags
 
 
 def candidate_config(rules: Path, current: Config) -> Config:
@@ -63,30 +66,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
                         help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    mapreduce_flags(parser)
     evidence.add_flags(parser)
     args = parser.parse_args(argv)
 
     current = load_config(args.config) if args.config else load_config()
     try:
-        candidate = candidate_config(Path(args.rules), current)
-        routing_now = load_routing(current.dir / "routing.yaml")
-        routing = (routing_now, load_routing(Path(args.routing)) if args.routing else routing_now)
+        # validated here, so a problem names the user's files; the steps load them again
+        candidate_config(Path(args.rules), current)
+        load_routing(current.dir / "routing.yaml")
+        if args.routing:
+            load_routing(Path(args.routing))
     except ConfigError as problem:
         print(f"the candidate rules are not valid:\n{problem}", file=sys.stderr)
         return 2
 
     import boto3
     from leadscore.adapters import runtime
-    from leadscore.adapters.snapshot import TableSnapshot, scan
+    from leadscore.adapters.shards import new_job
     from leadscore.adapters.table import Table
-    from leadscore.services.preview import preview
 
+    from local import mapreduce
     from local.replay import Stack
 
     stack = Stack(args.stack, boto3.Session())
     table = Table(stack.table_name(), client=stack.client("dynamodb"))
-    snapshot = TableSnapshot(scan(table))
-    report = preview(snapshot.persons(), snapshot.accounts, current, candidate, runtime.now(), routing).report()
+    processes, segments = mapreduce.sizes(args)
+    given = {"dir": str(current.dir)} if args.config else None
+    job = new_job("preview", segments=segments, as_of=runtime.now(), current=given,
+                  candidate_scoring=Path(args.rules).read_text(encoding="utf-8"),
+                  candidate_routing=Path(args.routing).read_text(encoding="utf-8") if args.routing else None)
+    report = mapreduce.run(job, table, processes=processes)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return evidence.preview_outputs(report, args)
 

@@ -219,8 +219,12 @@ def check_job(job: Mapping[str, Any]) -> None:
 
 
 def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
-    return {"accountId": outcome.account_id, "outcome": outcome.outcome,
-            "closedAt": outcome.closed_at.isoformat() if outcome.closed_at else None}
+    doc = {"accountId": outcome.account_id, "outcome": outcome.outcome,
+           "closedAt": outcome.closed_at.isoformat() if outcome.closed_at else None}
+    for name in ("source", "note"):  # services/outcomes.py's FoundOutcome: where it was read
+        if getattr(outcome, name, None):
+            doc[name] = getattr(outcome, name)
+    return doc
 
 
 def _outcomes(docs: Iterable[Mapping[str, Any]]) -> list[Outcome]:
@@ -416,8 +420,7 @@ def shard_view(table: Table | None, store: ShardStore, job: Mapping[str, Any], s
 
 def _outcome_finder() -> Callable[[TableSnapshot], list[Outcome]] | None:
     try:
-        # cold start: a calibration's outcomes step only
-        from leadscore.services import outcomes  # type: ignore[attr-defined, unused-ignore]
+        from leadscore.services import outcomes  # cold start: a calibration's outcomes step only
     except ImportError:
         return None
     found: Callable[[TableSnapshot], list[Outcome]] | None = getattr(outcomes, "outcomes_in", None)
@@ -437,11 +440,12 @@ def find_outcomes(table: Table | None, store: ShardStore, job: Mapping[str, Any]
 
 
 def merge_outcomes(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
-    """The table's outcomes (every shard's) merged with the job's (the file's): an account the
-    file has a row for keeps the file's rows only. Written as `<run>/outcomes.json`."""
+    """The table's outcomes (every shard's) merged with the job's (the file's), one per
+    account by services/outcomes.py's precedence (the file's, else the CRM's, else the
+    feedback's); without that module, an account the file names keeps the file's rows only.
+    Written as `<run>/outcomes.json` with the counts, which are returned."""
     check_job(job)
     given = list(job.get("outcomes") or [])
-    named = {doc["accountId"] for doc in given}
     table_docs: list[dict[str, Any]] = []
     for shard in range(job["shards"]):
         try:
@@ -449,16 +453,26 @@ def merge_outcomes(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
         except KeyError:
             raise RuntimeError(f"run {job['run']}: the outcomes of shard {shard} are not found yet "
                                "(run find_outcomes on every shard first)") from None
-    kept = [doc for doc in table_docs if doc["accountId"] not in named]
-    kept.sort(key=lambda doc: (doc["accountId"], doc.get("closedAt") or "", doc["outcome"]))
-    merged = given + kept
-    _put_json(store, merged_outcomes_name(job["run"]), merged)
-    return {"outcomes": len(merged), "fromFile": len(given), "fromTable": len(kept)}
+    table_docs.sort(key=lambda doc: json.dumps(doc, sort_keys=True))  # the same whatever order shards ran in
+    try:
+        from leadscore.services import outcomes  # cold start: a calibration's merge only
+    except ImportError:
+        named = {doc["accountId"] for doc in given}
+        merged = given + [doc for doc in table_docs if doc["accountId"] not in named]
+        counts: dict[str, Any] = {"outcomes": len(merged), "fromFile": len(given),
+                                  "fromTable": len(merged) - len(given)}
+    else:
+        crm, feedback = outcomes.by_source([outcomes.outcome_from_json(doc) for doc in table_docs])
+        kept, counts = outcomes.merge_report(_outcomes(given), crm, feedback)
+        merged = [outcomes.outcome_json(o) for o in kept]
+        counts = {"outcomes": len(merged), **counts}
+    _put_json(store, merged_outcomes_name(job["run"]), {"outcomes": merged, "counts": counts})
+    return counts
 
 
 def _job_outcomes(store: ShardStore, job: Mapping[str, Any]) -> list[Outcome]:
     try:
-        return _outcomes(_get_json(store, merged_outcomes_name(job["run"])))
+        return _outcomes(_get_json(store, merged_outcomes_name(job["run"]))["outcomes"])
     except KeyError:  # no outcomes step run: the job's own
         return _outcomes(job.get("outcomes") or [])
 
@@ -511,6 +525,11 @@ def replay_shard(table: Table | None, store: ShardStore, job: Mapping[str, Any],
         partial = {"persons": persons, "events": events, "rows": rows,
                    "traits": {account_id: snapshot.accounts[account_id].traits
                               for account_id in by_account if account_id in snapshot.accounts}}
+        # each account's record highs from its history items (its partition: this shard's), for
+        # the threshold against the team (services/capacity.py)
+        from leadscore.adapters.score_highs import account_highs  # cold start: a calibration's step
+
+        partial["highs"] = account_highs(shard_items(store, job, shard))
         counts = {"persons": persons, "events": events}
     _put_json(store, partial_name(job["run"], shard), partial)
     return {"shard": shard, **counts, "foreignReads": view.foreign_reads}
@@ -560,8 +579,10 @@ def reduce(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
         )
 
         rows: dict[str, dict[str, dict[str, Any]]] = {}
+        highs: dict[str, Any] = {}
         for partial in _partials(store, job):
             traits.update(partial["traits"])
+            highs.update(partial.get("highs") or {})
             for account_id, by_close in partial["rows"].items():
                 mine = rows.setdefault(account_id, {})
                 for closed_at, row in by_close.items():
@@ -578,6 +599,11 @@ def reduce(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
             found.append(account_at_close(current, outcome.account_id, traits.get(outcome.account_id) or {},
                                           [entry_from_doc(e) for e in row["entries"]], row["fired"], outcome))
         target = job["target"]
-        report = calibration_report(found, current, (target[0], target[1]), unknown=unknown)
+        try:
+            sources = _get_json(store, merged_outcomes_name(job["run"])).get("counts")
+        except KeyError:  # no outcomes step run
+            sources = None
+        report = calibration_report(found, current, (target[0], target[1]), unknown=unknown, sources=sources,
+                                    highs=highs, routing=routing[0])
     store.put(report_name(job["run"]), json.dumps(report, indent=2).encode())
     return report
