@@ -107,8 +107,8 @@ demo: install ## replay the sample journeys (events/journeys) on the local stack
 bench: install ## measure the PRODUCT budgets on the local stack (counted AWS calls); exit 1 if one fails
 	$(PY) -m bench.run
 
-serve: install ## the local stack, long-running: the API on PORT (3000), moto (every resource of template.yaml) on AWS_PORT (5000); SLACK_WEBHOOK_URL=... posts the Slack notifications there
-	$(PY) -m local.server --port $(PORT) --aws-port $(AWS_PORT) $(if $(SLACK_WEBHOOK_URL),--parameter SlackWebhookUrl=$(SLACK_WEBHOOK_URL))
+serve: install ## the local stack, long-running: the API on PORT (3000), moto (every resource of template.yaml) on AWS_PORT (5000); INGEST=function-url serves the collection routes as the collect function's Function URL would; SLACK_WEBHOOK_URL=... posts the Slack notifications there
+	$(PY) -m local.server --port $(PORT) --aws-port $(AWS_PORT) $(if $(INGEST),--ingest $(INGEST)) $(if $(SLACK_WEBHOOK_URL),--parameter SlackWebhookUrl=$(SLACK_WEBHOOK_URL))
 
 WEBHOOK_PORT ?= 9000
 webhook: install ## a local Slack incoming webhook on WEBHOOK_PORT (9000): prints each message `make serve SLACK_WEBHOOK_URL=http://127.0.0.1:9000/slack` posts, checked against Slack's format
@@ -119,9 +119,8 @@ replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue 
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
 
-calibrate: install ## which rules raise the chance of closing, from outcomes: make calibrate DATA=<outcomes.csv|.jsonl> [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
-	@test -n "$(DATA)" || { echo "usage: make calibrate DATA=<outcomes.csv or .jsonl> [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.calibrate --data "$(DATA)" $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ARGS) $(if $(HTML),--html "$(HTML)") $(if $(CANDIDATE),--candidate "$(CANDIDATE)")
+calibrate: install ## which rules raise the chance of closing, from outcomes (CRM events, feedback, a file): make calibrate [DATA=<outcomes.csv|.jsonl>] [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
+	$(PY) -m local.calibrate $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ARGS) $(if $(HTML),--html "$(HTML)") $(if $(CANDIDATE),--candidate "$(CANDIDATE)")
 
 preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=leadscore] [ARGS=--json]
 	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }

@@ -457,11 +457,13 @@ def http_routes(code_dir: Path) -> list[tuple[str, str]]:
         if resource.get("Type") != "AWS::Serverless::Function" or \
                 Path(str(props.get("CodeUri", ""))).name != code_dir.name:
             continue
-        for source in (props.get("Events") or {}).values():
-            if source.get("Type") == "HttpApi":
-                path = source["Properties"]["Path"]
-                path = path.replace("{proxy+}", ".+").replace("{", "<").replace("}", ">")
-                routes.append((source["Properties"]["Method"], path))
+        found = [(source["Properties"]["Method"], source["Properties"]["Path"])
+                 for source in (props.get("Events") or {}).values() if source.get("Type") == "HttpApi"]
+        if code_dir.name == "collect":  # its routes are paths of the API's definition (template.yaml, IngestEndpoint)
+            paths = template["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"]
+            found += [(method.upper(), path) for path, item in paths.items() for method in item["Fn::If"][1]]
+        for method, path in found:
+            routes.append((method, path.replace("{proxy+}", ".+").replace("{", "<").replace("}", ">")))
     return routes
 
 

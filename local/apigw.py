@@ -1,4 +1,5 @@
-"""Builders of API Gateway HTTP API (payload format 2.0) events and a fake Lambda context.
+"""Builders of API Gateway HTTP API (payload format 2.0) events, of Lambda Function URL
+events (the same format, as a Function URL delivers it), and a fake Lambda context.
 
 The events follow what API Gateway sends to a Lambda proxy integration:
 https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html
@@ -8,6 +9,12 @@ https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-in
 - `pathParameters` is absent on routes without parameters;
 - bodies are base64-encoded (`isBase64Encoded: true`) unless their content type is textual
   (text/*, JSON, XML, JavaScript): an HTML form post arrives base64-encoded.
+
+A Function URL's event has the same fields, with what API Gateway would add left as
+placeholders (https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html):
+`routeKey` "$default" (no route: the function routes by `rawPath`), no `pathParameters`,
+`requestContext.stage` "$default", `domainName` `<url-id>.lambda-url.<region>.on.aws`,
+`accountId` "anonymous" and no `authorizer` (auth type NONE).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ CHROME_UA = (
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_API_ID = "local"
 DEFAULT_REGION = "us-east-1"
+#: A Function URL's id: 32 lowercase letters and digits in AWS (derived from the account).
+DEFAULT_URL_ID = "localfunctionurl0000000000000000"
 
 _TEXTUAL = re.compile(r"^(text/|application/(json|javascript|xml|x-yaml|yaml)|.*\+(json|xml))", re.IGNORECASE)
 
@@ -207,6 +216,54 @@ def http_event(
             event["body"] = b64.b64encode(raw_body).decode("ascii")
         event["isBase64Encoded"] = encode
     return event
+
+
+def function_url_domain(url_id: str = DEFAULT_URL_ID, region: str = DEFAULT_REGION) -> str:
+    """The host of a Lambda Function URL."""
+    return f"{url_id}.lambda-url.{region}.on.aws"
+
+
+def is_function_url_event(event: Mapping[str, Any]) -> bool:
+    return event.get("routeKey") == "$default" and ".lambda-url." in str(
+        (event.get("requestContext") or {}).get("domainName", ""))
+
+
+def as_function_url(event: Mapping[str, Any], *, url_id: str = DEFAULT_URL_ID,
+                    region: str | None = None) -> dict[str, Any]:
+    """An HTTP API payload 2.0 event as a public Function URL (auth NONE) would deliver the
+    same request: no route key or path parameters, the URL's domain (also as `host` when the
+    event carried API Gateway's own), no authorizer. Headers, cookies, query, body and its
+    base64 flag are the same in both (payload format 2.0)."""
+    if event.get("version") != "2.0":
+        raise ValueError("only a payload format 2.0 event has a Function URL shape")
+    context = dict(event.get("requestContext") or {})
+    api_domain = str(context.get("domainName") or "")
+    if region is None:
+        region = api_domain.split(".")[2] if ".execute-api." in api_domain else DEFAULT_REGION
+    domain = function_url_domain(url_id, region)
+    headers = dict(event.get("headers") or {})
+    if ".execute-api." in headers.get("host", ".execute-api."):  # API Gateway's host: the URL's instead
+        headers["host"] = domain
+    http = dict(context.get("http") or {})
+    http["path"] = event.get("rawPath") or http.get("path") or "/"
+    context.update({"accountId": "anonymous", "apiId": url_id, "authentication": None, "domainName": domain,
+                    "domainPrefix": url_id, "http": http, "routeKey": "$default", "stage": "$default"})
+    context.pop("authorizer", None)
+    converted = {key: value for key, value in event.items() if key not in ("pathParameters", "stageVariables")}
+    converted.update({"routeKey": "$default", "headers": headers, "requestContext": context})
+    return converted
+
+
+def function_url_event(method: str, path: str, *, url_id: str = DEFAULT_URL_ID, region: str = DEFAULT_REGION,
+                       **kwargs: Any) -> dict[str, Any]:
+    """A Lambda Function URL event (payload format 2.0, auth NONE): `http_event`'s arguments
+    (`route_key`, `path_parameters`, `authorizer` and `stage` mean nothing to a Function URL)."""
+    for unused in ("route_key", "path_parameters", "authorizer", "stage", "api_id"):
+        if unused in kwargs:
+            raise TypeError(f"a Function URL event has no {unused}")
+    headers = {"host": function_url_domain(url_id, region), **dict(kwargs.pop("headers", None) or {})}
+    event = http_event(method, path, headers=headers, region=region, **kwargs)
+    return as_function_url(event, url_id=url_id, region=region)
 
 
 def form_event(

@@ -9,6 +9,12 @@
   response is written back as API Gateway would. AWS_IAM routes accept unsigned requests
   locally. CORS preflights are answered from the API's CorsConfiguration, and CORS headers
   added to responses as API Gateway does (it ignores the integration's own);
+- with `--ingest function-url` (`make serve INGEST=function-url`: the template's
+  IngestEndpoint FunctionUrl), the collection routes leave the HTTP API for the collect
+  function's Function URL, served on the same port: a request no HTTP API route takes goes
+  to the URL's function as a Function URL event (route key `$default`, no path parameters,
+  the domain `<url-id>.lambda-url.<region>.on.aws`; local/apigw.py), the function routing
+  it by its path; its answer written back as a Function URL does (no CORS of its own);
 - the table's stream, the bus rules and the SQS event sources are delivered continuously by a
   background thread (every `--interval` seconds);
 - local-only control routes, JSON in and out (never in the template):
@@ -66,6 +72,10 @@ DEFAULT_AWS_PORT = 5000
 DELIVERY_INTERVAL = 0.2
 #: Request bodies above this are refused (API Gateway's HTTP API limit is 10 MB).
 MAX_BODY = 10 * 1024 * 1024
+#: A Function URL refuses requests above 6 MB (Lambda's synchronous invocation payload).
+FUNCTION_URL_MAX_BODY = 6 * 1024 * 1024
+#: `--ingest` -> the template's IngestEndpoint
+INGEST_ENDPOINTS = {"http-api": "HttpApi", "function-url": "FunctionUrl"}
 #: The header the collect function answers a bot's hit with (`leadscore.adapters.ingest.NOT_SCORED_HEADER`):
 #: the access log shows it, so a hit from curl says at once why it scored nothing.
 NOT_SCORED_HEADER = "x-leadscore-not-scored"
@@ -263,6 +273,28 @@ def _is_iam(security: Any) -> bool:
     return any(isinstance(s, Mapping) and "AWS_IAM" in s for s in security or [])
 
 
+def _conditional(stack: Any, value: Any) -> Any:
+    """A value of the template under `Fn::If` as the stack's conditions choose it (None for
+    AWS::NoValue): the paths of the HTTP API that only IngestEndpoint HttpApi has."""
+    while isinstance(value, Mapping) and set(value) == {"Fn::If"}:
+        condition, if_true, if_false = value["Fn::If"]
+        value = if_true if stack.conditions.get(condition, True) else if_false
+    return None if value == {"Ref": "AWS::NoValue"} else value
+
+
+def _integration(body: Mapping[str, Any], operation: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An operation's integration, followed when it is a `$ref` to the definition's
+    `components.x-amazon-apigateway-integrations` (HTTP APIs reuse integrations so)."""
+    integration = operation.get("x-amazon-apigateway-integration") or {}
+    ref = integration.get("$ref") if isinstance(integration, Mapping) else None
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = body
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, Mapping) else None
+        return {"x-amazon-apigateway-integration": target or {}}
+    return operation
+
+
 def http_api_routes(stack: Any) -> tuple[list[Route], dict[str, CorsConfig], dict[str, str]]:
     """(routes sorted by precedence, CORS by API, stage name by API) of every HTTP API of the
     expanded template: the OpenAPI body SAM generates is what API Gateway would serve."""
@@ -276,11 +308,11 @@ def http_api_routes(stack: Any) -> tuple[list[Route], dict[str, CorsConfig], dic
         body = (resource.get("Properties") or {}).get("Body") or {}
         default_iam = _is_iam(body.get("security"))
         for path, item in (body.get("paths") or {}).items():
-            for key, operation in (item or {}).items():
+            for key, operation in (_conditional(stack, item) or {}).items():
                 method = "ANY" if key == "x-amazon-apigateway-any-method" else key.upper()
                 if key != "x-amazon-apigateway-any-method" and key not in _METHODS:
                     continue
-                function = _integration_function(operation)
+                function = _integration_function(_integration(body, operation))
                 if function is None:
                     continue
                 iam = _is_iam(operation["security"]) if "security" in operation else default_iam
@@ -295,6 +327,19 @@ def http_api_routes(stack: Any) -> tuple[list[Route], dict[str, CorsConfig], dic
                 stages[api] = str(stack._resolve(props.get("StageName", "$default")))
     routes.sort(key=lambda r: r.rank)
     return routes, cors, stages
+
+
+def function_urls(stack: Any) -> dict[str, str]:
+    """The template's Lambda Function URLs (those its conditions keep): URL -> function."""
+    urls: dict[str, str] = {}
+    for logical_id, resource in stack.template["Resources"].items():
+        if resource.get("Type") != "AWS::Lambda::Url":
+            continue
+        target = (resource.get("Properties") or {}).get("TargetFunctionArn")
+        found = re.search(r'"(?:Fn::GetAtt|Ref)":\s*\[?\s*"(?P<id>[A-Za-z0-9]+)', json.dumps(target))
+        if found:
+            urls[logical_id] = found.group("id")
+    return urls
 
 
 # ---------------------------------------------------------------------------- the service
@@ -333,6 +378,8 @@ class LocalService:
         self.log = log or (lambda line: None)
         self.lock = threading.RLock()
         self.routes, self.cors, self.stages = http_api_routes(stack)
+        #: the Function URL every request no HTTP API route takes goes to: (URL, function)
+        self.function_url: tuple[str, str] | None = next(iter(function_urls(stack).items()), None)
         self.totals = {"stream_records": 0, "bus_events": 0, "queue_messages": 0}
         self._errors_reported = 0
         self._errors_drained = 0
@@ -552,6 +599,8 @@ class LocalService:
             if params is not None:
                 found = (route, params)
                 break
+        if found is None and self.function_url is not None:
+            return self._function_url(method, split, lower, body, client_ip)
         cors = self.cors.get(found[0].api) if found else next(iter(self.cors.values()), None)
 
         if method == "OPTIONS" and cors is not None and (found is None or found[0].method == "ANY"):
@@ -575,6 +624,34 @@ class LocalService:
                                 if not k.lower().startswith("access-control-")}
             response.headers.update(cors.response_headers(lower.get("origin")))
         return response, route.function
+
+    def _function_url(self, method: str, split: Any, headers: dict[str, str], body: bytes,
+                      client_ip: str) -> tuple[HttpResponse, str | None]:
+        """A request to the Function URL: its function invoked with the event a Function URL
+        delivers (the path as sent, undecoded), its answer as a Function URL writes it."""
+        from local.apigw import as_function_url, http_event
+
+        assert self.function_url is not None
+        function = self.function_url[1]
+        if len(body) > FUNCTION_URL_MAX_BODY:
+            return json_answer(413, {"message": "Request must be smaller than 6291456 bytes"}), function
+        hdrs = dict(headers)
+        hdrs.setdefault("x-forwarded-for", client_ip)
+        hdrs["x-forwarded-proto"] = "http"
+        hdrs["x-forwarded-port"] = str(self.api_port)
+        user_agent = hdrs.get("user-agent", "")
+        event = as_function_url(http_event(
+            method, split.path or "/", body=body or None, headers=hdrs, query=split.query, source_ip=client_ip,
+            user_agent=user_agent, account_id=self.stack.account_id, region=self.stack.region,
+            now=self.clock.now()), region=self.stack.region)
+        if not user_agent:
+            event["headers"].pop("user-agent", None)
+        try:
+            result = self.invoke(function, event)
+        except Exception:  # noqa: BLE001 - a crashed function is a 502 at a Function URL
+            self.log(f"!! {function} raised on {method} {split.path} (Function URL):\n{traceback.format_exc()}")
+            return json_answer(502, {"Message": "Internal Server Error"}), function
+        return proxy_response(result), function
 
     def _event(self, method: str, query: str, path: str, headers: dict[str, str], body: bytes, client_ip: str,
                route: Route, params: dict[str, str], stage: str) -> dict[str, Any]:
@@ -752,6 +829,10 @@ def _banner(service: LocalService, api_url: str, aws_url: str, template: Path) -
     for route in sorted(service.routes, key=lambda r: (r.path, r.method)):
         auth = "  (AWS_IAM: unsigned accepted locally)" if route.iam else ""
         lines.append(f"    {route.route_key:<40} -> {route.function}{auth}")
+    if service.function_url is not None:
+        url, function = service.function_url
+        lines += ["", f"  Function URL {url} (IngestEndpoint FunctionUrl), on the same port:",
+                  f"    {'any other path':<40} -> {function} (Function URL events, routed by path)"]
     lines += ["", "  Resources:"]
     for logical_id, info in service.stack.describe().items():
         what = info.get("url") or info.get("name") or ""
@@ -790,6 +871,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-name", default="leadscore")
     parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                         help="a template parameter override (repeatable)")
+    parser.add_argument("--ingest", choices=sorted(INGEST_ENDPOINTS), default="http-api",
+                        help="the collection routes' front door: the HTTP API (default) or the collect "
+                             "function's Function URL (the template's IngestEndpoint)")
     parser.add_argument("--interval", type=float, default=DELIVERY_INTERVAL,
                         help="seconds between two delivery rounds (default 0.2)")
     parser.add_argument("--function-logs", action="store_true",
@@ -802,6 +886,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             parser.error(f"--parameter {item!r}: use KEY=VALUE")
         parameters[key] = value
+    parameters.setdefault("IngestEndpoint", INGEST_ENDPOINTS[args.ingest])
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -62,7 +62,11 @@ def _template_routes() -> set[tuple[str, str]]:
     from tests.support.stack import load_template
 
     routes = set()
-    for resource in load_template(ROOT / "template.yaml")["Resources"].values():
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    # the collection routes: the HTTP API's definition (IngestEndpoint HttpApi; the same routes on the Function URL)
+    for path, item in resources["Api"]["Properties"]["DefinitionBody"]["paths"].items():
+        routes |= {(method.upper(), path) for method in item["Fn::If"][1]}
+    for resource in resources.values():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in (resource["Properties"].get("Events") or {}).values():
