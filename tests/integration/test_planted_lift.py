@@ -198,6 +198,7 @@ def _send(pipeline: Pipeline, planted: Planted) -> None:
         pipeline.settle()
 
 
+@pytest.mark.slow  # 15-30 s: every step through the stack, the stream pumped after each
 def test_the_fast_path_calibrates_as_the_pipeline_does(pipeline: Pipeline, config: Config, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     small = generate(config, accounts=40, seed=3, plan=PLAN)
