@@ -58,7 +58,9 @@ def number(value: Any) -> str:
     """A number as a person reads it: 45 not 45.0, 12.35 not 12.3456; '-' for none."""
     if value is None:
         return "-"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
         return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)

@@ -236,7 +236,7 @@ def test_an_unknown_section_or_one_of_an_unexpected_shape_is_shown_generically(c
                                                                                 previewed: dict[str, Any]) -> None:
     report = {**calibration, "liftChart": "not bands",
               "outcomes": {"file": 12, "crm": 3, "sources": ["file", "crm"]},
-              "capacity": [{"threshold": 70, "perDay": 4.5, "sdrsCanTake": 3}]}
+              "capacity": [{"threshold": 70, "perDay": 4.5, "sdrsCanTake": 3, "withinSla": False}]}
     del report["backtest"]
     text = evidence_html.calibration_page(report)
     page = Page(text)
@@ -245,6 +245,7 @@ def test_an_unknown_section_or_one_of_an_unexpected_shape_is_shown_generically(c
     assert "not bands" in text.split("<h2>Lift chart</h2>")[1]
     capacity = text.split("<h2>Capacity</h2>")[1]
     assert "<th>sdrsCanTake</th>" in capacity and "4.50" not in capacity and "4.5" in capacity
+    assert "<td>no</td>" in capacity  # a yes/no read as such
     assert "file, crm" in text
     # a preview with a section added, and one missing
     report = {key: value for key, value in previewed.items() if key != "sdrLoad"}
