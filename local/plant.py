@@ -151,7 +151,8 @@ class Planted:
 
     def manifest(self) -> dict[str, Any]:
         """The plan and what was drawn: per planted rule, on how many closed accounts it fired
-        (before the close) and how many of those won; the late messages calibration must not count."""
+        (before the close) and how many of those won; the late messages calibration must not count;
+        `fitOnly`, the closed accounts on which only planted fit rules fired (no planted event)."""
         closed = [a for a in self.accounts if a.outcome != "open"]
         rules = []
         for plant in self.plan:
