@@ -5,10 +5,11 @@
 
 The outcomes file (CSV with the header `accountId,outcome,closedAt`, or JSON Lines with those
 keys; `outcome` is won, lost or open, `closedAt` an ISO-8601 time with a zone, required for won
-and lost) is read first: a bad row exits 2 naming its line and field. The table is read with one
-Scan (against AWS or the local stack with `AWS_ENDPOINT_URL`); each closed account is rebuilt
-as it stood before its outcome and every rule's lift on closing is measured
-(services/calibrate.py). Prints a table, or JSON with `--json`. Nothing is written.
+and lost) is read first: a bad row exits 2 naming its line and field. The table is read in parallel
+Scan segments by `--processes` processes (against AWS or the local stack with
+`AWS_ENDPOINT_URL`; a progress line per step on stderr); each closed account is rebuilt as it
+stood before its outcome and every rule's lift on closing is measured (adapters/shards.py,
+services/calibrate.py). Prints a table, or JSON with `--json`. Nothing is written.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from leadscore.rulesfiles.loading import load_config
-from leadscore.services.calibrate import OutcomeError, calibrate, parse_outcomes
+from leadscore.services.calibrate import OutcomeError, parse_outcomes
 
 from local import evidence
+from local.calibrate_sections import render_sections
+from local.mapreduce import flags as mapreduce_flags
 
 
 def render(report: dict[str, Any]) -> str:
@@ -74,18 +76,21 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", "lift chart (close rate by score band):"]
     lines += [f"  {band['scoreFrom']:>6} - {band['scoreTo']:<6} {band['accounts']:>4} accounts  "
               f"{band['closeRate']:>6.1%}  {'#' * round(40 * band['closeRate'])}" for band in report["liftChart"]]
+    lines += render_sections(report)  # outcomes' sources, bad fit, the threshold against the team
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.calibrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="the outcomes file (CSV or JSON Lines)")
+    parser.add_argument("--data", help="the outcomes file (CSV or JSON Lines); over the outcomes the table holds "
+                        "(CRM events and group traits, sales feedback), which are read anyway")
     parser.add_argument("--config", help="the rules folder (default: config/)")
     parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
                         help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
     parser.add_argument("--target", default="0.10-0.15",
                         help="the close rate the SDR-ready accounts should have: a range (0.10-0.15) or one rate")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    mapreduce_flags(parser)
     evidence.add_flags(parser, candidate=True)
     args = parser.parse_args(argv)
     try:
@@ -97,9 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--target: {args.target!r} is not a close rate or a range of them, e.g. 0.10-0.15", file=sys.stderr)
         return 2
 
-    path = Path(args.data)
+    path = Path(args.data or "")
     try:
-        outcomes = parse_outcomes(path.read_text(encoding="utf-8"), path.name)
+        outcomes = parse_outcomes(path.read_text(encoding="utf-8"), path.name) if args.data else []
     except OSError as problem:
         print(f"{path}: {problem.strerror}", file=sys.stderr)
         return 2
@@ -108,20 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     import boto3
-    from leadscore.adapters.snapshot import TableSnapshot, scan
+    from leadscore.adapters import runtime
+    from leadscore.adapters.shards import new_job
     from leadscore.adapters.table import Table
 
+    from local import mapreduce
     from local.replay import Stack
 
     config = load_config(args.config) if args.config else load_config()
     stack = Stack(args.stack, boto3.Session())
-    snapshot = TableSnapshot(scan(Table(stack.table_name(), client=stack.client("dynamodb"))))
-    by_account: dict[str, list[Any]] = defaultdict(list)
-    for person in snapshot.persons():
-        contact = snapshot.contacts.get(person.root)
-        if contact is not None and contact.account:
-            by_account[contact.account].append(person)
-    report = calibrate(by_account, snapshot.accounts, outcomes, config, target)
+    table = Table(stack.table_name(), client=stack.client("dynamodb"))
+    processes, segments = mapreduce.sizes(args)
+    given = {"dir": str(config.dir)} if args.config else None
+    job = new_job("calibrate", segments=segments, as_of=runtime.now(), current=given, outcomes=outcomes,
+                  target=target)
+    report = mapreduce.run(job, table, processes=processes)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return evidence.calibration_outputs(report, args, config)
 

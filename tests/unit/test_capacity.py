@@ -215,3 +215,17 @@ class TestHighsFromTheTable:
         assert account_highs(reversed(found)) == {
             "acme.com": [["2026-11-02", 40], ["2026-11-03", 95], ["2026-11-06", 105]],
             "globex.com": [["2026-11-05", 30]]}
+
+
+class TestNotUnderTheTargetsThreshold:
+    def test_room_lowers_no_further_than_the_threshold_for_the_target_close_rate(self, tmp_path: Path) -> None:
+        # everything fits: one account a day at 100, one at 85, one at 70
+        highs = crossing([1] * 10, 100) | {k.replace("d", "m"): [[v[0][0], 85]] for k, v in crossing([1] * 10).items()}
+        highs |= {k.replace("d", "l"): [[v[0][0], 70]] for k, v in crossing([1] * 10).items()}
+        team = routing(tmp_path, TEAM)
+        assert threshold_against_team(highs, team, current=100)["to"] == 80  # the lowest candidate
+        answer = threshold_against_team(highs, team, current=100, suggested=90)
+        assert answer["verdict"] == "lower" and answer["to"] == 90  # not 81 or 80: they close under the target
+        answer = threshold_against_team(highs, team, current=100, suggested=110)
+        assert answer["verdict"] == "keep" and "the threshold for the target close rate (110) is not lower" in (
+            answer["reason"])

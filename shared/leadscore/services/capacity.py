@@ -20,7 +20,9 @@ crossing; a re-qualification after a fall below `requalify_below` is not: a lowe
 and a few around them) the accounts a day that would become SDR-ready over the observed days
 and the most in any SLA-long stretch, against the team's; and a verdict for the current
 threshold: `raise` (more than the SDRs can follow up within the SLA: the lowest higher
-candidate that fits), `lower` (room: a lower candidate still fits; the lowest such), or `keep`.
+candidate that fits), `lower` (room: a lower candidate still fits; the lowest such, never under
+the threshold suggested for the target close rate, whose lower neighbours close under it), or
+`keep`.
 
 `bad_fit_share`: of the closed accounts at or above a threshold at their close, the share of
 bad fit (account fit under half the most its account fit rules can give) and low engagement
@@ -163,14 +165,19 @@ def threshold_against_team(highs: Mapping[str, Sequence[Sequence[Any]]], routing
                             f"against {team['perDay']} a day ({team['withinSla']:g} within the SLA): the SDRs "
                             f"cannot follow up within {team['slaHours']:g} hours"
                             + ("" if higher else "; no candidate fits: raise it further or add SDRs"))
-    elif fitting[0]["threshold"] < current:
-        answer["verdict"], answer["to"] = "lower", fitting[0]["threshold"]
-        answer["reason"] = (f"room: {now['perDay']:g} accounts a day against {team['perDay']}; at "
-                            f"{fitting[0]['threshold']:g}, {fitting[0]['perDay']:g} a day still fits")
     else:
-        answer["verdict"], answer["to"] = "keep", current
-        answer["reason"] = (f"{now['perDay']:g} accounts a day against {team['perDay']}: a lower candidate"
-                            " would not fit")
+        # never under the threshold suggested for the target close rate: lower ones close under it
+        floor = suggested if suggested is not None else -math.inf
+        lower = [row for row in fitting if floor <= row["threshold"] < current]
+        if lower:
+            answer["verdict"], answer["to"] = "lower", lower[0]["threshold"]
+            answer["reason"] = (f"room: {now['perDay']:g} accounts a day against {team['perDay']}; at "
+                                f"{lower[0]['threshold']:g}, {lower[0]['perDay']:g} a day still fits")
+        else:
+            answer["verdict"], answer["to"] = "keep", current
+            answer["reason"] = (f"{now['perDay']:g} accounts a day against {team['perDay']}: " + (
+                "a lower candidate would not fit" if fitting[0]["threshold"] >= current
+                else f"room, but the threshold for the target close rate ({suggested:g}) is not lower"))
     return answer
 
 
