@@ -27,7 +27,7 @@ from typing import Any
 from leadscore.rulesfiles.errors import ConfigError
 from leadscore.rulesfiles.loading import Config, load_config, load_routing, load_scoring
 
-from local import evidence
+from local import evidence, evidence_aws
 from local.mapreduce import flags as mapreduce_flags
 
 
@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mapreduce_flags(parser)
     evidence.add_flags(parser)
+    evidence_aws.add_flag(parser)
     args = parser.parse_args(argv)
 
     current = load_config(args.config) if args.config else load_config()
@@ -96,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = new_job("preview", segments=segments, as_of=runtime.now(), current=given,
                   candidate_scoring=Path(args.rules).read_text(encoding="utf-8"),
                   candidate_routing=Path(args.routing).read_text(encoding="utf-8") if args.routing else None)
-    report = mapreduce.run(job, table, processes=processes)
+    report = (evidence_aws.run_command(job, args.stack, args.segments) if args.on_aws
+              else mapreduce.run(job, table, processes=processes))
+    if report is None:  # on AWS: not started, or failed (said on stderr)
+        return 1
     print(json.dumps(report, indent=2) if args.json else render(report))
     return evidence.preview_outputs(report, args)
 
