@@ -119,12 +119,16 @@ replay: install ## replay a failure queue: make replay QUEUE=BusDeadLetterQueue 
 	@test -n "$(QUEUE)" || { echo "usage: make replay QUEUE=<logical id or queue URL> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }
 	$(PY) -m local.replay --queue "$(QUEUE)" --stack "$(STACK)" $(ARGS)
 
-calibrate: install ## which rules raise the chance of closing, from outcomes (CRM events, feedback, a file): make calibrate [DATA=<outcomes.csv|.jsonl>] [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
-	$(PY) -m local.calibrate $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ARGS) $(if $(HTML),--html "$(HTML)") $(if $(CANDIDATE),--candidate "$(CANDIDATE)")
+# STACK=<stack> given on the command line: the run goes to that stack's evidence state machine on
+# AWS (local/evidence_aws.py); without it, processes on this machine read the table.
+ON_AWS = $(if $(filter command line,$(origin STACK)),--on-aws)
 
-preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=leadscore] [ARGS=--json]
-	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=leadscore] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") --stack "$(STACK)" $(ARGS) $(if $(HTML),--html "$(HTML)")
+calibrate: install ## which rules raise the chance of closing, from outcomes (CRM events, feedback, a file): make calibrate [DATA=<outcomes.csv|.jsonl>] [TARGET=0.10-0.15] [STACK=<stack>: on its state machine on AWS] [ARGS=--json]
+	$(PY) -m local.calibrate $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ON_AWS) $(ARGS) $(if $(HTML),--html "$(HTML)") $(if $(CANDIDATE),--candidate "$(CANDIDATE)")
+
+preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=<stack>: on its state machine on AWS] [ARGS=--json]
+	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=<stack>] [ARGS=--json]"; exit 2; }
+	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") --stack "$(STACK)" $(ON_AWS) $(ARGS) $(if $(HTML),--html "$(HTML)")
 
 rebuild: install ## rebuild a contact (or every contact an account tracks) from its stored events: make rebuild CONTACT=<id> | ACCOUNT=<id> [STACK=leadscore] [ARGS=--dry-run]
 	@test -n "$(CONTACT)$(ACCOUNT)" || { echo "usage: make rebuild CONTACT=<userId or email> | ACCOUNT=<accountId> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }

@@ -25,7 +25,7 @@ from typing import Any
 from leadscore.rulesfiles.loading import load_config
 from leadscore.services.calibrate import OutcomeError, parse_outcomes
 
-from local import evidence
+from local import evidence, evidence_aws
 from local.calibrate_sections import render_sections
 from local.mapreduce import flags as mapreduce_flags
 
@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mapreduce_flags(parser)
     evidence.add_flags(parser, candidate=True)
+    evidence_aws.add_flag(parser)
     args = parser.parse_args(argv)
     try:
         low, _, high = args.target.partition("-")
@@ -127,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = {"dir": str(config.dir)} if args.config else None
     job = new_job("calibrate", segments=segments, as_of=runtime.now(), current=given, outcomes=outcomes,
                   target=target)
-    report = mapreduce.run(job, table, processes=processes)
+    report = (evidence_aws.run_command(job, args.stack, args.segments) if args.on_aws
+              else mapreduce.run(job, table, processes=processes))
+    if report is None:  # on AWS: not started, or failed (said on stderr)
+        return 1
     print(json.dumps(report, indent=2) if args.json else render(report))
     return evidence.calibration_outputs(report, args, config)
 

@@ -30,7 +30,7 @@ from tests.integration.test_evidence_state_machine import _candidate, _journeys,
 from tests.support.stack import TemplateStack
 
 # moto's CloudFormation keeps the outputs of a stack whose one resource it does not build
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudFormation::WaitConditionHandle")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.+WaitConditionHandle")
 
 
 class StepFunctionsRuns:
@@ -217,3 +217,30 @@ def test_a_local_rules_folder_goes_with_the_job(tmp_path: Path) -> None:
     job = {"kind": "preview", "run": "r", "current": {"dir": str(tmp_path)}}
     assert evidence_aws.portable(job)["current"] == {"scoring": "scoring: mine\n", "routing": "routing: mine\n"}
     assert evidence_aws.portable({"kind": "preview"}) == {"kind": "preview"}
+
+
+def test_a_calibration_on_aws_prints_the_local_report(
+        pipeline: Pipeline, on_aws: StepFunctionsRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from local import calibrate
+    from tests.integration.test_calibrate import _outcomes
+
+    data = _outcomes(pipeline, tmp_path / "outcomes.csv")
+    local = _local(calibrate.main, ["--data", str(data)], capsys)
+    assert calibrate.main(["--data", str(data), "--json", "--on-aws", "--segments", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out[out.index("{\n"):]) == local
+    assert err.splitlines()[-1] == ("succeeded ScanSegments 2/2 · FindOutcomes 2/2 · "
+                                    "ReplayShards [####################] 2/2 shards")
+
+
+@pytest.mark.parametrize(("given", "on_aws"), [(["STACK=prod"], True), ([], False)])
+def test_make_runs_on_aws_when_stack_is_given_on_the_command_line(given: list[str], on_aws: bool) -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    for target in (["preview", "RULES=candidate.yaml"], ["calibrate", "DATA=outcomes.csv"]):
+        shown = subprocess.run(["make", "-n", *target, *given], cwd=root, capture_output=True, text=True,
+                               check=True, env={"PATH": "/usr/bin:/bin", "STACK": "from-the-environment"}).stdout
+        (command,) = [line for line in shown.splitlines() if f"-m local.{target[0]}" in line]
+        assert ("--on-aws" in command) is on_aws, command
+        assert f'--stack "{"prod" if on_aws else "from-the-environment"}"' in command
