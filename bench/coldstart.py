@@ -24,6 +24,7 @@ import compileall
 import functools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -102,10 +103,16 @@ def _send(request, **_):
     started = time.perf_counter()
     target = request.headers.get("X-Amz-Target") or b""
     op = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
+    if not op:  # S3's REST calls (the evidence function's blobs): a put, answered with no body
+        op = {{"PUT": "PutObject", "GET": "GetObject"}}.get(request.method, request.method)
     calls.append(op)
+    response = AWSResponse(request.url, 200, {{"x-amzn-requestid": "cold-start"}}, _Raw())
+    if op == "PutObject":
+        response._content = b""
+        fake_s += time.perf_counter() - started
+        return response
     raw = request.body.read() if hasattr(request.body, "read") else request.body
     answer = _answer(op, json.loads(raw or b"{{}}"))
-    response = AWSResponse(request.url, 200, {{"x-amzn-requestid": "cold-start"}}, _Raw())
     response._content = json.dumps(answer).encode()
     fake_s += time.perf_counter() - started
     return response
@@ -207,6 +214,8 @@ def floor_services(code_dir: Path) -> list[str]:
     template hands the log key (`LOG_KEY_SECRET`), which it creates on its first digest: the
     same clients, as PRODUCT's budget says."""
     services = [CLIENTS[c] for c in clients_of(code_dir)]
+    # and those the handler makes itself (the evidence function's S3 client)
+    services += re.findall(r'boto3\.client\("([a-z0-9-]+)"\)', (code_dir / "app.py").read_text())
     return services + (["secretsmanager"] if _uses_log_key(code_dir) else [])
 
 
@@ -304,6 +313,12 @@ def _pause() -> dict[str, Any]:
                       authorizer=iam_authorizer())
 
 
+def _evidence_scan() -> dict[str, Any]:
+    job = {"kind": "preview", "run": "cold-start", "segments": 1, "shards": 1, "asOf": NOW,
+           "candidate": {"scoring": (CONFIG_DIR / "scoring.yaml").read_text(), "routing": None}}
+    return {"step": "scan", "job": job, "segment": 0}
+
+
 #: function folder -> (its sample event, the table it finds): what its first invocation handles
 SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "collect": lambda: (_sample("collect-track"), {}),
@@ -320,6 +335,8 @@ SAMPLES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     # requests, 310 of them the rejected records' Queries), not with start-up: DESIGN "Erasure".
     "erase": lambda: (_erase(), _erased_world()),
     "sdrs": lambda: (_pause(), {}),  # a lead pauses maya: her record, the pool records' copies, the bus
+    # a preview's first step on AWS: a Scan segment of the (empty) table into the shards' objects
+    "evidence": lambda: (_evidence_scan(), {}),
 }
 
 
@@ -332,6 +349,7 @@ def _env() -> dict[str, str]:
     env.update({"TABLE_NAME": "leadscore-Table", "EVENT_BUS_NAME": "leadscore-events",
                 "ROUTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/leadscore-routed.fifo",
                 "EVENT_RETENTION_DAYS": "400", "LEADSCORE_CONFIG_DIR": str(CONFIG_DIR), "LEADSCORE_NOW": NOW,
+                "EVIDENCE_BUCKET": "leadscore-evidencebucket",
                 "POWERTOOLS_SERVICE_NAME": "leadscore", "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
                 "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_TRACE_DISABLED": "true",
                 "LOG_KEY_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:leadscore-log-key-AbCdEf",
