@@ -63,7 +63,8 @@ def table_outcomes(pipeline: Pipeline) -> dict[str, Any]:
         {"type": "track", "userId": "u-baddate.io", "event": "opportunity lost", "properties": {"closeDate": "soon"}},
         {"type": "track", "userId": "someone-else", "event": "Opportunity Won"},  # no account anywhere
     ])
-    _bus(pipeline, {"type": "track", "userId": "crm-sync", "event": "Opportunity Lost", "messageId": "bus-lost-1",
+    # by another user than the group call's: another partition, in another shard of 8 (test below)
+    _bus(pipeline, {"type": "track", "userId": "crm-bus", "event": "Opportunity Lost", "messageId": "bus-lost-1",
                     "context": {"groupId": "0015CRMbuslost"}, "properties": {"closeDate": close[:10]},
                     "timestamp": pipeline.now.isoformat()})
     status, answer = feedback(pipeline, {"outcome": "disqualified", "sdr": "amara", "note": "student project"},
@@ -94,6 +95,19 @@ def test_without_a_file_the_crm_events_and_the_feedback_are_the_outcomes(
     assert demo_link is None
     demo = next(row for row in report["rules"] if row["rule"] == "demo_requested")
     assert (demo["fired"], demo["wins"]) == (5, 2)
+
+
+def test_a_crm_id_is_tied_to_its_account_across_shards(
+        table_outcomes: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from leadscore.adapters import items
+    from leadscore.adapters.shards import shard_of
+
+    # the bus event and the group call tying the CRM's id to buslost.io are in different shards
+    assert shard_of(items.contact_pk("u:crm-bus"), 8) != shard_of(items.contact_pk("u:crm-sync"), 8)
+    for segments in ("1", "8"):
+        report = _report(capsys, "--segments", segments)
+        assert report["outcomes"]["accounts"] == {"file": 0, "crm": 4, "feedback": 1}, segments
+        assert report["outcomes"]["noAccount"] == 1 and not any("not in the table" in w for w in report["warnings"])
 
 
 def test_a_file_wins_over_the_table_for_the_accounts_it_names(

@@ -17,6 +17,7 @@ from leadscore.services.outcomes import (
     NO_ACCOUNT,
     by_source,
     close_date,
+    group_accounts,
     merge_outcomes,
     merge_report,
     outcome_from_json,
@@ -76,9 +77,29 @@ class TestCrmEvents:
         shard.add(track("Opportunity Won", group="www.globex.com"))  # a domain: its registrable domain
         shard.add(track("Opportunity Lost", user="crm", group="0015g00000XyZ"))  # an opaque CRM id ...
         shard.add(group_call("0015g00000XyZ", "initech.de", user="crm"))  # ... whose group call named the account
-        shard.add(track("Opportunity Lost", user="crm", group="0015g00000Other"))  # no group call: the id itself
         found = {o.account_id: o.outcome for o in outcomes_from_snapshot(shard)}
-        assert found == {"globex.com": "won", "initech.de": "lost", "0015g00000Other": "lost"}
+        assert found == {"globex.com": "won", "initech.de": "lost"}
+
+    def test_a_group_id_no_group_call_ties_waits_for_the_other_shards(self) -> None:
+        # the CRM's event in one shard, the group call tying its company id to a domain in another
+        events = Shard(contacts={"u:jo": Contact("u:jo", account="acme.com")})
+        events.add(track("Opportunity Won", user="crm", group="0015Hooli"))  # no contact: no account here
+        events.add(track("Opportunity Lost", group="0015Umbrella"))  # jo's account, unless tied elsewhere
+        groups = Shard()
+        groups.add(group_call("0015Hooli", "hooli.com", user="web"))
+        found = outcomes_from_snapshot(events)
+        assert sorted((o.account_id, o.group_id, o.note) for o in found) == [
+            ("", "0015Hooli", NO_ACCOUNT), ("acme.com", "0015Umbrella", None)]
+        # on its own: one outcome naming no account, one for the contact's account
+        merged, counts = merge_report([], *by_source(found))
+        assert [(o.account_id, o.outcome) for o in merged] == [("acme.com", "lost")] and counts["noAccount"] == 1
+        # with every shard's group calls (through JSON, as the steps hand them on)
+        tied = {**group_accounts(events), **group_accounts(groups), "0015Umbrella": "umbrella.com"}
+        again = [outcome_from_json(outcome_json(o)) for o in found]
+        merged, counts = merge_report([], *by_source(again), groups=tied)
+        assert sorted((o.account_id, o.outcome, o.note) for o in merged) == [
+            ("hooli.com", "won", None), ("umbrella.com", "lost", None)]
+        assert counts["noAccount"] == 0
 
     def test_a_merged_contact_counts_for_the_account_of_the_one_it_joined(self) -> None:
         shard = Shard(contacts={"a:anon": Contact("a:anon", merged_into="u:jo"),
@@ -90,7 +111,7 @@ class TestCrmEvents:
         shard = Shard()
         shard.add(track("Opportunity Won", user="stranger"))
         found = outcomes_from_snapshot(shard)
-        assert one(found) == ("", "won", None, NO_ACCOUNT)
+        assert one(found) == ("", "won", AT, NO_ACCOUNT)
         merged, counts = merge_report([], *by_source(found))
         assert merged == [] and counts["noAccount"] == 1
         # the event's own company (context.traits.company, a corporate email) is used before giving up

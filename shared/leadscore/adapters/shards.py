@@ -156,6 +156,10 @@ def outcomes_name(run: str, shard: int) -> str:
     return f"{run}/outcomes/{shard:0{_WIDTH}d}"
 
 
+def groups_name(run: str, shard: int) -> str:
+    return f"{run}/groups/{shard:0{_WIDTH}d}"
+
+
 def merged_outcomes_name(run: str) -> str:
     return f"{run}/outcomes.json"
 
@@ -221,9 +225,9 @@ def check_job(job: Mapping[str, Any]) -> None:
 def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
     doc = {"accountId": outcome.account_id, "outcome": outcome.outcome,
            "closedAt": outcome.closed_at.isoformat() if outcome.closed_at else None}
-    for name in ("source", "note"):  # services/outcomes.py's FoundOutcome: where it was read
-        if getattr(outcome, name, None):
-            doc[name] = getattr(outcome, name)
+    for name, key in (("source", "source"), ("note", "note"), ("group_id", "groupId")):
+        if getattr(outcome, name, None):  # services/outcomes.py's FoundOutcome: where it was read
+            doc[key] = getattr(outcome, name)
     return doc
 
 
@@ -436,6 +440,10 @@ def find_outcomes(table: Table | None, store: ShardStore, job: Mapping[str, Any]
     finder = finder or _outcome_finder()
     found = finder(view.snapshot) if finder is not None else []
     _put_json(store, outcomes_name(job["run"], shard), [_outcome_doc(o) for o in found])
+    # the CRM's company ids this shard's group calls tie to accounts: the merge ties every shard's
+    from leadscore.services.outcomes import group_accounts  # cold start: a calibration's outcomes step only
+
+    _put_json(store, groups_name(job["run"], shard), group_accounts(view.snapshot))
     return {"shard": shard, "outcomes": len(found)}
 
 
@@ -463,7 +471,13 @@ def merge_outcomes(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
                                   "fromTable": len(merged) - len(given)}
     else:
         crm, feedback = outcomes.by_source([outcomes.outcome_from_json(doc) for doc in table_docs])
-        kept, counts = outcomes.merge_report(_outcomes(given), crm, feedback)
+        tied: dict[str, str] = {}  # every shard's groupId -> account (a CRM event's shard may lack it)
+        for shard in range(job["shards"]):
+            try:
+                tied.update(_get_json(store, groups_name(job["run"], shard)))
+            except KeyError:
+                continue
+        kept, counts = outcomes.merge_report(_outcomes(given), crm, feedback, groups=tied)
         merged = [outcomes.outcome_json(o) for o in kept]
         counts = {"outcomes": len(merged), **counts}
     _put_json(store, merged_outcomes_name(job["run"]), {"outcomes": merged, "counts": counts})

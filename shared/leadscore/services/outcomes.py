@@ -32,7 +32,7 @@ one shard can hand its outcomes on as JSON (`outcome_json`) and the reduce merge
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,6 +64,9 @@ class FoundOutcome(Outcome):
 
     source: str = "file"
     note: str | None = None
+    #: a CRM outcome's `context.groupId` that no group call of its snapshot tied to an account:
+    #: `merge_report(groups=...)` ties it with every shard's group calls
+    group_id: str | None = None
 
 
 class SnapshotLike(Protocol):
@@ -137,12 +140,17 @@ def _contact_account(snapshot: SnapshotLike, key: str) -> str | None:
     return contact.account if contact is not None else None
 
 
-def _event_account(snapshot: SnapshotLike, stored: StoredEvent, groups: Mapping[str, str]) -> str | None:
+def _event_account(snapshot: SnapshotLike, stored: StoredEvent, groups: Mapping[str, str]
+                   ) -> tuple[str | None, str | None]:
+    """The account a CRM event names, and its groupId when no group call here ties it to one."""
     event = stored.event
+    fallback = _contact_account(snapshot, event.contact_key) or event.account_hint
     if event.group_id:
-        return (account_id_for(traits={}, email=None, group_id=event.group_id)
-                or groups.get(event.group_id) or event.group_id)
-    return _contact_account(snapshot, event.contact_key) or event.account_hint
+        named = account_id_for(traits={}, email=None, group_id=event.group_id) or groups.get(event.group_id)
+        if named:
+            return named, None
+        return fallback, event.group_id
+    return fallback, None
 
 
 def crm_outcomes(snapshot: SnapshotLike, groups: Mapping[str, str] | None = None) -> list[FoundOutcome]:
@@ -163,17 +171,17 @@ def crm_outcomes(snapshot: SnapshotLike, groups: Mapping[str, str] | None = None
             continue
         if outcome is None:
             continue
-        account = event.account_hint if event.type == "group" else _event_account(snapshot, stored, groups)
-        if not account:
-            found.append(FoundOutcome("", outcome, None, "crm", NO_ACCOUNT))
-            continue
-        if outcome == "open":
-            found.append(FoundOutcome(account, outcome, None, "crm"))
-            continue
-        sent = _field(data, CLOSE_KEYS)
-        when = close_date(sent, event.timestamp)
-        found.append(FoundOutcome(account, outcome, when or event.timestamp, "crm",
-                                  CLOSE_FALLBACK if when is None and sent not in (None, "") else None))
+        account, group_id = ((event.account_hint, None) if event.type == "group"
+                             else _event_account(snapshot, stored, groups))
+        note = None if account else NO_ACCOUNT
+        when = None
+        if outcome != "open":
+            sent = _field(data, CLOSE_KEYS)
+            when = close_date(sent, event.timestamp)
+            if when is None:
+                when = event.timestamp
+                note = CLOSE_FALLBACK if sent not in (None, "") else note
+        found.append(FoundOutcome(account or "", outcome, when, "crm", note, group_id))
     for kept in snapshot.accounts.values():
         group = kept.traits.get("group") if isinstance(kept.traits, Mapping) else None
         if not isinstance(group, Mapping):
@@ -221,22 +229,32 @@ def _rank(outcome: Outcome) -> tuple[bool, datetime, bool]:
 def _sourced(outcome: Outcome, source: str) -> FoundOutcome:
     if isinstance(outcome, FoundOutcome) and outcome.source == source:
         return outcome
-    note = outcome.note if isinstance(outcome, FoundOutcome) else None
-    return FoundOutcome(outcome.account_id, outcome.outcome, outcome.closed_at, source, note)
+    if isinstance(outcome, FoundOutcome):
+        return replace(outcome, source=source)
+    return FoundOutcome(outcome.account_id, outcome.outcome, outcome.closed_at, source)
 
 
-def merge_report(file: Iterable[Outcome], crm: Iterable[Outcome] = (), feedback: Iterable[Outcome] = ()
-                 ) -> tuple[list[FoundOutcome], dict[str, Any]]:
+def _tied(found: FoundOutcome, groups: Mapping[str, str] | None) -> FoundOutcome:
+    """A CRM outcome whose groupId another shard's group call tied to an account: that account."""
+    if found.group_id and groups and found.group_id in groups:
+        return replace(found, account_id=groups[found.group_id], group_id=None,
+                       note=None if found.note == NO_ACCOUNT else found.note)
+    return found
+
+
+def merge_report(file: Iterable[Outcome], crm: Iterable[Outcome] = (), feedback: Iterable[Outcome] = (),
+                 groups: Mapping[str, str] | None = None) -> tuple[list[FoundOutcome], dict[str, Any]]:
     """One outcome per account (file over CRM over feedback; within one, the latest close),
     in the order the accounts first appear, and the counts the report shows: accounts by the
     source of their outcome, outcomes set aside for a higher source's, CRM close dates that
-    fell back to the event's time, CRM outcomes with no account."""
+    fell back to the event's time, CRM outcomes with no account. `groups` (groupId -> account,
+    `group_accounts` of every shard) ties the CRM outcomes one shard could not."""
     best: dict[str, tuple[int, FoundOutcome]] = {}
     given = dict.fromkeys(SOURCES, 0)
     fallback = no_account = 0
     for level, (source, outcomes) in enumerate(zip(SOURCES, (file, crm, feedback), strict=True)):
         for outcome in outcomes:
-            found = _sourced(outcome, source)
+            found = _tied(_sourced(outcome, source), groups)
             if found.note == CLOSE_FALLBACK:
                 fallback += 1
             if not found.account_id:
@@ -275,6 +293,8 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         data["source"] = outcome.source
         if outcome.note:
             data["note"] = outcome.note
+        if outcome.group_id:
+            data["groupId"] = outcome.group_id
     return data
 
 
@@ -282,7 +302,7 @@ def outcome_from_json(data: Mapping[str, Any]) -> FoundOutcome:
     closed = data.get("closedAt")
     return FoundOutcome(str(data.get("accountId") or ""), str(data["outcome"]),
                         datetime.fromisoformat(closed) if closed else None, str(data.get("source") or "file"),
-                        data.get("note"))
+                        data.get("note"), data.get("groupId"))
 
 
 #: the name adapters/shards.py's outcomes step looks for
