@@ -1,14 +1,16 @@
 """Calibration from outcomes: which rules raise the chance of closing, measured on your data.
 
-    python -m local.calibrate --data <outcomes.csv | .jsonl> [--config config/] [--stack leadscore] [--json]
-    make calibrate DATA=<outcomes.csv | .jsonl> [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
+    python -m local.calibrate [--data <outcomes.csv | .jsonl>] [--config config/] [--stack leadscore] [--json]
+    make calibrate [DATA=<outcomes.csv | .jsonl>] [TARGET=0.10-0.15] [STACK=leadscore] [ARGS=--json]
 
-The outcomes file (CSV with the header `accountId,outcome,closedAt`, or JSON Lines with those
-keys; `outcome` is won, lost or open, `closedAt` an ISO-8601 time with a zone, required for won
-and lost) is read first: a bad row exits 2 naming its line and field. The table is read in parallel
-Scan segments by `--processes` processes (against AWS or the local stack with
-`AWS_ENDPOINT_URL`; a progress line per step on stderr); each closed account is rebuilt as it
-stood before its outcome and every rule's lift on closing is measured (adapters/shards.py,
+The outcomes the table holds (a CRM's `Opportunity Won`/`Lost` events and group traits, sales
+feedback: services/outcomes.py) are read in any case, a file's over them. The outcomes file
+(CSV with the header `accountId,outcome,closedAt`, or JSON Lines with those keys; `outcome` is
+won, lost or open, `closedAt` an ISO-8601 time with a zone, required for won and lost) is read
+first: a bad row exits 2 naming its line and field. The table is read in parallel Scan
+segments by `--processes` processes (against AWS or the local stack with `AWS_ENDPOINT_URL`;
+a progress line per step on stderr); each closed account is rebuilt as it stood before its
+outcome and every rule's lift on closing is measured (adapters/shards.py,
 services/calibrate.py). Prints a table, or JSON with `--json`. Nothing is written.
 """
 
