@@ -244,3 +244,25 @@ def test_make_runs_on_aws_when_stack_is_given_on_the_command_line(given: list[st
         (command,) = [line for line in shown.splitlines() if f"-m local.{target[0]}" in line]
         assert ("--on-aws" in command) is on_aws, command
         assert f'--stack "{"prod" if on_aws else "from-the-environment"}"' in command
+
+
+def test_interrupted_the_command_leaves_the_execution_running_and_says_how_to_stop_it(
+        pipeline: Pipeline, on_aws: StepFunctionsRuns, tmp_path: Path) -> None:
+    from leadscore.adapters import runtime
+    from leadscore.adapters.shards import new_job
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    stack = evidence_aws.find("leadscore", boto3.Session())
+    job = new_job("preview", segments=1, as_of=runtime.now(), candidate_scoring=_candidate(tmp_path).read_text())
+    on_aws.item_seconds = 0.5  # still running at the first look
+    err = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        evidence_aws.run(job, stack, boto3.Session(), stream=err, sleep=interrupt)
+    said = err.getvalue()
+    assert f"its report will be s3://{stack.bucket}/{job['run']}/report.json" in said
+    assert f"aws stepfunctions stop-execution --execution-arn arn:aws:states:us-east-1:{pipeline.stack.account_id}" \
+           f":execution:leadscore-evidence:{job['run']}" in said
+    for thread in on_aws.threads:
+        thread.join(timeout=30)

@@ -181,3 +181,33 @@ def test_a_step_refuses_what_it_cannot_run_naming_it(pipeline: Pipeline, tmp_pat
         run_on_stack(pipeline.stack, {"kind": "preview", "job": "gone/job.json", "segments": [0], "shards": [0]})
     assert failed.value.error == "States.ExceedToleratedFailureThreshold" and "no object" in failed.value.cause
 
+
+
+def test_the_evidence_bucket_is_private_encrypted_tls_only_and_forgets_in_3_days() -> None:
+    from tests.support.stack import load_template
+
+    resources = load_template(Path(__file__).resolve().parents[2] / "template.yaml")["Resources"]
+    bucket = resources["EvidenceBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["ExpirationInDays"], "Prefix" in rule) == ("Enabled", 3, False)  # every object
+    (statement,) = resources["EvidenceBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Deny", "s3:*")
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # the state machine may invoke the evidence function and run its own map runs, nothing else
+    machine = resources["EvidenceStateMachine"]["Properties"]
+    (policy,) = machine["Policies"]
+    grants = {(s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]), json.dumps(s["Resource"]))
+              for s in policy["Statement"]}
+    name = "${AWS::StackName}-evidence"
+    assert machine["Name"] == {"Fn::Sub": name}
+    assert grants == {
+        ("lambda:InvokeFunction", json.dumps({"Fn::GetAtt": ["EvidenceFunction", "Arn"]})),
+        ("states:StartExecution", json.dumps({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:"
+                                                         f"${{AWS::AccountId}}:stateMachine:{name}"})),
+        (("states:DescribeExecution", "states:StopExecution"), json.dumps(
+            [{"Fn::Sub": f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}{end}"}
+             for end in (":*", "/*")]))}
