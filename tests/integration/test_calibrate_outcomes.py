@@ -89,6 +89,8 @@ def test_without_a_file_the_crm_events_and_the_feedback_are_the_outcomes(
     outcomes = report["outcomes"]
     assert outcomes["accounts"] == {"file": 0, "crm": 4, "feedback": 1}
     assert (outcomes["closeDateFallback"], outcomes["noAccount"]) == (1, 1)  # baddate.io's; someone-else's
+    # one per event or group call (the bus's second delivery is the same message: stored once)
+    assert outcomes["read"] == {"file": 0, "crm": 4, "feedback": 1} and outcomes["setAside"] == 0
     assert (report["closed"], report["wins"]) == (5, 2)  # open.io has no outcome at all
     # each as it stood at its close: crmwon.io's later demo link click does not count for it
     demo_link = next((row for row in report["rules"] if row["rule"] == "demo_link_clicked"), None)
