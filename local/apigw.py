@@ -231,9 +231,9 @@ def is_function_url_event(event: Mapping[str, Any]) -> bool:
 def as_function_url(event: Mapping[str, Any], *, url_id: str = DEFAULT_URL_ID,
                     region: str | None = None) -> dict[str, Any]:
     """An HTTP API payload 2.0 event as a public Function URL (auth NONE) would deliver the
-    same request: no route key or path parameters, the URL's domain (also as `host` when the
-    event carried API Gateway's own), no authorizer. Headers, cookies, query, body and its
-    base64 flag are the same in both (payload format 2.0)."""
+    same request: no route key or path parameters, the URL's domain (also as `host`: a Function
+    URL has no custom domain, and CloudFront in front sends the URL's), no authorizer. Headers,
+    cookies, query, body and its base64 flag are the same in both (payload format 2.0)."""
     if event.get("version") != "2.0":
         raise ValueError("only a payload format 2.0 event has a Function URL shape")
     context = dict(event.get("requestContext") or {})
@@ -241,9 +241,7 @@ def as_function_url(event: Mapping[str, Any], *, url_id: str = DEFAULT_URL_ID,
     if region is None:
         region = api_domain.split(".")[2] if ".execute-api." in api_domain else DEFAULT_REGION
     domain = function_url_domain(url_id, region)
-    headers = dict(event.get("headers") or {})
-    if ".execute-api." in headers.get("host", ".execute-api."):  # API Gateway's host: the URL's instead
-        headers["host"] = domain
+    headers = {**dict(event.get("headers") or {}), "host": domain}  # a URL answers on its own domain only
     http = dict(context.get("http") or {})
     http["path"] = event.get("rawPath") or http.get("path") or "/"
     context.update({"accountId": "anonymous", "apiId": url_id, "authentication": None, "domainName": domain,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,35 @@ LONGEST_FIRST = (
 )
 
 
+#: The collection routes' two front doors (template.yaml IngestEndpoint; issue 26): the HTTP
+#: API, or the collect function's Function URL. The modules below run every test on both in
+#: one run (the `ingest` fixture, parametrized); elsewhere `ingest` is INGEST (default http-api).
+INGEST_SHAPES = ("http-api", "function-url")
+BOTH_SHAPES = (
+    "tests/integration/test_collection.py",
+    "tests/integration/test_hostile_input.py",
+    "tests/integration/test_collected_traits.py",
+    "tests/integration/test_sample_events.py",
+    "tests/integration/test_front_door.py",
+    "tests/fuzz/test_fuzz_ingest.py",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    path = Path(str(metafunc.definition.fspath)).relative_to(REPO_ROOT).as_posix()
+    if "ingest" in metafunc.fixturenames and path in BOTH_SHAPES and not os.environ.get("INGEST"):
+        metafunc.parametrize("ingest", INGEST_SHAPES, scope="module")
+
+
+@pytest.fixture(scope="module")
+def ingest() -> str:
+    """The front door collection requests take: INGEST=function-url|http-api (default http-api)."""
+    shape = os.environ.get("INGEST") or "http-api"
+    if shape not in INGEST_SHAPES:
+        raise pytest.UsageError(f"INGEST={shape!r}: use one of {', '.join(INGEST_SHAPES)}")
+    return shape
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in SLOW_TESTS:
@@ -73,13 +103,34 @@ def aws(aws_env: dict[str, str]) -> Iterator[None]:
 
 
 @pytest.fixture
-def stack(aws: None) -> TemplateStack:
+def stack(aws: None, ingest: str) -> TemplateStack:
     """The stack of template.yaml, created in moto (see tests/support/stack.py): fresh resources
     and a fresh runner for every test. What makes that cheap: the template is parsed and expanded
-    once per run (local/stack.py), and the stack's own clients come from one boto3 session."""
+    once per run (local/stack.py), and the stack's own clients come from one boto3 session.
+    With `ingest` function-url: the template's IngestEndpoint FunctionUrl, and the HTTP API
+    events the tests hand the collect function delivered as its Function URL would."""
     from tests.support.stack import TemplateStack
 
-    return TemplateStack.create(TEMPLATE, session=_stack_session())
+    if ingest == "http-api":
+        return TemplateStack.create(TEMPLATE, session=_stack_session())
+    stack = TemplateStack.create(TEMPLATE, session=_stack_session(), parameters={"IngestEndpoint": "FunctionUrl"})
+    through_url(stack)
+    return stack
+
+
+def through_url(stack: TemplateStack) -> None:
+    """The collect function of `stack` given every HTTP API event as a Function URL event."""
+    from local.apigw import as_function_url, is_function_url_event
+
+    invoke = stack.invoke
+
+    def invoke_through_url(logical_id: str, event: object, context: object = None) -> object:
+        if logical_id == "CollectFunction" and isinstance(event, dict) and event.get("version") == "2.0" \
+                and not is_function_url_event(event):
+            event = as_function_url(event, region=stack.region)
+        return invoke(logical_id, event, context)
+
+    stack.invoke = invoke_through_url  # type: ignore[method-assign]
 
 
 @functools.cache

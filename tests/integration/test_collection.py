@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import EMAIL_KEY, PRODUCT_KEY, WEB_KEY, Pipeline, vp_identify
-from tests.support.apigw import decode_body, form_event, http_event, json_body
+from tests.support.apigw import decode_body, form_event, function_url_domain, http_event, json_body
 
 
 def _events_stored(pipeline: Pipeline) -> list[dict[str, Any]]:
@@ -351,12 +351,14 @@ class TestBusAndSettings:
         assert pipeline.contact("u-twice")["engagement"] == 50
         assert len(_events_stored(pipeline)) == 1
 
-    def test_analytics_js_settings_point_back_at_this_api(self, pipeline: Pipeline) -> None:
+    def test_analytics_js_settings_point_back_at_this_api(self, pipeline: Pipeline, ingest: str) -> None:
         response = pipeline.stack.invoke("CollectFunction", http_event(
             "GET", f"/v1/projects/{WEB_KEY}/settings", route_key="GET /v1/projects/{writeKey}/settings",
             headers={"host": "track.example.com"}))
         settings = json_body(response)
-        assert settings["integrations"]["Segment.io"]["apiHost"] == "track.example.com/v1"
+        # the domain it came in on: the HTTP API's custom domain, or the Function URL's own
+        answered_on = "track.example.com" if ingest == "http-api" else function_url_domain()
+        assert settings["integrations"]["Segment.io"]["apiHost"] == f"{answered_on}/v1"
         assert settings["integrations"]["Segment.io"]["apiKey"] == WEB_KEY
         missing = pipeline.stack.invoke("CollectFunction", http_event(
             "GET", "/v1/projects/nope/settings", route_key="GET /v1/projects/{writeKey}/settings"))

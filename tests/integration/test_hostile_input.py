@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import WEB_KEY, Pipeline, vp_identify
-from tests.support.apigw import decode_body, form_event, http_event, json_body
+from tests.support.apigw import decode_body, form_event, function_url_domain, http_event, json_body
 
 JSON = {"content-type": "application/json"}
 
@@ -255,7 +255,7 @@ class TestBatchesAndSettings:
         assert _kinds(pipeline) == {"R": 1 + 10 + 1}
 
     def test_13_settings_never_take_the_host_from_request_headers(
-            self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, ingest: str) -> None:
         def settings(**headers: str) -> dict[str, Any]:
             response = pipeline.stack.invoke("CollectFunction", http_event(
                 "GET", f"/v1/projects/{WEB_KEY}/settings", route_key="GET /v1/projects/{writeKey}/settings",
@@ -264,7 +264,9 @@ class TestBatchesAndSettings:
 
         spoofed = settings(**{"host": "abc.execute-api.us-east-1.amazonaws.com", "x-forwarded-host": "evil.example",
                               "x-forwarded-proto": "http"})
-        assert spoofed["apiHost"] == "abc.execute-api.us-east-1.amazonaws.com/v1"
+        # the domain the request came in on: the HTTP API's, or the Function URL's (a URL has no other)
+        answered_on = "abc.execute-api.us-east-1.amazonaws.com" if ingest == "http-api" else function_url_domain()
+        assert spoofed["apiHost"] == f"{answered_on}/v1"
         assert spoofed["protocol"] == "https"
         # the PublicApiUrl parameter of the template
         monkeypatch.setitem(pipeline.stack.functions["CollectFunction"].environment, "PUBLIC_API_URL",
