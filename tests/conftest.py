@@ -55,6 +55,12 @@ BOTH_SHAPES = (
     "tests/integration/test_sample_events.py",
     "tests/integration/test_front_door.py",
     "tests/fuzz/test_fuzz_ingest.py",
+    # the local stack over HTTP (`make serve INGEST=...`): real SDKs, the browser, the README's curl
+    "tests/e2e/test_segment_sdk.py",
+    "tests/e2e/test_segment_node_sdk.py",
+    "tests/e2e/test_rudder_sdk.py",
+    "tests/e2e/test_browser.py",
+    "tests/e2e/test_curl_recipe.py",
 )
 
 

@@ -21,9 +21,11 @@ from tests.e2e.journey import Errors
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    """The local stack for this module's tests (its own process, free ports)."""
-    with LocalServer.running() as local:
+def server(ingest: str) -> Iterator[LocalServer]:
+    """The local stack for this module's tests (its own process, free ports), its collection
+    routes on the HTTP API or the collect function's Function URL (`ingest`: the SDKs', the
+    browser's and the curl recipes' modules run on both, tests/conftest.py BOTH_SHAPES)."""
+    with LocalServer.running(args=["--ingest", ingest]) as local:
         yield local
 
 
