@@ -211,3 +211,22 @@ def test_the_evidence_bucket_is_private_encrypted_tls_only_and_forgets_in_3_days
         (("states:DescribeExecution", "states:StopExecution"), json.dumps(
             [{"Fn::Sub": f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}{end}"}
              for end in (":*", "/*")]))}
+
+
+def test_the_local_stack_builds_the_bucket_and_the_state_machine_from_the_template(pipeline: Pipeline) -> None:
+    stack = pipeline.stack
+    described = boto3.client("stepfunctions").describe_state_machine(
+        stateMachineArn=stack.resources["EvidenceStateMachine"]["arn"])
+    definition = json.loads(described["definition"])
+    assert definition == stack.state_machines["EvidenceStateMachine"]
+    assert described["name"] == "leadscore-evidence" and described["roleArn"].endswith("EvidenceStateMachineRole")
+    reduce = definition["States"]["Reduce"]["Parameters"]
+    assert reduce["FunctionName"] == stack.functions["EvidenceFunction"].arn  # the substitution applied
+    bucket = stack.name_of("EvidenceBucket")
+    assert stack.functions["EvidenceFunction"].environment["EVIDENCE_BUCKET"] == bucket
+    s3 = boto3.client("s3")
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert set(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values()) == {True}
+    (expiry,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert expiry["Expiration"] == {"Days": 3}
