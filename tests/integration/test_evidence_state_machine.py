@@ -230,3 +230,18 @@ def test_the_local_stack_builds_the_bucket_and_the_state_machine_from_the_templa
     assert set(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values()) == {True}
     (expiry,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert expiry["Expiration"] == {"Days": 3}
+
+
+def test_the_stack_outputs_what_the_client_looks_up() -> None:
+    """local/evidence_aws.find reads these outputs of the deployed stack."""
+    import inspect
+
+    from local import evidence_aws
+    from tests.support.stack import load_template
+
+    outputs = load_template(Path(__file__).resolve().parents[2] / "template.yaml")["Outputs"]
+    assert outputs["EvidenceStateMachineArn"]["Value"] == {"Ref": "EvidenceStateMachine"}  # Ref: the ARN
+    assert outputs["EvidenceBucketName"]["Value"] == {"Ref": "EvidenceBucket"}
+    assert outputs["TableName"]["Value"] == {"Ref": "Table"}
+    looked_up = inspect.getsource(evidence_aws.find)
+    assert all(f'"{key}"' in looked_up for key in ("EvidenceStateMachineArn", "EvidenceBucketName", "TableName"))
