@@ -53,7 +53,6 @@ BOTH_SHAPES = (
     "tests/integration/test_hostile_input.py",
     "tests/integration/test_collected_traits.py",
     "tests/integration/test_sample_events.py",
-    "tests/integration/test_front_door.py",
     "tests/fuzz/test_fuzz_ingest.py",
     # the local stack over HTTP (`make serve INGEST=...`): real SDKs, the browser, the README's curl
     "tests/e2e/test_segment_sdk.py",
