@@ -293,3 +293,33 @@ def test_a_path_no_route_takes_is_answered_by_each_door_in_its_way(services: dic
     # a Function URL refuses what Lambda cannot take synchronously: 6 MB
     big, _ = handle(services["function-url"], "POST", "/v1/batch", [], b"x" * (6 * 1024 * 1024 + 1))
     assert big.status == 413
+
+
+# ---------------------------------------------------------------- what the README says of them
+
+#: Where Lambda has no Function URLs (https://docs.aws.amazon.com/lambda/latest/dg/lambda-urls.html)
+NO_FUNCTION_URLS = ("ap-south-2", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ap-east-2",
+                    "ca-west-1", "eu-south-2", "eu-central-2", "il-central-1", "me-central-1")
+
+
+def test_the_readme_names_the_doors_their_parameters_and_the_regions_without_urls() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### The front door", 1)[1].split("\n### ", 1)[0]
+    for region in NO_FUNCTION_URLS:
+        assert f"`{region}`" in section, region
+    parameters = TemplateStack(TEMPLATE, "leadscore", "us-east-1", boto3.Session(region_name="us-east-1"), None,
+                               {}).sam_template["Parameters"]
+    for name in [p for p in parameters if p.startswith("Ingest")]:
+        assert f"`{name}" in readme, name
+    assert "make serve INGEST=function-url" in readme
+    # "API Gateway's per-stage access logs (off in this template)"
+    resources, _ = kept({"IngestEndpoint": "HttpApi"})
+    assert not any("AccessLogSettings" in (r.get("Properties") or {}) for r in resources.values())
+
+
+def test_a_pixel_or_track_answer_is_well_under_a_kilobyte(services: dict[str, LocalService]) -> None:
+    # what CloudFront's data transfer is charged on (README: cents per million)
+    for method, target, headers, body in (REQUESTS[0], REQUESTS[6]):
+        response, _ = handle(services["function-url"], method, target, list(headers.items()), body)
+        size = len(response.body) + sum(len(k) + len(v) + 4 for k, v in response.headers.items())
+        assert response.status == 200 and size < 512, (target, size)
