@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from leadscore.adapters.items import is_history_key, partition_of
+from leadscore.adapters.items import SUPPRESSION_PREFIX, is_history_key, partition_of
 
 KB = 1024
 RCU_BYTES = 4 * KB
@@ -256,6 +256,17 @@ class Meter:
     def _key(self, item: Mapping[str, Any]) -> dict[str, Any]:
         return {k: item[k] for k in self.table_keys}
 
+    def _key_text(self, key: Mapping[str, Any]) -> str:
+        return json.dumps([key[k] for k in self.table_keys], sort_keys=True)
+
+    def _read_partition(self, key: Mapping[str, Any]) -> str:
+        """What a key read belongs to, for the read units by kind: `contact`, `account`,
+        `suppression` (the erased-id check), `history`, ..."""
+        pk, sk = key[self.table_keys[0]]["S"], key[self.table_keys[1]]["S"]
+        if pk.startswith(SUPPRESSION_PREFIX):
+            return "suppression"
+        return "history" if is_history_key((pk, sk)) else partition_of(pk)
+
     def _image(self, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
         answer = self.shadow.get_item(TableName=table, Key=dict(key), ConsistentRead=True)
         return answer.get("Item")
@@ -323,6 +334,7 @@ class Meter:
             counts[f"write:{partition}"] += 1
             if partition != "history":
                 counts["max_item_bytes"] = max(counts["max_item_bytes"], size)
+            counts[f"max_bytes:{partition}"] = max(counts[f"max_bytes:{partition}"], size)
             if ok and table == self.table:
                 after = new if operation != "DeleteItem" else None
                 gsi = sum(ix.write_units(old, after) for ix in self.indexes)
@@ -332,16 +344,25 @@ class Meter:
             counts["ddb_failed"] += 1
         if operation == "GetItem":
             consistent = bool(params.get("ConsistentRead"))
-            counts["rcu"] += read_units(item_size(parsed.get("Item")), consistent)  # type: ignore[assignment]
+            units = read_units(item_size(parsed.get("Item")), consistent)
+            counts["rcu"] += units  # type: ignore[assignment]
+            counts[f"rcu:{self._read_partition(params['Key'])}"] += units  # type: ignore[assignment]
             counts["items_read"] += 1 if parsed.get("Item") else 0
         elif operation == "BatchGetItem":
             for table, request in params["RequestItems"].items():
                 consistent = bool(request.get("ConsistentRead"))
                 found = (parsed.get("Responses") or {}).get(table, [])
-                unprocessed = len(((parsed.get("UnprocessedKeys") or {}).get(table) or {}).get("Keys", []))
-                missing = len(request["Keys"]) - len(found) - unprocessed
-                rcu = sum(read_units(item_size(i), consistent) for i in found) + missing * read_units(0, consistent)
-                counts["rcu"] += rcu  # type: ignore[assignment]
+                unprocessed = {self._key_text(k) for k in
+                               ((parsed.get("UnprocessedKeys") or {}).get(table) or {}).get("Keys", [])}
+                sizes = {self._key_text(self._key(i)): item_size(i) for i in found}
+                for key in request["Keys"]:
+                    text = self._key_text(key)
+                    if text in unprocessed:
+                        continue
+                    units = read_units(sizes.get(text, 0), consistent)  # a missing key costs the minimum
+                    counts["rcu"] += units  # type: ignore[assignment]
+                    counts[f"rcu:{self._read_partition(key)}"] += units  # type: ignore[assignment]
+                    counts[f"keys_read:{self._read_partition(key)}"] += 1
                 counts["items_read"] += len(found)
         elif operation in ("Query", "Scan"):
             items = parsed.get("Items") or []
@@ -350,11 +371,9 @@ class Meter:
             counts["items_read"] += len(items)
         with self._lock:
             target = self._target()
-            biggest = max(target.counts["max_item_bytes"], counts.pop("max_item_bytes", 0))
-            history = max(target.counts["max_history_bytes"], counts.pop("max_history_bytes", 0))
+            for name in [k for k in counts if k.startswith("max_")]:  # the largest, not a sum
+                target.counts[name] = max(target.counts[name], counts.pop(name))
             target.counts.update(counts)
-            target.counts["max_item_bytes"] = biggest
-            target.counts["max_history_bytes"] = history
 
     # -- SQS (the routed queue) -----------------------------------------------------------
 

@@ -67,19 +67,33 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
+def body_bytes(body: Any) -> int:
+    """Bytes of a JSON body as sent (`local.apigw.http_event` serializes it the same way)."""
+    return len(json.dumps(body).encode("utf-8"))
+
+
 def send_batches(bench: Bench, messages: Sequence[dict[str, Any]], now: datetime, size: int = 100,
-                 key: str = PRODUCT_KEY) -> None:
+                 key: str = PRODUCT_KEY) -> int:
+    """POST /v1/batch of `size` messages each; returns the request bodies' bytes."""
+    sent = 0
     for part in chunks(messages, size):
-        response = bench.http("POST", "/v1/batch", now, body={"batch": list(part)}, basic_user=key)
+        body = {"batch": list(part)}
+        sent += body_bytes(body)
+        response = bench.http("POST", "/v1/batch", now, body=body, basic_user=key)
         if response["statusCode"] != 200:
             raise RuntimeError(f"/v1/batch answered {response['statusCode']}: {response.get('body')}")
+    return sent
 
 
-def send_singles(bench: Bench, messages: Sequence[dict[str, Any]], now: datetime, key: str = PRODUCT_KEY) -> None:
+def send_singles(bench: Bench, messages: Sequence[dict[str, Any]], now: datetime, key: str = PRODUCT_KEY) -> int:
+    """POST /v1/track of each message; returns the request bodies' bytes."""
+    sent = 0
     for message in messages:
+        sent += body_bytes(message)
         response = bench.http("POST", "/v1/track", now, body=message, basic_user=key)
         if response["statusCode"] != 200:
             raise RuntimeError(f"/v1/track answered {response['statusCode']}: {response.get('body')}")
+    return sent
 
 
 # ------------------------------------------------------------------ per-phase figures
@@ -92,6 +106,7 @@ class PhaseFigures:
     name: str
     events: int
     http_requests: int
+    request_bytes: int = 0  # the HTTP request bodies (a front door's data transfer to its origin)
     invocations: dict[str, int] = field(default_factory=dict)
     own_cpu_ms: dict[str, float] = field(default_factory=dict)  # per invocation, mean
     billed_gb_s: dict[str, float] = field(default_factory=dict)  # total
@@ -105,9 +120,9 @@ class PhaseFigures:
         return value / self.events if self.events else math.nan
 
 
-def phase_figures(bench: Bench, phase: str, events: int, http_requests: int) -> PhaseFigures:
+def phase_figures(bench: Bench, phase: str, events: int, http_requests: int, request_bytes: int = 0) -> PhaseFigures:
     meter = bench.meter
-    figures = PhaseFigures(phase, events, http_requests)
+    figures = PhaseFigures(phase, events, http_requests, request_bytes)
     for invocation in meter.of(phase):
         figures.invocations[invocation.function] = figures.invocations.get(invocation.function, 0) + 1
     for function, count in figures.invocations.items():
@@ -186,25 +201,25 @@ def run_pipeline(bench: Bench, population: Population, burst_events: int) -> Pip
     now += timedelta(hours=2)
     bench.set_clock(now)
     with bench.meter.measuring("single"):
-        send_singles(bench, [population.message(i, "single") for i in range(n)], now)
+        sent = send_singles(bench, [population.message(i, "single") for i in range(n)], now)
         bench.pump()
-    singles = phase_figures(bench, "single", n, http_requests=n)
+    singles = phase_figures(bench, "single", n, http_requests=n, request_bytes=sent)
 
     now += timedelta(hours=2)
     bench.set_clock(now)
     with bench.meter.measuring("batch"):
-        send_batches(bench, [population.message(i, "batch") for i in range(n)], now)
+        sent = send_batches(bench, [population.message(i, "batch") for i in range(n)], now)
         bench.pump()
-    batched = phase_figures(bench, "batch", n, http_requests=math.ceil(n / 100))
+    batched = phase_figures(bench, "batch", n, http_requests=math.ceil(n / 100), request_bytes=sent)
 
     # For information: batches with locality (each batch of 100 = 10 contacts x 10 events, one account).
     now += timedelta(hours=2)
     bench.set_clock(now)
     local = [population.message(i // 10, f"local-{i}") for i in range(n)]
     with bench.meter.measuring("batch-local"):
-        send_batches(bench, local, now)
+        sent = send_batches(bench, local, now)
         bench.pump()
-    batched_local = phase_figures(bench, "batch-local", n, http_requests=math.ceil(n / 100))
+    batched_local = phase_figures(bench, "batch-local", n, http_requests=math.ceil(n / 100), request_bytes=sent)
 
     result = PipelineResult(population, singles, batched, None)
     result.cost_batched_local = cost_breakdown(bench, batched_local)
@@ -228,9 +243,10 @@ def run_pipeline(bench: Bench, population: Population, burst_events: int) -> Pip
             message["context"]["traits"]["email"] = f"burst{k % 50}@burst-account.io"
             messages.append(message)
         with bench.meter.measuring("burst"):
-            send_batches(bench, messages, now)
+            sent = send_batches(bench, messages, now)
             bench.pump()
-        result.burst = phase_figures(bench, "burst", burst_events, http_requests=math.ceil(burst_events / 100))
+        result.burst = phase_figures(bench, "burst", burst_events, http_requests=math.ceil(burst_events / 100),
+                                     request_bytes=sent)
         result.burst_account_writes = int(result.burst.aggregate.get("write:account", 0))
         result.burst_events = burst_events
     result.history_read = measure_history_read(bench, now, population.account(0))

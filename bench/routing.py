@@ -12,7 +12,7 @@ with the number of accounts or SDRs.
   the routed message and `Account Routed`: the routing transaction is the outbox). Counted:
   the route function's DynamoDB requests, items read and capacity units, the aggregate
   function's SQS sends and bus entries, the messages on the queue.
-- **The routing pass** at two table sizes (`sizes` contacts seeded as the decay section does):
+- **The routing pass** at two table sizes (`sizes` contacts preloaded as the decay section does):
   `accounts` accounts routed as above, the clock moved past their SLA, the pass run once on
   its schedule: every account is due and re-routed to the pool's next SDR. Counted: items
   read (index Query items + BatchGetItem items) per account due, Scan calls, transactions.
@@ -64,6 +64,9 @@ class PassFigures:
     scans: int
     transactions: int
     sends: int
+    rcu: float = 0.0
+    wcu: float = 0.0  # the transactions (2x) and their index entries
+    cpu_ms: float = 0.0  # the pass function's own CPU
 
     @property
     def items_read_per_due(self) -> float:
@@ -331,7 +334,7 @@ def run_burst(accounts: int, team_size: int = 3) -> BurstFigures:
 
 
 def run_pass(table_contacts: int, accounts: int, team_size: int = 3) -> PassFigures:
-    from bench.decay import seed_contacts
+    from bench.decay import preload_contacts
 
     with metered_stack() as bench, routing_config(team(team_size)), route_rule_paused(bench), \
             light_transaction_backups():
@@ -340,7 +343,7 @@ def run_pass(table_contacts: int, accounts: int, team_size: int = 3) -> PassFigu
             assert bench.stack.invoke("RouteFunction", sdr_ready_event(account_id))["status"] == "routed"
         bench.pump()
         later = START + timedelta(hours=49)  # every SLA (48 h) has run out
-        seed_contacts(bench.meter.shadow, bench.table, table_contacts, min(200, table_contacts // 10), later)
+        preload_contacts(bench, table_contacts, min(200, table_contacts // 10), later)
         bench.stack.skip_stream_records()
         bench.set_clock(later)
         with bench.meter.measuring("pass"):
@@ -348,6 +351,8 @@ def run_pass(table_contacts: int, accounts: int, team_size: int = 3) -> PassFigu
             bench.pump()
         counts = bench.meter.totals("pass", "RoutingPassFunction")
         stream = bench.meter.totals("pass", "AggregateFunction")
+        cpu = sum(i.own_cpu for i in bench.meter.of("pass", "RoutingPassFunction"))
     return PassFigures(table_contacts=table_contacts, due=int(result["due"]), rerouted=int(result["rerouted"]),
                        items_read=int(counts["items_read"]), scans=int(counts["ddb:Scan"]),
-                       transactions=int(counts["ddb:TransactWriteItems"]), sends=int(stream["sqs:SendMessage"]))
+                       transactions=int(counts["ddb:TransactWriteItems"]), sends=int(stream["sqs:SendMessage"]),
+                       rcu=float(counts["rcu"]), wcu=float(counts["wcu"]), cpu_ms=1000 * cpu)

@@ -49,6 +49,12 @@ def _fmt(value: float | str) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
+#: How far a pass's own CPU time per item due may move between table sizes: CPU time (unlike the
+#: counted figures) varies between runs on a shared machine; a pass that read the table would
+#: grow 10x from 10,000 to 100,000 contacts.
+CPU_FLAT = 1.5
+
+
 def budget_row(section: str, metric: str, measured: float, limit: float, unit: str = "") -> Row:
     return Row(section, metric, measured, f"<= {_fmt(limit)}{unit}", bool(measured <= limit + 1e-9))
 
@@ -114,11 +120,25 @@ def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
         ]
     if result.burst is not None:
         limit = math.ceil(result.burst_events / result.stream_batch_size)
+        burst = result.burst
+        burst_batches = burst.batches
         rows += [
             budget_row(s, f"burst: account writes, {result.burst_events} events of one account "
                           f"(<= events / BatchSize {result.stream_batch_size})", result.burst_account_writes, limit),
-            Row(s, "burst: stream batches (Aggregate invocations)",
-                result.burst.invocations.get("AggregateFunction", 0)),
+            Row(s, "burst: stream batches (Aggregate invocations)", burst.invocations.get("AggregateFunction", 0)),
+            budget_row(s, "burst: account writes per stream batch (max)",
+                       max((b["account_writes"] for b in burst_batches), default=0), 1),
+            budget_row(s, "burst: contact writes / distinct contact, per stream batch (max)",
+                       max((b["contact_writes"] / b["contacts"] for b in burst_batches if b["contacts"]), default=0),
+                       1),
+            # Contention: an account write conditional on a version another batch moved, then
+            # re-read and retried. The local stream is one shard, read a batch at a time; in AWS one
+            # function per shard, so at most the account writes above can meet each other.
+            Row(s, "burst: refused conditional writes of the account (contention; one shard here)",
+                burst.aggregate.get("ddb_failed", 0)),
+            Row(s, "burst: account write units, all told", burst.aggregate.get("wcu:account", 0)),
+            Row(s, "burst: collection write units / event (the stored events)",
+                burst.per_event(burst.collect.get("wcu", 0))),
         ]
 
     s = "4 state changes"
@@ -144,6 +164,7 @@ def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     rows += [Row(s, f"  batch: {k}", v) for k, v in result.cost_batched.items()]
     rows.append(Row(s, "USD / million events in /v1/batch of 100, 10 contacts x 10 events per batch",
                     sum(result.cost_batched_local.values())))
+    rows += front_door_rows(args, raw, result)
     raw["pipeline"] = {
         "population": asdict(population),
         "singles": asdict(singles), "batched": asdict(batched),
@@ -154,6 +175,86 @@ def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def front_door_rows(args: argparse.Namespace, raw: dict[str, Any], result: Any) -> list[Row]:
+    """Section 7b (bench/frontdoor.py): the cost per million events behind each front door,
+    single and batched, the Function URL's budgets, and what a batch would need for $1.00."""
+    from bench import frontdoor as fd
+    from bench.stack import TEMPLATE
+    from local.stack import load_template
+
+    s = "7b front doors"
+    singles = fd.door_costs(result.singles, result.cost_singles)
+    batched = fd.door_costs(result.batched, result.cost_batched)
+    rows: list[Row] = []
+    for door in fd.DOORS:
+        rows.append(Row(s, f"USD / million single events, {door}", sum(singles[door].values())))
+        rows.append(Row(s, f"USD / million events in batches of 100, {door}", sum(batched[door].values())))
+    single_url = sum(singles["Function URL"].values())
+    batch_url = sum(batched["Function URL"].values())
+    rows.append(budget_row(s, "USD / million single events, Function URL, distinct contacts", single_url,
+                           fd.FUNCTION_URL_SINGLE_BUDGET))
+    met = batch_url <= fd.FUNCTION_URL_BATCH_TARGET + 1e-9
+    rows.append(Row(s, "USD / million events in batches of 100, Function URL (target where PRODUCT allows)",
+                    batch_url, f"<= {fd.FUNCTION_URL_BATCH_TARGET:.2f} target", True if met else None))
+    # What the batched cost is made of, and what $1.00 would take (each lever priced from the counters).
+    figures = {"single": (result.singles, singles["Function URL"]), "batch": (result.batched, batched["Function URL"])}
+    anatomies = {name: fd.anatomy(phase, costs) for name, (phase, costs) in figures.items()}
+    for name, limit in (("single", fd.FUNCTION_URL_SINGLE_BUDGET), ("batch", fd.FUNCTION_URL_BATCH_TARGET)):
+        a = anatomies[name]
+        top = a.components[0]
+        rows.append(Row(s, f"  {name}, Function URL: largest part, {top.name} (USD)", top.usd))
+        for lever in a.levers:
+            rows.append(Row(s, f"  {name} would take: {lever.name} (saves {lever.saves:.3f}); total", lever.after))
+        rows.append(Row(s, f"  {name}, Function URL, with every lever (printed below)", a.with_levers,
+                        f"vs {limit:.2f}"))
+    template_rules = fd.template_waf_rules(load_template(TEMPLATE))
+    rules = fd.DEFAULT_WAF_RULES if template_rules is None else template_rules
+    rows.append(Row(s, f"WAF's monthly charge: a web ACL and {rules} rules (USD a month, on top of the per-million "
+                       "figures)", fd.waf_monthly(rules)))
+    raw["front_doors"] = {
+        "single": singles, "batch": batched, "waf_rules": rules, "waf_monthly": fd.waf_monthly(rules),
+        "single_budget": fd.FUNCTION_URL_SINGLE_BUDGET, "batch_target": fd.FUNCTION_URL_BATCH_TARGET,
+        "anatomy": {name: {"total": a.total, "with_levers": a.with_levers,
+                           "components": [vars(c) for c in a.components], "levers": [vars(lv) for lv in a.levers]}
+                    for name, a in anatomies.items()},
+    }
+    return rows
+
+
+def print_front_doors(raw: dict[str, Any]) -> None:
+    """The cost per million events behind each front door, side by side, by component."""
+    doors = raw.get("front_doors")
+    if not doors:
+        return
+    names = list(doors["single"])
+    short = {"HTTP API": "HTTP API", "Function URL": "Fn URL", "Function URL + CloudFront": "Fn URL+CF",
+             "Function URL + CloudFront + WAF": "Fn URL+CF+WAF"}
+    for phase, title in (("single", "single events"), ("batch", "events in /v1/batch of 100")):
+        table = doors[phase]
+        components = list(dict.fromkeys(k for door in names for k in table[door]))
+        width = max(len(c) for c in components) + 2
+        print(f"\nUSD per million {title}, by front door (the same Lambda, DynamoDB and bus requests behind each):")
+        print(f"{'component':<{width}}" + "".join(f"{short.get(d, d):>15}" for d in names))
+        for component in components:
+            print(f"{component:<{width}}" + "".join(
+                f"{table[d][component]:>15.4f}" if component in table[d] else f"{'-':>15}" for d in names))
+        print(f"{'total':<{width}}" + "".join(f"{sum(table[d].values()):>15.3f}" for d in names))
+    print(f"WAF adds ${doors['waf_monthly']:.2f} a month (a web ACL and {doors['waf_rules']} rules); CloudFront's "
+          "flat-rate plans include WAF (bench/frontdoor.py)")
+    for phase, limit in (("single", doors["single_budget"]), ("batch", doors["batch_target"])):
+        a = doors["anatomy"][phase]
+        what = "single events" if phase == "single" else "events in batches of 100"
+        print(f"\nFunction URL, {what}: ${a['total']:.3f} per million, by part (largest first):")
+        for c in a["components"]:
+            floor = f"  floor: {c['floor']}" if c["floor"] else ""
+            print(f"  {c['usd']:7.4f}  {c['units']:.3f} {c['unit']} / event  {c['name']}{floor}")
+        print(f"What ${limit:.2f} would take (each lever priced from the same counters, in turn):")
+        for lever in a["levers"]:
+            print(f"  -{lever['saves']:.4f} -> {lever['after']:.3f}  {lever['name']}: {lever['needs']}")
+        verdict = "reaches" if a["with_levers"] <= limit + 1e-9 else f"is short by ${a['with_levers'] - limit:.3f} of"
+        print(f"  with every lever: ${a['with_levers']:.3f}, which {verdict} ${limit:.2f}")
+
+
 def decay_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     from bench.decay import run_decay
 
@@ -161,13 +262,27 @@ def decay_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     figures = [run_decay(size, args.decay_due) for size in args.decay_sizes]
     for f in figures:
-        rows.append(budget_row(s, f"items read / item due, table of {f.table_contacts} contacts, {f.due} due",
-                               f.items_read_per_due, 1.2))
+        rows += [
+            budget_row(s, f"items read / item due, table of {f.table_contacts} contacts, {f.due} due",
+                       f.items_read_per_due, 1.2),
+            Row(s, f"  table of {f.table_contacts}: read units / write units (DueIndex included) / requests "
+                   "per item due", f"{f.per_due(f.rcu):.3f} / {f.per_due(f.wcu):.2f} / {f.per_due(f.requests):.3f}"),
+            Row(s, f"  table of {f.table_contacts}: own CPU per item due (ms)", f.per_due(f.cpu_ms)),
+        ]
     rows.append(budget_row(s, "Scan calls", sum(f.scans for f in figures), 0))
     if len(figures) > 1:
-        growth = figures[-1].items_read_per_due / figures[0].items_read_per_due
-        rows.append(budget_row(s, f"flat: items read per due at {figures[-1].table_contacts} / at "
-                                  f"{figures[0].table_contacts}", growth, 1.1))
+        small, large = figures[0], figures[-1]
+        sizes = f"at {large.table_contacts} / at {small.table_contacts}"
+        rows += [
+            budget_row(s, f"flat: items read per due {sizes}", large.items_read_per_due / small.items_read_per_due,
+                       1.1),
+            budget_row(s, f"flat: read units and write units per due {sizes} (the larger)",
+                       max(large.per_due(large.rcu) / small.per_due(small.rcu),
+                           large.per_due(large.wcu) / small.per_due(small.wcu)), 1.1),
+            # CPU time moves between runs on a shared machine: a looser ratio than the counted ones
+            budget_row(s, f"flat: own CPU per due {sizes}", large.per_due(large.cpu_ms) / small.per_due(small.cpu_ms),
+                       CPU_FLAT),
+        ]
     raw["decay"] = [asdict(f) for f in figures]
     return rows
 
@@ -272,12 +387,21 @@ def routing_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
                 f"{p.rerouted} / {p.due}", "all", p.rerouted == p.due),
             budget_row(s, f"SLA pass: transactions / account due, table of {p.table_contacts}",
                        p.transactions / p.due, 1),
+            Row(s, f"  SLA pass, table of {p.table_contacts}: read units / write units / own CPU (ms) per account due",
+                f"{p.rcu / p.due:.3f} / {p.wcu / p.due:.2f} / {p.cpu_ms / p.due:.2f}"),
         ]
     rows.append(budget_row(s, "SLA pass: Scan calls", sum(p.scans for p in passes), 0))
     if len(passes) > 1:
-        growth = passes[-1].items_read_per_due / passes[0].items_read_per_due
-        rows.append(budget_row(s, f"flat: SLA pass items read per due at {passes[-1].table_contacts} / at "
-                                  f"{passes[0].table_contacts}", growth, 1.1))
+        first, last = passes[0], passes[-1]
+        sizes = f"at {last.table_contacts} / at {first.table_contacts}"
+        rows += [
+            budget_row(s, f"flat: SLA pass items read per due {sizes}",
+                       last.items_read_per_due / first.items_read_per_due, 1.1),
+            budget_row(s, f"flat: SLA pass read units and write units per due {sizes} (the larger)",
+                       max(last.rcu / first.rcu, last.wcu / first.wcu) * first.due / last.due, 1.1),
+            budget_row(s, f"flat: SLA pass own CPU per due {sizes}",
+                       (last.cpu_ms / last.due) / (first.cpu_ms / first.due), CPU_FLAT),
+        ]
     cost = routes[0].cost
     total = sum(cost.values())
     rows.append(Row(s, f"USD / million routed accounts (pool of {routes[0].team_size})", total))
@@ -334,6 +458,27 @@ SECTIONS = {  # in the order they run: the CPU-timed ones first, on the heap of 
 }
 
 
+# --- 9b: preview / calibration at any size (bench/evidence.py; planted accounts: --contacts of them)
+def evidence_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
+    from bench.evidence import GOAL_SECONDS, run_evidence
+
+    s = "9b preview at any size"
+    f = run_evidence(accounts=args.contacts)
+    one, most = f.runs[0], f.runs[-1]
+    raw["evidence"] = asdict(f)
+    return [Row(s, f"preview of {f.events} events, {f.segments} Scan segments: replay events/s, 1 process",
+                round(one.replay_rate)),
+            Row(s, f"  replay events/s, {most.processes} processes (scaling {f.scaling:.2f}x)",
+                round(most.replay_rate)),
+            Row(s, "  seconds in moto's Scan (walks the table per page; not DynamoDB's pace), 1 process",
+                one.steps.get("scan", 0.0)),
+            budget_row(s, "a million events replayed (seconds, at the better rate)", round(f.million_seconds),
+                       GOAL_SECONDS)]
+
+
+SECTIONS["evidence"] = evidence_rows
+
+
 def print_table(rows: list[Row]) -> None:
     width = max(len(r.metric) for r in rows if r.metric != "assumption") + 2
     print(f"{'metric':<{width}} {'measured':>12}  {'budget':<14} status")
@@ -356,10 +501,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--contacts-per-account", type=int, default=10, help="contacts per account (10)")
     parser.add_argument("--mix", choices=("typical", "scored"), default="typical",
                         help="event names: 'typical' (1 in 5 scored) or 'scored' (every event earns points)")
-    parser.add_argument("--burst", type=int, default=2000,
-                        help="events of the one-account burst (2000; PRODUCT speaks of 10000); 0 skips it")
-    parser.add_argument("--decay-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[2000, 10000],
-                        help="table sizes of the decay job, comma separated (2000,10000; try 10000,100000)")
+    parser.add_argument("--burst", type=int, default=10000,
+                        help="events of the one-account burst (10000, PRODUCT's size); 0 skips it")
+    parser.add_argument("--decay-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10000, 100000],
+                        help="table sizes of the decay job, comma separated (10000,100000: PRODUCT's sizes)")
     parser.add_argument("--decay-due", type=int, default=200, help="contacts due at each size (200)")
     parser.add_argument("--engine-iterations", type=int, default=2000)
     parser.add_argument("--coldstart-runs", type=int, default=9,
@@ -372,8 +517,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="SDRs of the largest pool at their daily capacity, a run of its own (10; 0 skips it)")
     parser.add_argument("--routing-burst", type=int, default=100,
                         help="route functions at once into one pool of 3 (100; 0 skips it)")
-    parser.add_argument("--routing-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[2000, 10000],
-                        help="table sizes (contacts) of the SLA pass, comma separated (2000,10000)")
+    parser.add_argument("--routing-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10000, 100000],
+                        help="table sizes (contacts) of the SLA pass, comma separated (10000,100000)")
     parser.add_argument("--events-per-route", type=int, default=1000,
                         help="events per routed account, for routing's share of the cost (1000)")
     parser.add_argument("--team-accounts", type=int, default=30,
@@ -395,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += section(args, raw)
         raw["seconds"][name] = round(time.perf_counter() - started, 1)
     print_table(rows)
+    print_front_doors(raw)
     failed = [r for r in rows if r.ok is False]
     raw["rows"] = [asdict(r) | {"status": r.status} for r in rows]
     raw["failed"] = [r.metric for r in failed]

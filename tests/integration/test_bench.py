@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import run
+from bench import frontdoor, run
+from bench.pipeline import PRICES
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +107,114 @@ def test_the_team_list_reads_one_query_and_two_items_per_sdr_whatever_the_histor
         assert counts["items_read"] == 2 * figures["listed"]  # her record and today's count
         assert figures["open_listed"] == figures["routed"]
         assert figures["book"]["ddb:Query"] == figures["book"]["ddb:BatchGetItem"] == 1
+
+
+def _row(results: dict, metric: str) -> dict:
+    return next(r for r in results["rows"] if r["metric"] == metric)
+
+
+def test_both_front_doors_carry_the_same_requests_and_differ_by_the_front_doors_charge(results: dict) -> None:
+    doors = results["front_doors"]
+    pipeline = results["pipeline"]
+    for phase, figures in (("single", pipeline["singles"]), ("batch", pipeline["batched"])):
+        table = doors[phase]
+        shared = {k: v for k, v in table["HTTP API"].items() if k != "HTTP API requests"}
+        for door in frontdoor.DOORS[1:]:
+            assert {k: table[door][k] for k in shared} == shared  # the same Lambda, DynamoDB and bus lines
+        # HTTP API: $1.00 per million requests; one request per single event, one per batch of 100
+        per_request = figures["http_requests"] / figures["events"]
+        assert table["HTTP API"]["HTTP API requests"] == pytest.approx(per_request)
+        assert sum(table["HTTP API"].values()) - sum(table["Function URL"].values()) == pytest.approx(per_request)
+        cloudfront = table["Function URL + CloudFront"]
+        assert cloudfront["CloudFront HTTPS requests"] == pytest.approx(per_request)  # $0.0100 per 10,000
+        to_origin = (figures["request_bytes"] + figures["http_requests"] * frontdoor.HEADER_BYTES) / 1024 ** 3
+        assert cloudfront["CloudFront data transfer to the origin"] == pytest.approx(
+            to_origin * 0.020 * 1e6 / figures["events"])
+        waf = table["Function URL + CloudFront + WAF"]
+        assert waf["WAF requests"] == pytest.approx(0.60 * per_request)
+    assert pipeline["singles"]["request_bytes"] > 200 * pipeline["singles"]["http_requests"]  # a real body each
+    assert doors["waf_monthly"] == 5.00 + doors["waf_rules"] * 1.00
+
+
+def test_the_function_url_budget_rows_are_the_figures_they_name(results: dict) -> None:
+    doors = results["front_doors"]
+    single = _row(results, "USD / million single events, Function URL, distinct contacts")
+    assert single["measured"] == pytest.approx(sum(doors["single"]["Function URL"].values()))
+    assert single["budget"] == "<= 1.500" and single["status"] == ("ok" if single["measured"] <= 1.50 else "FAIL")
+    http = _row(results, "USD / million single HTTP events, distinct contacts")
+    assert http["measured"] - single["measured"] == pytest.approx(1.00)
+    batch = _row(results, "USD / million events in batches of 100, Function URL (target where PRODUCT allows)")
+    assert batch["measured"] == pytest.approx(sum(doors["batch"]["Function URL"].values()))
+    assert batch["status"] == ("ok" if batch["measured"] <= 1.00 else "info")  # a target, not PRODUCT's budget
+
+
+def test_what_a_dollar_would_take_adds_up_from_the_counters(results: dict) -> None:
+    doors, pipeline = results["front_doors"], results["pipeline"]
+    for phase, figures in (("single", pipeline["singles"]), ("batch", pipeline["batched"])):
+        anatomy = doors["anatomy"][phase]
+        # the parts are the whole: every line of the Function URL's cost is in one part
+        assert sum(c["usd"] for c in anatomy["components"]) == pytest.approx(anatomy["total"])
+        assert anatomy["total"] == pytest.approx(sum(doors[phase]["Function URL"].values()))
+        # every read at collection is the erased-id check: two ids an event, half a unit each
+        collect = figures["collect"]
+        assert collect["rcu:suppression"] == collect["rcu"] == 0.5 * collect["keys_read:suppression"]
+        assert collect["keys_read:suppression"] == 2 * figures["events"]
+        levers = anatomy["levers"]
+        check = levers[0]
+        assert check["saves"] == pytest.approx(
+            (collect["rcu"] - 0.5 * figures["http_requests"]) / figures["events"] * PRICES["rcu"] * 1e6)
+        running = anatomy["total"]
+        for lever in levers:
+            running -= lever["saves"]
+            assert lever["saves"] >= 0 and lever["after"] == pytest.approx(running)
+        assert anatomy["with_levers"] == pytest.approx(running)
+        floor = next(c for c in anatomy["components"] if c["name"].startswith("the stored event"))
+        assert floor["units"] == 1 and floor["floor"]  # the exactly-once guard is not a lever
+
+
+def test_the_side_by_side_table_prints_every_door_and_their_totals(results: dict,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run.print_front_doors(results)
+    out = capsys.readouterr().out
+    assert "HTTP API" in out and "Fn URL" in out and "Fn URL+CF+WAF" in out
+    for phase in ("single", "batch"):
+        totals = " ".join(f"{sum(results['front_doors'][phase][d].values()):.3f}" for d in frontdoor.DOORS)
+        assert totals in " ".join(out.split())
+    assert "What $1.00 would take" in out and "with every lever" in out
+
+
+def test_a_burst_of_one_account_is_a_few_account_writes_one_per_stream_batch_at_most(results: dict) -> None:
+    burst = results["pipeline"]["burst"]
+    assert burst["events"] == 300
+    assert burst["aggregate"]["write:account"] <= math.ceil(300 / 100)
+    assert all(b["account_writes"] <= 1 for b in burst["batches"])
+    assert burst["collect"]["wcu"] == 300  # each stored event one write unit
+
+
+def test_decay_work_per_item_due_is_the_same_at_both_sizes(results: dict) -> None:
+    small, large = results["decay"]
+    assert small["rcu"] == large["rcu"] and small["wcu"] == large["wcu"] and small["requests"] == large["requests"]
+    assert small["cpu_ms"] > 0 and large["cpu_ms"] > 0
+
+
+def test_preloaded_contacts_are_what_a_batch_write_stores() -> None:
+    """The decay and SLA passes' table, put into moto directly, reads back as the same items
+    BatchWriteItem stores (and the contacts due can be rewritten without touching the others)."""
+    from datetime import timedelta
+
+    from bench.decay import contact_items, preload_contacts
+    from bench.pipeline import START
+    from bench.stack import metered_stack
+
+    now = START + timedelta(days=60)
+    expected = sorted((item for _, item in contact_items(30, 4, now)), key=json.dumps)
+    with metered_stack() as bench:
+        bench.set_clock(now)
+        preload_contacts(bench, 30, 4, now)
+        stored = bench.meter.shadow.scan(TableName=bench.table, ConsistentRead=True)["Items"]
+        assert sorted(stored, key=json.dumps) == expected
+        result = bench.stack.run_schedule("DecayFunction", now)
+        assert (result["due"], result["written"]) == (4, 4)
+        after = bench.meter.shadow.scan(TableName=bench.table, ConsistentRead=True)["Items"]
+    changed = [item for item in after if item not in expected]
+    assert len(changed) == 4  # the due ones, each its own copy
