@@ -88,17 +88,20 @@ def _call(step: str, job: dict[str, Any], number: int) -> dict[str, Any]:
 
 
 def run(job: dict[str, Any], table: Table, *, processes: int | None = None, stream: Any = None,
-        store_path: str | None = None) -> dict[str, Any]:
+        store_path: str | None = None, pool: bool | None = None,
+        timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Every step of `job` over `table`, in `processes` processes (default: one per CPU;
-    one, in this process, under an in-process moto); returns the report."""
+    one, in this process, under an in-process moto); returns the report. `pool`: whether
+    the steps run in a pool of processes (default: when more than one; the bench compares a
+    pool of 1 with a pool of 2). `timings` gets each step's seconds."""
     stream = stream if stream is not None else sys.stderr
     processes = processes or default_processes()
     if in_process_moto() and not os.environ.get("AWS_ENDPOINT_URL"):
-        processes = 1  # no other process could reach the table
+        processes, pool = 1, False  # no other process could reach the table
     with tempfile.TemporaryDirectory(prefix="leadscore-evidence-") as scratch:
         path = store_path or scratch
         store = shards.LocalShardStore(path)
-        if processes == 1:
+        if not (pool if pool is not None else processes > 1):
             global _TABLE, _STORE
             _TABLE, _STORE = table, store
 
@@ -106,22 +109,25 @@ def run(job: dict[str, Any], table: Table, *, processes: int | None = None, stre
                 for n in numbers:
                     yield _call(step, job, n)
 
-            return _steps(job, store, each, stream)
+            return _steps(job, store, each, stream, timings)
         import multiprocessing  # cold start: not a Lambda path
 
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         with ProcessPoolExecutor(processes, mp_context=context, initializer=_init,
-                                 initargs=(table.name, path)) as pool:
+                                 initargs=(table.name, path)) as executor:
             def each_parallel(step: str, numbers: Iterable[int]) -> Iterable[dict[str, Any]]:
-                futures: list[Future[dict[str, Any]]] = [pool.submit(_call, step, job, n) for n in numbers]
+                futures: list[Future[dict[str, Any]]] = [executor.submit(_call, step, job, n) for n in numbers]
                 for future in as_completed(futures):
                     yield future.result()
 
-            return _steps(job, store, each_parallel, stream)
+            return _steps(job, store, each_parallel, stream, timings)
 
 
 def _steps(job: dict[str, Any], store: shards.LocalShardStore,
-           each: Callable[[str, Iterable[int]], Iterable[dict[str, Any]]], stream: Any) -> dict[str, Any]:
+           each: Callable[[str, Iterable[int]], Iterable[dict[str, Any]]], stream: Any,
+           timings: dict[str, float] | None = None) -> dict[str, Any]:
+    timings = timings if timings is not None else {}
+
     def step(name: str, count: int, unit: str, note: Callable[[list[dict[str, Any]]], str]) -> list[dict[str, Any]]:
         progress = StepProgress(stream, name, count, unit)
         progress.update(0)
@@ -130,6 +136,7 @@ def _steps(job: dict[str, Any], store: shards.LocalShardStore,
             results.append(result)
             progress.update(len(results), note(results))
         progress.finish(note(results))
+        timings[name] = time.monotonic() - progress.started
         return results
 
     step("scan", job["segments"], "segments",
@@ -139,7 +146,10 @@ def _steps(job: dict[str, Any], store: shards.LocalShardStore,
         shards.merge_outcomes(store, job)
     step("replay", job["shards"], "shards",
          lambda r: f"{sum(x['persons'] for x in r)} contacts, {sum(x['events'] for x in r)} events")
-    return shards.reduce(store, job)
+    started = time.monotonic()
+    report = shards.reduce(store, job)
+    timings["reduce"] = time.monotonic() - started
+    return report
 
 
 def flags(parser: Any) -> None:

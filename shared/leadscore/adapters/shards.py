@@ -15,9 +15,11 @@ map, each step a Lambda call). Every step takes and returns JSON; in between, na
    into `<run>/outcomes.json`.
 3. `replay_shard(table, store, job, shard)`: every person whose contact lives in the shard
    replayed with the live code; an id merged into it from another shard is read from the live
-   table (read-only Queries; merges are rare). Writes the shard's partial: each side's contact
-   scores, rule totals and account entries (preview), or each closed account's entries and
-   fired rules as of its close (calibration).
+   table (read-only: the contacts in batches of 100, the events of an id that has some by
+   Query; the scan writes each shard's ids with a contact and with events,
+   `<run>/keys/<shard>/<segment>`, so what is not there is not asked for). Writes the shard's
+   partial: each side's contact scores, rule totals and account entries (preview), or each
+   closed account's entries and fired rules as of its close (calibration).
 4. `reduce(store, job)`: the partials merged into the report, exactly as the one-process
    preview / calibration shapes it; also written as `<run>/report.json`.
 
@@ -58,8 +60,8 @@ if TYPE_CHECKING:
     from leadscore.services.calibrate import Outcome
 
 KINDS = ("preview", "calibrate")
-#: Scan page size (items per request; DynamoDB also stops a page at 1 MB).
-PAGE_SIZE = 1000
+#: Scan page size in items (None: DynamoDB's own, a page of up to 1 MB).
+PAGE_SIZE: int | None = None
 _WIDTH = 5  # digits of the shard and segment numbers in blob names (names sort as numbers)
 
 
@@ -146,6 +148,10 @@ def _get_json(store: ShardStore, name: str) -> Any:
 
 def items_name(run: str, shard: int, segment: int) -> str:
     return f"{run}/items/{shard:0{_WIDTH}d}/{segment:0{_WIDTH}d}"
+
+
+def keys_name(run: str, shard: int, segment: int) -> str:
+    return f"{run}/keys/{shard:0{_WIDTH}d}/{segment:0{_WIDTH}d}"
 
 
 def partial_name(run: str, shard: int) -> str:
@@ -316,7 +322,7 @@ def shard_of(partition_key: str, shards: int) -> int:
 
 
 def scan_segment(table: Table, store: ShardStore, job: Mapping[str, Any], segment: int, *,
-                 page_size: int = PAGE_SIZE) -> dict[str, Any]:
+                 page_size: int | None = PAGE_SIZE) -> dict[str, Any]:
     """Segment `segment` of the job's parallel Scan into one blob per shard (every shard's,
     empty ones too, so a segment scanned again replaces all it wrote). Counts its items and
     events."""
@@ -326,24 +332,35 @@ def scan_segment(table: Table, store: ShardStore, job: Mapping[str, Any], segmen
         raise ValueError(f"segment: {segment!r} is not one of 0..{segments - 1}")
     buffers = [io.BytesIO() for _ in range(shards)]
     writers = [gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=3, mtime=0) for buffer in buffers]
-    request: dict[str, Any] = {"TableName": table.name, "ConsistentRead": True, "Limit": page_size,
+    request: dict[str, Any] = {"TableName": table.name, "ConsistentRead": True,
                                "Segment": segment, "TotalSegments": segments}
+    if page_size is not None:
+        request["Limit"] = page_size
     counts = {"segment": segment, "items": 0, "events": 0, "pages": 0}
+    #: each shard's ids (contact keys) with a contact, and with events, in this segment
+    ids: list[tuple[set[str], set[str]]] = [(set(), set()) for _ in range(shards)]
     while True:
         answer = table.client.scan(**request)
         counts["pages"] += 1
         for raw in answer.get("Items", []):
             key = items.table_key(_Keys(raw))
-            writers[shard_of(key[0], shards)].write(
-                json.dumps(raw, default=_wire, separators=(",", ":")).encode() + b"\n")
+            shard = shard_of(key[0], shards)
+            writers[shard].write(json.dumps(raw, default=_wire, separators=(",", ":")).encode() + b"\n")
             counts["items"] += 1
-            counts["events"] += items.is_event_key(key)
+            event = items.is_event_key(key)
+            counts["events"] += event
+            if event:
+                ids[shard][1].add(items.contact_key_of(key[0]))
+            elif items.is_contact_key(key):
+                ids[shard][0].add(items.contact_key_of(key[0]))
         if "LastEvaluatedKey" not in answer:
             break
         request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
     for shard, (writer, buffer) in enumerate(zip(writers, buffers, strict=True)):
         writer.close()
         store.put(items_name(job["run"], shard, segment), buffer.getvalue())
+        _put_json(store, keys_name(job["run"], shard, segment),
+                  {"contacts": sorted(ids[shard][0]), "events": sorted(ids[shard][1])})
     return counts
 
 
@@ -368,15 +385,31 @@ def shard_items(store: ShardStore, job: Mapping[str, Any], shard: int) -> Iterat
 class ShardView:
     """ports.RebuildStore over one shard (read-only): its partitions from the shard's snapshot,
     any other partition from the live table (a person with an id merged in from another shard;
-    `foreign_reads` counts those)."""
+    `foreign_reads` counts the requests). The Scan's index of every shard's ids (`ids_of`: those
+    with a contact, those with events) spares the reads of what is not there: most ids an
+    identify links (`e:<email>`) are a stub contact with no events, or nothing at all."""
 
-    def __init__(self, snapshot: TableSnapshot, shard: int, shards: int, table: Table | None) -> None:
+    def __init__(self, snapshot: TableSnapshot, shard: int, shards: int, table: Table | None,
+                 ids_of: Callable[[int], tuple[set[str], set[str]]] | None = None) -> None:
         self.snapshot, self.shard, self.shards, self.table = snapshot, shard, shards, table
         self.foreign_reads = 0
         self._live: Any = None
+        self._ids_of = ids_of
+        self._ids: dict[int, tuple[set[str], set[str]]] = {}
+        self._contacts: dict[str, Contact | None] = {}  # other shards' contacts read so far
 
     def _mine(self, key: str) -> bool:
         return shard_of(items.contact_pk(key), self.shards) == self.shard
+
+    def _has(self, key: str, what: int) -> bool:
+        """Whether another shard's id had a contact (what=0) or events (what=1) when scanned
+        (True when there is no index to tell)."""
+        if self._ids_of is None:
+            return True
+        shard = shard_of(items.contact_pk(key), self.shards)
+        if shard not in self._ids:
+            self._ids[shard] = self._ids_of(shard)
+        return key in self._ids[shard][what]
 
     def _store(self) -> Any:
         if self._live is None:
@@ -388,19 +421,39 @@ class ShardView:
         self.foreign_reads += 1
         return self._live
 
+    def prefetch(self) -> None:
+        """Read, in batches of 100, the other shards' contacts this shard's events link to (the
+        ids an identify or alias names) or its contacts are merged into: one BatchGetItem per
+        100 instead of a read per person."""
+        from leadscore.engine.contacts import linked_keys  # cold start: the replay step only
+
+        wanted = {key for events in self.snapshot.events.values() for stored in events
+                  for key in linked_keys(stored.event)}
+        wanted |= {c.merged_into for c in self.snapshot.contacts.values() if c.merged_into}
+        self._foreign_contacts(sorted(wanted), batch=100)
+
+    def _foreign_contacts(self, keys: Iterable[str], batch: int = 100) -> dict[str, Contact]:
+        todo = [k for k in dict.fromkeys(keys) if not self._mine(k) and k not in self._contacts]
+        for key in todo:
+            self._contacts[key] = None
+        todo = [k for k in todo if self._has(k, 0)]
+        for start in range(0, len(todo), batch):
+            self._contacts.update(self._store().load_contacts(todo[start:start + batch]))
+        return {k: c for k in keys if (c := self._contacts.get(k)) is not None}
+
     def load_contact(self, key: str) -> Contact | None:
-        return self.snapshot.load_contact(key) if self._mine(key) else self._store().load_contact(key)
+        if self._mine(key):
+            return self.snapshot.load_contact(key)
+        return self._foreign_contacts([key]).get(key)
 
     def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]:
         keys = list(dict.fromkeys(keys))
         found = self.snapshot.load_contacts(k for k in keys if self._mine(k))
-        others = [k for k in keys if not self._mine(k)]
-        if others:
-            found.update(self._store().load_contacts(others))
+        found.update(self._foreign_contacts(k for k in keys if not self._mine(k)))
         return found
 
     def load_events(self, contact_key: str) -> list[StoredEvent]:
-        if self._mine(contact_key):
+        if self._mine(contact_key) or not self._has(contact_key, 1):
             return self.snapshot.load_events(contact_key)
         events: list[StoredEvent] = self._store().load_events(contact_key)
         return events
@@ -416,7 +469,20 @@ def shard_view(table: Table | None, store: ShardStore, job: Mapping[str, Any], s
     check_job(job)
     if not (isinstance(shard, int) and 0 <= shard < job["shards"]):
         raise ValueError(f"shard: {shard!r} is not one of 0..{job['shards'] - 1}")
-    return ShardView(TableSnapshot(shard_items(store, job, shard)), shard, job["shards"], table)
+
+    def ids_of(other: int) -> tuple[set[str], set[str]]:
+        contacts: set[str] = set()
+        events: set[str] = set()
+        for segment in range(job["segments"]):
+            try:
+                found = _get_json(store, keys_name(job["run"], other, segment))
+            except KeyError:
+                raise RuntimeError(f"run {job['run']}: segment {segment} not scanned yet") from None
+            contacts.update(found["contacts"])
+            events.update(found["events"])
+        return contacts, events
+
+    return ShardView(TableSnapshot(shard_items(store, job, shard)), shard, job["shards"], table, ids_of)
 
 
 # ------------------------------------------------------------------- 2. outcomes (calibration)
@@ -500,6 +566,7 @@ def replay_shard(table: Table | None, store: ShardStore, job: Mapping[str, Any],
     from leadscore.adapters.items import entry_doc  # cold start: only this step encodes entries
 
     view = shard_view(table, store, job, shard)
+    view.prefetch()
     snapshot = view.snapshot
     now = datetime.fromisoformat(job["asOf"])
     current, candidate, _ = configs(job)
