@@ -56,6 +56,10 @@ AVAILABILITY_CHANGED = "SDR Availability Changed"
 #: The routing pass (SLA re-routes, waiting accounts) runs once per simulated hour; the
 #: template schedules it every 15 minutes.
 ROUTING_PASS = "RoutingPassFunction"
+#: the rules change the demo previews: the demo link click from 25 to 40 points
+PREVIEW_CHANGE = ("demo_link_clicked", 40)
+EVIDENCE_SEGMENTS = 2
+EVIDENCE_RULES_SHOWN = 5
 PASS_EVERY = timedelta(hours=1)
 
 #: Fake credentials and a fixed region: the demo never talks to AWS.
@@ -228,6 +232,11 @@ class DemoResult:
     slack: list[dict[str, Any]] = field(default_factory=list)
     #: Slack posts that were not delivered (status, error), if any
     slack_failed: list[str] = field(default_factory=list)
+    #: `make calibrate` over the journeys' own outcomes (the CRM's Opportunity Won/Lost, feedback)
+    calibration: dict[str, Any] | None = None
+    #: `make preview` of PREVIEW_CHANGE, and the rule's points now (for the page's chart)
+    preview: dict[str, Any] | None = None
+    current_points: dict[str, float | None] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -538,11 +547,40 @@ class Demo:
         self.set_clock(end)
         self.pump(result, "final drain")
         self._read_back(result)
+        self._evidence(result)
         result.bus_events = [e for e in self.stack.bus_log if e.get("detail-type") != "Tracking Event"]
         result.slack_failed = [f"{d.destination}: {d.status} {d.error or ''}".rstrip()
                                for d in self.stack.api_deliveries if not d.delivered]
         result.seconds = time.monotonic() - started
         return result
+
+    def _evidence(self, result: DemoResult) -> None:
+        """The demo's calibration of its own journeys' outcomes and one preview of a rules change:
+        `make calibrate` and `make preview` as they run on the local stack (the same jobs, steps
+        and reports), in this process, writing nothing to the table."""
+        import io
+
+        from leadscore.adapters.shards import new_job
+        from leadscore.adapters.table import Table
+        from leadscore.rulesfiles.loading import load_config
+
+        from local import mapreduce
+        from local.candidate import candidate, current_points
+
+        table = Table(self.stack.describe()["Table"]["name"], client=self.stack.client("dynamodb"))
+        quiet = io.StringIO()  # each step's progress line: the demo has its own
+        try:
+            job = new_job("calibrate", segments=EVIDENCE_SEGMENTS, as_of=self.now)
+            result.calibration = mapreduce.run(job, table, processes=1, stream=quiet)
+            config = load_config()
+            result.current_points = current_points(config.scoring)
+            rule, points = PREVIEW_CHANGE
+            changed = candidate((config.dir / "scoring.yaml").read_text(encoding="utf-8"),
+                                {"rules": [{"rule": rule, "suggestedPoints": points}]})
+            job = new_job("preview", segments=EVIDENCE_SEGMENTS, as_of=self.now, candidate_scoring=changed.text)
+            result.preview = mapreduce.run(job, table, processes=1, stream=quiet)
+        except Exception as error:  # noqa: BLE001 - reported, the rest of the demo stands
+            result.errors.append(f"calibration and preview: {error!r}")
 
     def _routing_pass(self, result: DemoResult) -> None:
         answer = self.stack.run_schedule(ROUTING_PASS, self.now) or {}
@@ -863,6 +901,8 @@ def report(result: DemoResult, out: Any = None) -> None:
         say(f"  Account Score Changed  {account_id:<12} x{len(changes):<3} {' -> '.join(scores)}  (last "
             f"{_when(changes[-1].get('time'))})")
 
+    evidence_summary(result, say)
+
     say()
     say("=" * 100)
     say("JOURNEYS")
@@ -890,6 +930,41 @@ def report(result: DemoResult, out: Any = None) -> None:
             say(f"  {error}")
     say(f"Done in {result.seconds:.1f} s. Stack: {len(result.resources)} resources of template.yaml on moto "
         "(in-process).")
+
+
+def evidence_summary(result: DemoResult, say: Callable[..., None]) -> None:
+    """The calibration of the journeys' outcomes and the preview of PREVIEW_CHANGE, short
+    (the HTML report has them in full)."""
+    calibration, preview = result.calibration, result.preview
+    if calibration is None or preview is None:
+        return
+    say("")
+    say("=" * 100)
+    say("CALIBRATION of the journeys' outcomes (make calibrate: the CRM's Opportunity Won/Lost, feedback)")
+    say("=" * 100)
+    for warning in calibration["warnings"]:
+        say(f"  warning: {warning}")
+    say(f"  {calibration['closed']} closed accounts, {calibration['wins']} won "
+        f"(base close rate {calibration['baseRate']:.0%})")
+    for row in calibration["rules"][:EVIDENCE_RULES_SHOWN]:
+        lift = "-" if row["liftPoints"] is None else f"{row['liftPoints']:+.0f} pp"
+        say(f"  {row['rule']:<28} fired on {row['fired']:>2}, closing {row['closeRateWith']:>4.0%} with it, "
+            f"lift {lift:>7}  ({row['support']})")
+    if len(calibration["rules"]) > EVIDENCE_RULES_SHOWN:
+        say(f"  ... {len(calibration['rules']) - EVIDENCE_RULES_SHOWN} more rules, and the threshold, the backtest "
+            "and the lift chart: in the HTML report")
+    rule, points = PREVIEW_CHANGE
+    say("")
+    say("=" * 100)
+    say(f"PREVIEW of {rule}: {_num(result.current_points.get(rule))} -> {points} points (make preview, "
+        "nothing written)")
+    say("=" * 100)
+    say(f"  SDR-ready accounts: {preview['sdrReady']['current']} -> {preview['sdrReady']['candidate']}; "
+        f"newly SDR-ready: {', '.join(preview['newlySdrReady']) or '-'}; "
+        f"no longer: {', '.join(preview['noLongerSdrReady']) or '-'}")
+    for row in preview["accountsMovingMost"]:
+        if row["change"]:
+            say(f"  {row['id']:<28} {_num(row['current']):>7} -> {_num(row['candidate']):<7} ({row['change']:+})")
 
 
 def _iso(text: Any) -> datetime:
@@ -1105,6 +1180,7 @@ def main(argv: list[str] | None = None) -> int:
             "ok": result.ok, "asOf": result.end.isoformat(), "accounts": result.accounts,
             "contacts": result.contacts, "sdrReady": [sdr_message(a) for a in result.sdr_ready()],
             "busEvents": result.bus_events, "routed": result.routed, "slack": result.slack,
+            "calibration": result.calibration, "preview": result.preview,
             "failedSteps": [{"step": s.step.label, "status": s.status, "detail": s.detail}
                             for s in result.steps if not s.ok],
             "errors": result.errors}, indent=2, default=str))

@@ -157,7 +157,34 @@ svg text { font-size: 11px; fill: #444; } .axis { stroke: #999; }
 .threshold { stroke: #d97706; stroke-dasharray: 5 4; } .score { fill: none; stroke: #2563eb; stroke-width: 2; }
 table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: left; border-bottom: 1px solid #eee; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }
+.warnings { background: #fef3c7; border: 1px solid #f59e0b; padding: .5em 1em; border-radius: 4px; }
+.note, figcaption { color: #475569; font-size: .9em; } td.n { text-align: right; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+.up { color: #047857; } .down { color: #b91c1c; }
 """
+
+
+def evidence(result: Any) -> list[str]:
+    """The demo's calibration of its journeys' outcomes and its preview of one rules change, as
+    `make calibrate HTML=` and `make preview HTML=` draw them (matplotlib's SVG, inline)."""
+    calibration, preview = getattr(result, "calibration", None), getattr(result, "preview", None)
+    if calibration is None or preview is None:
+        return []
+    from local.demo import PREVIEW_CHANGE
+    from local.evidence_html import calibration_section, number, preview_section
+
+    rule, points = PREVIEW_CHANGE
+    now = result.current_points.get(rule)
+    return ["<h2>Calibration of the journeys' outcomes</h2>",
+            "<p>What <code>make calibrate</code> says of these accounts, from the outcomes the table holds "
+            "(the CRM's <code>Opportunity Won</code> / <code>Opportunity Lost</code> events, sales feedback), "
+            "each account valued as it stood at its close. A handful of accounts: read it for its shape, "
+            "not its numbers.</p>",
+            calibration_section(calibration, result.current_points, prefix="demo-calibration"),
+            f"<h2>Preview: {html.escape(rule)} from {number(now)} to {number(points)} points</h2>",
+            "<p>What <code>make preview</code> says this change would do, replaying the same events under "
+            "the changed rules, writing nothing.</p>",
+            preview_section(preview, prefix="demo-preview")]
 
 
 def render(result: Any) -> str:
@@ -189,6 +216,7 @@ def render(result: Any) -> str:
                        f"<td>{html.escape(str(line.get('contactId') or ''))}</td></tr>"
                        for line in account.get("breakdown", []))
         body.append(f"<table><tr><th>rule</th><th>points</th><th>contact</th></tr>{rows}</table>")
+    body.extend(evidence(result))
     from local.webhook import render as slack_text
 
     slack = getattr(result, "slack", [])
