@@ -73,24 +73,28 @@ def body_bytes(body: Any) -> int:
 
 
 def send_batches(bench: Bench, messages: Sequence[dict[str, Any]], now: datetime, size: int = 100,
-                 key: str = PRODUCT_KEY) -> int:
-    """POST /v1/batch of `size` messages each; returns the request bodies' bytes."""
+                 key: str = PRODUCT_KEY, door: str = "http") -> int:
+    """POST /v1/batch of `size` messages each (through `door`: "http", the HTTP API, or
+    "function_url"); returns the request bodies' bytes."""
     sent = 0
+    send = getattr(bench, door)
     for part in chunks(messages, size):
         body = {"batch": list(part)}
         sent += body_bytes(body)
-        response = bench.http("POST", "/v1/batch", now, body=body, basic_user=key)
+        response = send("POST", "/v1/batch", now, body=body, basic_user=key)
         if response["statusCode"] != 200:
             raise RuntimeError(f"/v1/batch answered {response['statusCode']}: {response.get('body')}")
     return sent
 
 
-def send_singles(bench: Bench, messages: Sequence[dict[str, Any]], now: datetime, key: str = PRODUCT_KEY) -> int:
-    """POST /v1/track of each message; returns the request bodies' bytes."""
+def send_singles(bench: Bench, messages: Sequence[dict[str, Any]], now: datetime, key: str = PRODUCT_KEY,
+                 door: str = "http") -> int:
+    """POST /v1/track of each message (through `door`); returns the request bodies' bytes."""
     sent = 0
+    send = getattr(bench, door)
     for message in messages:
         sent += body_bytes(message)
-        response = bench.http("POST", "/v1/track", now, body=message, basic_user=key)
+        response = send("POST", "/v1/track", now, body=message, basic_user=key)
         if response["statusCode"] != 200:
             raise RuntimeError(f"/v1/track answered {response['statusCode']}: {response.get('body')}")
     return sent
@@ -188,6 +192,8 @@ class PipelineResult:
     item_bytes: dict[str, int] = field(default_factory=dict)
     #: a history read of the burst account: whole, and its last steps only (items read each)
     history_read: dict[str, int] = field(default_factory=dict)
+    #: the same events through the collect function's Function URL: "single", "batch"
+    function_url: dict[str, PhaseFigures] = field(default_factory=dict)
 
 
 def run_pipeline(bench: Bench, population: Population, burst_events: int) -> PipelineResult:
@@ -220,8 +226,22 @@ def run_pipeline(bench: Bench, population: Population, burst_events: int) -> Pip
         sent = send_batches(bench, local, now)
         bench.pump()
     batched_local = phase_figures(bench, "batch-local", n, http_requests=math.ceil(n / 100), request_bytes=sent)
+    url_figures: dict[str, PhaseFigures] = {}
 
-    result = PipelineResult(population, singles, batched, None)
+    # The Function URL's door: a sample of the same events (singles, then batches of 100) as the
+    # function's URL delivers them, to check that collection does what it does behind the HTTP API.
+    sample = min(n, 200)
+    for name, send in (("single", send_singles), ("batch", send_batches)):
+        now += timedelta(hours=2)
+        bench.set_clock(now)
+        with bench.meter.measuring(f"url-{name}"):
+            sent = send(bench, [population.message(i, f"url-{name}") for i in range(sample)], now,
+                        door="function_url")
+            bench.pump()
+        url_figures[name] = phase_figures(bench, f"url-{name}", sample, request_bytes=sent,
+                                          http_requests=sample if name == "single" else math.ceil(sample / 100))
+
+    result = PipelineResult(population, singles, batched, None, function_url=url_figures)
     result.cost_batched_local = cost_breakdown(bench, batched_local)
     result.stream_batch_size = bench.stack.functions["AggregateFunction"].events["TableStream"]["Properties"].get(
         "BatchSize", 100)

@@ -171,6 +171,7 @@ def pipeline_rows(args: argparse.Namespace, raw: dict[str, Any]) -> list[Row]:
         "burst": asdict(result.burst) if result.burst else None,
         "cost_singles": result.cost_singles, "cost_batched": result.cost_batched,
         "cost_batched_local": result.cost_batched_local, "item_bytes": result.item_bytes,
+        "function_url": {name: asdict(f) for name, f in result.function_url.items()},
     }
     return rows
 
@@ -189,6 +190,21 @@ def front_door_rows(args: argparse.Namespace, raw: dict[str, Any], result: Any) 
     for door in fd.DOORS:
         rows.append(Row(s, f"USD / million single events, {door}", sum(singles[door].values())))
         rows.append(Row(s, f"USD / million events in batches of 100, {door}", sum(batched[door].values())))
+    # The Function URL door measured on a sample: collection asks DynamoDB the same per event.
+    for name, http in (("single", result.singles), ("batch", result.batched)):
+        url = result.function_url.get(name)
+        if url is None:
+            continue
+        def per_event(f: Any) -> tuple[float, ...]:
+            return tuple(round(f.per_event(f.collect.get(k, 0)), 6) for k in ("ddb_requests", "wcu", "rcu"))
+        rows += [
+            Row(s, f"{name} through the Function URL ({url.events} events): collection's DynamoDB requests / "
+                   "write units / read units per event as through the HTTP API",
+                " / ".join(f"{v:g}" for v in per_event(url)), "same", per_event(url) == per_event(http)),
+            Row(s, f"  {name}: Collect own CPU per request, HTTP API / Function URL (ms)",
+                f"{http.own_cpu_ms.get('CollectFunction', math.nan):.2f} / "
+                f"{url.own_cpu_ms.get('CollectFunction', math.nan):.2f}"),
+        ]
     single_url = sum(singles["Function URL"].values())
     batch_url = sum(batched["Function URL"].values())
     rows.append(budget_row(s, "USD / million single events, Function URL, distinct contacts", single_url,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.meter import Meter
-from local.apigw import http_event
+from local.apigw import function_url_event, http_event
 from local.env import LOCAL_AWS_ENV, patched_env, quiet_handlers
 
 if TYPE_CHECKING:
@@ -44,6 +44,11 @@ class Bench:
 
     def http(self, method: str, path: str, now: datetime, **kwargs: Any) -> dict[str, Any]:
         return self.stack.invoke("CollectFunction", http_event(method, path, now=now, **kwargs))
+
+    def function_url(self, method: str, path: str, now: datetime, **kwargs: Any) -> dict[str, Any]:
+        """The same request as the collect function's Function URL delivers it (payload 2.0,
+        no route key: the function routes it by its path)."""
+        return self.stack.invoke("CollectFunction", function_url_event(method, path, now=now, **kwargs))
 
     def pump(self) -> dict[str, int]:
         return self.stack.pump(max_rounds=1000)

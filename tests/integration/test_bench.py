@@ -136,6 +136,17 @@ def test_both_front_doors_carry_the_same_requests_and_differ_by_the_front_doors_
     assert doors["waf_monthly"] == 5.00 + doors["waf_rules"] * 1.00
 
 
+def test_events_through_the_function_url_ask_dynamodb_what_they_ask_through_the_http_api(results: dict) -> None:
+    pipeline = results["pipeline"]
+    for name, http in (("single", pipeline["singles"]), ("batch", pipeline["batched"])):
+        url = pipeline["function_url"][name]
+        assert url["events"] == 200 and url["invocations"]["CollectFunction"] == (200 if name == "single" else 2)
+        for key in ("ddb_requests", "wcu", "rcu"):
+            assert url["collect"][key] / url["events"] == http["collect"][key] / http["events"], (name, key)
+        row = next(r for r in results["rows"] if r["metric"].startswith(f"{name} through the Function URL"))
+        assert row["status"] == "ok"
+
+
 def test_the_function_url_budget_rows_are_the_figures_they_name(results: dict) -> None:
     doors = results["front_doors"]
     single = _row(results, "USD / million single events, Function URL, distinct contacts")
