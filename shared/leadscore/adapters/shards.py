@@ -139,7 +139,8 @@ class S3ShardStore:
 
 
 def _put_json(store: ShardStore, name: str, value: Any) -> None:
-    store.put(name, gzip.compress(json.dumps(value, separators=(",", ":")).encode(), compresslevel=3))
+    # mtime=0: the same content, the same bytes (a step run again writes what it wrote)
+    store.put(name, gzip.compress(json.dumps(value, separators=(",", ":")).encode(), compresslevel=3, mtime=0))
 
 
 def _get_json(store: ShardStore, name: str) -> Any:
@@ -444,7 +445,9 @@ class ShardView:
     def load_contact(self, key: str) -> Contact | None:
         if self._mine(key):
             return self.snapshot.load_contact(key)
-        return self._foreign_contacts([key]).get(key)
+        if key not in self._contacts:  # one id not fetched up front (a merge followed): one GetItem
+            self._contacts[key] = self._store().load_contact(key) if self._has(key, 0) else None
+        return self._contacts[key]
 
     def load_contacts(self, keys: Iterable[str]) -> dict[str, Contact]:
         keys = list(dict.fromkeys(keys))
