@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(args.config) if args.config else load_config()
     stack = Stack(args.stack, boto3.Session())
     table = Table(stack.table_name(), client=stack.client("dynamodb"))
-    processes, segments = mapreduce.sizes(args)
+    processes, segments = mapreduce.sizes(args, mapreduce.item_count(table))
     given = {"dir": str(config.dir)} if args.config else None
     job = new_job("calibrate", segments=segments, as_of=runtime.now(), current=given, outcomes=outcomes,
                   target=target)

@@ -160,13 +160,28 @@ def flags(parser: Any) -> None:
                         help="parallel Scan segments, also the shards replayed (default: 4 per process)")
 
 
-def sizes(args: Any) -> tuple[int, int]:
-    """(processes, segments) from the flags, each at least 1 (SystemExit naming a bad one)."""
+#: Items per shard at most, by default: a shard is held in memory whole while it is replayed.
+ITEMS_PER_SHARD = 200_000
+
+
+def item_count(table: Table) -> int:
+    """The table's item count as DynamoDB gives it (updated about every six hours; 0 unknown)."""
+    try:
+        return int(table.client.describe_table(TableName=table.name)["Table"].get("ItemCount") or 0)
+    except Exception:  # noqa: BLE001 - no DescribeTable right: size by processes alone
+        return 0
+
+
+def sizes(args: Any, items: int = 0) -> tuple[int, int]:
+    """(processes, segments) from the flags: by default one process per CPU and 4 segments (and
+    shards) per process, or one per ITEMS_PER_SHARD of the table's `items` when that is more.
+    SystemExit(2) naming a bad flag."""
     processes = args.processes if args.processes is not None else default_processes()
     if processes < 1:
         print(f"--processes: {processes} is not a number of processes (1 or more)", file=sys.stderr)
         raise SystemExit(2)
-    segments = args.segments if args.segments is not None else 4 * processes
+    segments = args.segments if args.segments is not None else \
+        max(4 * processes, min(-(-items // ITEMS_PER_SHARD), 1_000_000))
     if not 1 <= segments <= 1_000_000:
         print(f"--segments: {segments} is not a number of Scan segments (1 to 1000000)", file=sys.stderr)
         raise SystemExit(2)

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stack = Stack(args.stack, boto3.Session())
     table = Table(stack.table_name(), client=stack.client("dynamodb"))
-    processes, segments = mapreduce.sizes(args)
+    processes, segments = mapreduce.sizes(args, mapreduce.item_count(table))
     given = {"dir": str(current.dir)} if args.config else None
     job = new_job("preview", segments=segments, as_of=runtime.now(), current=given,
                   candidate_scoring=Path(args.rules).read_text(encoding="utf-8"),

@@ -194,6 +194,9 @@ def test_processes_and_segments_default_to_the_machine_and_refuse_nonsense(
     assert mapreduce.sizes(parser.parse_args([])) == (3, 12)  # one per CPU, 4 segments per process
     assert mapreduce.sizes(parser.parse_args(["--processes", "2"])) == (2, 8)
     assert mapreduce.sizes(parser.parse_args(["--processes", "1", "--segments", "5"])) == (1, 5)
+    # a large table: a shard per 200,000 items (a shard is held in memory while replayed)
+    assert mapreduce.sizes(parser.parse_args([]), items=10_000_001) == (3, 51)
+    assert mapreduce.sizes(parser.parse_args(["--segments", "5"]), items=10_000_001) == (3, 5)
     for argv, says in ((["--processes", "0"], "--processes: 0"), (["--segments", "0"], "--segments: 0")):
         with pytest.raises(SystemExit) as exit_:
             mapreduce.sizes(parser.parse_args(argv))
@@ -212,6 +215,7 @@ def test_progress_is_one_line_per_step(table: Table, pipeline: Pipeline, tmp_pat
     lines = err.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["scan", "replay"], lines
     items = sum(1 for _ in scan(table))
+    assert mapreduce.item_count(table) == items  # DescribeTable's count (moto's is exact), what sizes a run
     assert re.fullmatch(rf"scan +\[#{{20}}\] 3/3 segments  {items} items, \d+ events, [\d.]+ s", lines[0])
     assert re.fullmatch(rf"replay +\[#{{20}}\] 2/2 shards  {report['persons']} contacts, "
                         rf"{report['events']} events, [\d.]+ s", lines[1])
