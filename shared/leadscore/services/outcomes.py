@@ -8,8 +8,9 @@ decoded records (a `TableSnapshot`, or one shard of one: `.events`, `.contacts`,
   - track events `Opportunity Won` / `Opportunity Lost` (names matched as the scoring rules
     match them: case-insensitive), posted through the collection API or put on the bus. The
     account: the event's `context.groupId` (a domain, or the groupId of a group call that
-    named the account), else the account of the contact it is about, else the company its
-    own traits name. The close date: the property `closeDate` (or `closedAt`, `close_date`,
+    named the account: in a shard without that call, `merge_report(groups=)` ties it with
+    every shard's), else the account of the contact it is about, else the company its own
+    traits name. The close date: the property `closeDate` (or `closedAt`, `close_date`,
     `closed_at`, `closedate`) when it is an ISO-8601 time with a zone or a date (a date is the
     end of that day), never later than the event itself (the outcome was known when it was
     posted); with none, the event's time; with one that cannot be read, the event's time too,
