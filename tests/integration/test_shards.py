@@ -304,3 +304,28 @@ def test_a_partition_key_has_the_same_shard_in_every_process() -> None:
                                env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
         assert json.loads(there) == here
     assert len(set(here)) > 1 and shards.shard_of("C#u:a", 1) == 0
+
+
+def test_a_blob_line_decodes_as_the_scanned_item_does(table: Table) -> None:
+    """The shard's reader decodes DynamoDB's JSON itself (the replay step's reading time): the
+    very values `unmarshal` gives, for every item of a table the pipeline wrote (binary history
+    steps included) and for every type."""
+    from leadscore.adapters.table import unmarshal
+
+    raws, request = [], {"TableName": table.name}
+    while True:
+        page = table.client.scan(**request)
+        raws += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    raws.append({"n": {"L": [{"N": v} for v in ("1", "1.0", "1E+2", "-0", "3.14", "12345678901234567890")]},
+                 "m": {"M": {"a": {"NULL": True}, "b": {"BOOL": False}, "c": {"B": b"\x00\xff"},
+                             "d": {"L": [{"S": "x"}, {"M": {}}]}}},
+                 "sets": {"M": {"ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]}, "bs": {"BS": [b"\x01"]}}}})
+    assert any(isinstance(v, bytes) for raw in raws for v in unmarshal(raw).values())  # a binary attribute
+    for raw in raws:
+        line = json.dumps(raw, default=shards._wire, separators=(",", ":")).encode()
+        decoded, expected = shards.decode_line(line), unmarshal(raw)
+        assert decoded == expected
+        assert repr(decoded) == repr(expected)  # the same types too (1 and 1.0 are equal)
