@@ -145,7 +145,7 @@ def _put_json(store: ShardStore, name: str, value: Any) -> None:
 
 
 def _get_json(store: ShardStore, name: str) -> Any:
-    return json.loads(gzip.decompress(store.get(name)))
+    return json.loads(gzip.decompress(store.get(name)).decode())
 
 
 def items_name(run: str, shard: int, segment: int) -> str:
