@@ -177,7 +177,8 @@ def anatomy(figures: PhaseFigures, costs: dict[str, float]) -> Anatomy:
                   aggregate.get("gsi_wcu", 0.0) / n * wcu),
         Component("`Account Score Changed` on the bus", aggregate.get("bus_entries", 0.0) / n, "entries",
                   costs.get("EventBridge entries", 0.0), "PRODUCT: state changes out, coalesced per account per batch"),
-        Component("Lambda requests and compute", sum(figures.invocations.values()) / n, "invocations", lam),
+        Component("Lambda requests and compute", sum(figures.invocations.values()) / n, "invocations", lam,
+                  "one invocation per HTTP request" if figures.http_requests >= n else ""),
     ]
     if other_rcu > 1e-9:
         components.append(Component("other reads", other_rcu, "RCU", other_rcu * rcu))

@@ -229,3 +229,30 @@ def test_preloaded_contacts_are_what_a_batch_write_stores() -> None:
         after = bench.meter.shadow.scan(TableName=bench.table, ConsistentRead=True)["Items"]
     changed = [item for item in after if item not in expected]
     assert len(changed) == 4  # the due ones, each its own copy
+
+
+def test_the_readme_cost_rows_of_both_doors_agree_with_each_other_and_the_prices() -> None:
+    """The README's measured table: the Function URL rows are the HTTP API rows without API
+    Gateway's $1.00 a million requests (one request a single event, one a batch of 100), and
+    CloudFront and WAF add their request charges to them."""
+    readme = (Path(run.REPO_ROOT) / "README.md").read_text()
+    table = readme.split("### Measured: `make bench`", 1)[1].split("\n\n", 3)[2]
+
+    def measured(start: str) -> str:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {start}"))
+        return row.split(" | ")[-2]
+
+    single = float(measured("$ per million single HTTP events"))
+    batch = float(measured("$ per million events in batches of 100, distinct contacts"))
+    url_single = float(measured("$ per million single events through the Function URL"))
+    url_batch = float(measured("$ per million events in batches of 100 through the Function URL"))
+    assert url_single == pytest.approx(single - 1.00, abs=0.006)
+    assert url_batch == pytest.approx(batch - 0.01, abs=0.006)
+    doors = measured("$ per million single / batched events through CloudFront")
+    cf_single, cf_batch = (float(v) for v in doors.split(",")[0].split(" / "))
+    waf_single, waf_batch = (float(v) for v in doors.split("and ")[1].split(" (")[0].split(" / "))
+    assert cf_single == pytest.approx(url_single + 1.00 + 0.016, abs=0.01)  # + data transfer to the origin
+    assert cf_batch == pytest.approx(url_batch + 0.01 + 0.005, abs=0.01)
+    assert waf_single == pytest.approx(cf_single + 0.60, abs=0.006)
+    assert waf_batch == pytest.approx(cf_batch + 0.006, abs=0.006)
+    assert f"+ ${frontdoor.waf_monthly(frontdoor.DEFAULT_WAF_RULES):.0f} a month" in doors
