@@ -21,8 +21,9 @@ List prices, USD, as of 2026-12-06 (search of the stored pricing pages that day)
   same), the Always Free tier 10,000,000 requests and 1 TB a month: both read on the stored
   page. HTTPS requests $0.0100 per 10,000 (United States, Mexico, Canada; $0.0120 in Europe)
   and regional data transfer out to origin $0.020 per GB (United States): the page's request
-  table was not in the stored excerpt; these are the rates of its pay-as-you-go table as
-  infracost's CloudFront resource also prices them (data transfer to origin $0.02 per GB).
+  table was not in the stored excerpt; the request rate is the one issue 26 gives (the
+  commonly listed one), the origin rate the one infracost's CloudFront resource prices.
+  Check both against the page before quoting them.
   Since 2025-11-18 CloudFront also sells flat-rate plans with WAF included and no overage
   (Business: $200 a month for 125 million requests; Premium from $1,000 for 500 million).
 - AWS WAF: $0.60 per million requests inspected, $5.00 per web ACL and $1.00 per rule (or
