@@ -1,7 +1,8 @@
 """`make bench` at small sizes: it runs end to end, produces numbers, and the counted budgets hold.
 
-The CPU-timed budgets (rules engine, cold start) are checked to produce numbers only: on a
-busy CI machine their ratios are noise, and `make bench` is where they are judged.
+The CPU-timed budgets (rules engine, cold start, the passes' own CPU per item due) are
+checked to produce numbers only: on a busy CI machine their ratios are noise, and `make
+bench` is where they are judged.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def test_every_section_produces_numbers(results: dict) -> None:
 
 
 def test_counted_budgets_hold(results: dict) -> None:
-    failed = [row for row in results["rows"] if row["section"] in COUNTED and row["status"] == "FAIL"]
+    failed = [row for row in results["rows"] if row["section"] in COUNTED and row["status"] == "FAIL"
+              and "own CPU" not in row["metric"]]  # CPU-timed, like sections 5 and 6: judged by make bench
     assert failed == []
+    cpu_rows = [row for row in results["rows"] if row["metric"].startswith(("flat: own CPU", "flat: SLA pass own CPU"))]
+    assert len(cpu_rows) == 2 and all(row["measured"] > 0 for row in cpu_rows)
 
 
 def test_collection_is_one_conditional_write_per_event(results: dict) -> None:
