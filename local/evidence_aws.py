@@ -246,6 +246,16 @@ def run(job: Mapping[str, Any], stack: EvidenceStack, session: Any, *, stream: A
     return fetch_report(session, stack, described)
 
 
+def local_endpoint() -> str | None:
+    """AWS_ENDPOINT_URL when it names this machine (`make serve`'s moto), else None."""
+    import os
+    from urllib.parse import urlsplit
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or ""
+    host = urlsplit(endpoint).hostname or ""
+    return endpoint if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.") else None
+
+
 def run_command(job: Mapping[str, Any], stack_name: str, given_segments: int | None = None, *,
                 session: Any = None, stream: Any = None, **options: Any) -> dict[str, Any] | None:
     """For the commands' mains: the job resized for the stack and run there; None (the
@@ -255,6 +265,12 @@ def run_command(job: Mapping[str, Any], stack_name: str, given_segments: int | N
 
     stream = stream if stream is not None else sys.stderr
     session = session or boto3.Session()
+    endpoint = local_endpoint()
+    if endpoint:
+        stream.write(f"{endpoint} is a local stack (make serve): its moto holds the evidence state machine but "
+                     "does not run it, so the execution would never end. Leave STACK= off (ARGS=--processes N "
+                     "runs the same steps in this machine's processes against the same table).\n")
+        return None
     try:
         stack = find(stack_name, session)
         segments = size(session, stack, given_segments)

@@ -187,6 +187,28 @@ def test_a_stack_without_the_evidence_resources_is_named(pipeline: Pipeline, tmp
         evidence_aws.find("old", boto3.Session())
 
 
+def test_the_local_stack_is_refused_before_anything_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make serve`'s moto creates the state machine but never runs an execution: a run sent there
+    would wait forever, so the command says so and asks nothing of the endpoint."""
+    from datetime import UTC, datetime
+
+    from leadscore.adapters.shards import new_job
+
+    class NoCalls:
+        def client(self, service: str) -> Any:
+            raise AssertionError(f"{service} called")
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    job = new_job("calibrate", segments=1, as_of=datetime(2026, 12, 1, tzinfo=UTC))
+    err = io.StringIO()
+    assert evidence_aws.run_command(job, "leadscore", session=NoCalls(), stream=err) is None
+    assert "http://127.0.0.1:5000 is a local stack (make serve)" in err.getvalue()
+    assert "Leave STACK= off" in err.getvalue()
+    for elsewhere in ("https://dynamodb.eu-west-1.amazonaws.com", "http://10.0.0.7:4566", ""):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", elsewhere)
+        assert evidence_aws.local_endpoint() is None
+
+
 # ---------------------------------------------------------------- the progress line and the job
 
 
