@@ -40,8 +40,8 @@ def _candidate(tmp_path: Path, points: int = 40) -> Path:
     return folder
 
 
-def _journeys(pipeline: Pipeline) -> None:
-    for n, (domain, events) in enumerate(JOURNEYS.items()):
+def _journeys(pipeline: Pipeline, journeys: dict[str, list[str]] | None = None) -> None:
+    for n, (domain, events) in enumerate((journeys or JOURNEYS).items()):
         user = f"u-{domain}"
         company = {"name": domain, "website": f"https://{domain}", "industry": "Software", "employees": 200,
                    "address": {"country": "US"}}
@@ -120,3 +120,40 @@ def test_the_readme_shows_what_a_preview_prints(pipeline: Pipeline, tmp_path: Pa
     capsys.readouterr()
     assert preview.main(["--rules", str(rules / "scoring.yaml")]) == 0
     assert capsys.readouterr().out == shown.group(1)
+
+
+def test_a_new_rule_is_previewed_on_the_events_it_would_have_matched(
+        pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Collection stores each event with the rules it matched then; a candidate rule that matches
+    other events (here a new one, on an event no live rule scores) is matched again in the
+    replay, as collection under the candidate would have matched it: the preview names what a
+    fresh stack under the candidate says."""
+    from leadscore.adapters import runtime
+
+    rules = _candidate(tmp_path, points=25)  # the demo link as it is
+    scoring = rules / "scoring.yaml"
+    text = scoring.read_text()
+    anchor = "  - id: demo_link_clicked\n"
+    new_rule = ("  - id: trial_started\n    category: product\n    points: 30\n    when: {event: Trial Started}\n")
+    scoring.write_text(text.replace(anchor, new_rule + anchor, 1))
+    journeys = {"trial.io": ["Demo Link Clicked", "Webinar Attended", "Trial Started"],  # 75 -> 105
+                "plain.io": ["Webinar Attended"]}
+    _journeys(pipeline, journeys)
+    assert pipeline.account("trial.io")["score"] < 100  # no live rule scores a trial
+    report = _report(capsys, scoring)
+
+    runtime.reset()
+    fresh = TemplateStack.create(stack_name="candidate", session=pipeline.stack.session)
+    for spec in fresh.functions.values():
+        spec.environment["LEADSCORE_CONFIG_DIR"] = str(rules)
+    replayed = Pipeline(fresh, monkeypatch)
+    replayed.set_clock(START)
+    _journeys(replayed, journeys)
+    truth = replayed.account("trial.io")
+    assert truth["score"] >= truth["threshold"]
+    assert report["newlySdrReady"] == ["trial.io"]
+    moved = {row["id"]: row for row in report["accountsMovingMost"] if row["change"]}
+    assert set(moved) == {"trial.io"} and moved["trial.io"]["candidate"] == truth["score"]
+    trial = next(row for row in report["rules"] if row["rule"] == "trial_started")
+    assert (trial["current"], trial["candidate"]) == (0.0, 30.0)

@@ -102,13 +102,16 @@ class Replayed:
 
 def replay_persons(persons: Iterable[Person], current: Config, candidate: Config, now: datetime) -> Replayed:
     """Replay every person under both rules sets as of `now`: each contact's score, each
-    rule's points, and the account entries to value their accounts with."""
+    rule's points, and the account entries to value their accounts with. Each side matches
+    every event against its own rules, as collection would have had they always been in
+    force, so a candidate rule that matches other events (a new rule, a changed `when`) is
+    previewed too, and the two sides differ by the rules alone."""
     out = Replayed()
     for person in persons:
         out.persons += 1
         out.events += len(person.events)
         for n, config in enumerate((current, candidate)):
-            contact = root_contact(person, replay(config, person, until=now))
+            contact = root_contact(person, replay(config, person, until=now, rematch=True))
             if contact is None:
                 continue
             card = score(config.scoring, contact.engine_state, now)

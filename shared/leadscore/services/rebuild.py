@@ -35,7 +35,7 @@ from leadscore.domain.ledgers import ContactState
 from leadscore.domain.records import Contact, StoredEvent
 from leadscore.engine.contacts import follow_merges, identity, linked_keys, rescored
 from leadscore.engine.identity import key_digest
-from leadscore.engine.rules import compact
+from leadscore.engine.rules import compact, matching_rules
 from leadscore.services.changes import EventInserted
 from leadscore.services.contact_fold import (
     MAX_FORWARD_HOPS,
@@ -149,17 +149,22 @@ def _owner(contact: Contact | None, key: str, loaded: dict[str, Contact | None],
 
 
 def replay(config: Config, person: Person, *, until: datetime | None = None,
-           after_each: Callable[[str, StoredEvent, ScratchContacts], None] | None = None) -> ScratchContacts:
+           after_each: Callable[[str, StoredEvent, ScratchContacts], None] | None = None,
+           rematch: bool = False) -> ScratchContacts:
     """Fold the person's events one at a time, in fold order, with the stream's own fold,
     as of each event's arrival; only those received by `until` when given. `after_each`
-    sees the scratch contacts after every event (history is read this way)."""
+    sees the scratch contacts after every event (history is read this way). Each event
+    earns the rules collection matched when it arrived (stored with it), or, with `rematch`,
+    the rules of `config` matched again as collection would match them (a preview of rules
+    that match other events than the live ones)."""
     scratch = ScratchContacts(person.foreign)
     for n, (key, stored) in enumerate(person.events):
         if until is not None and stored.event.received_at > until:
             break
         fold = ContactAggregator(scratch, config, stored.event.received_at)
+        hits = matching_rules(config.scoring, stored.event) if rematch else list(stored.hits)
         record = EventInserted(sequence=str(n + 1), contact_key=key,
-                               event=lambda s=stored: (s.event, list(s.hits)))  # type: ignore[misc]
+                               event=lambda s=stored, h=hits: (s.event, h))  # type: ignore[misc]
         if fold.apply([record]) or fold.poison:
             raise RebuildFailed(f"event {stored.event.source_id}/{stored.event.message_id} of "
                                 f"{key_digest(key)} could not be folded")
