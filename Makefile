@@ -126,9 +126,9 @@ ON_AWS = $(if $(filter command line,$(origin STACK)),--on-aws)
 calibrate: install ## which rules raise the chance of closing, from outcomes (CRM events, feedback, a file): make calibrate [DATA=<outcomes.csv|.jsonl>] [TARGET=0.10-0.15] [STACK=<stack>: on its state machine on AWS] [ARGS=--json]
 	$(PY) -m local.calibrate $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") --stack "$(STACK)" $(ON_AWS) $(ARGS) $(if $(HTML),--html "$(HTML)") $(if $(CANDIDATE),--candidate "$(CANDIDATE)")
 
-preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [STACK=<stack>: on its state machine on AWS] [ARGS=--json]
+preview: install ## what a rules change would do, writing nothing: make preview RULES=<candidate scoring.yaml> [ROUTING=<routing.yaml>] [DAYS=90] [STACK=<stack>: on its state machine on AWS] [ARGS=--json]
 	@test -n "$(RULES)" || { echo "usage: make preview RULES=<candidate scoring.yaml> [STACK=<stack>] [ARGS=--json]"; exit 2; }
-	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") --stack "$(STACK)" $(ON_AWS) $(ARGS) $(if $(HTML),--html "$(HTML)")
+	$(PY) -m local.preview --rules "$(RULES)" $(if $(ROUTING),--routing "$(ROUTING)") $(if $(DAYS),--days "$(DAYS)") --stack "$(STACK)" $(ON_AWS) $(ARGS) $(if $(HTML),--html "$(HTML)")
 
 rebuild: install ## rebuild a contact (or every contact an account tracks) from its stored events: make rebuild CONTACT=<id> | ACCOUNT=<id> [STACK=leadscore] [ARGS=--dry-run]
 	@test -n "$(CONTACT)$(ACCOUNT)" || { echo "usage: make rebuild CONTACT=<userId or email> | ACCOUNT=<accountId> [STACK=leadscore] [ARGS=--dry-run]"; exit 2; }

@@ -24,11 +24,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from leadscore.adapters.shards import MAX_DAYS
 from leadscore.rulesfiles.errors import ConfigError
 from leadscore.rulesfiles.loading import Config, load_config, load_routing, load_scoring
 
 from local import evidence, evidence_aws
 from local.mapreduce import flags as mapreduce_flags
+
+#: The window a preview replays by default (days of engagement), as `make preview DAYS=` says.
+DAYS = 90
 
 
 def candidate_config(rules: Path, current: Config) -> Config:
@@ -38,7 +42,9 @@ def candidate_config(rules: Path, current: Config) -> Config:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"{report['persons']} contacts, {report['events']} events replayed under both rules sets",
+    days = (report.get("window") or {}).get("days")
+    window = f"the last {days} days' engagement" if days else "every retained event's engagement"
+    lines = [f"{report['persons']} contacts, {report['events']} events replayed under both rules sets ({window})",
              f"SDR-ready threshold: {report['threshold']['current']} -> {report['threshold']['candidate']}",
              f"SDR-ready accounts: {report['sdrReady']['current']} -> {report['sdrReady']['candidate']}",
              f"newly SDR-ready: {', '.join(report['newlySdrReady']) or '-'}",
@@ -65,11 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--routing", help="a candidate routing.yaml (default: the current one) for the SDR load")
     parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "leadscore"),
                         help="the stack's name (default: $STACK_NAME or leadscore, the local stack's)")
+    parser.add_argument("--days", type=int, default=DAYS,
+                        help=f"the window: events of the last N days earn points under each rules set, older ones "
+                             f"still set who a contact is (default {DAYS}; 0: every retained event)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mapreduce_flags(parser)
     evidence.add_flags(parser)
     evidence_aws.add_flag(parser)
     args = parser.parse_args(argv)
+    if not 0 <= args.days <= MAX_DAYS:
+        print(f"--days: {args.days} is not a number of days (1 to {MAX_DAYS}; 0: every retained event)",
+              file=sys.stderr)
+        return 2
 
     current = load_config(args.config) if args.config else load_config()
     try:
@@ -96,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = {"dir": str(current.dir)} if args.config else None
     job = new_job("preview", segments=segments, as_of=runtime.now(), current=given,
                   candidate_scoring=Path(args.rules).read_text(encoding="utf-8"),
-                  candidate_routing=Path(args.routing).read_text(encoding="utf-8") if args.routing else None)
+                  candidate_routing=Path(args.routing).read_text(encoding="utf-8") if args.routing else None,
+                  days=args.days or None)
     report = (evidence_aws.run_command(job, args.stack, args.segments) if args.on_aws
               else mapreduce.run(job, table, processes=processes))
     if report is None:  # on AWS: not started, or failed (said on stderr)

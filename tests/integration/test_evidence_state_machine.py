@@ -101,7 +101,7 @@ def test_a_preview_on_the_state_machine_gives_the_local_report_and_writes_nothin
     assert local["newlySdrReady"] == ["crosses.io"]  # the preview says something (test_preview checks what)
     before = pipeline.table_items()
 
-    key, job = _job(pipeline, "preview", 3, 2, candidate_scoring=rules.read_text())
+    key, job = _job(pipeline, "preview", 3, 2, candidate_scoring=rules.read_text(), days=90)
     output, machine = run_on_stack(pipeline.stack, _input("preview", key, 3, 2))
 
     assert output == {"report": f"{job['run']}/report.json"}
@@ -136,7 +136,7 @@ def test_steps_run_twice_or_retried_after_throttling_give_the_same_report(
     _journeys(pipeline)
     rules = _candidate(tmp_path)
     local = _local(preview.main, ["--rules", str(rules)], capsys)
-    key, _ = _job(pipeline, "preview", 2, 2, candidate_scoring=rules.read_text())
+    key, _ = _job(pipeline, "preview", 2, 2, candidate_scoring=rules.read_text(), days=90)
     run_on_stack(pipeline.stack, _input("preview", key, 2, 2))
     objects = _objects(pipeline)
 

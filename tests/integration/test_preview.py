@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,50 @@ def test_a_new_rule_is_previewed_on_the_events_it_would_have_matched(
     assert set(moved) == {"trial.io"} and moved["trial.io"]["candidate"] == truth["score"]
     trial = next(row for row in report["rules"] if row["rule"] == "trial_started")
     assert (trial["current"], trial["candidate"]) == (0.0, 30.0)
+
+
+def test_the_window_counts_the_engagement_of_its_days_only(pipeline: Pipeline, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`make preview DAYS=30`: events older than 30 days earn nothing under either rules set (who
+    the contact is, its title and company, still count: fit); DAYS=0 replays every retained event."""
+    _journeys(pipeline, {"old.io": ["Demo Link Clicked", "Webinar Attended"]})
+    pipeline.advance(days=40)
+    _journeys(pipeline, {"new.io": ["Demo Link Clicked"]})
+    rules = _candidate(tmp_path) / "scoring.yaml"
+
+    def run(*flags: str) -> dict[str, Any]:
+        capsys.readouterr()
+        assert preview.main(["--rules", str(rules), "--json", *flags]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    windowed = run("--days", "30")
+    assert windowed["window"]["days"] == 30
+    assert windowed["window"]["since"] == (pipeline.now - timedelta(days=30)).isoformat()
+    demo = next(row for row in windowed["rules"] if row["rule"] == "demo_link_clicked")
+    assert (demo["current"], demo["candidate"]) == (25.0, 40.0)  # new.io's click alone
+    moved = {row["id"] for row in windowed["accountsMovingMost"] if row["change"]}
+    assert moved == {"new.io"}
+    contacts = {row["id"]: row for row in windowed["contactsMovingMost"]}
+    assert "u-old.io" not in contacts or contacts["u-old.io"]["current"] == contacts["u-old.io"]["candidate"]
+
+    every = run("--days", "0")
+    assert every["window"] == {"days": None, "since": None}
+    demo = next(row for row in every["rules"] if row["rule"] == "demo_link_clicked")
+    assert (demo["current"], demo["candidate"]) == (50.0, 80.0)  # both clicks
+    assert {row["id"] for row in every["accountsMovingMost"] if row["change"]} == {"old.io", "new.io"}
+    assert run()["window"]["days"] == 90  # the default
+    capsys.readouterr()
+    assert preview.main(["--rules", str(rules), "--days", "-1"]) == 2
+    assert "--days: -1 is not a number of days" in capsys.readouterr().err
+
+
+def test_make_preview_passes_the_window() -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    dry = subprocess.run(["make", "-n", "preview", "RULES=candidate.yaml", "DAYS=30"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    assert '--days "30"' in dry
+    dry = subprocess.run(["make", "-n", "preview", "RULES=candidate.yaml"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    assert "--days" not in dry  # the command's default: 90

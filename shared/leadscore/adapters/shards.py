@@ -45,7 +45,7 @@ import tempfile
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
 KINDS = ("preview", "calibrate")
 #: Scan page size in items (None: DynamoDB's own, a page of up to 1 MB).
+#: The longest window a preview replays (days): past it, every retained event.
+MAX_DAYS = 3650
 PAGE_SIZE: int | None = None
 _WIDTH = 5  # digits of the shard and segment numbers in blob names (names sort as numbers)
 
@@ -182,7 +184,8 @@ def report_name(run: str) -> str:
 def new_job(kind: str, *, segments: int, shards: int | None = None, as_of: datetime,
             candidate_scoring: str | None = None, candidate_routing: str | None = None,
             outcomes: Iterable[Outcome] = (), target: Sequence[float] = (0.10, 0.15),
-            current: Mapping[str, str | None] | None = None, run: str | None = None) -> dict[str, Any]:
+            current: Mapping[str, str | None] | None = None, run: str | None = None,
+            days: int | None = None) -> dict[str, Any]:
     """A job as every step takes it (JSON). The candidate rules (preview) are validated here:
     ConfigError names the key path and the reason."""
     job: dict[str, Any] = {
@@ -193,6 +196,8 @@ def new_job(kind: str, *, segments: int, shards: int | None = None, as_of: datet
     if kind == "preview":
         job["candidate"] = {"scoring": candidate_scoring, "routing": candidate_routing}
     elif kind == "calibrate":
+        if days is not None:
+            job["days"] = days
         job["outcomes"] = [_outcome_doc(o) for o in outcomes]
         job["target"] = [float(target[0]), float(target[1])]
     check_job(job)
@@ -224,6 +229,9 @@ def check_job(job: Mapping[str, Any]) -> None:
         need(isinstance(candidate, Mapping) and isinstance(candidate.get("scoring"), str), "candidate.scoring",
              "the candidate scoring.yaml's text")
     else:
+        days = job.get("days")
+        need(days is None or (isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= MAX_DAYS),
+             "days", f"a whole number of days from 1 to {MAX_DAYS}, or none for every retained event")
         need(isinstance(job.get("outcomes"), list), "outcomes", "a list of {accountId, outcome, closedAt}")
         target = job.get("target")
         need(isinstance(target, list) and len(target) == 2 and all(isinstance(t, int | float) for t in target)
@@ -609,7 +617,9 @@ def replay_shard(table: Table | None, store: ShardStore, job: Mapping[str, Any],
     if job["kind"] == "preview":
         from leadscore.services.preview import replay_persons  # cold start: only a preview's step
 
-        replayed = replay_persons(snapshot.persons(view), current, candidate, now)
+        days = job.get("days")
+        since = now - timedelta(days=days) if days else None
+        replayed = replay_persons(snapshot.persons(view), current, candidate, now, since)
         partial = {"persons": replayed.persons, "events": replayed.events,
                    "contacts": list(replayed.contacts), "rulePoints": list(replayed.rule_points),
                    "members": [{account: [entry_doc(e) for e in entries] for account, entries in side.items()}
@@ -690,6 +700,8 @@ def reduce(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
     else:
         from leadscore.services.calibrate import (  # cold start: a calibration's reduce
             account_at_close,
+        days = job.get("days")
+        report["window"] = {"days": days, "since": (now - timedelta(days=days)).isoformat() if days else None}
             calibration_report,
             closed,
         )

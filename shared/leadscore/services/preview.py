@@ -100,18 +100,20 @@ class Replayed:
                 self.members[n].setdefault(account_id, []).extend(entries)
 
 
-def replay_persons(persons: Iterable[Person], current: Config, candidate: Config, now: datetime) -> Replayed:
+def replay_persons(persons: Iterable[Person], current: Config, candidate: Config, now: datetime,
+                   since: datetime | None = None) -> Replayed:
     """Replay every person under both rules sets as of `now`: each contact's score, each
     rule's points, and the account entries to value their accounts with. Each side matches
     every event against its own rules, as collection would have had they always been in
     force, so a candidate rule that matches other events (a new rule, a changed `when`) is
-    previewed too, and the two sides differ by the rules alone."""
+    previewed too, and the two sides differ by the rules alone. With `since` (the window),
+    only events received from then on earn points; older ones still set identity and traits."""
     out = Replayed()
     for person in persons:
         out.persons += 1
         out.events += len(person.events)
         for n, config in enumerate((current, candidate)):
-            contact = root_contact(person, replay(config, person, until=now, rematch=True))
+            contact = root_contact(person, replay(config, person, until=now, rematch=True, engagement_since=since))
             if contact is None:
                 continue
             card = score(config.scoring, contact.engine_state, now)

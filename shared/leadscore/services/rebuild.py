@@ -150,19 +150,23 @@ def _owner(contact: Contact | None, key: str, loaded: dict[str, Contact | None],
 
 def replay(config: Config, person: Person, *, until: datetime | None = None,
            after_each: Callable[[str, StoredEvent, ScratchContacts], None] | None = None,
-           rematch: bool = False) -> ScratchContacts:
+           rematch: bool = False, engagement_since: datetime | None = None) -> ScratchContacts:
     """Fold the person's events one at a time, in fold order, with the stream's own fold,
     as of each event's arrival; only those received by `until` when given. `after_each`
     sees the scratch contacts after every event (history is read this way). Each event
     earns the rules collection matched when it arrived (stored with it), or, with `rematch`,
     the rules of `config` matched again as collection would match them (a preview of rules
-    that match other events than the live ones)."""
+    that match other events than the live ones). With `engagement_since`, an event received
+    before it earns nothing but still sets identity and traits (a preview's window)."""
     scratch = ScratchContacts(person.foreign)
     for n, (key, stored) in enumerate(person.events):
         if until is not None and stored.event.received_at > until:
             break
         fold = ContactAggregator(scratch, config, stored.event.received_at)
-        hits = matching_rules(config.scoring, stored.event) if rematch else list(stored.hits)
+        if engagement_since is not None and stored.event.received_at < engagement_since:
+            hits: list[str] = []
+        else:
+            hits = matching_rules(config.scoring, stored.event) if rematch else list(stored.hits)
         record = EventInserted(sequence=str(n + 1), contact_key=key,
                                event=lambda s=stored, h=hits: (s.event, h))  # type: ignore[misc]
         if fold.apply([record]) or fold.poison:
