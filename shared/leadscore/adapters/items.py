@@ -19,6 +19,7 @@ Formats are those the table has always held, so existing items keep working:
 
 from __future__ import annotations
 
+import base64
 import json
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -103,7 +104,8 @@ ITEM_KINDS: dict[str, tuple[str, str, str]] = {
     "event": ("C#<contactKey>", "E#<sourceId>#<messageId>",
               "yes: uid, aid, pid, em, url, ref, tr, pr (and the contact key in pk)"),
     "contact": ("C#<contactKey>", "P", "yes: ck, uid, em, name, title, lg (traits), gtr (and pk)"),
-    "account": ("A#<accountId>", "P", "yes: top (each entry's c, em, ti, nm); tr and name are company data"),
+    "account": ("A#<accountId>", "P", "yes: top (compressed: each entry's c, em, ti, nm; tr, the traits, company "
+                "data; before, top and tr two JSON texts); name is company data"),
     "rejected": ("R#<yyyy-mm-dd>#<0-9>", "<iso time>#<uuid>", "yes: raw (the input as sent, truncated), reason"),
     "assignment": ("A#<accountId>", "RT#<cycle, 6 digits>",
                    "no contact data: the account id, the SDR ids (from routing.yaml), times"),
@@ -569,7 +571,103 @@ def entry_from_doc(data: Mapping[str, Any]) -> ContactEntry:
                         recent=list(data.get("rc") or []), last_engaged=data.get("le"), excluded=data.get("x"))
 
 
-def account_item(account: Account) -> Item:
+#: The account's entries and traits: ONE Binary attribute, the zlib-compressed JSON
+#: `{"top": [entry...], "tr": traits}` (account_body_blob). As two JSON texts (`top`, `tr`) the
+#: typical account item was 1.3-1.4 KB, two write units per write; compressed it is under 1 KB,
+#: one (tests/integration/test_account_item_size.py). It keeps the name `top`, which the
+#: DueIndex projects (DynamoDB cannot change an existing index's projection): the routing pass
+#: still reads entries and traits from the index. Items written before hold `top` and `tr` as
+#: JSON texts: still read (account_body), and replaced by their next write (a whole Put).
+ACCOUNT_BODY = "top"
+_OLD_TRAITS = "tr"  # the traits' JSON text of an account written before ACCOUNT_BODY held them
+#: zlib's preset dictionary of the body: what an entry's JSON and a contact's title are made of,
+#: the likeliest last (the nearest matches cost the fewest bits). A long title or name is where
+#: the bytes are: with it, an account of 8 named contacts with titles is ~180 bytes smaller, one
+#: write unit instead of two. NEVER EDIT IT: the stream names it by its Adler-32 (zlib's
+#: DICTID) and every body written with it needs it to be read; add another to _DICTIONARIES.
+_BODY_DICTIONARY_1 = (
+    b"Intern Junior Trainee Student Assistant Coordinator Specialist Associate Consultant Analyst Engineer "
+    b"Developer Architect Administrator Representative Executive Partner Owner Founder Co-Founder President "
+    b"CEO CTO CFO CMO COO CIO CRO CISO Chief Executive Officer Chief Technology Officer Chief Financial "
+    b"Officer Chief Marketing Officer Chief Revenue Officer Chief Operating Officer Chief Information Officer "
+    b"Senior Vice President Vice President of Sales Vice President of Marketing VP Sales VP Marketing "
+    b"VP Engineering Head of Sales Head of Marketing Head of Growth Head of Product Head of Engineering "
+    b"Director of Sales Director of Marketing Director of Engineering Director of Operations Director of IT "
+    b"Senior Manager Sales Manager Marketing Manager Product Manager Engineering Manager Project Manager "
+    b"Account Executive Account Manager Sales Development Business Development Customer Success Revenue "
+    b"Operations Marketing Operations Demand Generation Growth Procurement Finance Human Resources Security "
+    b"Infrastructure Platform Data Analytics Software Solutions Technical Technology Enterprise Strategic "
+    b"Partnerships Global Regional International North America EMEA APAC Principal Lead Team Lead Senior "
+    b"Software Engineer Data Engineer Data Scientist DevOps IT Manager Operations Manager Sales Director "
+    b"Marketing Director Product Marketing Manager Inc. LLC Ltd GmbH Corporation Technologies Systems Labs "
+    b'"employees":"employee_count":"industry":"technology","industry":"software","country":"US",'
+    b'"address":{"country":"annual_revenue":"plan":"website":"https://www.'
+    b'"company":{"name":"group":{"name":}},"tr":{"company":{},"group":{}}}'
+    b'"r":{"site_visits":{"c":"web","p":3,"d":"2-5 visits"}},"form_top_of_funnel":"form_middle_of_funnel":'
+    b'"form_bottom_of_funnel":"demo_requested":"support_ticket":"unsubscribed":"email_link_clicked":'
+    b'"email_opened":"demo_link_clicked":"careers_page":"pricing_page":"webinar_attended":'
+    b'"case_study_downloaded":{"b":"x":[[1793,10]],"n":1,"q":[1793'
+    b'"p":"decision_maker","p":"influencer","p":"user","f":0,"f":0.0,"rc":[[1793.0,10.0]],"le":1793.0,'
+    b'"x":"unsubscribed"},{"c":"a:","c":"e:","c":"u:","v":1,"em":".com","ti":"Manager","nm":"'
+    b'{"top":[{"c":"u:","v":1,"em":"@","ti":"","nm":"","p":"user","f":0.0,"r":{"'
+)
+_DICTIONARIES = {zlib.adler32(_BODY_DICTIONARY_1): _BODY_DICTIONARY_1}
+_WRITE_DICTIONARY = _BODY_DICTIONARY_1
+
+
+def account_body_doc(account: Account) -> dict[str, Any]:
+    """ACCOUNT_BODY's JSON (a history step keeps it as its account's `top` and `tr`)."""
+    return {"top": [entry_doc(e) for e in account.entries], "tr": account.traits}
+
+
+def account_body_blob(account: Account) -> bytes:
+    """ACCOUNT_BODY as stored: its JSON (each entry without its empty parts: read back the same)
+    compressed with zlib and the dictionary. The entries repeat their keys and their contacts'
+    domain, which zlib keeps once."""
+    doc = {"top": [{key: value for key, value in entry_doc(e).items() if value is not None and value != []
+                    and value != {}} for e in account.entries],
+           "tr": account.traits}
+    packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=_WRITE_DICTIONARY)
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+    return packer.compress(text) + packer.flush()
+
+
+def _unpacked_body(blob: bytes) -> bytes:
+    """A body's JSON bytes; ValueError (what the readers of a corrupt item expect) naming the problem."""
+    try:
+        if len(blob) >= 6 and blob[1] & 0x20:  # FDICT: a preset dictionary, its Adler-32 follows
+            dictionary = _DICTIONARIES.get(int.from_bytes(blob[2:6], "big"))
+            if dictionary is None:
+                raise ValueError(f"account body `{ACCOUNT_BODY}` names an unknown zlib dictionary")
+            unpacker = zlib.decompressobj(15, zdict=dictionary)
+            text = unpacker.decompress(blob) + unpacker.flush()
+            if not unpacker.eof:
+                raise ValueError(f"account body `{ACCOUNT_BODY}` is truncated")
+            return text
+        return zlib.decompress(blob)
+    except zlib.error as error:
+        raise ValueError(f"account body `{ACCOUNT_BODY}` does not decompress: {error}") from error
+
+
+def account_body(item: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """An account item's entries (their JSON docs) and traits, in either stored form: the
+    compressed body (bytes; a Lambda stream event carries a Binary as base64 text, which
+    Powertools leaves as text), or the two JSON texts `top` and `tr` written before it (a
+    JSON text of entries starts with `[`, which base64 never holds)."""
+    stored = item.get(ACCOUNT_BODY)
+    if isinstance(stored, str) and stored and not stored.startswith("["):
+        stored = base64.b64decode(stored, validate=True)
+    if isinstance(stored, bytes | bytearray):
+        doc = json.loads(_unpacked_body(bytes(stored)).decode("utf-8", "surrogatepass"))
+        if not isinstance(doc, dict) or not isinstance(doc.get("top", []), list) \
+                or not isinstance(doc.get("tr", {}), dict):
+            raise ValueError(f"account body `{ACCOUNT_BODY}` is not {{\"top\": [...], \"tr\": {{...}}}}")
+        return list(doc.get("top") or []), dict(doc.get("tr") or {})
+    return json.loads(stored or "[]"), json.loads(item.get(_OLD_TRAITS) or "{}")
+
+
+def account_item(account: Account, *, body: Any = None) -> Item:
+    """The account's item; `body` in place of ACCOUNT_BODY's blob (a history step keeps it as JSON)."""
     item: Item = {
         **account.extra,
         "pk": account_pk(account.id),
@@ -577,8 +675,7 @@ def account_item(account: Account) -> Item:
         "k": "A",
         "id": account.id,
         "first": account.first_seen,
-        "top": json.dumps([entry_doc(e) for e in account.entries], separators=(",", ":")),
-        "tr": json.dumps(account.traits, separators=(",", ":"), default=str),
+        ACCOUNT_BODY: body if body is not None else account_body_blob(account),
         "name": account.name,
         "domain": account.domain,
         "thr": account.threshold,
@@ -620,11 +717,12 @@ def account_from_item(item: Mapping[str, Any], *, summary: bool = False) -> Acco
     """An account from its item; `summary` leaves its entries and traits out (what a state
     change says of it), so even a corrupt image yields its scores and state."""
     known = _ACCOUNT_KNOWN
+    entries, traits = ([], {}) if summary else account_body(item)
     return Account(
         id=item.get("id") or account_id_of(item.get("pk", "")),
         version=int(item["ver"]) if item.get("ver") is not None else None,
-        entries=[] if summary else [entry_from_doc(e) for e in json.loads(item.get("top") or "[]")],
-        traits={} if summary else json.loads(item.get("tr") or "{}"),
+        entries=[entry_from_doc(e) for e in entries],
+        traits=traits,
         name=item.get("name"),
         domain=item.get("domain"),
         threshold=item.get("thr"),
@@ -1107,10 +1205,9 @@ def history_items(account_id: str, steps: Sequence[tuple[Account, list[dict[str,
                           "ttl": int(now.timestamp()) + retention_days * 86400})
 
     for account, causes in steps:
-        image = {name: value for name, value in account_item(account).items() if name not in _NOT_IN_STEP}
-        for name in _JSON_IN_STEP:  # kept as JSON, not as a JSON text inside JSON (no escaped quotes)
-            if isinstance(image.get(name), str):
-                image[name] = json.loads(image[name])
+        # entries and traits kept as JSON (`top`, `tr`), not compressed inside compressed JSON
+        image = {name: value for name, value in account_item(account, body=[]).items() if name not in _NOT_IN_STEP}
+        image.update(account_body_doc(account))
         doc = json.dumps({"a": image, "cz": causes}, separators=(",", ":"), default=str)
         if docs and size + len(doc) > HISTORY_ITEM_BYTES:
             close()
