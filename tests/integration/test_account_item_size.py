@@ -25,11 +25,12 @@ def _old_form(item: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_the_bench_typical_account_is_one_write_unit_and_round_trips_exactly() -> None:
+    from leadscore.adapters import items
+    from leadscore.adapters.table import marshal, unmarshal
+
     from bench.meter import item_size
     from bench.pipeline import Population, run_pipeline
     from bench.stack import metered_stack
-    from leadscore.adapters import items
-    from leadscore.adapters.table import marshal, unmarshal
 
     # the bench's cost run at a tenth of its size: the same accounts (10 contacts each, every
     # phase: seeded, singles, batches, batches with locality, both front doors)
