@@ -19,8 +19,8 @@ stack), and:
   on the held-out quarter within it give or take 2.5 standard errors of a proportion over the
   held-out accounts at or above it;
 - the accounts SDR-ready on fit alone are exactly the planted good-fit ones (with a threshold
-  their fit reaches); a contact's event or title after its close does not count (a group call
-  after the close does, for now: the xfail test).
+  their fit reaches); a contact's event or title after its close does not count, nor a group
+  call that changes the company's industry after its close.
 
 The last test replays a small planted set through the local stack (the collection API, the
 stream, the aggregation) and checks the fast path gives the same calibration.
@@ -178,9 +178,6 @@ def test_a_contact_whose_profile_changes_after_its_close_counts_as_it_was(config
     assert _fired(_calibrate(table_items(late, config), late, config)) == _planted_fired(late)
 
 
-@pytest.mark.xfail(strict=True, reason="calibration reads an account's firmographics as stored now, not as they "
-                                       "stood at its close: a group call after the close makes account fit rules "
-                                       "fire (services/calibrate.py account_at_close takes the stored traits)")
 def test_an_account_whose_firmographics_change_after_its_close_counts_as_it_was(config: Config) -> None:
     """Half the closed accounts get, after their close, a group call with the industry of a
     planted account fit rule that had not fired: it must not count."""

@@ -19,7 +19,8 @@ map, each step a Lambda call). Every step takes and returns JSON; in between, na
    Query; the scan writes each shard's ids with a contact and with events,
    `<run>/keys/<shard>/<segment>`, so what is not there is not asked for). Writes the shard's
    partial: each side's contact scores, rule totals and account entries (preview), or each
-   closed account's entries and fired rules as of its close (calibration).
+   closed account's entries, fired rules and the firmographics each person had given it as of
+   its close, with its stored traits (calibration).
 4. `reduce(store, job)`: the partials merged into the report, exactly as the one-process
    preview / calibration shapes it; also written as `<run>/report.json`.
 
@@ -61,9 +62,9 @@ if TYPE_CHECKING:
     from leadscore.services.calibrate import Outcome
 
 KINDS = ("preview", "calibrate")
-#: Scan page size in items (None: DynamoDB's own, a page of up to 1 MB).
 #: The longest window a preview replays (days): past it, every retained event.
 MAX_DAYS = 3650
+#: Scan page size in items (None: DynamoDB's own, a page of up to 1 MB).
 PAGE_SIZE: int | None = None
 _WIDTH = 5  # digits of the shard and segment numbers in blob names (names sort as numbers)
 
@@ -195,9 +196,9 @@ def new_job(kind: str, *, segments: int, shards: int | None = None, as_of: datet
         job["current"] = dict(current)
     if kind == "preview":
         job["candidate"] = {"scoring": candidate_scoring, "routing": candidate_routing}
-    elif kind == "calibrate":
         if days is not None:
             job["days"] = days
+    elif kind == "calibrate":
         job["outcomes"] = [_outcome_doc(o) for o in outcomes]
         job["target"] = [float(target[0]), float(target[1])]
     check_job(job)
@@ -228,10 +229,10 @@ def check_job(job: Mapping[str, Any]) -> None:
         candidate = job.get("candidate")
         need(isinstance(candidate, Mapping) and isinstance(candidate.get("scoring"), str), "candidate.scoring",
              "the candidate scoring.yaml's text")
-    else:
         days = job.get("days")
         need(days is None or (isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= MAX_DAYS),
              "days", f"a whole number of days from 1 to {MAX_DAYS}, or none for every retained event")
+    else:
         need(isinstance(job.get("outcomes"), list), "outcomes", "a list of {accountId, outcome, closedAt}")
         target = job.get("target")
         need(isinstance(target, list) and len(target) == 2 and all(isinstance(t, int | float) for t in target)
@@ -643,11 +644,13 @@ def replay_shard(table: Table | None, store: ShardStore, job: Mapping[str, Any],
             account = rows.setdefault(contact.account, {})
             for outcome in by_account.get(contact.account, []):
                 assert outcome.closed_at is not None
-                row = account.setdefault(outcome.closed_at.isoformat(), {"entries": [], "fired": []})
-                entry, fired = contact_at_close(current, person, outcome.closed_at)
-                if entry is not None:
-                    row["entries"].append(entry_doc(entry))
-                    row["fired"] = sorted(set(row["fired"]) | fired)
+                row = account.setdefault(outcome.closed_at.isoformat(), {"entries": [], "fired": [], "said": []})
+                at_close = contact_at_close(current, person, outcome.closed_at, contact.account)
+                if at_close.entry is not None:
+                    row["entries"].append(entry_doc(at_close.entry))
+                    row["fired"] = sorted(set(row["fired"]) | at_close.fired)
+                # the firmographics it had given the account by then (the reduce merges every shard's)
+                row["said"].append(at_close.said.doc())
         partial = {"persons": persons, "events": events, "rows": rows,
                    "traits": {account_id: snapshot.accounts[account_id].traits
                               for account_id in by_account if account_id in snapshot.accounts}}
@@ -697,13 +700,15 @@ def reduce(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
                                     (partial["rulePoints"][0], partial["rulePoints"][1]),
                                     (members[0], members[1])))
         report = value_accounts(replayed, traits, current, candidate, now, routing).report()
-    else:
-        from leadscore.services.calibrate import (  # cold start: a calibration's reduce
-            account_at_close,
         days = job.get("days")
         report["window"] = {"days": days, "since": (now - timedelta(days=days)).isoformat() if days else None}
+    else:
+        from leadscore.services.calibrate import (  # cold start: a calibration's reduce
+            SaidTraits,
+            account_at_close,
             calibration_report,
             closed,
+            traits_at_close,
         )
 
         rows: dict[str, dict[str, dict[str, Any]]] = {}
@@ -714,17 +719,20 @@ def reduce(store: ShardStore, job: Mapping[str, Any]) -> dict[str, Any]:
             for account_id, by_close in partial["rows"].items():
                 mine = rows.setdefault(account_id, {})
                 for closed_at, row in by_close.items():
-                    merged = mine.setdefault(closed_at, {"entries": [], "fired": set()})
+                    merged = mine.setdefault(closed_at, {"entries": [], "fired": set(), "said": []})
                     merged["entries"] += row["entries"]
                     merged["fired"] |= set(row["fired"])
+                    merged["said"] += [SaidTraits.from_doc(doc) for doc in row.get("said") or []]
         found, unknown = [], []
         for outcome in closed(_job_outcomes(store, job)):
             if outcome.account_id not in rows:
                 unknown.append(outcome.account_id)
                 continue
             assert outcome.closed_at is not None
-            row = rows[outcome.account_id].get(outcome.closed_at.isoformat(), {"entries": [], "fired": set()})
-            found.append(account_at_close(current, outcome.account_id, traits.get(outcome.account_id) or {},
+            row = rows[outcome.account_id].get(outcome.closed_at.isoformat(),
+                                               {"entries": [], "fired": set(), "said": []})
+            at_close = traits_at_close(traits.get(outcome.account_id) or {}, row["said"])
+            found.append(account_at_close(current, outcome.account_id, at_close,
                                           [entry_from_doc(e) for e in row["entries"]], row["fired"], outcome))
         target = job["target"]
         try:

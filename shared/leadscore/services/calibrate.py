@@ -3,7 +3,9 @@
 Outcomes (closed-won, closed-lost, open, per account, with the close date) come from a CSV
 or JSON Lines file (`parse_outcomes`: a bad row is refused naming its line and field). Each
 closed account is rebuilt as it stood before its outcome (its contacts' events received by
-the close date only, no leakage from later events: rebuild.replay), and for every rule:
+the close date only, no leakage from later events: rebuild.replay; its firmographics as
+those events had set them, `traits_at_close`: a group call after the close does not count),
+and for every rule:
 how many closed accounts it fired on, the close rate with and without it (each with a 95%
 Wilson interval), and the lift in percentage points. Too little data overall is said first
 (Salesforce's predictive scoring asks for 1,000 accounts and 120 wins), and a rule with too
@@ -20,16 +22,16 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact
+from leadscore.domain.ledgers import ContactEntry, ContactState
+from leadscore.domain.records import Account, Contact, StoredEvent
+from leadscore.engine.accounts import account_card, effective_traits, entry_from_contact, traits_from_contact
 from leadscore.engine.rules import score
 from leadscore.services.capacity import BAD_FIT_SHARE, bad_fit_share, most_account_fit, threshold_against_team
-from leadscore.services.rebuild import Person, replay, root_contact
+from leadscore.services.rebuild import MAX_PERSON_KEYS, Person, ScratchContacts, replay, root_contact
 
 if TYPE_CHECKING:
-    from leadscore.domain.ledgers import ContactEntry
-    from leadscore.domain.records import Account
     from leadscore.rulesfiles.loading import Config
     from leadscore.rulesfiles.routing import RoutingConfig
 
@@ -238,21 +240,123 @@ class CalibrationRow:
     closed_at: datetime
 
 
-def contact_at_close(config: Config, person: Person, closed_at: datetime) -> tuple[ContactEntry | None, set[str]]:
+@dataclass(frozen=True)
+class SaidTraits:
+    """The firmographics one person had given an account by its close, as the live
+    aggregation merges them (engine/accounts.py `apply_memberships`): after each of its
+    events, the contact's company traits (its profile) and group traits (its last group
+    call) merged over what it had said before; `at`, when its last such change came (the
+    epoch; 0: none by then). `later_company` / `later_group`: the keys its events after the
+    close set, which the account's stored traits may hold from then (not to be counted)."""
+
+    person: str
+    at: float = 0.0
+    company: Mapping[str, Any] = field(default_factory=dict)
+    group: Mapping[str, Any] = field(default_factory=dict)
+    later_company: frozenset[str] = frozenset()
+    later_group: frozenset[str] = frozenset()
+
+    def doc(self) -> dict[str, Any]:
+        """As JSON (a shard's partial carries it to the reduce)."""
+        return {"person": self.person, "at": self.at, "company": dict(self.company), "group": dict(self.group),
+                "laterCompany": sorted(self.later_company), "laterGroup": sorted(self.later_group)}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> SaidTraits:
+        return cls(str(doc["person"]), float(doc["at"]), dict(doc["company"]), dict(doc["group"]),
+                   frozenset(doc["laterCompany"]), frozenset(doc["laterGroup"]))
+
+
+class AtClose(NamedTuple):
+    """A person as it stood at an account's close: its account entry then (None: no events by
+    then), the rules that gave it points, and the firmographics it had given the account."""
+
+    entry: ContactEntry | None
+    fired: set[str]
+    said: SaidTraits
+
+
+def _landed(scratch: ScratchContacts, key: str) -> Contact | None:
+    """The contact an event of `key` changed: its own, or the one it is merged into."""
+    contact = scratch.contacts.get(key)
+    for _ in range(MAX_PERSON_KEYS):
+        if contact is None or not contact.merged_into:
+            break
+        contact = scratch.contacts.get(contact.merged_into)
+    return contact
+
+
+def _later_keys(events: Iterable[tuple[str, StoredEvent]], account: str | None) -> tuple[set[str], set[str]]:
+    """The company and group trait keys that events (those after a close) set: a group call's
+    traits (one naming `account`, when given), an identify's company traits."""
+    company: set[str] = set()
+    group: set[str] = set()
+    for key, stored in events:
+        event = stored.event
+        if event.type == "group" and event.traits and (account is None or event.account_hint == account):
+            group.update(event.traits)
+        elif event.type == "identify" and event.traits:
+            said, _ = traits_from_contact(Contact(key=key, state=ContactState(traits=dict(event.traits))))
+            company.update(said)
+    return company, group
+
+
+def contact_at_close(config: Config, person: Person, closed_at: datetime, account: str | None = None) -> AtClose:
     """A person rebuilt from the events received by `closed_at` only: their account entry
-    then and the rules that gave them points (None, empty: no events by then)."""
-    contact = root_contact(person, replay(config, person, until=closed_at))
+    then, the rules that gave them points, and the firmographics they had given `account`
+    by then (with no account given: whichever account the contact was in)."""
+    company: dict[str, Any] = {}
+    group: dict[str, Any] = {}
+    last = 0.0
+    replayed = 0
+
+    def said(key: str, stored: StoredEvent, scratch: ScratchContacts) -> None:
+        # the aggregation merges a contact's traits into its account on each change: the same here
+        nonlocal last, replayed
+        replayed += 1
+        contact = _landed(scratch, key)
+        if contact is None or not contact.account or (account is not None and contact.account != account):
+            return
+        profile, called = traits_from_contact(contact)
+        company.update(profile)
+        group.update(called)
+        last = stored.event.received_at.timestamp()
+
+    contact = root_contact(person, replay(config, person, until=closed_at, after_each=said))
+    later_company, later_group = _later_keys(person.events[replayed:], account)
+    traits = SaidTraits(person.root, last, company, group, frozenset(later_company), frozenset(later_group))
     if contact is None:
-        return None, set()
+        return AtClose(None, set(), traits)
     card = score(config.scoring, contact.engine_state, closed_at)
-    return (entry_from_contact(config.scoring, contact, closed_at),
-            {hit.rule for hit in card.breakdown if hit.points})
+    return AtClose(entry_from_contact(config.scoring, contact, closed_at),
+                   {hit.rule for hit in card.breakdown if hit.points}, traits)
+
+
+def traits_at_close(stored: Mapping[str, Any], said: Iterable[SaidTraits]) -> dict[str, Any]:
+    """An account's traits at its close, in the stored shape ({"company", "group"}): what its
+    persons had said by then, merged in the order they said it (the last change wins a key, as
+    in the aggregation), over the stored traits that no retained event of theirs explains (set
+    by events past the retention, by a contact erased or gone to another account: the best
+    known). A stored key that only events after the close set is left out."""
+    ordered = sorted(said, key=lambda s: (s.at, s.person))
+    traits = dict(stored)
+    for section in ("company", "group"):
+        explained: set[str] = set()
+        for person in ordered:
+            explained |= set(person.company if section == "company" else person.group)
+            explained |= person.later_company if section == "company" else person.later_group
+        merged = {k: v for k, v in (stored.get(section) or {}).items() if k not in explained}
+        for person in ordered:
+            merged.update(person.company if section == "company" else person.group)
+        if merged or section in stored:
+            traits[section] = merged
+    return traits
 
 
 def account_at_close(config: Config, account_id: str, traits: Mapping[str, Any], entries: Iterable[ContactEntry],
                      fired: Iterable[str], outcome: Outcome) -> CalibrationRow:
-    """The account valued at its close from its contacts' entries then (its stored traits:
-    group calls and profiles do not depend on the rules)."""
+    """The account valued at its close from its contacts' entries then and its traits then
+    (`traits_at_close`)."""
     assert outcome.closed_at is not None
     valued = account_card(config.scoring, effective_traits(traits), entries, outcome.closed_at)
     fired_all = set(fired) | {line["rule"] for line in valued.breakdown
@@ -282,14 +386,16 @@ def calibrate(persons_by_account: Mapping[str, list[Person]], accounts: Mapping[
         assert outcome.closed_at is not None
         fired: set[str] = set()
         entries = []
+        said = []
         for person in persons:
-            entry, hits = contact_at_close(config, person, outcome.closed_at)
-            if entry is not None:
-                entries.append(entry)
-                fired |= hits
+            at_close = contact_at_close(config, person, outcome.closed_at, outcome.account_id)
+            if at_close.entry is not None:
+                entries.append(at_close.entry)
+                fired |= at_close.fired
+            said.append(at_close.said)
         stored = accounts.get(outcome.account_id)
-        rows.append(account_at_close(config, outcome.account_id, stored.traits if stored is not None else {},
-                                     entries, fired, outcome))
+        traits = traits_at_close(stored.traits if stored is not None else {}, said)
+        rows.append(account_at_close(config, outcome.account_id, traits, entries, fired, outcome))
     return calibration_report(rows, config, target, unknown=unknown)
 
 
