@@ -67,6 +67,7 @@ class TestItem2:
 class TestItem13:
     def test_item13_a_corrupt_account_on_the_index_is_parked_and_the_pass_goes_on(
             self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        from leadscore.adapters import items
         from leadscore.adapters.storage import marshal
 
         # Given three accounts routed, and the oldest one's item corrupt (its traits unreadable)
@@ -78,13 +79,14 @@ class TestItem13:
         assert len(routed_messages(pipeline)) == 3
         pipeline.stack.client("dynamodb").update_item(
             TableName=pipeline.stack.name_of("Table"), Key=marshal({"pk": "A#first.io", "sk": "P"}),
-            UpdateExpression="SET tr = :bad", ExpressionAttributeValues=marshal({":bad": "{not json"}))
+            UpdateExpression="SET #body = :bad", ExpressionAttributeNames={"#body": items.ACCOUNT_BODY},
+            ExpressionAttributeValues=marshal({":bad": b"x\x9cnot deflate"}))  # entries and traits, compressed
         # When their SLAs run out, the pass re-routes the two others and parks the corrupt one
         pipeline.advance(hours=49)
         with caplog.at_level(logging.ERROR):
             result = pipeline.stack.run_schedule("RoutingPassFunction", pipeline.now)
         assert (result["due"], result["rerouted"], result["failed"]) == (3, 2, 1)
-        assert any("first.io" in r.getMessage() and "JSONDecodeError" in r.getMessage() for r in caplog.records)
+        assert any("first.io" in r.getMessage() and "does not decompress" in r.getMessage() for r in caplog.records)
         pipeline.settle()
         assert sorted(m["body"]["accountId"] for m in routed_messages(pipeline)) == ["second.io", "third.io"]
         # parked an hour: the next runs go on without it, then it is tried again
