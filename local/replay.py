@@ -306,6 +306,16 @@ def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str
     return shaped
 
 
+def _lambda_json(value: Any) -> Any:
+    """A value JSON has no form for, as Lambda's event JSON holds it: a Binary (an account's
+    compressed body in a stream image) as base64 text, the rest as text."""
+    if isinstance(value, bytes | bytearray):
+        import base64  # cold start: a replay to the deployed functions only
+
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
 def _invoke(stack: Stack, logical_id: str, payload: Any, via: str, config_dir: str | None) -> Any:
     """Run the function on `payload`, synchronously: the deployed one (`lambda`) or its handler
     from this repository in this process (`local`). Raises ReplayError when it fails."""
@@ -316,7 +326,7 @@ def _invoke(stack: Stack, logical_id: str, payload: Any, via: str, config_dir: s
             raise ReplayError(f"{logical_id} failed: {error!r}") from error
     answer = stack.client("lambda").invoke(FunctionName=stack.function_name(logical_id),
                                            InvocationType="RequestResponse",
-                                           Payload=json.dumps(payload, default=str).encode())
+                                           Payload=json.dumps(payload, default=_lambda_json).encode())
     result = json.loads(answer["Payload"].read() or b"null")
     if answer.get("FunctionError"):
         raise ReplayError(f"{logical_id} failed: {json.dumps(result)[:500]}")

@@ -232,3 +232,19 @@ def test_a_history_step_keeps_entries_and_traits_as_json_and_reads_back() -> Non
     assert step["a"]["tr"] == account.traits
     ((read, causes),) = items.history_steps(item)
     assert read.entries == account.entries and read.traits == account.traits and causes == [{"c": "score"}]
+
+
+def test_a_replay_to_the_deployed_functions_sends_the_body_as_lambda_does() -> None:
+    """`make replay` to the deployed functions sends its records as JSON: a Binary as base64
+    text, as Lambda would (text of its bytes' repr would be a poison record)."""
+    from local.replay import _lambda_json
+
+    account = full_account()
+    after, before = items.account_item(account), old_item(account)
+    record = {"eventName": "MODIFY", "dynamodb": {"Keys": marshal(items.key_item(after["pk"], after["sk"])),
+                                                  "NewImage": marshal(after), "OldImage": marshal(before),
+                                                  "SequenceNumber": "5"}}
+    sent = json.loads(json.dumps({"Records": [record]}, default=_lambda_json))
+    (change,), unparsed = parse_batch(sent["Records"])
+    assert unparsed == [] and isinstance(change, AccountChanged) and change.old_in_full is not None
+    assert change.new(True) == account and change.old_in_full() == account
