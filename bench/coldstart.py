@@ -20,6 +20,7 @@ The first invocation (init + config + handle) is held to PRODUCT's 1.5x of the f
 from __future__ import annotations
 
 import argparse
+import base64
 import compileall
 import functools
 import json
@@ -261,7 +262,10 @@ def _account_world() -> dict[str, Any]:
                               "address": {"country": "US", "state": "NY"}})
     item = account_item(account)
     pk, sk = table_key(item)
-    return {f"{pk}|{sk}": marshal(item)}
+    # as DynamoDB's JSON wire format holds it: a Binary (its compressed entries and traits) in base64
+    wire = {name: {"B": base64.b64encode(value["B"]).decode("ascii")} if "B" in value else value
+            for name, value in marshal(item).items()}
+    return {f"{pk}|{sk}": wire}
 
 
 def _erased_world() -> dict[str, Any]:
