@@ -21,33 +21,9 @@ from local import calibrate, preview
 from local.statemachine import StatesError, run_on_stack, stack_invoker
 from tests.integration.conftest import Pipeline
 from tests.integration.test_calibrate import _outcomes
+from tests.integration.test_preview import _journeys
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-#: account -> its one contact's events (a VP at a 200-person US software company)
-JOURNEYS = {
-    "below.io": ["Demo Link Clicked", "Webinar Attended"],
-    "crosses.io": ["Demo Link Clicked", "Webinar Attended", "Case Study Downloaded"],
-    "ready.io": ["Demo Link Clicked", "Demo Requested"],
-    "untouched.io": ["Webinar Attended", "Case Study Downloaded"],
-}
-
-
-def _journeys(pipeline: Pipeline) -> None:
-    for n, (domain, events) in enumerate(JOURNEYS.items()):
-        user = f"u-{domain}"
-        company = {"name": domain, "website": f"https://{domain}", "industry": "Software", "employees": 200,
-                   "address": {"country": "US"}}
-        batch = [{"type": "identify", "userId": user, "traits": {"email": f"vp@{domain}", "title": "VP Sales"}},
-                 {"type": "group", "userId": user, "groupId": domain, "traits": company}]
-        batch += [{"type": "track", "userId": user, "event": event} for event in events]
-        stamped = [{**m, "timestamp": pipeline.now.isoformat(), "messageId": f"{user}-{i}"}
-                   for i, m in enumerate(batch)]
-        response = pipeline.http("POST", "/v1/batch", body={"batch": stamped}, basic_user="wk_demo_website")
-        assert response["statusCode"] == 200, response
-        pipeline.settle()
-        pipeline.advance(minutes=10 + n)
-
-
 def _candidate(tmp_path: Path) -> Path:
     """scoring.yaml with the demo link click worth 40 points instead of 25."""
     scoring = tmp_path / "scoring.yaml"

@@ -57,6 +57,22 @@ def _journeys(pipeline: Pipeline, journeys: dict[str, list[str]] | None = None) 
         pipeline.advance(minutes=10 + n)
 
 
+def _fresh_stack(pipeline: Pipeline, rules: Path, monkeypatch: pytest.MonkeyPatch,
+                 journeys: dict[str, list[str]]) -> Pipeline:
+    """The same journeys, at the same moments, on a fresh stack whose functions score with the
+    rules folder `rules`: what a preview of those rules must name."""
+    from leadscore.adapters import runtime
+
+    runtime.reset()
+    fresh = TemplateStack.create(stack_name="candidate", session=pipeline.stack.session)
+    for spec in fresh.functions.values():
+        spec.environment["LEADSCORE_CONFIG_DIR"] = str(rules)
+    replayed = Pipeline(fresh, monkeypatch)
+    replayed.set_clock(START)
+    _journeys(replayed, journeys)
+    return replayed
+
+
 def _report(capsys: pytest.CaptureFixture[str], rules: Path) -> dict[str, Any]:
     capsys.readouterr()  # what the functions printed before (their logs and metrics)
     assert preview.main(["--rules", str(rules), "--json"]) == 0
@@ -66,7 +82,6 @@ def _report(capsys: pytest.CaptureFixture[str], rules: Path) -> dict[str, Any]:
 def test_a_preview_names_the_accounts_a_full_replay_under_the_new_rules_puts_over_the_line(
         pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from leadscore.adapters import runtime
 
     _journeys(pipeline)
     rules = _candidate(tmp_path)
@@ -78,13 +93,7 @@ def test_a_preview_names_the_accounts_a_full_replay_under_the_new_rules_puts_ove
         {d: s for d, s in current.items() if d in {row["id"] for row in report["accountsMovingMost"]}}
 
     # the same events, the same moments, on a fresh stack under the candidate rules
-    runtime.reset()
-    fresh = TemplateStack.create(stack_name="candidate", session=pipeline.stack.session)
-    for spec in fresh.functions.values():
-        spec.environment["LEADSCORE_CONFIG_DIR"] = str(rules)
-    replayed = Pipeline(fresh, monkeypatch)
-    replayed.set_clock(START)
-    _journeys(replayed)
+    replayed = _fresh_stack(pipeline, rules, monkeypatch, JOURNEYS)
     truth = {d: replayed.account(d) for d in JOURNEYS}
     over_the_line = {d for d, a in truth.items() if a["score"] >= a["threshold"]}
     assert over_the_line == {"crosses.io", "ready.io"}  # the journeys do what they say
@@ -130,7 +139,6 @@ def test_a_new_rule_is_previewed_on_the_events_it_would_have_matched(
     other events (here a new one, on an event no live rule scores) is matched again in the
     replay, as collection under the candidate would have matched it: the preview names what a
     fresh stack under the candidate says."""
-    from leadscore.adapters import runtime
 
     rules = _candidate(tmp_path, points=25)  # the demo link as it is
     scoring = rules / "scoring.yaml"
@@ -144,14 +152,7 @@ def test_a_new_rule_is_previewed_on_the_events_it_would_have_matched(
     assert pipeline.account("trial.io")["score"] < 100  # no live rule scores a trial
     report = _report(capsys, scoring)
 
-    runtime.reset()
-    fresh = TemplateStack.create(stack_name="candidate", session=pipeline.stack.session)
-    for spec in fresh.functions.values():
-        spec.environment["LEADSCORE_CONFIG_DIR"] = str(rules)
-    replayed = Pipeline(fresh, monkeypatch)
-    replayed.set_clock(START)
-    _journeys(replayed, journeys)
-    truth = replayed.account("trial.io")
+    truth = _fresh_stack(pipeline, rules, monkeypatch, journeys).account("trial.io")
     assert truth["score"] >= truth["threshold"]
     assert report["newlySdrReady"] == ["trial.io"]
     moved = {row["id"]: row for row in report["accountsMovingMost"] if row["change"]}
