@@ -650,11 +650,14 @@ def _unpacked_body(blob: bytes) -> bytes:
 
 
 def account_body(item: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """An account item's entries (their JSON docs) and traits, in either stored form: the
-    compressed body (bytes; a Lambda stream event carries a Binary as base64 text, which
-    Powertools leaves as text), or the two JSON texts `top` and `tr` written before it (a
-    JSON text of entries starts with `[`, which base64 never holds)."""
+    """An account item's entries (their JSON docs) and traits, in any stored form: a history
+    step's JSON values, the compressed body (bytes; a Lambda stream event carries a Binary as
+    base64 text, which Powertools leaves as text), or the two JSON texts `top` and `tr` written
+    before it (a JSON text of entries starts with `[`, which base64 never holds)."""
     stored = item.get(ACCOUNT_BODY)
+    if isinstance(stored, list):  # a history step's account: its entries and traits as JSON values
+        traits = item.get(_OLD_TRAITS)
+        return list(stored), dict(traits) if isinstance(traits, Mapping) else json.loads(traits or "{}")
     if isinstance(stored, str) and stored and not stored.startswith("["):
         stored = base64.b64decode(stored, validate=True)
     if isinstance(stored, bytes | bytearray):
@@ -1159,8 +1162,6 @@ HISTORY_STEP_KEYS = ("a", "cz")
 #: Attributes of the account item a step leaves out: the indexes' keys (a history item must not
 #: show up in the DueIndex or the OwnerIndex) and what the item's key says.
 _NOT_IN_STEP = ("pk", "sk", "k", DUE_PK, DUE_AT, OWNER)
-#: Attributes of the account item that hold JSON text: a step keeps them as JSON.
-_JSON_IN_STEP = ("top", "tr")
 ITEM_KINDS["history"] = ("A#<accountId>", "H#<iso time of its first step>#<version, 10 digits>",
                          "yes, inside `hs`: each step's account as written (its `top` entries: contact keys, "
                          "emails, titles, names), and the contact ids its causes name; TTL ttl")
@@ -1226,9 +1227,6 @@ def history_steps(item: Mapping[str, Any]) -> list[tuple[Account, list[dict[str,
     steps = []
     for doc in steps_of(item):
         image = {**doc.get("a", {}), "pk": account_pk(account_id), "sk": PROFILE}
-        for name in _JSON_IN_STEP:
-            if image.get(name) is not None and not isinstance(image[name], str):
-                image[name] = json.dumps(image[name], separators=(",", ":"))
         steps.append((account_from_item(image), list(doc.get("cz") or [])))
     return steps
 
