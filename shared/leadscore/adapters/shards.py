@@ -509,7 +509,8 @@ class ShardView:
         raise VersionConflict("a shard is read-only")
 
 
-def shard_view(table: Table | None, store: ShardStore, job: Mapping[str, Any], shard: int) -> ShardView:
+def shard_view(table: Table | None, store: ShardStore, job: Mapping[str, Any], shard: int,
+               observe: Callable[[dict[str, Any]], None] | None = None) -> ShardView:
     check_job(job)
     if not (isinstance(shard, int) and 0 <= shard < job["shards"]):
         raise ValueError(f"shard: {shard!r} is not one of 0..{job['shards'] - 1}")
@@ -526,7 +527,16 @@ def shard_view(table: Table | None, store: ShardStore, job: Mapping[str, Any], s
             events.update(found["events"])
         return contacts, events
 
-    return ShardView(TableSnapshot(shard_items(store, job, shard)), shard, job["shards"], table, ids_of)
+    found = shard_items(store, job, shard)
+    if observe is not None:  # another reader of the same items, in the same single pass
+        found = _observed(found, observe)
+    return ShardView(TableSnapshot(found), shard, job["shards"], table, ids_of)
+
+
+def _observed(found: Iterable[dict[str, Any]], observe: Callable[[dict[str, Any]], None]) -> Iterator[dict[str, Any]]:
+    for item in found:
+        observe(item)
+        yield item
 
 
 # ------------------------------------------------------------------- 2. outcomes (calibration)
@@ -609,7 +619,14 @@ def replay_shard(table: Table | None, store: ShardStore, job: Mapping[str, Any],
     `<run>/partials/<shard>`."""
     from leadscore.adapters.items import entry_doc  # cold start: only this step encodes entries
 
-    view = shard_view(table, store, job, shard)
+    highs = None
+    if job["kind"] == "calibrate":
+        # each account's record highs from its history items (its partition: this shard's), for
+        # the threshold against the team (services/capacity.py), read in the snapshot's pass
+        from leadscore.adapters.score_highs import ScoreHighs  # cold start: a calibration's step
+
+        highs = ScoreHighs()
+    view = shard_view(table, store, job, shard, observe=highs.add if highs is not None else None)
     view.prefetch()
     snapshot = view.snapshot
     now = datetime.fromisoformat(job["asOf"])
@@ -654,11 +671,8 @@ def replay_shard(table: Table | None, store: ShardStore, job: Mapping[str, Any],
         partial = {"persons": persons, "events": events, "rows": rows,
                    "traits": {account_id: snapshot.accounts[account_id].traits
                               for account_id in by_account if account_id in snapshot.accounts}}
-        # each account's record highs from its history items (its partition: this shard's), for
-        # the threshold against the team (services/capacity.py)
-        from leadscore.adapters.score_highs import account_highs  # cold start: a calibration's step
-
-        partial["highs"] = account_highs(shard_items(store, job, shard))
+        assert highs is not None
+        partial["highs"] = highs.result()
         counts = {"persons": persons, "events": events}
     _put_json(store, partial_name(job["run"], shard), partial)
     return {"shard": shard, **counts, "foreignReads": view.foreign_reads}
